@@ -1,0 +1,129 @@
+//! Protocol-neutral vocabulary shared by every rwsgi codec and the server core.
+//!
+//! A codec (HTTP/1.1, uwsgi, FastCGI) turns inbound bytes into [`Frame`]s: one
+//! [`Frame::Head`] per request, whose type implements [`RequestHead`] (the
+//! CGI/WSGI variables, the body framing, keep-alive), then the body as
+//! [`Frame::Data`] and [`Frame::End`]. It encodes the response through
+//! [`ServerCodec`] into an [`OutBuf`]. Codecs do no I/O and know nothing of
+//! Python; the core (`rwsgi-server`) drives them and the Python bridge
+//! (`rwsgi-python`) turns an [`Environ`] into a WSGI `environ` dict.
+//!
+//! Dependency direction: codecs → `rwsgi-proto` ← python ← server ← binary.
+
+mod conn;
+mod environ;
+mod error;
+mod outbuf;
+mod response;
+
+pub use conn::{ConnInfo, SocketAddress};
+pub use environ::{CgiVar, EnvKey, Environ, Scheme};
+pub use error::{Fault, ProtoError};
+pub use outbuf::OutBuf;
+pub use response::{ResponseHead, is_hop_by_hop};
+
+use bytes::Bytes;
+use tokio_util::codec::Decoder;
+
+/// Size limits every codec enforces before it allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request head in bytes (`buffer-size`): request line plus
+    /// headers for HTTP, the vars block for uwsgi, the PARAMS stream for FastCGI.
+    pub max_head: usize,
+    /// Most header fields (or vars, or params) in one request.
+    pub max_headers: usize,
+    /// Largest request body in bytes (`limit-post`); `None` = unlimited.
+    pub max_body: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_head: 65535, max_headers: 100, max_body: None }
+    }
+}
+
+/// How the request body is delimited on the wire, as the head announced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    /// No body at all.
+    Empty,
+    /// Exactly this many bytes follow.
+    Known(u64),
+    /// Delimited by the protocol (chunked, FastCGI STDIN stream): the length
+    /// is known only at the end.
+    Streamed,
+}
+
+/// One decoded unit of the inbound stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame<H> {
+    /// A complete request head. Body frames for this request follow.
+    Head(H),
+    /// A piece of the (decoded) request body.
+    Data(Bytes),
+    /// The body of the current request is complete; the next frame, if any,
+    /// is the next request's head.
+    End,
+}
+
+/// A parsed request head, seen through the eyes of a CGI gateway.
+pub trait RequestHead {
+    /// Appends this request's CGI variables (PEP 3333 "environ Variables") to
+    /// `env`, and sets its URL scheme. Values are the raw bytes; the Python
+    /// bridge decodes them as latin-1.
+    fn write_environ(&self, conn: &ConnInfo, env: &mut Environ);
+    /// How the body is delimited.
+    fn body_length(&self) -> BodyLength;
+    /// Whether the client asked for `100 Continue` before sending the body.
+    fn expects_continue(&self) -> bool;
+    /// A short description for log lines: method and target.
+    fn describe(&self) -> String;
+}
+
+/// A protocol's server side: a decoder of request frames plus an encoder of
+/// responses. One instance per connection; it carries the per-request state
+/// (method, version, chosen body framing) between the calls.
+///
+/// The core calls, per request: `decode` until `Head`, then optionally
+/// [`ServerCodec::encode_continue`], `decode` until `End` while the app reads,
+/// [`ServerCodec::encode_head`], [`ServerCodec::encode_data`]* and finally
+/// [`ServerCodec::encode_end`], whose answer says whether the connection
+/// may carry another request.
+pub trait ServerCodec:
+    Decoder<Item = Frame<Self::Head>, Error = ProtoError> + Send + 'static
+{
+    /// The request head this protocol yields.
+    type Head: RequestHead + Send + 'static;
+
+    /// Short protocol name for logs ("http", "uwsgi", "fastcgi").
+    const NAME: &'static str;
+
+    /// Writes an interim `100 Continue`, where the protocol has one.
+    fn encode_continue(&mut self, _out: &mut OutBuf) {}
+
+    /// Writes the response head and fixes the body framing for the response.
+    /// `date` is the current IMF-fixdate, for protocols that send `Date`.
+    fn encode_head(&mut self, head: &ResponseHead, date: &[u8], out: &mut OutBuf);
+
+    /// Writes one piece of response body, framed as [`Self::encode_head`] chose.
+    /// The core never passes more bytes than a declared `Content-Length`.
+    fn encode_data(&mut self, data: Bytes, out: &mut OutBuf);
+
+    /// Frames `len` bytes of body that the core will send itself (sendfile)
+    /// between `prefix` and `suffix`; `None` when the protocol cannot carry
+    /// unframed bytes and the core must fall back to [`Self::encode_data`].
+    fn raw_data_framing(&mut self, _len: u64) -> Option<(Bytes, Bytes)> {
+        None
+    }
+
+    /// Ends the response. `complete` is false when the body was cut short
+    /// (app error, a Content-Length the app did not honour). Returns whether
+    /// the connection may serve another request afterwards.
+    fn encode_end(&mut self, complete: bool, out: &mut OutBuf) -> bool;
+
+    /// Writes a complete error response for a request that failed before the
+    /// app saw it (the status comes from [`ProtoError::status`]). The
+    /// connection is closed afterwards.
+    fn encode_error(&mut self, status: u16, out: &mut OutBuf);
+}
