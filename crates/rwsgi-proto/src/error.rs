@@ -49,6 +49,9 @@ pub enum ProtoError {
     /// A different protocol arrived on this listener (HTTP on a uwsgi port).
     #[error("wrong protocol: {0}")]
     WrongProtocol(&'static str),
+    /// The peer took longer than `socket-timeout` to send what it started.
+    #[error("timed out waiting for the rest of the request")]
+    Timeout,
     /// The peer closed the connection in the middle of a message.
     #[error("connection closed in the middle of a request")]
     UnexpectedEof,
@@ -69,6 +72,7 @@ impl ProtoError {
             ProtoError::NotImplemented(_) => Some(501),
             ProtoError::VersionNotSupported => Some(505),
             ProtoError::ExpectationFailed => Some(417),
+            ProtoError::Timeout => Some(408),
             ProtoError::UnexpectedEof | ProtoError::Io(_) => None,
         }
     }
@@ -97,6 +101,7 @@ mod tests {
             (ProtoError::NotImplemented("x"), Some(501)),
             (ProtoError::VersionNotSupported, Some(505)),
             (ProtoError::ExpectationFailed, Some(417)),
+            (ProtoError::Timeout, Some(408)),
             (ProtoError::UnexpectedEof, None),
         ];
         for (err, status) in cases {

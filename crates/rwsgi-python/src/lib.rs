@@ -1,1 +1,24 @@
-//! placeholder
+//! The pyo3 bridge between rwsgi's core and a WSGI application (PEP 3333).
+//!
+//! It loads the app ([`load_app`]), and runs it on a pool of Python threads
+//! ([`PythonPool`]). The core hands each request over as a [`Job`] — the
+//! protocol-neutral [`rwsgi_proto::Environ`] plus the request body — and gets
+//! back an ordered stream of [`Event`]s: body reads, the response head, body
+//! pieces, a file to `sendfile`, the end. The GIL is held only while Python
+//! runs: a thread waiting for a job, for body bytes, or for room to send a
+//! response piece has detached from the interpreter.
+
+#![deny(unsafe_code)]
+
+mod environ;
+mod error;
+mod file_wrapper;
+mod input;
+mod loader;
+mod log_stream;
+mod pool;
+mod response;
+
+pub use error::BridgeError;
+pub use loader::{App, AppSpec, load_app};
+pub use pool::{BodyMsg, BodySource, Event, Job, PoolSettings, PythonPool};

@@ -1,1 +1,92 @@
-//! placeholder
+//! The tokio core of rwsgi: binds the sockets, accepts connections, and runs
+//! one generic connection loop for any [`rwsgi_proto::ServerCodec`], handing
+//! each request to the Python pool and writing what comes back.
+//!
+//! All socket I/O happens here, on one current-thread runtime per worker
+//! process; Python runs on the pool's own threads. Every read and write has
+//! a deadline, every buffer a limit.
+
+#![deny(unsafe_code)]
+
+mod conn;
+mod date;
+mod error;
+mod listener;
+mod serve;
+
+pub use error::ServerError;
+pub use listener::{BindAddr, Listener, bind};
+pub use serve::serve;
+
+use rwsgi_proto::Limits;
+use std::time::Duration;
+
+/// Which protocol a socket speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 (`http-socket`).
+    Http,
+}
+
+impl Protocol {
+    /// The option that declares a socket of this protocol.
+    pub const fn option(self) -> &'static str {
+        match self {
+            Protocol::Http => "http-socket",
+        }
+    }
+}
+
+/// One socket to serve: where, and which protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSpec {
+    /// The address to bind.
+    pub addr: BindAddr,
+    /// The protocol spoken on it.
+    pub protocol: Protocol,
+}
+
+/// Everything the core needs to know, already validated.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The sockets to bind, in order.
+    pub sockets: Vec<SocketSpec>,
+    /// Size limits (`buffer-size`, `limit-post`).
+    pub limits: Limits,
+    /// Deadline for each phase of a request: reading its head, each wait for
+    /// body bytes, each write (`socket-timeout`).
+    pub socket_timeout: Duration,
+    /// How long an idle keep-alive connection may wait for its next request
+    /// (`http-keepalive-timeout`); zero disables keep-alive.
+    pub keepalive_timeout: Duration,
+    /// Bodies up to this many bytes are read before the app is called, so a
+    /// slow client never holds a Python thread (`post-buffering`).
+    pub post_buffering: u64,
+    /// Permissions for unix sockets (`chmod-socket`).
+    pub chmod_socket: Option<u32>,
+    /// Remove unix socket files on exit (`vacuum`).
+    pub vacuum: bool,
+    /// Listen backlog (`listen`).
+    pub listen_backlog: u32,
+    /// Log one line per request (off with `disable-logging`).
+    pub log_requests: bool,
+    /// How long a graceful shutdown waits for requests in flight.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            sockets: Vec::new(),
+            limits: Limits::default(),
+            socket_timeout: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(75),
+            post_buffering: 1 << 20,
+            chmod_socket: None,
+            vacuum: false,
+            listen_backlog: 1024,
+            log_requests: true,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `wsgi.input`: the request body as a file-like object.
+
+use crate::pool::{BodyMsg, BodySource, Event};
+use crate::response::emit;
+use bytes::{Buf, Bytes};
+use pyo3::exceptions::PyOSError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+/// `wsgi.input`. Reads never go past the end of the body: at the end they
+/// return `b''`, and a body that cannot be completed raises `OSError`.
+#[pyclass(module = "rwsgi")]
+#[derive(Debug)]
+pub(crate) struct InputStream {
+    buf: Bytes,
+    eof: bool,
+    pipe: Option<Pipe>,
+}
+
+#[derive(Debug)]
+struct Pipe {
+    events: flume::Sender<Event>,
+    replies: flume::Receiver<BodyMsg>,
+}
+
+impl InputStream {
+    pub(crate) fn new(body: BodySource, events: &flume::Sender<Event>) -> Self {
+        match body {
+            BodySource::Buffered(buf) => InputStream { buf, eof: true, pipe: None },
+            BodySource::Streamed(replies) => InputStream {
+                buf: Bytes::new(),
+                eof: false,
+                pipe: Some(Pipe { events: events.clone(), replies }),
+            },
+        }
+    }
+
+    /// Makes sure `buf` holds bytes unless the body is over; false at the end.
+    fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
+        while self.buf.is_empty() {
+            if self.eof {
+                return Ok(false);
+            }
+            let Some(pipe) = &self.pipe else {
+                self.eof = true;
+                return Ok(false);
+            };
+            emit(py, &pipe.events, Event::ReadBody)
+                .map_err(|_| PyOSError::new_err("client disconnected"))?;
+            let replies = pipe.replies.clone();
+            match py.detach(move || replies.recv()) {
+                Ok(BodyMsg::Data(data)) => self.buf = data,
+                Ok(BodyMsg::Eof) => self.eof = true,
+                Ok(BodyMsg::Failed(why)) => {
+                    self.eof = true;
+                    self.pipe = None;
+                    return Err(PyOSError::new_err(why));
+                }
+                Err(_) => {
+                    self.eof = true;
+                    self.pipe = None;
+                    return Err(PyOSError::new_err("client disconnected"));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads up to `limit` bytes (all with `None`), stopping after `until`
+    /// when it is given.
+    fn read_until(
+        &mut self,
+        py: Python<'_>,
+        limit: Option<usize>,
+        until: Option<u8>,
+    ) -> PyResult<Vec<u8>> {
+        let mut out = Vec::new();
+        while limit.is_none_or(|limit| out.len() < limit) && self.fill(py)? {
+            let room = limit.map_or(self.buf.len(), |limit| limit - out.len());
+            let mut take = room.min(self.buf.len());
+            let mut done = false;
+            if let Some(byte) = until
+                && let Some(at) = self.buf[..take].iter().position(|&b| b == byte)
+            {
+                take = at + 1;
+                done = true;
+            }
+            out.extend_from_slice(&self.buf[..take]);
+            self.buf.advance(take);
+            if done {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Negative or missing sizes mean "no limit", as for Python files.
+fn size_limit(size: Option<isize>) -> Option<usize> {
+    size.and_then(|size| usize::try_from(size).ok())
+}
+
+#[pymethods]
+impl InputStream {
+    #[pyo3(signature = (size = None))]
+    fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        let limit = size_limit(size);
+        // Whole-body read of a buffered body: one copy, straight from our buffer.
+        if limit.is_none_or(|l| l >= self.buf.len()) && self.eof {
+            let out = PyBytes::new(py, &self.buf);
+            self.buf.clear();
+            return Ok(out);
+        }
+        Ok(PyBytes::new(py, &self.read_until(py, limit, None)?))
+    }
+
+    #[pyo3(signature = (size = None))]
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<isize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.read_until(py, size_limit(size), Some(b'\n'))?))
+    }
+
+    #[pyo3(signature = (hint = None))]
+    fn readlines<'py>(
+        &mut self,
+        py: Python<'py>,
+        hint: Option<isize>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let hint = size_limit(hint).filter(|&h| h > 0);
+        let mut lines = Vec::new();
+        let mut total = 0;
+        loop {
+            let line = self.read_until(py, None, Some(b'\n'))?;
+            if line.is_empty() {
+                break;
+            }
+            total += line.len();
+            lines.push(PyBytes::new(py, &line));
+            if hint.is_some_and(|h| total >= h) {
+                break;
+            }
+        }
+        Ok(lines)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let line = self.read_until(py, None, Some(b'\n'))?;
+        Ok((!line.is_empty()).then(|| PyBytes::new(py, &line)))
+    }
+}

@@ -1,0 +1,444 @@
+//! The one connection loop, generic over the protocol's [`ServerCodec`].
+//!
+//! Per request: read the head (deadline from its first byte), pre-read a
+//! small body, hand the request to a Python thread, then write the
+//! [`Event`]s that come back, answering body reads in between. Errors in the
+//! request are answered through the codec (`encode_error`) and close the
+//! connection; a failed write means the client is gone, which the Python
+//! side sees as a closed channel.
+
+use crate::date::with_date;
+use crate::listener::Stream;
+use bytes::{Bytes, BytesMut};
+use rwsgi_proto::{
+    BodyLength, ConnInfo, Environ, Fault, Frame, OutBuf, ProtoError, RequestHead, ServerCodec,
+};
+use rwsgi_python::{BodyMsg, BodySource, Event, Job};
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::timeout;
+
+/// Shared by every connection of a worker.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) config: crate::ServerConfig,
+    pub(crate) jobs: flume::Sender<Job>,
+}
+
+/// Room kept free in the read buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
+/// Flush the output once this much is queued, even if more is coming.
+const FLUSH_AT: usize = 256 * 1024;
+/// Response events in flight between a Python thread and the connection.
+const EVENT_QUEUE: usize = 8;
+/// After an error, how much unread input we drain so the peer reads our
+/// answer instead of a reset (a "lingering close", as nginx does).
+const LINGER_BYTES: usize = 256 * 1024;
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// How the previous request left the connection.
+enum Next {
+    KeepAlive,
+    Close,
+    /// Answer `err` (if anyone is listening) and close.
+    Fail(ProtoError),
+}
+
+pub(crate) struct Connection<S, C> {
+    io: S,
+    codec: C,
+    info: ConnInfo,
+    ctx: Arc<Context>,
+    rbuf: BytesMut,
+    out: OutBuf,
+}
+
+impl<S: Stream, C: ServerCodec> Connection<S, C> {
+    pub(crate) fn new(io: S, codec: C, info: ConnInfo, ctx: Arc<Context>) -> Self {
+        Connection {
+            io,
+            codec,
+            info,
+            ctx,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            out: OutBuf::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let next = match self.read_head(&mut shutdown).await {
+                Ok(Some(head)) => self.serve(head).await,
+                Ok(None) => Next::Close,
+                Err(err) => Next::Fail(err),
+            };
+            match next {
+                Next::KeepAlive if !*shutdown.borrow() => continue,
+                Next::KeepAlive | Next::Close => break,
+                Next::Fail(err) => {
+                    self.answer_error(err).await;
+                    break;
+                }
+            }
+        }
+        let _ = timeout(self.ctx.config.socket_timeout, self.io.shutdown()).await;
+    }
+
+    /// Waits for the next request head. `Ok(None)`: the peer closed, the idle
+    /// keep-alive time ran out, or the server is shutting down.
+    async fn read_head(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<C::Head>, ProtoError> {
+        let mut deadline = None;
+        loop {
+            match self.codec.decode(&mut self.rbuf)? {
+                Some(Frame::Head(head)) => return Ok(Some(head)),
+                Some(_) => {
+                    return Err(ProtoError::BadRequest(
+                        "body data where a request head was expected",
+                    ));
+                }
+                None => {}
+            }
+            if self.rbuf.is_empty() && deadline.is_none() {
+                // Idle between requests: wait for a first byte, or give up.
+                let idle = self.ctx.config.keepalive_timeout;
+                tokio::select! {
+                    read = timeout(idle, self.fill()) => match read {
+                        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(None),
+                        Ok(Ok(_)) => {}
+                    },
+                    _ = shutdown.changed() => return Ok(None),
+                }
+                deadline = Some(Instant::now() + self.ctx.config.socket_timeout);
+                continue;
+            }
+            let deadline =
+                *deadline.get_or_insert_with(|| Instant::now() + self.ctx.config.socket_timeout);
+            match tokio::time::timeout_at(deadline.into(), self.fill()).await {
+                Ok(Ok(0)) => {
+                    return match self.codec.decode_eof(&mut self.rbuf)? {
+                        Some(Frame::Head(head)) => Ok(Some(head)),
+                        _ => Ok(None),
+                    };
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => return Err(err.into()),
+                Err(_) => return Err(ProtoError::Timeout),
+            }
+        }
+    }
+
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        self.rbuf.reserve(READ_CHUNK);
+        self.io.read_buf(&mut self.rbuf).await
+    }
+
+    /// The next body frame, reading as needed within `socket-timeout`.
+    async fn next_body_frame(&mut self) -> Result<Frame<C::Head>, ProtoError> {
+        loop {
+            if let Some(frame) = self.codec.decode(&mut self.rbuf)? {
+                return Ok(frame);
+            }
+            match timeout(self.ctx.config.socket_timeout, self.fill()).await {
+                Ok(Ok(0)) => {
+                    if let Some(frame) = self.codec.decode_eof(&mut self.rbuf)? {
+                        return Ok(frame);
+                    }
+                    return Err(ProtoError::UnexpectedEof);
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => return Err(err.into()),
+                Err(_) => return Err(ProtoError::Timeout),
+            }
+        }
+    }
+
+    /// Reads the whole body (small enough to buffer) before the app runs.
+    async fn read_whole_body(&mut self) -> Result<Bytes, ProtoError> {
+        let mut pieces: Vec<Bytes> = Vec::new();
+        loop {
+            match self.next_body_frame().await? {
+                Frame::Data(data) => pieces.push(data),
+                Frame::End => break,
+                Frame::Head(_) => return Err(ProtoError::BadRequest("request head inside a body")),
+            }
+        }
+        Ok(match pieces.len() {
+            0 => Bytes::new(),
+            1 => pieces.pop().unwrap_or_default(),
+            _ => pieces.concat().into(),
+        })
+    }
+
+    /// Serves one request whose head has been read.
+    async fn serve(&mut self, head: C::Head) -> Next {
+        let started = Instant::now();
+        let mut environ = Environ::with_capacity(32);
+        head.write_environ(&self.info, &mut environ);
+        let expects_continue = head.expects_continue();
+        let mut body_done = false;
+        let mut replies = None;
+        let body = match head.body_length() {
+            BodyLength::Known(n) if n <= self.ctx.config.post_buffering && !expects_continue => {
+                match self.read_whole_body().await {
+                    Ok(body) => {
+                        body_done = true;
+                        BodySource::Buffered(body)
+                    }
+                    Err(err) => return Next::Fail(err),
+                }
+            }
+            BodyLength::Empty => match self.next_body_frame().await {
+                Ok(Frame::End) => {
+                    body_done = true;
+                    BodySource::Buffered(Bytes::new())
+                }
+                Ok(_) => {
+                    return Next::Fail(ProtoError::BadRequest("body on a request without one"));
+                }
+                Err(err) => return Next::Fail(err),
+            },
+            BodyLength::Known(_) | BodyLength::Streamed => {
+                let (tx, rx) = flume::bounded(1);
+                replies = Some(tx);
+                BodySource::Streamed(rx)
+            }
+        };
+        let (events_tx, events) = flume::bounded(EVENT_QUEUE);
+        let job = Job { environ, body, events: events_tx };
+        if self.ctx.jobs.send_async(job).await.is_err() {
+            return Next::Fail(ProtoError::Io(std::io::Error::other("the Python pool is gone")));
+        }
+
+        let mut log = RequestLog { status: 0, bytes: 0 };
+        let mut asked_continue = false;
+        let mut body_error: Option<ProtoError> = None;
+        let keep_alive = loop {
+            let Ok(event) = events.recv_async().await else {
+                tracing::error!("{}: the Python thread ended without a response", head.describe());
+                break false;
+            };
+            let finished = match event {
+                Event::ReadBody => {
+                    let Some(replies) = &replies else { break false };
+                    if expects_continue && !asked_continue {
+                        asked_continue = true;
+                        self.codec.encode_continue(&mut self.out);
+                        if self.flush().await.is_err() {
+                            break false;
+                        }
+                    }
+                    let reply = if body_done {
+                        BodyMsg::Eof
+                    } else {
+                        match self.next_body_frame().await {
+                            Ok(Frame::Data(data)) => BodyMsg::Data(data),
+                            Ok(Frame::End) => {
+                                body_done = true;
+                                BodyMsg::Eof
+                            }
+                            Ok(Frame::Head(_)) => {
+                                BodyMsg::Failed("request head inside a body".into())
+                            }
+                            Err(err) => {
+                                let why = format!("request body: {err}");
+                                body_error = Some(err);
+                                BodyMsg::Failed(why)
+                            }
+                        }
+                    };
+                    let _ = replies.send(reply);
+                    None
+                }
+                Event::Head { head: response, body }
+                | Event::Whole { head: response, body, .. }
+                    if body_error.is_some() =>
+                {
+                    // The app answered a request whose body broke: the client
+                    // gets the protocol's answer to the broken body instead.
+                    let _ = (response, body);
+                    break false;
+                }
+                Event::Head { head: response, body } => {
+                    log.status = response.status;
+                    with_date(|date| self.codec.encode_head(&response, date, &mut self.out));
+                    self.put_body(body, &mut log);
+                    None
+                }
+                Event::Whole { head: response, body, complete } => {
+                    log.status = response.status;
+                    with_date(|date| self.codec.encode_head(&response, date, &mut self.out));
+                    self.put_body(body, &mut log);
+                    Some(self.codec.encode_end(complete, &mut self.out))
+                }
+                Event::Data(data) => {
+                    self.put_body(vec![data], &mut log);
+                    None
+                }
+                Event::File { file, offset, len } => {
+                    log.bytes += len;
+                    if self.send_file(file, offset, len).await.is_err() {
+                        break false;
+                    }
+                    None
+                }
+                Event::End { complete } => Some(self.codec.encode_end(complete, &mut self.out)),
+            };
+            if let Some(keep_alive) = finished {
+                break self.flush().await.is_ok() && keep_alive;
+            }
+            if (self.out.len() >= FLUSH_AT || events.is_empty()) && self.flush().await.is_err() {
+                break false;
+            }
+        };
+        // Dropping the channels tells a still-running app the client is gone.
+        drop(events);
+        drop(replies);
+        if self.ctx.config.log_requests {
+            tracing::info!(
+                target: "rwsgi::request",
+                "{} {} {} => {} ({} bytes) in {:.2?}",
+                self.info.peer, C::NAME, head.describe(), log.status, log.bytes, started.elapsed()
+            );
+        }
+        if let Some(err) = body_error {
+            return Next::Fail(err);
+        }
+        if !keep_alive || self.ctx.config.keepalive_timeout.is_zero() {
+            return Next::Close;
+        }
+        if !body_done {
+            return self.drain_body().await;
+        }
+        Next::KeepAlive
+    }
+
+    fn put_body(&mut self, body: Vec<Bytes>, log: &mut RequestLog) {
+        for piece in body {
+            log.bytes += piece.len() as u64;
+            self.codec.encode_data(piece, &mut self.out);
+        }
+    }
+
+    /// The app left part of the body unread: read past it (within limits) so
+    /// the next request on this connection starts where it should.
+    async fn drain_body(&mut self) -> Next {
+        let mut drained = 0usize;
+        while drained <= self.ctx.config.post_buffering as usize {
+            match self.next_body_frame().await {
+                Ok(Frame::Data(data)) => drained += data.len(),
+                Ok(Frame::End) => return Next::KeepAlive,
+                Ok(Frame::Head(_)) | Err(_) => return Next::Close,
+            }
+        }
+        Next::Close
+    }
+
+    async fn send_file(
+        &mut self,
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> std::io::Result<()> {
+        match self.codec.raw_data_framing(len) {
+            Some((prefix, suffix)) => {
+                self.out.put_bytes(prefix);
+                self.flush().await?;
+                timeout(self.sendfile_timeout(len), self.io.send_file(&file, offset, len))
+                    .await
+                    .map_err(|_| std::io::ErrorKind::TimedOut)??;
+                self.out.put_bytes(suffix);
+                Ok(())
+            }
+            None => {
+                // The protocol frames every piece: read the file through it.
+                let mut file = tokio::fs::File::from_std(file);
+                tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(offset)).await?;
+                let mut left = len;
+                while left > 0 {
+                    let mut chunk = BytesMut::with_capacity(left.min(64 * 1024) as usize);
+                    let n = file.read_buf(&mut chunk).await?;
+                    if n == 0 {
+                        return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    }
+                    chunk.truncate(n.min(left as usize));
+                    left -= chunk.len() as u64;
+                    self.codec.encode_data(chunk.freeze(), &mut self.out);
+                    self.flush().await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A big file may take long; what must not stall is each step of it.
+    fn sendfile_timeout(&self, len: u64) -> Duration {
+        self.ctx.config.socket_timeout + Duration::from_secs(len >> 20)
+    }
+
+    /// Writes everything queued, within `socket-timeout`.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        let limit = self.ctx.config.socket_timeout;
+        let io = &mut self.io;
+        let out = &mut self.out;
+        timeout(limit, async {
+            while !out.is_empty() {
+                let written = {
+                    let mut slices = [IoSlice::new(&[]); 64];
+                    let n = out.io_slices(&mut slices);
+                    io.write_vectored(&slices[..n]).await?
+                };
+                if written == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                out.advance(written);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+    }
+
+    /// Logs a request the app never saw and answers it, if anyone listens.
+    async fn answer_error(&mut self, err: ProtoError) {
+        let status = err.status();
+        match (err.fault(), status) {
+            (_, None) => tracing::debug!("{} {}: {err}", self.info.peer, C::NAME),
+            (Fault::Client, Some(status)) => {
+                tracing::warn!("{} {}: {err} => {status}", self.info.peer, C::NAME)
+            }
+            (_, Some(status)) => {
+                tracing::error!("{} {}: {err} => {status}", self.info.peer, C::NAME)
+            }
+        }
+        let Some(status) = status else { return };
+        self.codec.encode_error(status, &mut self.out);
+        if self.flush().await.is_err() {
+            return;
+        }
+        // Half-close, then read what the peer still sends, so our answer is
+        // not destroyed by a reset when we close with unread input.
+        let _ = self.io.shutdown().await;
+        let _ = timeout(LINGER_TIME, async {
+            let mut drained = 0;
+            while drained < LINGER_BYTES {
+                self.rbuf.clear();
+                match self.fill().await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        })
+        .await;
+    }
+}
+
+struct RequestLog {
+    status: u16,
+    bytes: u64,
+}

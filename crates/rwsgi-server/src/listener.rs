@@ -1,0 +1,255 @@
+//! Binding sockets (TCP and unix) and the streams they accept.
+
+use crate::error::ServerError;
+use crate::{Protocol, ServerConfig, SocketSpec};
+use rwsgi_proto::SocketAddress;
+use socket2::{Domain, SockAddr, Socket, Type};
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite, Interest};
+
+/// Where to bind, in uWSGI's spelling: `host:port`, `:port` (all IPv4
+/// interfaces), `[::1]:port`, or a path (anything with a `/`) for a unix socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindAddr {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A unix socket path.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for BindAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindAddr::Tcp(addr) => addr.fmt(f),
+            BindAddr::Unix(path) => path.display().fmt(f),
+        }
+    }
+}
+
+impl FromStr for BindAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.contains('/') {
+            return Ok(BindAddr::Unix(PathBuf::from(text)));
+        }
+        let spelled = match text.strip_prefix(':') {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => text.to_string(),
+        };
+        let (_, port) = spelled.rsplit_once(':').ok_or("want host:port, :port or a socket path")?;
+        port.parse::<u16>()
+            .map_err(|_| format!("port {port:?} is not a number from 0 to 65535"))?;
+        let addr = spelled
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve: {e}"))?
+            .next()
+            .ok_or("the host name has no address")?;
+        Ok(BindAddr::Tcp(addr))
+    }
+}
+
+/// A bound, listening socket and the protocol it speaks.
+#[derive(Debug)]
+pub struct Listener {
+    pub(crate) kind: ListenerKind,
+    pub(crate) protocol: Protocol,
+    pub(crate) local: SocketAddress,
+}
+
+#[derive(Debug)]
+pub(crate) enum ListenerKind {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn local(&self) -> &SocketAddress {
+        &self.local
+    }
+
+    /// The unix socket file to remove on exit, if any.
+    pub fn unix_path(&self) -> Option<&Path> {
+        match &self.kind {
+            ListenerKind::Unix(_, path) => Some(path),
+            ListenerKind::Tcp(_) => None,
+        }
+    }
+}
+
+/// Binds every socket of the config, in order. Call before starting threads
+/// (and, later, before forking workers, which inherit the listeners).
+pub fn bind(config: &ServerConfig) -> Result<Vec<Listener>, ServerError> {
+    if config.sockets.is_empty() {
+        return Err(ServerError::NoSockets);
+    }
+    config.sockets.iter().map(|spec| bind_one(spec, config)).collect()
+}
+
+fn bind_one(spec: &SocketSpec, config: &ServerConfig) -> Result<Listener, ServerError> {
+    let bind_error = |source| ServerError::Bind {
+        option: spec.protocol.option(),
+        addr: spec.addr.to_string(),
+        source,
+    };
+    let backlog = i32::try_from(config.listen_backlog).unwrap_or(i32::MAX);
+    match &spec.addr {
+        BindAddr::Tcp(addr) => {
+            let socket =
+                Socket::new(Domain::for_address(*addr), Type::STREAM, None).map_err(bind_error)?;
+            socket.set_reuse_address(true).map_err(bind_error)?;
+            if addr.is_ipv6() {
+                socket.set_only_v6(true).map_err(bind_error)?;
+            }
+            socket.bind(&SockAddr::from(*addr)).map_err(bind_error)?;
+            socket.listen(backlog).map_err(bind_error)?;
+            socket.set_nonblocking(true).map_err(bind_error)?;
+            let listener = std::net::TcpListener::from(socket);
+            let local = listener.local_addr().map_err(bind_error)?;
+            Ok(Listener {
+                kind: ListenerKind::Tcp(listener),
+                protocol: spec.protocol,
+                local: SocketAddress::Tcp(local),
+            })
+        }
+        BindAddr::Unix(path) => {
+            remove_stale_socket(path).map_err(bind_error)?;
+            let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(bind_error)?;
+            socket.bind(&SockAddr::unix(path).map_err(bind_error)?).map_err(bind_error)?;
+            socket.listen(backlog).map_err(bind_error)?;
+            socket.set_nonblocking(true).map_err(bind_error)?;
+            if let Some(mode) = config.chmod_socket {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .map_err(bind_error)?;
+            }
+            let listener =
+                std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(socket));
+            Ok(Listener {
+                kind: ListenerKind::Unix(listener, path.clone()),
+                protocol: spec.protocol,
+                local: SocketAddress::Unix(Some(Arc::new(path.clone()))),
+            })
+        }
+    }
+}
+
+/// A socket file left by a dead server is removed; one a live server
+/// answers on is left alone, so the bind fails with "address in use".
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_err() {
+                std::fs::remove_file(path)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What the connection loop needs of an accepted stream beyond async I/O:
+/// sending a file straight from the page cache.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Sends `len` bytes of `file` from `offset` with `sendfile(2)`.
+    fn send_file(
+        &self,
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+macro_rules! impl_stream {
+    ($ty:ty) => {
+        impl Stream for $ty {
+            async fn send_file(
+                &self,
+                file: &std::fs::File,
+                offset: u64,
+                len: u64,
+            ) -> io::Result<()> {
+                let mut offset = i64::try_from(offset).map_err(io::Error::other)?;
+                let mut left = len;
+                while left > 0 {
+                    self.writable().await?;
+                    let chunk = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
+                    let sent = self.try_io(Interest::WRITABLE, || {
+                        nix::sys::sendfile::sendfile(
+                            self.as_fd(),
+                            file.as_fd(),
+                            Some(&mut offset),
+                            chunk,
+                        )
+                        .map_err(io::Error::from)
+                    });
+                    match sent {
+                        Ok(0) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "file shorter than expected",
+                            ));
+                        }
+                        Ok(n) => left -= n as u64,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_stream!(tokio::net::TcpStream);
+impl_stream!(tokio::net::UnixStream);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_uwsgi_address_spellings() {
+        assert_eq!("127.0.0.1:8000".parse(), Ok(BindAddr::Tcp("127.0.0.1:8000".parse().unwrap())));
+        assert_eq!(":8000".parse(), Ok(BindAddr::Tcp("0.0.0.0:8000".parse().unwrap())));
+        assert_eq!("[::1]:9000".parse(), Ok(BindAddr::Tcp("[::1]:9000".parse().unwrap())));
+        assert_eq!("/run/app.sock".parse(), Ok(BindAddr::Unix("/run/app.sock".into())));
+        assert_eq!("./app.sock".parse(), Ok(BindAddr::Unix("./app.sock".into())));
+        assert!(matches!("localhost:80".parse(), Ok(BindAddr::Tcp(_))));
+        for bad in ["8000", "127.0.0.1:99999", ":x", ""] {
+            assert!(bad.parse::<BindAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn binds_tcp_and_unix_and_replaces_a_stale_socket_file() {
+        let dir = std::env::temp_dir().join(format!("rwsgi-bind-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let config = |addr: BindAddr| ServerConfig {
+            sockets: vec![SocketSpec { addr, protocol: Protocol::Http }],
+            chmod_socket: Some(0o666),
+            ..ServerConfig::default()
+        };
+        let tcp = bind(&config("127.0.0.1:0".parse().unwrap())).unwrap();
+        assert!(matches!(tcp[0].local(), SocketAddress::Tcp(a) if a.port() != 0));
+        // A stale file from a dead server: bind must succeed anyway.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let unix = bind(&config(BindAddr::Unix(path.clone()))).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666);
+        // A live one: bind must fail rather than steal it.
+        assert!(bind(&config(BindAddr::Unix(path.clone()))).is_err());
+        drop(unix);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,153 @@
+//! The runtime: accept loops, signals, graceful shutdown.
+
+use crate::conn::{Connection, Context};
+use crate::error::ServerError;
+use crate::listener::{Listener, ListenerKind, Stream};
+use crate::{Protocol, ServerConfig};
+use rwsgi_http1::Http1Codec;
+use rwsgi_proto::{ConnInfo, ServerCodec, SocketAddress};
+use rwsgi_python::Job;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+/// Serves `listeners` until SIGINT or SIGTERM (graceful: stop accepting,
+/// finish requests in flight within `shutdown_timeout`) or SIGQUIT
+/// (immediate). Runs a current-thread runtime on the calling thread.
+pub fn serve(
+    listeners: Vec<Listener>,
+    jobs: flume::Sender<Job>,
+    config: ServerConfig,
+) -> Result<(), ServerError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServerError::Runtime)?;
+    runtime.block_on(run(listeners, jobs, config))
+}
+
+async fn run(
+    listeners: Vec<Listener>,
+    jobs: flume::Sender<Job>,
+    config: ServerConfig,
+) -> Result<(), ServerError> {
+    let shutdown_timeout = config.shutdown_timeout;
+    let ctx = Arc::new(Context { config, jobs });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tracker = TaskTracker::new();
+    let mut signals = Signals::new().map_err(ServerError::Runtime)?;
+    for listener in listeners {
+        tracing::info!("{} listening on {}", listener.protocol.option(), listener.local);
+        let accept =
+            AcceptLoop { ctx: Arc::clone(&ctx), stop: stop_rx.clone(), tracker: tracker.clone() };
+        tracker.spawn(accept.run(listener));
+    }
+    let graceful = signals.wait().await;
+    let _ = stop_tx.send(true);
+    tracker.close();
+    if graceful {
+        tracing::info!("shutting down: finishing requests in flight (up to {shutdown_timeout:?})");
+        if tokio::time::timeout(shutdown_timeout, tracker.wait()).await.is_err() {
+            tracing::warn!("requests still running after {shutdown_timeout:?}; stopping anyway");
+        }
+    } else {
+        tracing::info!("shutting down now");
+    }
+    Ok(())
+}
+
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            quit: signal(SignalKind::quit())?,
+        })
+    }
+
+    /// Waits for a stop signal; true when the stop is graceful.
+    async fn wait(&mut self) -> bool {
+        tokio::select! {
+            _ = self.int.recv() => true,
+            _ = self.term.recv() => true,
+            _ = self.quit.recv() => false,
+        }
+    }
+}
+
+struct AcceptLoop {
+    ctx: Arc<Context>,
+    stop: watch::Receiver<bool>,
+    tracker: TaskTracker,
+}
+
+impl AcceptLoop {
+    async fn run(mut self, listener: Listener) {
+        let local = listener.local.clone();
+        match listener.kind {
+            ListenerKind::Tcp(std) => match tokio::net::TcpListener::from_std(std) {
+                Ok(tcp) => loop {
+                    let accepted = tokio::select! {
+                        accepted = tcp.accept() => accepted,
+                        _ = self.stop.changed() => return,
+                    };
+                    match accepted {
+                        Ok((stream, peer)) => {
+                            let _ = stream.set_nodelay(true);
+                            let info =
+                                ConnInfo { peer: SocketAddress::Tcp(peer), local: local.clone() };
+                            self.spawn(stream, info, listener.protocol);
+                        }
+                        Err(err) => accept_failed(err).await,
+                    }
+                },
+                Err(err) => tracing::error!("{local}: {err}"),
+            },
+            ListenerKind::Unix(std, _) => match tokio::net::UnixListener::from_std(std) {
+                Ok(unix) => loop {
+                    let accepted = tokio::select! {
+                        accepted = unix.accept() => accepted,
+                        _ = self.stop.changed() => return,
+                    };
+                    match accepted {
+                        Ok((stream, _)) => {
+                            let info =
+                                ConnInfo { peer: SocketAddress::Unix(None), local: local.clone() };
+                            self.spawn(stream, info, listener.protocol);
+                        }
+                        Err(err) => accept_failed(err).await,
+                    }
+                },
+                Err(err) => tracing::error!("{local}: {err}"),
+            },
+        }
+    }
+
+    fn spawn<S: Stream>(&self, stream: S, info: ConnInfo, protocol: Protocol) {
+        match protocol {
+            Protocol::Http => {
+                self.spawn_with(stream, info, Http1Codec::new(self.ctx.config.limits))
+            }
+        }
+    }
+
+    fn spawn_with<S: Stream, C: ServerCodec>(&self, stream: S, info: ConnInfo, codec: C) {
+        let conn = Connection::new(stream, codec, info, Arc::clone(&self.ctx));
+        self.tracker.spawn(conn.run(self.stop.clone()));
+    }
+}
+
+/// Out of descriptors or memory: say so and let in-flight work finish
+/// before trying again, instead of spinning.
+async fn accept_failed(err: std::io::Error) {
+    tracing::error!("accept: {err}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}

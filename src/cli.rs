@@ -1,0 +1,209 @@
+//! Command-line options, spelled as uWSGI spells them.
+
+use clap::{ArgAction, Parser};
+use rwsgi_proto::Limits;
+use rwsgi_python::{AppSpec, PoolSettings};
+use rwsgi_server::{BindAddr, Protocol, ServerConfig, SocketSpec};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// A fast, strict WSGI server: a drop-in successor to uWSGI.
+#[derive(Debug, Parser)]
+#[command(name = "rwsgi", version, about, max_term_width = 100)]
+pub struct Args {
+    /// Serve HTTP/1.1 on ADDR (host:port, :port, [::1]:port or a unix socket path); repeatable.
+    #[arg(long = "http-socket", visible_alias = "http", value_name = "ADDR")]
+    http_socket: Vec<String>,
+
+    /// Load the WSGI app from this Python file.
+    #[arg(long = "wsgi-file", visible_alias = "file", value_name = "FILE")]
+    wsgi_file: Option<PathBuf>,
+
+    /// Load the WSGI app from this module: pkg.mod or pkg.mod:callable.
+    #[arg(long, short = 'w', visible_alias = "wsgi", value_name = "MODULE")]
+    module: Option<String>,
+
+    /// Name of the WSGI callable in the file or module.
+    #[arg(long, default_value = "application", value_name = "NAME")]
+    callable: String,
+
+    /// Change to this directory before loading the app.
+    #[arg(long, value_name = "DIR")]
+    chdir: Option<PathBuf>,
+
+    /// Add a directory to sys.path; repeatable.
+    #[arg(long, visible_aliases = ["python-path", "pp"], value_name = "DIR")]
+    pythonpath: Vec<PathBuf>,
+
+    /// Use this virtualenv (default: $VIRTUAL_ENV).
+    #[arg(long, short = 'H', visible_aliases = ["virtualenv", "venv", "pyhome"], value_name = "DIR")]
+    home: Option<PathBuf>,
+
+    /// Set an environment variable before loading the app; repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+
+    /// Python threads serving requests.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    threads: usize,
+
+    /// Worker processes (accepted; one process serves until the process model lands).
+    #[arg(long, short = 'p', visible_alias = "workers", default_value_t = 1, value_name = "N")]
+    processes: usize,
+
+    /// Run a master process (accepted; see --processes).
+    #[arg(long, short = 'M')]
+    master: bool,
+
+    /// Exit on SIGTERM (accepted: it is always so).
+    #[arg(long = "die-on-term")]
+    die_on_term: bool,
+
+    /// Remove unix socket files on exit.
+    #[arg(long)]
+    vacuum: bool,
+
+    /// Permissions of unix sockets, octal (bare flag: 666).
+    #[arg(long = "chmod-socket", value_name = "MODE", num_args = 0..=1, default_missing_value = "666")]
+    chmod_socket: Option<String>,
+
+    /// Largest request head in bytes.
+    #[arg(long = "buffer-size", short = 'b', default_value_t = 65535, value_name = "BYTES")]
+    buffer_size: usize,
+
+    /// Largest request body in bytes; 0 = unlimited.
+    #[arg(long = "limit-post", default_value_t = 0, value_name = "BYTES")]
+    limit_post: u64,
+
+    /// Bodies up to this size are read before the app is called.
+    #[arg(long = "post-buffering", default_value_t = 1 << 20, value_name = "BYTES")]
+    post_buffering: u64,
+
+    /// Deadline in seconds for reading a request head, each body read and each write.
+    #[arg(long = "socket-timeout", default_value_t = 30, value_name = "SECONDS")]
+    socket_timeout: u64,
+
+    /// Seconds an idle keep-alive connection is kept; 0 disables keep-alive.
+    #[arg(long = "http-keepalive-timeout", default_value_t = 75, value_name = "SECONDS")]
+    keepalive_timeout: u64,
+
+    /// Listen queue size.
+    #[arg(long, short = 'l', default_value_t = 1024, value_name = "N")]
+    listen: u32,
+
+    /// Seconds a graceful shutdown waits for requests in flight.
+    #[arg(
+        long = "reload-mercy",
+        visible_alias = "worker-reload-mercy",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    reload_mercy: u64,
+
+    /// Do not log each request.
+    #[arg(long = "disable-logging", action = ArgAction::SetTrue)]
+    disable_logging: bool,
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+impl Args {
+    /// Splits the options into the core's, the app's and the pool's.
+    pub fn into_configs(self) -> Result<(ServerConfig, AppSpec, PoolSettings), String> {
+        if self.processes > 1 {
+            tracing::warn!(
+                "processes = {}: one process serves until the process model lands",
+                self.processes
+            );
+        }
+        let sockets = self
+            .http_socket
+            .iter()
+            .map(|addr| {
+                addr.parse::<BindAddr>()
+                    .map(|addr| SocketSpec { addr, protocol: Protocol::Http })
+                    .map_err(|reason| format!("http-socket {addr:?}: {reason}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let chmod_socket = self
+            .chmod_socket
+            .map(|mode| {
+                u32::from_str_radix(&mode, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| {
+                    format!("chmod-socket {mode:?}: want octal permissions such as 660")
+                })
+            })
+            .transpose()?;
+        if self.buffer_size < 1024 {
+            return Err(format!("buffer-size {}: at least 1024 bytes", self.buffer_size));
+        }
+        let server = ServerConfig {
+            sockets,
+            limits: Limits {
+                max_head: self.buffer_size,
+                max_headers: Limits::default().max_headers,
+                max_body: (self.limit_post > 0).then_some(self.limit_post),
+            },
+            socket_timeout: Duration::from_secs(self.socket_timeout.max(1)),
+            keepalive_timeout: Duration::from_secs(self.keepalive_timeout),
+            post_buffering: self.post_buffering,
+            chmod_socket,
+            vacuum: self.vacuum,
+            listen_backlog: self.listen,
+            log_requests: !self.disable_logging,
+            shutdown_timeout: Duration::from_secs(self.reload_mercy),
+        };
+        let app = AppSpec {
+            wsgi_file: self.wsgi_file,
+            module: self.module,
+            callable: self.callable,
+            chdir: self.chdir,
+            pythonpath: self.pythonpath,
+            home: self.home,
+            env: self.env,
+        };
+        let pool = PoolSettings { threads: self.threads.max(1), multiprocess: false };
+        Ok((server, app, pool))
+    }
+}
+
+/// `--help` and `--version` print and succeed; anything else is one line
+/// on stderr and exit status 1.
+pub fn report_parse_error(err: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ErrorKind};
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::UnknownArgument => {
+            let arg = err.get(ContextKind::InvalidArg).map(|a| a.to_string()).unwrap_or_default();
+            eprintln!("rwsgi: unknown option {arg} (see rwsgi --help)");
+            ExitCode::FAILURE
+        }
+        _ => {
+            let text = err.kind().as_str().unwrap_or("invalid command line");
+            let detail = err.render().to_string();
+            let line = detail.lines().next().unwrap_or(text).trim_start_matches("error: ");
+            eprintln!("rwsgi: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, as uWSGI's do; `RUST_LOG` refines the level.
+pub fn init_logging(_args: &Args) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}

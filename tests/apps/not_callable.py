@@ -1,0 +1,3 @@
+"""An app whose callable is not callable."""
+
+application = "I am a string"

@@ -1,0 +1,201 @@
+"""The integration tests' app: each path exercises one part of PEP 3333.
+
+Paths (see `application` at the bottom):
+  /environ         the environ as JSON (non-str values as their type name)
+  /echo            the body read with read(); /echo?via=readline|iter|readlines|chunks
+  /stream?n=N      a generator of N chunks, no Content-Length
+  /sleep?s=S       sleeps S seconds (threads test)
+  /write           uses the write() callable, then returns a list
+  /file            wsgi.file_wrapper over a real file (sendfile); ?bytesio=1 over BytesIO
+  /error-before    raises before start_response
+  /error-after     raises after the first body chunk was sent
+  /bad-header      a header value with CRLF (must become a 500)
+  /hop             a hop-by-hop header (must become a 500)
+  /unicode-header  a header value outside latin-1 (must become a 500)
+  /str-body        yields str instead of bytes (must become a 500)
+  /twice           start_response twice without exc_info (must become a 500)
+  /exc-info        start_response replaced through exc_info before sending
+  /cl-short        Content-Length 100, 10 bytes of body
+  /cl-long         Content-Length 2, 12 bytes of body
+  /endless         an endless generator; counts close() calls in /closes
+  /closes          how many response iterables had close() called
+  /errors          writes two lines to wsgi.errors
+  /status?code=N   an empty response with that status
+"""
+
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from urllib.parse import parse_qs
+
+_lock = threading.Lock()
+_closes = {"count": 0}
+
+
+class Closing:
+    """An iterable whose close() is counted."""
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def close(self):
+        with _lock:
+            _closes["count"] += 1
+
+
+def endless():
+    try:
+        while True:
+            yield b"x" * 16384
+            time.sleep(0.001)
+    finally:
+        with _lock:
+            _closes["count"] += 1
+
+
+def _environ_json(environ):
+    out = {}
+    for key, value in environ.items():
+        out[key] = value if isinstance(value, str) else type(value).__name__
+    out["wsgi.version"] = list(environ["wsgi.version"])
+    out["wsgi.multithread"] = environ["wsgi.multithread"]
+    out["wsgi.multiprocess"] = environ["wsgi.multiprocess"]
+    out["wsgi.run_once"] = environ["wsgi.run_once"]
+    out["wsgi.input_terminated"] = environ.get("wsgi.input_terminated")
+    out["_is_dict"] = type(environ) is dict
+    return json.dumps(out, sort_keys=True).encode()
+
+
+def _read_body(environ, via):
+    stream = environ["wsgi.input"]
+    if via == "readline":
+        parts = []
+        while True:
+            line = stream.readline()
+            if not line:
+                break
+            parts.append(line)
+        return b"".join(parts)
+    if via == "iter":
+        return b"".join(line for line in stream)
+    if via == "readlines":
+        return b"".join(stream.readlines())
+    if via == "chunks":
+        parts = []
+        while True:
+            chunk = stream.read(1000)
+            if not chunk:
+                break
+            parts.append(chunk)
+        return b"".join(parts)
+    return stream.read()
+
+
+_FILE = os.path.join(tempfile.gettempdir(), "rwsgi-probe-file-%d.bin" % os.getpid())
+
+
+def _file_path():
+    if not os.path.exists(_FILE):
+        with open(_FILE, "wb") as f:
+            f.write(bytes(range(256)) * 4096)  # 1 MiB
+    return _FILE
+
+
+def application(environ, start_response):
+    path = environ.get("PATH_INFO", "")
+    query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    text = [("Content-Type", "text/plain")]
+
+    if path == "/environ":
+        body = _environ_json(environ)
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+    if path == "/echo":
+        body = _read_body(environ, query.get("via"))
+        start_response("200 OK", text + [("X-Length", str(len(body)))])
+        return [body]
+    if path == "/stream":
+        start_response("200 OK", text)
+        return (b"chunk %d\n" % i for i in range(int(query.get("n", 3))))
+    if path == "/sleep":
+        time.sleep(float(query.get("s", 1)))
+        start_response("200 OK", text)
+        return [b"slept"]
+    if path == "/write":
+        write = start_response("200 OK", text)
+        write(b"written;")
+        return [b"returned"]
+    if path == "/file":
+        if query.get("bytesio"):
+            import io
+
+            filelike = io.BytesIO(b"from bytesio")
+        else:
+            filelike = open(_file_path(), "rb")
+            filelike.seek(int(query.get("offset", 0)))
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](filelike, 65536)
+    if path == "/error-before":
+        raise RuntimeError("failing before start_response")
+    if path == "/error-after":
+        def failing():
+            yield b"first part;"
+            raise RuntimeError("failing after the head was sent")
+
+        start_response("200 OK", text)
+        return failing()
+    if path == "/bad-header":
+        start_response("200 OK", [("X-Bad", "a\r\nX-Injected: evil")])
+        return [b"never"]
+    if path == "/hop":
+        start_response("200 OK", [("Connection", "close")])
+        return [b"never"]
+    if path == "/unicode-header":
+        start_response("200 OK", [("X-Euro", "\u20ac")])
+        return [b"never"]
+    if path == "/str-body":
+        start_response("200 OK", text)
+        return ["not bytes"]
+    if path == "/twice":
+        start_response("200 OK", text)
+        start_response("201 Created", text)
+        return [b"never"]
+    if path == "/exc-info":
+        start_response("200 OK", text)
+        try:
+            raise ValueError("replaced")
+        except ValueError:
+            start_response("503 Service Unavailable", text, sys.exc_info())
+        return [b"replaced"]
+    if path == "/cl-short":
+        start_response("200 OK", text + [("Content-Length", "100")])
+        return [b"0123456789"]
+    if path == "/cl-long":
+        start_response("200 OK", text + [("Content-Length", "2")])
+        return Closing([b"0123456789", b"ab"])
+    if path == "/endless":
+        start_response("200 OK", text)
+        return endless()
+    if path == "/closes":
+        start_response("200 OK", text)
+        return [str(_closes["count"]).encode()]
+    if path == "/closing":
+        start_response("200 OK", text)
+        return Closing([b"a", b"b"])
+    if path == "/errors":
+        environ["wsgi.errors"].write("first error line\nsecond ")
+        environ["wsgi.errors"].writelines(["error line\n"])
+        environ["wsgi.errors"].flush()
+        start_response("200 OK", text)
+        return [b"logged"]
+    if path == "/status":
+        start_response("%s Whatever" % query.get("code", "200"), [])
+        return []
+    start_response("404 Not Found", text)
+    return [b"not found: " + path.encode("latin-1")]
