@@ -102,6 +102,12 @@ pub trait ServerCodec:
     /// Writes an interim `100 Continue`, where the protocol has one.
     fn encode_continue(&mut self, _out: &mut OutBuf) {}
 
+    /// The core will close the connection after this response (the request
+    /// body was left unread, keep-alive is off, the server is stopping); the
+    /// response head must say so where the protocol can. Called before
+    /// [`Self::encode_head`].
+    fn close_after_response(&mut self) {}
+
     /// Writes the response head and fixes the body framing for the response.
     /// `date` is the current IMF-fixdate, for protocols that send `Date`.
     fn encode_head(&mut self, head: &ResponseHead, date: &[u8], out: &mut OutBuf);
