@@ -118,12 +118,14 @@ sys.path[:] = [p for p in sys.path if p not in before] + before
 sys.prefix = sys.exec_prefix = home
 os.environ['VIRTUAL_ENV'] = home
 ";
-    let locals = PyDict::new(py);
-    let set = |k: &str, v: &Path| locals.set_item(k, v.to_string_lossy());
+    // One namespace for globals and locals: before Python 3.12 a
+    // comprehension cannot see names bound only in a separate locals dict.
+    let scope = PyDict::new(py);
+    let set = |k: &str, v: &Path| scope.set_item(k, v.to_string_lossy());
     set("home", &home)
         .and(set("site_packages", &site_packages))
         .map_err(|e| python_error(py, e))?;
-    py.run(code, None, Some(&locals)).map_err(|e| venv_error(summarize(py, &e)))
+    py.run(code, Some(&scope), None).map_err(|e| venv_error(summarize(py, &e)))
 }
 
 fn import_callable<'py>(py: Python<'py>, spec: &AppSpec) -> Result<Bound<'py, PyAny>, BridgeError> {
@@ -217,8 +219,15 @@ fn innermost_frame(tb: &Bound<'_, PyTraceback>) -> Option<String> {
 
 /// The full Python traceback of `err`, as `traceback.format_exception` gives it.
 pub(crate) fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
+    // Type, value and traceback apart: on 3.11 the value alone may not carry
+    // its `__traceback__` yet.
     py.import("traceback")
-        .and_then(|tb| tb.call_method1("format_exception", (err.value(py),)))
+        .and_then(|tb| {
+            tb.call_method1(
+                "format_exception",
+                (err.get_type(py), err.value(py), err.traceback(py)),
+            )
+        })
         .and_then(|lines| lines.extract::<Vec<String>>())
         .map(|lines| lines.concat().trim_end().to_string())
         .unwrap_or_else(|_| summarize(py, err))

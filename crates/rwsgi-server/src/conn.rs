@@ -43,6 +43,8 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 enum Next {
     KeepAlive,
     Close,
+    /// Close, reading what the client still sends for a while first.
+    Linger,
     /// Answer `err` (if anyone is listening) and close.
     Fail(ProtoError),
 }
@@ -78,6 +80,10 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             match next {
                 Next::KeepAlive if !*shutdown.borrow() => continue,
                 Next::KeepAlive | Next::Close => break,
+                Next::Linger => {
+                    self.linger().await;
+                    break;
+                }
                 Next::Fail(err) => {
                     self.answer_error(err).await;
                     break;
@@ -106,6 +112,9 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             }
             if self.rbuf.is_empty() && deadline.is_none() {
                 // Idle between requests: wait for a first byte, or give up.
+                if *shutdown.borrow() {
+                    return Ok(None);
+                }
                 let idle = self.ctx.config.keepalive_timeout;
                 tokio::select! {
                     read = timeout(idle, self.fill()) => match read {
@@ -266,12 +275,14 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                 }
                 Event::Head { head: response, body } => {
                     log.status = response.status;
+                    self.announce_close(body_done);
                     with_date(|date| self.codec.encode_head(&response, date, &mut self.out));
                     self.put_body(body, &mut log);
                     None
                 }
                 Event::Whole { head: response, body, complete } => {
                     log.status = response.status;
+                    self.announce_close(body_done);
                     with_date(|date| self.codec.encode_head(&response, date, &mut self.out));
                     self.put_body(body, &mut log);
                     Some(self.codec.encode_end(complete, &mut self.out))
@@ -309,13 +320,22 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         if let Some(err) = body_error {
             return Next::Fail(err);
         }
-        if !keep_alive || self.ctx.config.keepalive_timeout.is_zero() {
-            return Next::Close;
+        match (keep_alive, body_done) {
+            (true, true) => Next::KeepAlive,
+            (_, true) => Next::Close,
+            // A client still waiting for `100 Continue` sends no body.
+            (_, false) if expects_continue && !asked_continue => Next::Close,
+            (_, false) => Next::Linger,
         }
-        if !body_done {
-            return self.drain_body().await;
+    }
+
+    /// A body the app left unread when its response started (too large to
+    /// have been read ahead, or chunked) is not skipped: the connection
+    /// closes, and the head says so.
+    fn announce_close(&mut self, body_done: bool) {
+        if !body_done || self.ctx.config.keepalive_timeout.is_zero() {
+            self.codec.close_after_response();
         }
-        Next::KeepAlive
     }
 
     fn put_body(&mut self, body: Vec<Bytes>, log: &mut RequestLog) {
@@ -323,20 +343,6 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             log.bytes += piece.len() as u64;
             self.codec.encode_data(piece, &mut self.out);
         }
-    }
-
-    /// The app left part of the body unread: read past it (within limits) so
-    /// the next request on this connection starts where it should.
-    async fn drain_body(&mut self) -> Next {
-        let mut drained = 0usize;
-        while drained <= self.ctx.config.post_buffering as usize {
-            match self.next_body_frame().await {
-                Ok(Frame::Data(data)) => drained += data.len(),
-                Ok(Frame::End) => return Next::KeepAlive,
-                Ok(Frame::Head(_)) | Err(_) => return Next::Close,
-            }
-        }
-        Next::Close
     }
 
     async fn send_file(
@@ -417,12 +423,17 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             }
         }
         let Some(status) = status else { return };
+        self.codec.close_after_response();
         self.codec.encode_error(status, &mut self.out);
-        if self.flush().await.is_err() {
-            return;
+        if self.flush().await.is_ok() {
+            self.linger().await;
         }
-        // Half-close, then read what the peer still sends, so our answer is
-        // not destroyed by a reset when we close with unread input.
+    }
+
+    /// Half-closes, then reads what the peer still sends for a while, so our
+    /// last answer is not destroyed by a reset when we close with unread
+    /// input (a "lingering close", as nginx does).
+    async fn linger(&mut self) {
         let _ = self.io.shutdown().await;
         let _ = timeout(LINGER_TIME, async {
             let mut drained = 0;
