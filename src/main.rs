@@ -3,6 +3,12 @@
 
 mod cli;
 
+/// Requests allocate on the I/O thread and free on a Python thread (and back);
+/// mimalloc handles that cross-thread traffic far better than glibc's arenas
+/// (measured: malloc fell from 7% of a hello-world profile).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -23,6 +29,9 @@ fn main() -> ExitCode {
 
 fn run(args: cli::Args) -> Result<(), String> {
     let (server, app, pool) = args.into_configs()?;
+    // Before any other thread exists, so the runtime and the Python threads
+    // (and the app's own) inherit it.
+    rwsgi_server::prefer_batching();
     let listeners = rwsgi_server::bind(&server).map_err(|e| e.to_string())?;
     let unix_paths: Vec<_> =
         listeners.iter().filter_map(|l| l.unix_path().map(ToOwned::to_owned)).collect();

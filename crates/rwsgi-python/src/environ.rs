@@ -68,23 +68,32 @@ pub(crate) struct KeyCache {
 const KEY_CACHE_MAX: usize = 256;
 
 impl KeyCache {
-    fn key<'py>(&mut self, py: Python<'py>, name: &Bytes) -> Bound<'py, PyString> {
+    fn key<'py>(&mut self, py: Python<'py>, name: &Bytes) -> PyResult<Bound<'py, PyString>> {
         if let Some(key) = self.keys.get(name) {
-            return key.bind(py).clone();
+            return Ok(key.bind(py).clone());
         }
-        let key = latin1(py, name);
+        let key = latin1(py, name)?;
         if self.keys.len() < KEY_CACHE_MAX {
             self.keys.insert(name.clone(), key.clone().unbind());
         }
-        key
+        Ok(key)
     }
 }
 
-/// Decodes bytes as latin-1 into a `str`.
-pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) if bytes.is_ascii() => PyString::new(py, text),
-        _ => PyString::new(py, &bytes.iter().map(|&b| char::from(b)).collect::<String>()),
+/// Decodes bytes as latin-1 into a `str`, in one pass, with CPython's own
+/// decoder (every byte is a valid latin-1 code point, so it cannot fail but
+/// for memory).
+#[allow(unsafe_code)]
+pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    let len = pyo3::ffi::Py_ssize_t::try_from(bytes.len())
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("value too long"))?;
+    // SAFETY: the pointer and length describe `bytes`, alive and unmodified for
+    // the call; a null `errors` selects the default ("strict") handler; the
+    // result is a new reference or null with an exception set, which
+    // `from_owned_ptr_or_err` takes over, and it is a `str` on success.
+    unsafe {
+        let ptr = pyo3::ffi::PyUnicode_DecodeLatin1(bytes.as_ptr().cast(), len, std::ptr::null());
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked::<PyString>())
     }
 }
 
@@ -98,10 +107,10 @@ pub(crate) fn cgi_dict<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     for (key, value) in &environ.vars {
-        let value = latin1(py, value);
+        let value = latin1(py, value)?;
         match key {
             EnvKey::Cgi(var) => dict.set_item(interned.cgi[*var as usize].bind(py), value)?,
-            EnvKey::Other(name) => dict.set_item(cache.key(py, name), value)?,
+            EnvKey::Other(name) => dict.set_item(cache.key(py, name)?, value)?,
         }
     }
     Ok(dict)
@@ -116,12 +125,12 @@ mod tests {
     fn latin1_maps_every_byte_to_its_code_point() {
         Python::attach(|py| {
             let all: Vec<u8> = (0..=255).collect();
-            let s: String = latin1(py, &all).extract().unwrap();
+            let s: String = latin1(py, &all).unwrap().extract().unwrap();
             assert_eq!(
                 s.chars().map(|c| c as u32).collect::<Vec<_>>(),
                 (0..=255).collect::<Vec<u32>>()
             );
-            let cafe: String = latin1(py, "café".as_bytes()).extract().unwrap();
+            let cafe: String = latin1(py, "café".as_bytes()).unwrap().extract().unwrap();
             assert_eq!(cafe, "cafÃ©");
         });
     }

@@ -123,12 +123,7 @@ impl PythonPool {
             std::thread::Builder::new()
                 .name(format!("python-{index}"))
                 .stack_size(PYTHON_THREAD_STACK)
-                .spawn(move || {
-                    let mut cache = KeyCache::default();
-                    while let Ok(job) = queue.recv() {
-                        Python::attach(|py| response::run(py, &shared, &mut cache, job));
-                    }
-                })
+                .spawn(move || Python::attach(|py| serve_jobs(py, index, &queue, &shared)))
                 .map_err(|e| crate::BridgeError::Python(format!("cannot start a thread: {e}")))?;
         }
         Ok(PythonPool { jobs })
@@ -137,5 +132,35 @@ impl PythonPool {
     /// The queue to submit jobs to.
     pub fn jobs(&self) -> flume::Sender<Job> {
         self.jobs.clone()
+    }
+}
+
+/// A Python thread's life: attached to the interpreter once (creating a
+/// thread state per request would cost more than a small request), detached
+/// only while it waits for the next job.
+fn serve_jobs(
+    py: Python<'_>,
+    index: usize,
+    queue: &flume::Receiver<Job>,
+    shared: &response::Shared,
+) {
+    let mut cache = KeyCache::default();
+    loop {
+        let job = match queue.try_recv() {
+            Ok(job) => job,
+            Err(flume::TryRecvError::Empty) => match py.detach(|| queue.recv()) {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+            Err(flume::TryRecvError::Disconnected) => return,
+        };
+        // A bug of ours must cost one request, not a thread of the pool: the
+        // job's channel drops and its connection closes.
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            response::run(py, shared, &mut cache, job)
+        }));
+        if served.is_err() {
+            tracing::error!("python-{index}: a request panicked; the thread serves on");
+        }
     }
 }

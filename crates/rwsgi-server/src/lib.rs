@@ -12,10 +12,12 @@ mod conn;
 mod date;
 mod error;
 mod listener;
+mod sched;
 mod serve;
 
 pub use error::ServerError;
 pub use listener::{BindAddr, Listener, bind};
+pub use sched::prefer_batching;
 pub use serve::serve;
 
 use rwsgi_proto::Limits;
