@@ -3,8 +3,10 @@
 Paths (see `application` at the bottom):
   /environ         the environ as JSON (non-str values as their type name)
   /echo            the body read with read(); /echo?via=readline|iter|readlines|chunks
+                   (X-Length: its length; X-Transfer-Encoding: the request's, or none)
   /stream?n=N      a generator of N chunks, no Content-Length
-  /sleep?s=S       sleeps S seconds (threads test)
+  /sleep?s=S       sleeps S seconds (threads test); &mark=1 first logs
+                   "sleep started" through wsgi.errors
   /write           uses the write() callable, then returns a list
   /file            wsgi.file_wrapper over a real file (sendfile); ?bytesio=1 over BytesIO
   /error-before    raises before start_response
@@ -19,8 +21,29 @@ Paths (see `application` at the bottom):
   /cl-long         Content-Length 2, 12 bytes of body
   /endless         an endless generator; counts close() calls in /closes
   /closes          how many response iterables had close() called
+  /closing         "ab" from an iterable whose close() is counted
   /errors          writes two lines to wsgi.errors
   /status?code=N   an empty response with that status
+
+More of PEP 3333, each checked by tests/http_protocol.rs or tests/pep3333.rs:
+  /input-api       a fixed sequence of wsgi.input calls on the body, as JSON
+  /lazy-start      a generator that calls start_response on its first next()
+  /empty-chunks    a generator yielding empty bytestrings between "a" and "b"
+  /late-exc-info   start_response(..., exc_info) after the head was sent; logs
+                   whether it re-raised
+  /close-raises    "ok" from an iterable whose close() raises
+  /bad-status?k=K  an invalid status line (crlf, text, short, long, unicode, bytes)
+  /none            returns None
+  /no-start        returns a body without calling start_response
+  /app-cl          Content-Length 6 declared, body from a generator
+  /cl-zero         Content-Length 0 and an empty list
+  /big-header      a valid 32 KiB response header
+  /unicode-errors  non-ASCII text to wsgi.errors
+  /write-only      the whole body through write(), then an empty list
+  /204-body        status 204 with a body (which must not go out)
+  /head-aware      "hello" with Content-Length 5; for HEAD the same headers and
+                   an empty body (what Werkzeug and Django do); ?code=304: a 304
+                   with that Content-Length and no body (RFC 9110 §8.6 allows it)
 """
 
 import json
@@ -118,12 +141,18 @@ def application(environ, start_response):
         return [body]
     if path == "/echo":
         body = _read_body(environ, query.get("via"))
-        start_response("200 OK", text + [("X-Length", str(len(body)))])
+        framing = environ.get("HTTP_TRANSFER_ENCODING", "none")
+        start_response(
+            "200 OK", text + [("X-Length", str(len(body))), ("X-Transfer-Encoding", framing)]
+        )
         return [body]
     if path == "/stream":
         start_response("200 OK", text)
         return (b"chunk %d\n" % i for i in range(int(query.get("n", 3))))
     if path == "/sleep":
+        if query.get("mark"):
+            environ["wsgi.errors"].write("sleep started\n")
+            environ["wsgi.errors"].flush()
         time.sleep(float(query.get("s", 1)))
         start_response("200 OK", text)
         return [b"slept"]
@@ -197,5 +226,127 @@ def application(environ, start_response):
     if path == "/status":
         start_response("%s Whatever" % query.get("code", "200"), [])
         return []
+    extra = _more(environ, start_response, path, query, text)
+    if extra is not None:
+        return extra
     start_response("404 Not Found", text)
     return [b"not found: " + path.encode("latin-1")]
+
+
+class CloseRaises:
+    def __iter__(self):
+        return iter([b"ok"])
+
+    def close(self):
+        raise RuntimeError("close failed on purpose")
+
+
+_BAD_STATUS = {
+    "crlf": "200 OK\r\nX-Injected: evil",
+    "text": "OK",
+    "short": "20 OK",
+    "long": "2000 OK",
+    "unicode": "200 \u20ac",
+    "bytes": b"200 OK",
+}
+
+
+def _input_api(stream):
+    """Each call's result: bytes as latin-1 str, lists as lists."""
+    def show(value):
+        if isinstance(value, list):
+            return [show(v) for v in value]
+        if not isinstance(value, bytes):
+            return "not bytes: %s" % type(value).__name__
+        return value.decode("latin-1")
+
+    calls = [
+        ("read(0)", lambda: stream.read(0)),
+        ("readline(3)", lambda: stream.readline(3)),
+        ("readline()", lambda: stream.readline()),
+        ("read(2)", lambda: stream.read(2)),
+        ("readline(-1)", lambda: stream.readline(-1)),
+        ("readlines(1)", lambda: stream.readlines(1)),
+        ("next", lambda: next(iter(stream), b"<eof>")),
+        ("readlines()", lambda: stream.readlines()),
+        ("read()", lambda: stream.read()),
+        ("read(10)", lambda: stream.read(10)),
+        ("readline()", lambda: stream.readline()),
+        ("list", lambda: list(stream)),
+    ]
+    return [[name, show(call())] for name, call in calls]
+
+
+def _more(environ, start_response, path, query, text):
+    if path == "/input-api":
+        body = json.dumps(_input_api(environ["wsgi.input"])).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+    if path == "/lazy-start":
+        def lazy():
+            start_response("200 OK", text)
+            yield b"lazy"
+            yield b" body"
+
+        return lazy()
+    if path == "/empty-chunks":
+        start_response("200 OK", text)
+        return (c for c in [b"", b"a", b"", b"", b"b", b""])
+    if path == "/late-exc-info":
+        def late():
+            yield b"part;"
+            try:
+                raise ValueError("late failure")
+            except ValueError:
+                try:
+                    start_response("500 Internal Server Error", text, sys.exc_info())
+                except ValueError:
+                    environ["wsgi.errors"].write("start_response re-raised the exc_info\n")
+                    environ["wsgi.errors"].flush()
+                    raise
+                environ["wsgi.errors"].write("start_response did not raise\n")
+                environ["wsgi.errors"].flush()
+            yield b"never"
+
+        start_response("200 OK", text)
+        return late()
+    if path == "/close-raises":
+        start_response("200 OK", text)
+        return CloseRaises()
+    if path == "/bad-status":
+        start_response(_BAD_STATUS[query.get("k", "crlf")], text)
+        return [b"never"]
+    if path == "/none":
+        start_response("200 OK", text)
+        return None
+    if path == "/no-start":
+        return [b"never"]
+    if path == "/app-cl":
+        start_response("200 OK", text + [("Content-Length", "6")])
+        return (c for c in [b"abc", b"def"])
+    if path == "/cl-zero":
+        start_response("200 OK", text + [("Content-Length", "0")])
+        return []
+    if path == "/big-header":
+        start_response("200 OK", text + [("X-Big", "b" * 32768)])
+        return [b"big"]
+    if path == "/unicode-errors":
+        environ["wsgi.errors"].write("unicode caf\u00e9 \u20ac \u2713\n")
+        environ["wsgi.errors"].flush()
+        start_response("200 OK", text)
+        return [b"logged"]
+    if path == "/write-only":
+        write = start_response("200 OK", text)
+        for part in (b"one;", b"two;", b"three"):
+            write(part)
+        return []
+    if path == "/head-aware":
+        if query.get("code") == "304":
+            start_response("304 Not Modified", [("Content-Length", "5")])
+            return []
+        start_response("200 OK", text + [("Content-Length", "5")])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [b"hello"]
+    if path == "/204-body":
+        start_response("204 No Content", [])
+        return [b"must not be sent"]
+    return None

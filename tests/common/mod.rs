@@ -1,0 +1,1154 @@
+//! The integration tests' harness: an `rwsgi` child process per test, a raw
+//! HTTP/1.1 client that never hangs (every read has a deadline), a response
+//! parser that also reports how a response ended, a real nginx in front, and
+//! curl as a real client.
+//!
+//! Each test binary uses a subset of this module.
+
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::Signal;
+
+/// How long any single read from a server may block.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server may take to start listening.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a log line may take to show up.
+pub const LOG_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The repository root: the working directory of every server.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An absolute path under the repository root.
+pub fn repo_path(relative: &str) -> String {
+    root().join(relative).to_string_lossy().into_owned()
+}
+
+/// The probe app's path, relative to the repository root.
+pub const PROBE: &str = "tests/apps/probe.py";
+
+/// Whether we run under CI, where a missing dependency is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A missing external dependency: a failure under `CI=true`, else a skip.
+/// Returns false when the caller must skip.
+pub fn require(available: bool, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    if in_ci() {
+        panic!("{what} is required when CI=true");
+    }
+    eprintln!("SKIPPED: {what} is not available (set CI=true to make this a failure)");
+    false
+}
+
+// ---------------------------------------------------------------------------
+// Temporary directories
+// ---------------------------------------------------------------------------
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh directory, removed with everything in it on drop. Short paths:
+/// unix socket paths must stay under 108 bytes.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("rwsgi-t{}-{n}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path inside the directory, as a string.
+    pub fn join(&self, name: &str) -> String {
+        self.path.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Captured output of a child process
+// ---------------------------------------------------------------------------
+
+/// Lines a child wrote, shared with the threads that read its pipes.
+#[derive(Debug, Default)]
+struct LogBuf {
+    text: Mutex<String>,
+    changed: Condvar,
+}
+
+impl LogBuf {
+    fn push_line(&self, line: &str) {
+        let mut text = self.text.lock().unwrap();
+        text.push_str(line);
+        text.push('\n');
+        self.changed.notify_all();
+    }
+
+    fn snapshot(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds for the text, up to `timeout`.
+    fn wait_for(&self, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.text.lock().unwrap();
+        loop {
+            if pred(&text) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            text = self.changed.wait_timeout(text, deadline - now).unwrap().0;
+        }
+    }
+}
+
+fn pump(reader: impl Read + Send + 'static, log: Arc<LogBuf>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(reader);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line);
+                    log.push_line(text.trim_end_matches(['\n', '\r']));
+                }
+            }
+        }
+    })
+}
+
+/// Waits for a child to exit, up to `timeout`.
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn send_signal(child: &Child, signal: Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let _ = nix::sys::signal::kill(pid, signal);
+}
+
+// ---------------------------------------------------------------------------
+// rwsgi
+// ---------------------------------------------------------------------------
+
+/// The rwsgi binary under test.
+pub fn rwsgi_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rwsgi")
+}
+
+/// A `Command` for rwsgi with a clean environment: cwd = repository root,
+/// no inherited `VIRTUAL_ENV`/`RUST_LOG`, `TMPDIR` in `tmp`.
+fn rwsgi_command(args: &[&str], env: &[(&str, &str)], tmp: &Path) -> Command {
+    let mut cmd = Command::new(rwsgi_bin());
+    cmd.args(args)
+        .current_dir(root())
+        .env_remove("VIRTUAL_ENV")
+        .env_remove("RUST_LOG")
+        .env_remove("PYTHONPATH")
+        .env_remove("PYTHONHOME")
+        .env("TMPDIR", tmp)
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// What a short-lived rwsgi run printed.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// stderr's non-empty lines.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
+    }
+}
+
+/// Runs rwsgi expecting it to exit by itself (within 20 s).
+pub fn run_rwsgi(args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let tmp = TempDir::new("run");
+    let mut child = rwsgi_command(args, env, tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = Arc::new(LogBuf::default());
+    let err = Arc::new(LogBuf::default());
+    let t1 = pump(child.stdout.take().unwrap(), Arc::clone(&out));
+    let t2 = pump(child.stderr.take().unwrap(), Arc::clone(&err));
+    let status = match wait_timeout(&mut child, Duration::from_secs(20)) {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rwsgi {args:?} did not exit within 20 s; stderr:\n{}", err.snapshot());
+        }
+    };
+    let _ = t1.join();
+    let _ = t2.join();
+    Outcome { status, stdout: out.snapshot(), stderr: err.snapshot() }
+}
+
+/// A running rwsgi. Dropping it kills the process.
+#[derive(Debug)]
+pub struct Server {
+    child: Option<Child>,
+    log: Arc<LogBuf>,
+    addrs: Vec<String>,
+    pumps: Vec<JoinHandle<()>>,
+    _tmp: TempDir,
+}
+
+/// Whether the command line names a socket itself.
+fn has_socket_arg(args: &[&str]) -> bool {
+    args.iter().any(|a| {
+        matches!(*a, "--http-socket" | "--http")
+            || a.starts_with("--http-socket=")
+            || a.starts_with("--http=")
+    })
+}
+
+fn socket_arg_count(args: &[&str]) -> usize {
+    args.iter()
+        .filter(|a| {
+            matches!(**a, "--http-socket" | "--http")
+                || a.starts_with("--http-socket=")
+                || a.starts_with("--http=")
+        })
+        .count()
+}
+
+impl Server {
+    /// Starts rwsgi with `args` (plus `--http-socket 127.0.0.1:0` unless
+    /// they name a socket) and waits until every socket is listening.
+    pub fn start(args: &[&str]) -> Server {
+        Server::start_env(args, &[])
+    }
+
+    /// The probe app with extra options.
+    pub fn probe(extra: &[&str]) -> Server {
+        let mut args = vec!["--wsgi-file", PROBE];
+        args.extend_from_slice(extra);
+        Server::start(&args)
+    }
+
+    /// [`Server::start`] with extra environment variables for the child.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut all: Vec<&str> = Vec::new();
+        if !has_socket_arg(args) {
+            all.extend(["--http-socket", "127.0.0.1:0"]);
+        }
+        all.extend_from_slice(args);
+        let sockets = socket_arg_count(&all);
+        let tmp = TempDir::new("srv");
+        let mut child = rwsgi_command(&all, env, tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(LogBuf::default());
+        let pumps = vec![
+            pump(child.stdout.take().unwrap(), Arc::clone(&log)),
+            pump(child.stderr.take().unwrap(), Arc::clone(&log)),
+        ];
+        let mut server = Server { child: Some(child), log, addrs: Vec::new(), pumps, _tmp: tmp };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let addrs = listening_addrs(&server.log.snapshot());
+            if addrs.len() >= sockets {
+                server.addrs = addrs;
+                break;
+            }
+            if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "rwsgi {all:?} exited ({status}) before listening; output:\n{}",
+                    server.log.snapshot()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "rwsgi {all:?} did not listen within {START_TIMEOUT:?}; output:\n{}",
+                    server.log.snapshot()
+                );
+            }
+            server
+                .log
+                .wait_for(Duration::from_millis(100), |t| listening_addrs(t).len() >= sockets);
+        }
+        server
+    }
+
+    /// The first listening address: `127.0.0.1:PORT` or `unix:/path`.
+    pub fn addr(&self) -> &str {
+        &self.addrs[0]
+    }
+
+    /// The unix socket path of the first address, if it is one.
+    pub fn unix_path(&self) -> Option<&str> {
+        self.addr().strip_prefix("unix:")
+    }
+
+    /// Every listening address, in the order logged.
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
+    }
+
+    /// The TCP port of the first address.
+    pub fn port(&self) -> u16 {
+        self.addr().rsplit_once(':').unwrap().1.parse().unwrap()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Everything the server printed so far.
+    pub fn log(&self) -> String {
+        self.log.snapshot()
+    }
+
+    /// Whether `needle` shows up in the log within [`LOG_TIMEOUT`].
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.wait_log(needle, LOG_TIMEOUT)
+    }
+
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.log.wait_for(timeout, |t| t.contains(needle))
+    }
+
+    /// Waits until `needle` occurs at least `count` times in the log.
+    pub fn wait_log_count(&self, needle: &str, count: usize, timeout: Duration) -> bool {
+        self.log.wait_for(timeout, |t| t.matches(needle).count() >= count)
+    }
+
+    /// Waits for the request log line of `method target` (`=> STATUS`).
+    pub fn wait_request_logged(&self, method: &str, target: &str) -> bool {
+        let needle = format!("http {method} {target} =>");
+        self.log_contains(&needle)
+    }
+
+    /// Sends `signal` without waiting.
+    pub fn signal(&self, signal: Signal) {
+        send_signal(self.child.as_ref().unwrap(), signal);
+    }
+
+    /// Sends `signal` and waits (up to 15 s) for the process to exit.
+    pub fn stop(&mut self, signal: Signal) -> ExitStatus {
+        self.signal(signal);
+        self.wait_exit(Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("rwsgi did not exit after {signal}; log:\n{}", self.log()))
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let status = wait_timeout(self.child.as_mut().unwrap(), timeout)?;
+        // The pipes are closed: collect the last lines.
+        for pump in self.pumps.drain(..) {
+            let _ = pump.join();
+        }
+        Some(status)
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+
+    /// A new connection to the first address.
+    pub fn conn(&self) -> Conn {
+        Conn::open(self.addr())
+    }
+
+    /// `GET target` on a new connection (`Connection: close`).
+    pub fn get(&self, target: &str) -> Response {
+        self.request(format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"))
+    }
+
+    /// Sends raw bytes on a new connection and reads one response.
+    pub fn request(&self, raw: impl AsRef<[u8]>) -> Response {
+        let mut conn = self.conn();
+        conn.send(raw.as_ref());
+        conn.read_response()
+    }
+
+    /// `POST target` with `body` (Content-Length) on a new connection.
+    pub fn post(&self, target: &str, body: &[u8]) -> Response {
+        let mut raw = format!(
+            "POST {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        raw.extend_from_slice(body);
+        self.request(raw)
+    }
+
+    /// The probe's `/environ` for a raw request.
+    pub fn environ(&self, raw: impl AsRef<[u8]>) -> serde_json::Value {
+        let response = self.request(raw);
+        assert_eq!(response.status, 200, "/environ: {response:?}");
+        response.json()
+    }
+
+    /// The probe's `/closes` counter.
+    pub fn closes(&self) -> u64 {
+        let response = self.get("/closes");
+        assert_eq!(response.status, 200);
+        response.text().trim().parse().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if child.try_wait().ok().flatten().is_none() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- rwsgi log ----\n{}---- end of rwsgi log ----", self.log.snapshot());
+        }
+    }
+}
+
+/// Addresses from `... listening on ADDR` lines.
+fn listening_addrs(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| line.split_once(" listening on ").map(|(_, a)| a.trim().to_string()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Raw client
+// ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+enum Sock {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Sock {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.set_read_timeout(t),
+            Sock::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.shutdown(how),
+            Sock::Unix(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.read(buf),
+            Sock::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.write(buf),
+            Sock::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What one read attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    Data,
+    Eof,
+    Timeout,
+}
+
+/// One client connection with a read buffer, so several pipelined
+/// responses can be parsed from it.
+#[derive(Debug)]
+pub struct Conn {
+    sock: Sock,
+    buf: Vec<u8>,
+    eof: bool,
+    /// The peer reset the connection (counts as closed).
+    pub reset: bool,
+    timeout: Duration,
+}
+
+/// How a response's body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body allowed (HEAD, 1xx, 204, 304).
+    None,
+    Length(u64),
+    Chunked,
+    /// Delimited by the close.
+    Close,
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    /// The minor version of the status line.
+    pub version: u8,
+    /// Names as sent; values latin-1 decoded.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub framing: Framing,
+    /// The body was delimited as announced: Content-Length met, the chunked
+    /// last-chunk and trailer section read, or EOF for close-delimited.
+    pub complete: bool,
+    /// The peer closed the connection while this response was read.
+    pub eof: bool,
+    /// A read timed out while this response was read.
+    pub timed_out: bool,
+}
+
+impl Response {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count()
+    }
+
+    pub fn has_header(&self, name: &str) -> bool {
+        self.header(name).is_some()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
+    }
+
+    /// Whether the response says the connection closes after it.
+    pub fn says_close(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    }
+}
+
+/// Why no response could be read.
+#[derive(Debug)]
+pub struct NoResponse {
+    pub received: Vec<u8>,
+    pub eof: bool,
+    pub timed_out: bool,
+    pub error: Option<String>,
+}
+
+impl Conn {
+    /// Connects to `127.0.0.1:PORT`-style addresses or `unix:/path`.
+    pub fn open(addr: &str) -> Conn {
+        let sock = if let Some(path) = addr.strip_prefix("unix:") {
+            let stream =
+                UnixStream::connect(path).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+            stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+            Sock::Unix(stream)
+        } else {
+            let target = addr.to_socket_addrs().unwrap().next().unwrap();
+            let stream = TcpStream::connect_timeout(&target, Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+            stream.set_nodelay(true).unwrap();
+            stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+            Sock::Tcp(stream)
+        };
+        Conn { sock, buf: Vec::new(), eof: false, reset: false, timeout: READ_TIMEOUT }
+    }
+
+    /// Changes the per-response read deadline (default [`READ_TIMEOUT`]).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// A second handle on the same TCP socket (for a writer thread).
+    pub fn try_clone_tcp(&self) -> TcpStream {
+        match &self.sock {
+            Sock::Tcp(s) => s.try_clone().unwrap(),
+            Sock::Unix(_) => panic!("not a TCP connection"),
+        }
+    }
+
+    /// The client side's address, as the server logs it as the peer.
+    pub fn local_addr(&self) -> String {
+        match &self.sock {
+            Sock::Tcp(s) => s.local_addr().unwrap().to_string(),
+            Sock::Unix(_) => "unix".into(),
+        }
+    }
+
+    /// Writes all of `data`; panics on failure.
+    pub fn send(&mut self, data: impl AsRef<[u8]>) {
+        self.sock.write_all(data.as_ref()).unwrap_or_else(|e| panic!("send: {e}"));
+    }
+
+    /// Writes all of `data`, returning the error (the peer may have closed).
+    pub fn try_send(&mut self, data: impl AsRef<[u8]>) -> io::Result<()> {
+        self.sock.write_all(data.as_ref())
+    }
+
+    /// Half-closes the sending side.
+    pub fn shutdown_write(&self) {
+        let _ = self.sock.shutdown(Shutdown::Write);
+    }
+
+    /// Bytes received but not yet parsed.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+
+    fn fill(&mut self, deadline: Instant) -> Fill {
+        if self.eof {
+            return Fill::Eof;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Fill::Timeout;
+        }
+        self.sock.set_read_timeout(Some(deadline - now)).unwrap();
+        let mut chunk = [0u8; 64 * 1024];
+        match self.sock.read(&mut chunk) {
+            Ok(0) => {
+                self.eof = true;
+                Fill::Eof
+            }
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Fill::Data
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Fill::Timeout
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Fill::Data,
+            Err(_) => {
+                self.eof = true;
+                self.reset = true;
+                Fill::Eof
+            }
+        }
+    }
+
+    /// Reads one response; panics (showing what arrived) if there is none.
+    pub fn read_response(&mut self) -> Response {
+        self.try_read_response(false).unwrap_or_else(|e| {
+            panic!(
+                "no response (eof={}, timed_out={}, error={:?}); received {:?}",
+                e.eof,
+                e.timed_out,
+                e.error,
+                String::from_utf8_lossy(&e.received)
+            )
+        })
+    }
+
+    /// Reads the response to a HEAD request (no body).
+    pub fn read_head_response(&mut self) -> Response {
+        self.try_read_response(true).unwrap_or_else(|e| {
+            panic!("no response to HEAD: {:?}", String::from_utf8_lossy(&e.received))
+        })
+    }
+
+    /// Reads one response. `to_head`: it answers a HEAD request.
+    pub fn try_read_response(&mut self, to_head: bool) -> Result<Response, NoResponse> {
+        let deadline = Instant::now() + self.timeout;
+        let mut timed_out = false;
+        let (head_len, status, reason, version, headers) = loop {
+            let mut slots = [httparse::EMPTY_HEADER; 128];
+            let mut parsed = httparse::Response::new(&mut slots);
+            match parsed.parse(&self.buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let headers = parsed
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.to_string(), latin1(h.value)))
+                        .collect::<Vec<_>>();
+                    break (
+                        len,
+                        parsed.code.unwrap(),
+                        parsed.reason.unwrap_or_default().to_string(),
+                        parsed.version.unwrap(),
+                        headers,
+                    );
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(e) => {
+                    return Err(NoResponse {
+                        received: std::mem::take(&mut self.buf),
+                        eof: self.eof,
+                        timed_out,
+                        error: Some(e.to_string()),
+                    });
+                }
+            }
+            match self.fill(deadline) {
+                Fill::Data => {}
+                Fill::Eof | Fill::Timeout => {
+                    timed_out = !self.eof;
+                    return Err(NoResponse {
+                        received: std::mem::take(&mut self.buf),
+                        eof: self.eof,
+                        timed_out,
+                        error: None,
+                    });
+                }
+            }
+        };
+        self.buf.drain(..head_len);
+        let header = |name: &str| {
+            headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+        };
+        let framing = if to_head || (100..200).contains(&status) || status == 204 || status == 304 {
+            Framing::None
+        } else if header("transfer-encoding")
+            .is_some_and(|v| v.trim().to_ascii_lowercase().ends_with("chunked"))
+        {
+            Framing::Chunked
+        } else if let Some(cl) = header("content-length") {
+            Framing::Length(cl.trim().parse().unwrap())
+        } else {
+            Framing::Close
+        };
+        let mut response = Response {
+            status,
+            reason,
+            version,
+            headers,
+            body: Vec::new(),
+            framing,
+            complete: false,
+            eof: false,
+            timed_out: false,
+        };
+        match framing {
+            Framing::None => response.complete = true,
+            Framing::Length(n) => {
+                let n = usize::try_from(n).unwrap();
+                while self.buf.len() < n {
+                    if self.fill(deadline) != Fill::Data {
+                        break;
+                    }
+                }
+                let take = n.min(self.buf.len());
+                response.body = self.buf.drain(..take).collect();
+                response.complete = take == n;
+            }
+            Framing::Close => {
+                while self.fill(deadline) == Fill::Data {}
+                response.body = std::mem::take(&mut self.buf);
+                response.complete = self.eof;
+            }
+            Framing::Chunked => response.complete = self.read_chunked(deadline, &mut response.body),
+        }
+        response.eof = self.eof;
+        response.timed_out = !response.complete && !self.eof;
+        Ok(response)
+    }
+
+    /// Index just past the next CRLF in the buffer at or after `from`.
+    fn line_end(&mut self, from: usize, deadline: Instant) -> Option<usize> {
+        loop {
+            if let Some(i) = self.buf[from..].windows(2).position(|w| w == b"\r\n") {
+                return Some(from + i + 2);
+            }
+            if self.fill(deadline) != Fill::Data {
+                return None;
+            }
+        }
+    }
+
+    /// Decodes a chunked body into `body`; true if the last-chunk and the
+    /// trailer section arrived.
+    fn read_chunked(&mut self, deadline: Instant, body: &mut Vec<u8>) -> bool {
+        loop {
+            let Some(end) = self.line_end(0, deadline) else { return false };
+            let line = String::from_utf8_lossy(&self.buf[..end - 2]).into_owned();
+            let size_text = line.split(';').next().unwrap().trim();
+            let Ok(size) = usize::from_str_radix(size_text, 16) else {
+                panic!("bad chunk size line {line:?}");
+            };
+            self.buf.drain(..end);
+            if size == 0 {
+                // Trailer section: lines until an empty one.
+                loop {
+                    let Some(end) = self.line_end(0, deadline) else { return false };
+                    let empty = end == 2;
+                    self.buf.drain(..end);
+                    if empty {
+                        return true;
+                    }
+                }
+            }
+            while self.buf.len() < size + 2 {
+                if self.fill(deadline) != Fill::Data {
+                    let take = size.min(self.buf.len());
+                    body.extend(self.buf.drain(..take));
+                    return false;
+                }
+            }
+            body.extend(self.buf.drain(..size));
+            assert_eq!(&self.buf[..2], b"\r\n", "chunk data not followed by CRLF");
+            self.buf.drain(..2);
+        }
+    }
+
+    /// Reads until the peer closes or `timeout` passes; returns what came
+    /// (including anything already buffered) and whether the peer closed.
+    pub fn read_until_close(&mut self, timeout: Duration) -> (Vec<u8>, bool) {
+        let deadline = Instant::now() + timeout;
+        while self.fill(deadline) == Fill::Data {}
+        (std::mem::take(&mut self.buf), self.eof)
+    }
+
+    /// Asserts the peer closes within 5 s without sending anything more.
+    pub fn expect_closed(&mut self) {
+        let (extra, closed) = self.read_until_close(Duration::from_secs(5));
+        assert!(extra.is_empty(), "unexpected bytes after the response: {:?}", latin1(&extra));
+        assert!(closed, "the server did not close the connection");
+    }
+
+    /// Whether the connection is still open (no EOF) after waiting `wait`.
+    /// Data that arrives meanwhile stays buffered.
+    pub fn still_open_after(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while self.fill(deadline) == Fill::Data {}
+        !self.eof
+    }
+}
+
+/// Latin-1 decoding (every byte one char), as WSGI does.
+pub fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// A chunked encoding of `pieces` (no trailers).
+pub fn chunked(pieces: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in pieces {
+        if piece.is_empty() {
+            continue;
+        }
+        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// Deterministic, non-repeating-looking test bytes.
+pub fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Runs `f` on `n` threads at once and returns their results in order.
+pub fn parallel<T: Send + 'static>(
+    n: usize,
+    f: impl Fn(usize) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let f = Arc::new(f);
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let f = Arc::clone(&f);
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                f(i)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The unix permission bits of `path`.
+pub fn mode_of(path: &str) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+// ---------------------------------------------------------------------------
+// The virtualenv with Flask and Django
+// ---------------------------------------------------------------------------
+
+/// The test virtualenv (`RWSGI_TEST_VENV`, else `<repo>/.venv`) if it has
+/// Flask and Django; `None` (a skip, or a failure under `CI=true`) if not.
+pub fn venv() -> Option<PathBuf> {
+    let (path, explicit) = match std::env::var_os("RWSGI_TEST_VENV") {
+        Some(p) if !p.is_empty() => (PathBuf::from(p), true),
+        _ => (root().join(".venv"), false),
+    };
+    let ok = venv_has(&path, "flask") && venv_has(&path, "django");
+    if !ok && explicit {
+        panic!("RWSGI_TEST_VENV={} has no Flask and Django (run `make venv`)", path.display());
+    }
+    require(ok, "the test virtualenv with Flask and Django (`make venv`)").then_some(path)
+}
+
+fn venv_has(venv: &Path, package: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(venv.join("lib")) else { return false };
+    entries
+        .flatten()
+        .any(|e| e.path().join("site-packages").join(package).join("__init__.py").is_file())
+}
+
+// ---------------------------------------------------------------------------
+// nginx and curl
+// ---------------------------------------------------------------------------
+
+pub const NGINX: &str = "/usr/sbin/nginx";
+
+/// Whether nginx can be used; `false` means skip (a failure under `CI=true`).
+pub fn nginx_available() -> bool {
+    require(Path::new(NGINX).is_file(), "nginx (/usr/sbin/nginx)")
+}
+
+/// Whether curl can be used (same rule as nginx).
+pub fn curl_available() -> bool {
+    let ok = Command::new("curl")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    require(ok, "curl")
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running nginx (one process, no daemon). Dropping it kills it.
+#[derive(Debug)]
+pub struct Nginx {
+    child: Option<Child>,
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx with `servers` (the `server {}` blocks and any other
+    /// `http {}` content) where `@PORT@` is replaced by the listening port.
+    pub fn start(servers: &str) -> Nginx {
+        let dir = TempDir::new("nginx");
+        for attempt in 0..5 {
+            let port = free_port();
+            let conf = format!(
+                "daemon off;\n\
+                 master_process off;\n\
+                 worker_processes 1;\n\
+                 pid {tmp}/nginx.pid;\n\
+                 error_log {tmp}/error.log info;\n\
+                 events {{ worker_connections 256; }}\n\
+                 http {{\n\
+                 access_log off;\n\
+                 client_body_temp_path {tmp}/client_body;\n\
+                 proxy_temp_path {tmp}/proxy;\n\
+                 fastcgi_temp_path {tmp}/fastcgi;\n\
+                 uwsgi_temp_path {tmp}/uwsgi;\n\
+                 scgi_temp_path {tmp}/scgi;\n\
+                 {servers}\n\
+                 }}\n",
+                tmp = dir.path().display(),
+                servers = servers.replace("@PORT@", &port.to_string()),
+            );
+            let conf_path = dir.join("nginx.conf");
+            std::fs::write(&conf_path, conf).unwrap();
+            let mut child = Command::new(NGINX)
+                .args(["-p", &dir.join(""), "-e", &dir.join("error.log"), "-c", &conf_path])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let up = wait_until(Duration::from_secs(10), || {
+                if child.try_wait().unwrap().is_some() {
+                    return true;
+                }
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            if up && child.try_wait().unwrap().is_none() {
+                return Nginx { child: Some(child), port, dir };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+            if attempt == 4 || !log.contains("Address already in use") {
+                panic!("nginx did not start; error.log:\n{log}");
+            }
+        }
+        unreachable!()
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// nginx's error log so far.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+
+    /// A scratch directory that lives as long as this nginx.
+    pub fn dir(&self) -> &TempDir {
+        &self.dir
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- nginx error.log ----\n{}---- end ----", self.error_log());
+        }
+    }
+}
+
+/// What curl got.
+#[derive(Debug)]
+pub struct CurlResponse {
+    pub status: u16,
+    /// Headers of the final response (after any `100 Continue`).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl CurlResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
+    }
+}
+
+/// Runs `curl -sS --max-time 30 ARGS URL`.
+pub fn curl(args: &[&str]) -> CurlResponse {
+    let dir = TempDir::new("curl");
+    let (head_file, body_file) = (dir.join("head"), dir.join("body"));
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-D", &head_file, "-o", &body_file])
+        .args(["-w", "%{http_code}"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let status = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap();
+    let head = std::fs::read(&head_file).unwrap_or_default();
+    let head = latin1(&head);
+    let last_block = head.trim_end().rsplit("\r\n\r\n").next().unwrap_or_default().to_string();
+    let headers = last_block
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let body = std::fs::read(&body_file).unwrap_or_default();
+    CurlResponse { status, headers, body }
+}
