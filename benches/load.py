@@ -1,0 +1,771 @@
+#!/usr/bin/env python3
+"""Load benchmark: rwsgi against uWSGI, gunicorn, granian, bjoern (and pyruvate).
+
+Every server runs one worker process pinned to CPU core 0 and is driven by
+wrk pinned to core 1, on loopback, with the same WSGI apps (benches/apps/).
+The peers are installed from PyPI into benches/.venv, made with the Python
+running this script (the one rwsgi embeds).  See benches/README.md.
+
+    python3 benches/load.py [--quick] [--duration S] [--servers rwsgi,uwsgi,...]
+                            [--workloads hello,big,upload] [--threads 1,8]
+                            [--install-deps]
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import hashlib
+import http.client
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+BENCHES = Path(__file__).resolve().parent
+ROOT = BENCHES.parent
+APPS = BENCHES / "apps"
+VENV = BENCHES / ".venv"
+RESULTS = BENCHES / "results"
+REQUIREMENTS = BENCHES / "requirements.txt"
+RWSGI = ROOT / "target" / "release" / "rwsgi"
+
+HOST = "127.0.0.1"
+CONNECTIONS = 32  # identical for every server and thread count
+WRK_THREADS = 1
+WRK_TIMEOUT = "5s"
+WARMUP_SECONDS = 2
+READY_TIMEOUT = 30.0  # seconds a server gets to accept connections
+SERVER_CPU = "0"
+WRK_CPU = "1"
+UPLOAD_BYTES = 1 << 20
+
+
+# --------------------------------------------------------------------------
+# Workloads and servers
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    name: str
+    module: str  # benches/apps/<module>.py
+    description: str
+    lua: str | None = None  # wrk script in benches/apps
+
+
+WORKLOADS = {
+    "hello": Workload("hello", "hello", "GET, 13-byte body, keep-alive"),
+    "big": Workload("big", "big", "GET, 64 KiB body"),
+    "upload": Workload("upload", "upload", "1 MiB POST, app reads it all", "post_1mib.lua"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    key: str  # name on the command line (--servers)
+    label: str  # name in the table
+    threaded: bool  # False: run once, threads shown as "-"
+    fixed_threads: int | None = None  # run only with this thread count
+    optional: bool = False  # silently skipped when not installed
+
+
+SERVERS = {
+    "rwsgi": Server("rwsgi", "rwsgi", True),
+    "uwsgi": Server("uwsgi", "uWSGI --http-socket", True),
+    "uwsgi-http11": Server("uwsgi-http11", "uWSGI --http11-socket", True, fixed_threads=8),
+    "gunicorn": Server("gunicorn", "gunicorn gthread", True),
+    "granian": Server("granian", "granian wsgi", True),
+    "bjoern": Server("bjoern", "bjoern", False),
+    "pyruvate": Server("pyruvate", "pyruvate", True, optional=True),
+}
+
+
+def venv_bin(name: str) -> str:
+    return str(VENV / "bin" / name)
+
+
+def server_command(key: str, workload: Workload, threads: int, port: int) -> list[str]:
+    """The server's command line (without the taskset prefix)."""
+    app_file = str(APPS / f"{workload.module}.py")
+    target = f"{workload.module}:application"
+    if key == "rwsgi":
+        return [str(RWSGI), "--http-socket", f"{HOST}:{port}", "--wsgi-file", app_file,
+                "--threads", str(threads), "--disable-logging"]
+    if key in ("uwsgi", "uwsgi-http11"):
+        socket_flag = "--http-socket" if key == "uwsgi" else "--http11-socket"
+        # No master: the one worker is the only process.  --threads 1 is
+        # uWSGI's default single-threaded mode.
+        return [venv_bin("uwsgi"), socket_flag, f"{HOST}:{port}", "--wsgi-file", app_file,
+                "--processes", "1", "--threads", str(threads), "--disable-logging"]
+    if key == "gunicorn":
+        return [venv_bin("gunicorn"), "-w", "1", "-k", "gthread", "--threads", str(threads),
+                "-b", f"{HOST}:{port}", "--chdir", str(APPS), target, "--log-level", "warning"]
+    if key == "granian":
+        return [venv_bin("granian"), "--interface", "wsgi", "--workers", "1",
+                "--blocking-threads", str(threads), "--host", HOST, "--port", str(port),
+                "--working-dir", str(APPS), "--no-ws", "--log-level", "warning", target]
+    if key == "bjoern":
+        return [venv_bin("python"), str(APPS / "run_bjoern.py"), workload.module, HOST, str(port)]
+    if key == "pyruvate":
+        return [venv_bin("python"), str(APPS / "run_pyruvate.py"), workload.module, HOST,
+                str(port), str(threads)]
+    raise KeyError(key)
+
+
+def server_available(key: str) -> str | None:
+    """None when the server can run; otherwise why not."""
+    if key == "rwsgi":
+        return None if RWSGI.exists() else f"{RWSGI} missing"
+    exe = {"uwsgi": "uwsgi", "uwsgi-http11": "uwsgi", "gunicorn": "gunicorn",
+           "granian": "granian"}.get(key)
+    if exe:
+        return None if Path(venv_bin(exe)).exists() else f"{venv_bin(exe)} not installed"
+    module = key  # bjoern, pyruvate
+    probe = subprocess.run([venv_bin("python"), "-c", f"import {module}"],
+                           capture_output=True, text=True)
+    if probe.returncode == 0:
+        return None
+    lines = probe.stderr.strip().splitlines()
+    return f"import {module} failed: {lines[-1] if lines else probe.returncode}"
+
+
+def server_version(key: str) -> str:
+    try:
+        if key == "rwsgi":
+            out = subprocess.run([str(RWSGI), "--version"], capture_output=True, text=True,
+                                 timeout=10).stdout.strip()
+            return out or "?"
+        dist = {"uwsgi-http11": "uwsgi"}.get(key, key)
+        out = subprocess.run(
+            [venv_bin("python"), "-c",
+             f"import importlib.metadata as m; print(m.version({dist!r}))"],
+            capture_output=True, text=True, timeout=30).stdout.strip()
+        return f"{dist} {out}" if out else "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+# --------------------------------------------------------------------------
+# Environment: the rwsgi binary, the venv with the peers
+# --------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def ensure_rwsgi() -> None:
+    if RWSGI.exists():
+        return
+    log(f"{RWSGI} missing: running cargo build --release")
+    subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True)
+
+
+def libev_headers_present() -> bool:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return any(Path(d, "ev.h").exists() for d in ("/usr/include", "/usr/local/include"))
+    probe = subprocess.run([cc, "-E", "-x", "c", "-"], input="#include <ev.h>\n",
+                           capture_output=True, text=True)
+    return probe.returncode == 0
+
+
+def ensure_libev(install_deps: bool) -> bool:
+    """bjoern builds against libev; True when its headers are there."""
+    if libev_headers_present():
+        return True
+    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if is_root and (install_deps or os.environ.get("CI")):
+        log("libev headers missing: apt-get install -y libev-dev")
+        ok = subprocess.run(["apt-get", "install", "-y", "libev-dev"]).returncode == 0
+        if not ok:
+            subprocess.run(["apt-get", "update"])
+            subprocess.run(["apt-get", "install", "-y", "libev-dev"])
+        if libev_headers_present():
+            return True
+    log("*** bjoern needs the libev headers (ev.h), which are missing.\n"
+        "*** Install them, e.g. `sudo apt-get install -y libev-dev` (Debian/Ubuntu),\n"
+        "*** `sudo dnf install libev-devel` (Fedora) or `brew install libev` (macOS),\n"
+        "*** or rerun as root with --install-deps.  bjoern is skipped for now.")
+    return False
+
+
+def parse_requirements() -> list[tuple[str, bool]]:
+    """(requirement, optional) per line of requirements.txt."""
+    reqs = []
+    for line in REQUIREMENTS.read_text().splitlines():
+        text, _, comment = line.partition("#")
+        text = text.strip()
+        if text:
+            reqs.append((text, "optional" in comment))
+    return reqs
+
+
+def ensure_venv(install_deps: bool) -> dict[str, str]:
+    """Creates benches/.venv and installs the peers; returns install failures."""
+    python = Path(venv_bin("python"))
+    stamp = VENV / ".installed"
+    libev = ensure_libev(install_deps)
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes() + sys.version.encode()
+                            + (b"libev" if libev else b"")).hexdigest()
+    if stamp.exists() and stamp.read_text().strip() == digest and python.exists():
+        return {}
+    if not python.exists():
+        log(f"creating {VENV} with {sys.executable} (Python {platform.python_version()})")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run(pip + ["install", "--quiet", "--upgrade", "pip", "setuptools", "wheel"],
+                   check=True)
+    failures: dict[str, str] = {}
+    optional_names = set()
+    for req, optional in parse_requirements():
+        name = re.split(r"[=<>!~\[ ;]", req, maxsplit=1)[0].lower()
+        if optional:
+            optional_names.add(name)
+        if name == "bjoern" and not libev:
+            failures[name] = "libev headers missing (apt-get install -y libev-dev)"
+            continue
+        log(f"pip install {req}" + (" (optional)" if optional else "")
+            + (" (builds from source, takes a few minutes)" if name == "uwsgi" else ""))
+        done = subprocess.run(pip + ["install", "--quiet", req], capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+            failures[name] = " | ".join(tail) or f"pip exit {done.returncode}"
+            log(f"  failed: {failures[name]}")
+    if all(name in optional_names for name in failures):
+        stamp.write_text(digest + "\n")
+    return failures
+
+
+# --------------------------------------------------------------------------
+# Running one cell
+# --------------------------------------------------------------------------
+
+
+_live_groups: set[int] = set()
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Ends the server's whole process group: SIGTERM, then SIGKILL."""
+    pgid = proc.pid  # start_new_session=True: the group id is the leader's pid
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not group_alive(pgid):
+                break
+            time.sleep(0.05)
+        else:
+            continue
+        break
+    try:  # anything left in the group (a worker that ignored SIGTERM)
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    _live_groups.discard(pgid)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def process_tree(root: int) -> list[int]:
+    """root and all its descendants, from /proc/*/stat."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: split after the last ')'.
+        fields = stat.rsplit(")", 1)[1].split()
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def vm_hwm_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class RssSampler(threading.Thread):
+    """Max over samples of the sum of VmHWM over the server's process tree."""
+
+    def __init__(self, root: int, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.peak_kib = 0
+        self._halt = threading.Event()
+
+    def sample(self) -> None:
+        total = sum(vm_hwm_kib(pid) for pid in process_tree(self.root))
+        self.peak_kib = max(self.peak_kib, total)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.sample()
+            self._halt.wait(self.interval)
+
+    def stop(self) -> float:
+        self._halt.set()
+        self.join()
+        self.sample()
+        return self.peak_kib / 1024
+
+
+def wait_ready(proc: subprocess.Popen, port: int) -> str | None:
+    """Waits (bounded) until the port accepts; None when ready, else why not."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return f"exited with status {proc.returncode} before accepting connections"
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return None
+        except OSError:
+            time.sleep(0.1)
+    return f"not accepting connections on port {port} after {READY_TIMEOUT:.0f} s"
+
+
+def check_response(workload: Workload, port: int) -> str | None:
+    """One request checked by hand before the load: None when the reply is right."""
+    expected = {"hello": b"Hello, World!", "big": b"x" * 65536,
+                "upload": str(UPLOAD_BYTES).encode()}[workload.name]
+    last = ""
+    for _ in range(20):  # the port may accept before the app is loaded (granian)
+        conn = http.client.HTTPConnection(HOST, port, timeout=10)
+        try:
+            if workload.name == "upload":
+                conn.request("POST", "/", body=b"x" * UPLOAD_BYTES,
+                             headers={"Content-Type": "application/octet-stream"})
+            else:
+                conn.request("GET", "/")
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status == 200 and body == expected:
+                return None
+            last = f"HTTP {resp.status}, {len(body)}-byte body {body[:40]!r}"
+        except (OSError, http.client.HTTPException) as err:
+            last = f"{type(err).__name__}: {err}"
+        finally:
+            conn.close()
+        time.sleep(0.25)
+    return f"bad response: {last}"
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def parse_duration_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(text)
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_wrk(output: str) -> dict:
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
+    total = re.search(r"^\s+(\d+) requests in", output, re.M)
+    kinds: dict[str, int] = {}
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                     output)
+    if sock:
+        for kind, count in zip(("connect", "read", "write", "timeout"), sock.groups()):
+            kinds[kind] = int(count)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non2xx:
+        kinds["non-2xx"] = int(non2xx.group(1))
+    errors = ", ".join(f"{n:,} {kind}" for kind, n in kinds.items() if n) or "0"
+    if not rps or not p99:
+        raise ValueError("could not parse wrk output")
+    return {
+        "rps": float(rps.group(1)),
+        "p99_ms": parse_duration_ms(p99.group(1)),
+        "requests": int(total.group(1)) if total else 0,
+        "errors": errors,
+    }
+
+
+@dataclasses.dataclass
+class Cell:
+    server: Server
+    threads: int | None  # None: not threaded
+    workload: Workload
+    rps: float | None = None
+    p99_ms: float | None = None
+    rss_mib: float | None = None
+    errors: str | None = None
+    requests: int = 0
+    failure: str | None = None
+    server_cmd: str = ""
+    wrk_cmd: str = ""
+
+
+def pin(cpu: str, cmd: list[str], pinning: bool) -> list[str]:
+    return ["taskset", "-c", cpu, *cmd] if pinning else cmd
+
+
+def wrk_command(workload: Workload, port: int, seconds: float, pinning: bool) -> list[str]:
+    cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s",
+           f"--timeout", WRK_TIMEOUT, "--latency"]
+    if workload.lua:
+        cmd += ["-s", str(APPS / workload.lua)]
+    cmd.append(f"http://{HOST}:{port}/")
+    return pin(WRK_CPU, cmd, pinning)
+
+
+def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path) -> None:
+    port = free_port()
+    threads = cell.threads if cell.threads is not None else 1
+    cmd = pin(SERVER_CPU, server_command(cell.server.key, cell.workload, threads, port), pinning)
+    cell.server_cmd = shlex.join(cmd)
+    tag = f"{cell.server.key}-{cell.threads or 'x'}-{cell.workload.name}"
+    logfile = logdir / f"{tag}.log"
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)  # rwsgi would load it; the apps need only the stdlib
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    log(f"--- {cell.server.label} threads={cell.threads or '-'} workload={cell.workload.name}")
+    log(f"    server: {cell.server_cmd}")
+    with open(logfile, "wb") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                cwd=APPS, env=env, start_new_session=True)
+        _live_groups.add(proc.pid)
+        try:
+            why = wait_ready(proc, port) or check_response(cell.workload, port)
+            if why:
+                cell.failure = why
+                return
+            sampler = RssSampler(proc.pid)
+            sampler.start()
+            try:
+                warm = wrk_command(cell.workload, port, WARMUP_SECONDS, pinning)
+                subprocess.run(warm, capture_output=True, text=True,
+                               timeout=WARMUP_SECONDS + 60)
+                wrk = wrk_command(cell.workload, port, duration, pinning)
+                cell.wrk_cmd = shlex.join(wrk)
+                log(f"    wrk:    {cell.wrk_cmd}")
+                done = subprocess.run(wrk, capture_output=True, text=True,
+                                      timeout=duration + 60)
+            finally:
+                cell.rss_mib = sampler.stop()
+            if proc.poll() is not None:
+                cell.failure = f"server exited with status {proc.returncode} during the run"
+                return
+            if done.returncode != 0:
+                cell.failure = f"wrk exit {done.returncode}: {done.stderr.strip()[-200:]}"
+                return
+            (logdir / f"{tag}.wrk.txt").write_text(done.stdout)
+            result = parse_wrk(done.stdout)
+            cell.rps, cell.p99_ms = result["rps"], result["p99_ms"]
+            cell.errors, cell.requests = result["errors"], result["requests"]
+            log(f"    {cell.rps:,.0f} req/s  p99 {fmt_ms(cell.p99_ms)}  "
+                f"peak RSS {cell.rss_mib:.1f} MiB  errors {cell.errors}")
+        except subprocess.TimeoutExpired:
+            cell.failure = "wrk did not finish in time"
+        except ValueError as err:
+            cell.failure = str(err)
+        finally:
+            kill_group(proc)
+    if cell.failure:
+        tail = logfile.read_text(errors="replace").strip().splitlines()[-3:]
+        if tail:
+            cell.failure += " | log: " + " / ".join(tail)
+
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+
+
+def fmt_ms(ms: float | None) -> str:
+    if ms is None:
+        return "—"
+    if ms < 1:
+        return f"{ms * 1000:.0f} µs"
+    if ms < 100:
+        return f"{ms:.2f} ms"
+    return f"{ms:.0f} ms"
+
+
+def ratio(a: Cell, b: Cell | None) -> str:
+    if b is None or not a.rps or not b.rps:
+        return "—"
+    return f"{a.rps / b.rps:.2f}×"
+
+
+def table(cells: list[Cell]) -> str:
+    def find(key: str, cell: Cell) -> Cell | None:
+        for other in cells:
+            if (other.server.key == key and other.workload == cell.workload
+                    and other.threads == cell.threads):
+                return other
+        return None
+
+    rows = ["| server | threads | workload | requests/s | p99 latency | peak RSS (MiB) "
+            "| errors | rwsgi ÷ uWSGI --http-socket | rwsgi ÷ granian |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for cell in cells:
+        threads = str(cell.threads) if cell.threads is not None else "-"
+        if cell.failure:
+            rows.append(f"| {cell.server.label} | {threads} | {cell.workload.name} "
+                        f"| failed | — | — | — | — | — |")
+            continue
+        vs_uwsgi = vs_granian = ""
+        if cell.server.key == "rwsgi":
+            vs_uwsgi = ratio(cell, find("uwsgi", cell))
+            vs_granian = ratio(cell, find("granian", cell))
+        rows.append(f"| {cell.server.label} | {threads} | {cell.workload.name} "
+                    f"| {cell.rps:,.0f} | {fmt_ms(cell.p99_ms)} | {cell.rss_mib:.1f} "
+                    f"| {cell.errors} | {vs_uwsgi} | {vs_granian} |")
+    return "\n".join(rows)
+
+
+def legend(args, workloads: list[Workload], pinning: bool) -> str:
+    lines = [
+        f"Each cell: one worker process (plus gunicorn's arbiter and granian's main "
+        f"process: RSS counts the whole tree), "
+        f"{'pinned to CPU ' + SERVER_CPU + ' (taskset), wrk pinned to CPU ' + WRK_CPU if pinning else 'NOT pinned (fewer than 2 CPUs)'}; "
+        f"{WARMUP_SECONDS} s warm-up, then `wrk -t{WRK_THREADS} -c{CONNECTIONS} "
+        f"-d{args.duration:g}s --timeout {WRK_TIMEOUT} --latency` on loopback.",
+        "Workloads: " + "; ".join(f"{w.name} = {w.description}" for w in workloads) + ".",
+        "peak RSS: max over samples (every 0.2 s) of the sum of VmHWM over the server's "
+        "process tree (shared pages counted once per process).",
+        "errors: wrk's socket errors (connect/read/write/timeout) and non-2xx responses, "
+        "by kind. For uWSGI --http-socket the read errors are its connection closes: it "
+        "answers HTTP/1.1 without `Connection: close` and then closes, so wrk counts one "
+        "read error per request and reconnects.",
+        "Ratios: rwsgi requests/s divided by the peer's, same workload and thread count.",
+        "uWSGI --http-socket closes the connection after every response (no keep-alive): "
+        "wrk reconnects for each request, which is what its users get. "
+        "uWSGI --http11-socket is its keep-alive mode, run with 8 threads only; "
+        "a thread holds one connection, so connections beyond 8 wait.",
+        "bjoern is single-threaded (threads \"-\").",
+    ]
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def wrk_version() -> str:
+    try:
+        out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "wrk ?"
+    match = re.search(r"wrk (\S+)", out.stdout + out.stderr)
+    return f"wrk {match.group(1)}" if match else "wrk ?"
+
+
+def machine_info() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+
+def csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="Load benchmark of rwsgi against its peers (see benches/README.md).")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 3 s per cell, hello workload only")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds of measured load per cell (default 10; 3 with --quick)")
+    parser.add_argument("--servers", type=csv_list, default=list(SERVERS),
+                        help="comma-separated, from: " + ",".join(SERVERS))
+    parser.add_argument("--workloads", type=csv_list, default=None,
+                        help="comma-separated, from: " + ",".join(WORKLOADS))
+    parser.add_argument("--threads", type=lambda t: [int(x) for x in csv_list(t)],
+                        default=[1, 8], help="thread counts (default 1,8)")
+    parser.add_argument("--install-deps", action="store_true",
+                        help="as root, apt-get install the build dependencies (libev-dev)")
+    args = parser.parse_args()
+    if args.duration is None:
+        args.duration = 3.0 if args.quick else 10.0
+    if args.workloads is None:
+        args.workloads = ["hello"] if args.quick else list(WORKLOADS)
+    for name in args.servers:
+        if name not in SERVERS:
+            parser.error(f"unknown server {name!r} (choose from {', '.join(SERVERS)})")
+    for name in args.workloads:
+        if name not in WORKLOADS:
+            parser.error(f"unknown workload {name!r} (choose from {', '.join(WORKLOADS)})")
+    if any(t < 1 for t in args.threads):
+        parser.error("--threads: counts must be at least 1")
+    if shutil.which("wrk") is None:
+        log("wrk is not installed: `apt-get install -y wrk` (Debian/Ubuntu) or build it "
+            "from https://github.com/wg/wrk")
+        return 2
+
+    command = shlex.join([Path(sys.executable).name, *sys.argv])
+    print(f"command: {command}", flush=True)
+
+    ensure_rwsgi()
+    install_failures = ensure_venv(args.install_deps)
+
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    pinning = shutil.which("taskset") is not None and {0, 1} <= cpus
+    if not pinning:
+        log("warning: no pinning (needs taskset and CPUs 0 and 1)")
+
+    servers, skipped = [], {}
+    for key in args.servers:
+        why = server_available(key)
+        if why is None:
+            servers.append(SERVERS[key])
+        else:
+            skipped[key] = install_failures.get(key, why)
+            log(f"skipping {key}: {skipped[key]}")
+
+    workloads = [WORKLOADS[w] for w in args.workloads]
+    cells: list[Cell] = []
+    for workload in workloads:
+        for threads in args.threads:
+            for server in servers:
+                if not server.threaded:
+                    if threads != args.threads[0]:
+                        continue
+                    cells.append(Cell(server, None, workload))
+                elif server.fixed_threads is not None:
+                    if threads != args.threads[-1]:
+                        continue
+                    cells.append(Cell(server, server.fixed_threads, workload))
+                else:
+                    cells.append(Cell(server, threads, workload))
+    # Rows sorted for reading: workload, then thread count ("-" last), in server order.
+    order = {key: i for i, key in enumerate(SERVERS)}
+    cells.sort(key=lambda c: (workloads.index(c.workload),
+                              c.threads if c.threads is not None else 1 << 30,
+                              order[c.server.key]))
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    logdir = RESULTS / "logs"
+    logdir.mkdir(exist_ok=True)
+    versions = {s.key: server_version(s.key) for s in servers}
+    load_before = loadavg()
+    started = datetime.datetime.now().astimezone()
+
+    def on_term(signum, frame):  # turn SIGTERM into the same cleanup as Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    interrupted = False
+    try:
+        for cell in cells:
+            run_cell(cell, args.duration, pinning, logdir)
+            if cell.failure:
+                log(f"    FAILED: {cell.failure}")
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: servers stopped; partial results follow")
+    finally:
+        for pgid in list(_live_groups):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    load_after = loadavg()
+
+    done = [c for c in cells if c.rps is not None or c.failure]
+    body = table(done)
+    failures = [c for c in done if c.failure]
+    notes = []
+    for key, why in skipped.items():
+        notes.append(f"- {key}: not run ({why})")
+    for c in failures:
+        notes.append(f"- {c.server.label} threads={c.threads or '-'} {c.workload.name}: "
+                     f"{c.failure}")
+    report = [
+        f"# rwsgi load benchmark — {started:%Y-%m-%d %H:%M %Z}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {machine_info()}; load average before {load_before}, after {load_after}.",
+        "",
+        "Versions: " + "; ".join(dict.fromkeys(versions.values())) + f"; {wrk_version()}.",
+        "",
+        body,
+        "",
+        legend(args, workloads, pinning),
+    ]
+    if notes:
+        report += ["", "Not measured:", *notes]
+    if interrupted:
+        report += ["", "**Interrupted: partial results.**"]
+    commands = []
+    for c in done:
+        commands.append(f"# {c.server.label}, threads {c.threads or '-'}, {c.workload.name}")
+        commands += [cmd for cmd in (c.server_cmd, c.wrk_cmd) if cmd]
+    text = "\n".join(report) + "\n"
+    print()
+    print(text, flush=True)
+    full = text + "\n<details><summary>Command lines</summary>\n\n```\n" + \
+        "\n".join(commands) + "\n```\n</details>\n"
+    out = RESULTS / ("interrupted.md" if interrupted else "latest.md")
+    out.write_text(full)
+    log(f"written to {out} (server logs and raw wrk output in {logdir})")
+    if interrupted:
+        return 130
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
