@@ -121,7 +121,7 @@ fn run(pieces: &[&[u8]], limits: Limits) -> Vec<Event> {
 
 fn encode_error(codec: &mut Http1Codec, status: Option<u16>) {
     let mut out = OutBuf::new();
-    codec.encode_error(status.unwrap_or(400), &mut out);
+    codec.encode_error(status.unwrap_or(400), b"Sun, 06 Nov 1994 08:49:37 GMT", &mut out);
     assert!(out.take_contiguous().starts_with(b"HTTP/1.1 "));
 }
 

@@ -47,19 +47,7 @@ pub(crate) fn write_head(
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(&head.status_line);
     out.put_slice(b"\r\n");
-    let mut has_date = false;
-    for (name, value) in &head.headers {
-        has_date |= name.eq_ignore_ascii_case(b"date");
-        out.put_slice(name);
-        out.put_slice(b": ");
-        out.put_slice(value);
-        out.put_slice(b"\r\n");
-    }
-    if !has_date {
-        out.put_slice(b"Date: ");
-        out.put_slice(date);
-        out.put_slice(b"\r\n");
-    }
+    head.write_headers(Some(date), out);
     let framing = if req.head || head.forbids_body() {
         Framing::NoBody
     } else if head.content_length.is_some() {
@@ -118,87 +106,14 @@ pub(crate) fn raw_framing(framing: Framing, len: u64) -> Option<(Bytes, Bytes)> 
 }
 
 /// Writes a complete plain-text error response; the connection closes.
-pub(crate) fn write_error(status: u16, out: &mut OutBuf) {
-    let status = if (100..=999).contains(&status) { status } else { 500 };
-    let reason = reason_phrase(status);
+pub(crate) fn write_error(status: u16, date: &[u8], out: &mut OutBuf) {
+    let head = ResponseHead::plain_error(status);
     out.put_slice(b"HTTP/1.1 ");
-    out.put_decimal(u64::from(status));
-    out.put_slice(b" ");
-    out.put_slice(reason.as_bytes());
-    out.put_slice(b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
-    out.put_decimal(reason.len() as u64 + 1);
-    out.put_slice(b"\r\nConnection: close\r\n\r\n");
-    out.put_slice(reason.as_bytes());
-    out.put_slice(b"\n");
-}
-
-/// The standard reason phrase of `status` (RFC 9110 §15), or
-/// `"Unknown Status"`.
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        102 => "Processing",
-        103 => "Early Hints",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        203 => "Non-Authoritative Information",
-        204 => "No Content",
-        205 => "Reset Content",
-        206 => "Partial Content",
-        207 => "Multi-Status",
-        208 => "Already Reported",
-        226 => "IM Used",
-        300 => "Multiple Choices",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        305 => "Use Proxy",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        402 => "Payment Required",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        407 => "Proxy Authentication Required",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        410 => "Gone",
-        411 => "Length Required",
-        412 => "Precondition Failed",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        416 => "Range Not Satisfiable",
-        417 => "Expectation Failed",
-        421 => "Misdirected Request",
-        422 => "Unprocessable Content",
-        423 => "Locked",
-        424 => "Failed Dependency",
-        425 => "Too Early",
-        426 => "Upgrade Required",
-        428 => "Precondition Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        451 => "Unavailable For Legal Reasons",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        506 => "Variant Also Negotiates",
-        507 => "Insufficient Storage",
-        508 => "Loop Detected",
-        510 => "Not Extended",
-        511 => "Network Authentication Required",
-        _ => "Unknown Status",
-    }
+    out.put_slice(&head.status_line);
+    out.put_slice(b"\r\n");
+    head.write_headers(Some(date), out);
+    out.put_slice(b"Connection: close\r\n\r\n");
+    head.write_plain_error_body(out);
 }
 
 #[cfg(test)]
@@ -220,7 +135,7 @@ mod tests {
     #[test]
     fn error_statuses_out_of_range_become_500() {
         let mut out = OutBuf::new();
-        write_error(7, &mut out);
+        write_error(7, b"D", &mut out);
         assert!(out.take_contiguous().starts_with(b"HTTP/1.1 500 Internal Server Error\r\n"));
     }
 }

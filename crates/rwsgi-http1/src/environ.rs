@@ -6,11 +6,8 @@
 //! path, addresses) is written into one scratch buffer allocated once per
 //! request and split into `Bytes`.
 
-use std::fmt::Write as _;
-use std::net::IpAddr;
-
 use bytes::{BufMut, Bytes, BytesMut};
-use rwsgi_proto::{BodyLength, CgiVar, ConnInfo, Environ, RequestHead, Scheme, SocketAddress};
+use rwsgi_proto::{BodyLength, CgiVar, ConnInfo, Environ, RequestHead, Scheme};
 
 use crate::head::{Field, FieldKind, Http1Head};
 
@@ -66,7 +63,7 @@ impl RequestHead for Http1Head {
             Some(span) => {
                 let raw = self.get(span);
                 if raw.contains(&b'%') {
-                    percent_decode(raw, scratch.buf());
+                    rwsgi_proto::percent_decode(raw, scratch.buf());
                     scratch.take()
                 } else {
                     self.slice(span)
@@ -87,31 +84,9 @@ impl RequestHead for Http1Head {
                     .map_or_else(|| Bytes::from_static(self.default_port), |p| self.slice(p));
                 env.set(CgiVar::ServerPort, port);
             }
-            None => match &conn.local {
-                SocketAddress::Tcp(addr) => {
-                    match addr.ip() {
-                        IpAddr::V4(ip) => write_ipv4(scratch.buf(), ip),
-                        IpAddr::V6(ip) => write_display(&mut scratch, format_args!("[{ip}]")),
-                    }
-                    env.set(CgiVar::ServerName, scratch.take());
-                    write_decimal(scratch.buf(), addr.port());
-                    env.set(CgiVar::ServerPort, scratch.take());
-                }
-                SocketAddress::Unix(_) => {
-                    env.set(CgiVar::ServerName, Bytes::from_static(b"localhost"));
-                    env.set(CgiVar::ServerPort, Bytes::from_static(b"0"));
-                }
-            },
+            None => env.set_server_from(&conn.local, scratch.buf()),
         }
-        if let SocketAddress::Tcp(addr) = &conn.peer {
-            match addr.ip().to_canonical() {
-                IpAddr::V4(ip) => write_ipv4(scratch.buf(), ip),
-                IpAddr::V6(ip) => write_display(&mut scratch, ip),
-            }
-            env.set(CgiVar::RemoteAddr, scratch.take());
-            write_decimal(scratch.buf(), addr.port());
-            env.set(CgiVar::RemotePort, scratch.take());
-        }
+        env.set_remote_from(&conn.peer, scratch.buf());
 
         if self.authority_from_target
             && let Some(authority) = self.authority
@@ -235,69 +210,9 @@ impl Http1Head {
     }
 }
 
-/// Appends the decimal form of `n` (no `fmt` machinery: once per request).
-fn write_decimal(buf: &mut BytesMut, n: u16) {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    buf.put_slice(digits.get(i..).unwrap_or_default());
-}
-
-/// Appends a dotted-quad IPv4 address.
-fn write_ipv4(buf: &mut BytesMut, ip: std::net::Ipv4Addr) {
-    for (i, octet) in ip.octets().into_iter().enumerate() {
-        if i > 0 {
-            buf.put_u8(b'.');
-        }
-        write_decimal(buf, u16::from(octet));
-    }
-}
-
-/// Appends `value`'s `Display` form to the scratch buffer.
-fn write_display(scratch: &mut Scratch, value: impl std::fmt::Display) {
-    // Writing into a BytesMut cannot fail.
-    let _ = write!(scratch.buf(), "{value}");
-}
-
 /// A header-name byte as it appears in a CGI key.
 fn cgi_byte(b: u8) -> u8 {
     if b == b'-' { b'_' } else { b.to_ascii_uppercase() }
-}
-
-/// Decodes `%XX` escapes of `src` into `out`; invalid escapes stay as-is.
-fn percent_decode(src: &[u8], out: &mut BytesMut) {
-    let mut rest = src;
-    while let Some((&b, tail)) = rest.split_first() {
-        if b == b'%'
-            && let [hi, lo, after @ ..] = tail
-            && let (Some(hi), Some(lo)) = (hex(*hi), hex(*lo))
-        {
-            out.put_u8(hi << 4 | lo);
-            rest = after;
-            continue;
-        }
-        out.put_u8(b);
-        rest = tail;
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Keys of headers common enough that allocating them per request is a
@@ -368,37 +283,6 @@ static_keys! {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn decode(src: &[u8]) -> Vec<u8> {
-        let mut out = BytesMut::new();
-        percent_decode(src, &mut out);
-        out.to_vec()
-    }
-
-    #[test]
-    fn percent_decoding_leaves_invalid_escapes() {
-        assert_eq!(decode(b"/a%20b"), b"/a b");
-        assert_eq!(decode(b"/caf%C3%a9"), b"/caf\xc3\xa9");
-        assert_eq!(decode(b"/%2F%2f"), b"///");
-        assert_eq!(decode(b"/%zz%4"), b"/%zz%4");
-        assert_eq!(decode(b"%"), b"%");
-        assert_eq!(decode(b"%%41"), b"%A");
-        assert_eq!(decode(b"/%00"), b"/\x00");
-    }
-
-    #[test]
-    fn decimal_and_ipv4_formatting() {
-        for n in [0u16, 7, 10, 99, 100, 8080, 65535] {
-            let mut buf = BytesMut::new();
-            write_decimal(&mut buf, n);
-            assert_eq!(&buf[..], n.to_string().as_bytes());
-        }
-        for ip in ["0.0.0.0", "255.255.255.255", "192.0.2.17", "10.0.100.1"] {
-            let mut buf = BytesMut::new();
-            write_ipv4(&mut buf, ip.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED));
-            assert_eq!(&buf[..], ip.as_bytes());
-        }
-    }
 
     #[test]
     fn static_keys_match_exactly() {

@@ -30,7 +30,6 @@ use bytes::{Buf, Bytes, BytesMut};
 use rwsgi_proto::{BodyLength, Frame, Limits, OutBuf, ProtoError, ResponseHead, ServerCodec};
 use tokio_util::codec::Decoder;
 
-pub use encode::reason_phrase;
 pub use head::Http1Head;
 
 use body::{Chunked, ChunkedDecoder};
@@ -315,8 +314,8 @@ impl ServerCodec for Http1Codec {
         reuse
     }
 
-    fn encode_error(&mut self, status: u16, out: &mut OutBuf) {
-        encode::write_error(status, out);
+    fn encode_error(&mut self, status: u16, date: &[u8], out: &mut OutBuf) {
+        encode::write_error(status, date, out);
         self.state = ReadState::Poisoned;
     }
 }

@@ -6,7 +6,8 @@
 mod common;
 
 use bytes::{Bytes, BytesMut};
-use rwsgi_http1::{Http1Codec, reason_phrase};
+use rwsgi_http1::Http1Codec;
+use rwsgi_proto::reason_phrase;
 use rwsgi_proto::{Frame, OutBuf, ResponseHead, ServerCodec};
 use tokio_util::codec::Decoder;
 
@@ -308,14 +309,15 @@ fn error_responses() {
         assert_eq!(reason_phrase(status), reason);
         let mut codec = Http1Codec::new(common::limits());
         let mut out = OutBuf::new();
-        codec.encode_error(status, &mut out);
+        codec.encode_error(status, DATE, &mut out);
         let wire = String::from_utf8(out.take_contiguous().to_vec()).unwrap();
         assert_eq!(
             wire,
             format!(
                 "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
-Connection: close\r\n\r\n{reason}\n",
-                reason.len() + 1
+Date: {}\r\nConnection: close\r\n\r\n{reason}\n",
+                reason.len() + 1,
+                String::from_utf8_lossy(DATE)
             )
         );
         // Nothing is decoded after an error response.

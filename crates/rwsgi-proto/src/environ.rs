@@ -4,7 +4,10 @@
 //! bridge can intern their `str` objects once at start-up; header keys are
 //! the already-converted `HTTP_*` bytes.
 
-use bytes::Bytes;
+use crate::SocketAddress;
+use bytes::{BufMut, Bytes, BytesMut};
+use std::fmt::Write as _;
+use std::net::IpAddr;
 
 macro_rules! cgi_vars {
     ($($variant:ident = $name:literal,)+) => {
@@ -118,15 +121,170 @@ impl Environ {
         self.vars.push((EnvKey::Other(name.into()), value.into()));
     }
 
+    /// `SERVER_NAME` and `SERVER_PORT` from the listening address, for a
+    /// request that names no host: the IP (IPv6 in brackets, so
+    /// `scheme://SERVER_NAME:SERVER_PORT` is a URL) and port, or
+    /// `localhost` and `0` on a unix socket (PEP 3333 wants both non-empty).
+    /// `scratch` holds the bytes; each value is split off it.
+    pub fn set_server_from(&mut self, local: &SocketAddress, scratch: &mut BytesMut) {
+        match local {
+            SocketAddress::Tcp(addr) => {
+                match addr.ip() {
+                    IpAddr::V4(ip) => write_ipv4(scratch, ip),
+                    IpAddr::V6(ip) => write_display(scratch, format_args!("[{ip}]")),
+                }
+                self.set(CgiVar::ServerName, scratch.split().freeze());
+                write_decimal(scratch, addr.port());
+                self.set(CgiVar::ServerPort, scratch.split().freeze());
+            }
+            SocketAddress::Unix(_) => {
+                self.set(CgiVar::ServerName, Bytes::from_static(b"localhost"));
+                self.set(CgiVar::ServerPort, Bytes::from_static(b"0"));
+            }
+        }
+    }
+
+    /// `REMOTE_ADDR` and `REMOTE_PORT` of a TCP peer (IPv4-mapped IPv6
+    /// shown as IPv4); a unix peer has neither, and they are left out.
+    pub fn set_remote_from(&mut self, peer: &SocketAddress, scratch: &mut BytesMut) {
+        if let SocketAddress::Tcp(addr) = peer {
+            match addr.ip().to_canonical() {
+                IpAddr::V4(ip) => write_ipv4(scratch, ip),
+                IpAddr::V6(ip) => write_display(scratch, ip),
+            }
+            self.set(CgiVar::RemoteAddr, scratch.split().freeze());
+            write_decimal(scratch, addr.port());
+            self.set(CgiVar::RemotePort, scratch.split().freeze());
+        }
+    }
+
     /// The last value set for `name`, if any (for tests and logs).
     pub fn get(&self, name: &str) -> Option<&Bytes> {
         self.vars.iter().rev().find(|(k, _)| k.as_bytes() == name.as_bytes()).map(|(_, v)| v)
     }
 }
 
+/// Decodes the `%XX` escapes of `src` into `out` (for `PATH_INFO`);
+/// invalid escapes stay as they are.
+pub fn percent_decode(src: &[u8], out: &mut BytesMut) {
+    let mut rest = src;
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%'
+            && let [hi, lo, after @ ..] = tail
+            && let (Some(hi), Some(lo)) = (hex(*hi), hex(*lo))
+        {
+            out.put_u8(hi << 4 | lo);
+            rest = after;
+            continue;
+        }
+        out.put_u8(b);
+        rest = tail;
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Appends the decimal form of `n` (no `fmt` machinery: once per request).
+fn write_decimal(buf: &mut BytesMut, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    buf.put_slice(digits.get(i..).unwrap_or_default());
+}
+
+/// Appends a dotted-quad IPv4 address.
+fn write_ipv4(buf: &mut BytesMut, ip: std::net::Ipv4Addr) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf.put_u8(b'.');
+        }
+        write_decimal(buf, u16::from(octet));
+    }
+}
+
+/// Appends `value`'s `Display` form.
+fn write_display(buf: &mut BytesMut, value: impl std::fmt::Display) {
+    // Writing into a BytesMut cannot fail.
+    let _ = write!(buf, "{value}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decode(src: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        percent_decode(src, &mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn percent_decoding_leaves_invalid_escapes() {
+        assert_eq!(decode(b"/a%20b"), b"/a b");
+        assert_eq!(decode(b"/caf%C3%a9"), b"/caf\xc3\xa9");
+        assert_eq!(decode(b"/%2F%2f"), b"///");
+        assert_eq!(decode(b"/%zz%4"), b"/%zz%4");
+        assert_eq!(decode(b"%"), b"%");
+        assert_eq!(decode(b"%%41"), b"%A");
+        assert_eq!(decode(b"/%00"), b"/\x00");
+    }
+
+    #[test]
+    fn decimal_and_ipv4_formatting() {
+        for n in [0u16, 7, 10, 99, 100, 8080, 65535] {
+            let mut buf = BytesMut::new();
+            write_decimal(&mut buf, n);
+            assert_eq!(&buf[..], n.to_string().as_bytes());
+        }
+        for ip in ["0.0.0.0", "255.255.255.255", "192.0.2.17", "10.0.100.1"] {
+            let mut buf = BytesMut::new();
+            write_ipv4(&mut buf, ip.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED));
+            assert_eq!(&buf[..], ip.as_bytes());
+        }
+    }
+
+    #[test]
+    fn server_and_remote_come_from_the_socket_addresses() {
+        let mut scratch = BytesMut::new();
+        let mut env = Environ::default();
+        env.set_server_from(
+            &SocketAddress::Tcp("[::1]:8080".parse().unwrap_or_else(|_| unreachable!())),
+            &mut scratch,
+        );
+        env.set_remote_from(
+            &SocketAddress::Tcp(
+                "[::ffff:10.1.2.3]:5000".parse().unwrap_or_else(|_| unreachable!()),
+            ),
+            &mut scratch,
+        );
+        assert_eq!(env.get("SERVER_NAME").map(|v| &v[..]), Some(&b"[::1]"[..]));
+        assert_eq!(env.get("SERVER_PORT").map(|v| &v[..]), Some(&b"8080"[..]));
+        assert_eq!(env.get("REMOTE_ADDR").map(|v| &v[..]), Some(&b"10.1.2.3"[..]));
+        assert_eq!(env.get("REMOTE_PORT").map(|v| &v[..]), Some(&b"5000"[..]));
+        let mut unix = Environ::default();
+        unix.set_server_from(&SocketAddress::Unix(None), &mut scratch);
+        unix.set_remote_from(&SocketAddress::Unix(None), &mut scratch);
+        assert_eq!(unix.get("SERVER_NAME").map(|v| &v[..]), Some(&b"localhost"[..]));
+        assert_eq!(unix.get("SERVER_PORT").map(|v| &v[..]), Some(&b"0"[..]));
+        assert_eq!(unix.get("REMOTE_ADDR"), None);
+    }
 
     #[test]
     fn all_lists_each_variant_at_its_discriminant() {

@@ -17,10 +17,10 @@ mod outbuf;
 mod response;
 
 pub use conn::{ConnInfo, SocketAddress};
-pub use environ::{CgiVar, EnvKey, Environ, Scheme};
+pub use environ::{CgiVar, EnvKey, Environ, Scheme, percent_decode};
 pub use error::{Fault, ProtoError};
 pub use outbuf::OutBuf;
-pub use response::{ResponseHead, is_hop_by_hop};
+pub use response::{ResponseHead, is_hop_by_hop, reason_phrase};
 
 use bytes::Bytes;
 use tokio_util::codec::Decoder;
@@ -99,6 +99,13 @@ pub trait ServerCodec:
     /// Short protocol name for logs ("http", "uwsgi", "fastcgi").
     const NAME: &'static str;
 
+    /// The error for a request head that did not arrive within
+    /// `socket-timeout`: HTTP answers `408`; a protocol spoken only by a
+    /// proxy may rather call the truncated packet malformed.
+    fn head_timeout(&self) -> ProtoError {
+        ProtoError::Timeout
+    }
+
     /// Writes an interim `100 Continue`, where the protocol has one.
     fn encode_continue(&mut self, _out: &mut OutBuf) {}
 
@@ -129,7 +136,8 @@ pub trait ServerCodec:
     fn encode_end(&mut self, complete: bool, out: &mut OutBuf) -> bool;
 
     /// Writes a complete error response for a request that failed before the
-    /// app saw it (the status comes from [`ProtoError::status`]). The
+    /// app saw it (the status comes from [`ProtoError::status`]), with the
+    /// server's plain-text page ([`ResponseHead::plain_error`]). The
     /// connection is closed afterwards.
-    fn encode_error(&mut self, status: u16, out: &mut OutBuf);
+    fn encode_error(&mut self, status: u16, date: &[u8], out: &mut OutBuf);
 }

@@ -1,5 +1,6 @@
 //! The response head the app produced, already validated by the bridge.
 
+use crate::OutBuf;
 use bytes::Bytes;
 
 /// A response head: status and headers as the app gave them (validated:
@@ -20,6 +21,125 @@ impl ResponseHead {
     /// Whether this status forbids a body (1xx, 204, 304).
     pub fn forbids_body(&self) -> bool {
         matches!(self.status, 100..=199 | 204 | 304)
+    }
+
+    /// Writes each header as `Name: value` CRLF, then `Date` when the app
+    /// set none and the protocol sends one (`date`). Shared by every
+    /// protocol whose response head is HTTP or CGI text.
+    pub fn write_headers(&self, date: Option<&[u8]>, out: &mut OutBuf) {
+        let mut has_date = false;
+        for (name, value) in &self.headers {
+            has_date |= name.eq_ignore_ascii_case(b"date");
+            out.put_slice(name);
+            out.put_slice(b": ");
+            out.put_slice(value);
+            out.put_slice(b"\r\n");
+        }
+        if let Some(date) = date.filter(|_| !has_date) {
+            out.put_slice(b"Date: ");
+            out.put_slice(date);
+            out.put_slice(b"\r\n");
+        }
+    }
+
+    /// The head of the server's own plain-text error page for `status`
+    /// (a request the app never saw); its body is
+    /// [`ResponseHead::write_plain_error_body`].
+    pub fn plain_error(status: u16) -> ResponseHead {
+        let status = if (100..=999).contains(&status) { status } else { 500 };
+        let reason = reason_phrase(status);
+        let mut status_line = Vec::with_capacity(4 + reason.len());
+        status_line.extend_from_slice(status.to_string().as_bytes());
+        status_line.push(b' ');
+        status_line.extend_from_slice(reason.as_bytes());
+        let length = reason.len() as u64 + 1;
+        ResponseHead {
+            status,
+            status_line: Bytes::from(status_line),
+            headers: vec![
+                (
+                    Bytes::from_static(b"Content-Type"),
+                    Bytes::from_static(b"text/plain; charset=utf-8"),
+                ),
+                (Bytes::from_static(b"Content-Length"), Bytes::from(length.to_string())),
+            ],
+            content_length: Some(length),
+        }
+    }
+
+    /// The body of [`ResponseHead::plain_error`]: the reason phrase and a newline.
+    pub fn write_plain_error_body(&self, out: &mut OutBuf) {
+        out.put_slice(reason_phrase(self.status).as_bytes());
+        out.put_slice(b"\n");
+    }
+}
+
+/// The standard reason phrase of `status` (RFC 9110 §15), or
+/// `"Unknown Status"`.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        102 => "Processing",
+        103 => "Early Hints",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        207 => "Multi-Status",
+        208 => "Already Reported",
+        226 => "IM Used",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        305 => "Use Proxy",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        424 => "Failed Dependency",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        506 => "Variant Also Negotiates",
+        507 => "Insufficient Storage",
+        508 => "Loop Detected",
+        510 => "Not Extended",
+        511 => "Network Authentication Required",
+        _ => "Unknown Status",
     }
 }
 
@@ -50,6 +170,25 @@ mod tests {
         assert!(is_hop_by_hop(b"TRANSFER-ENCODING"));
         assert!(!is_hop_by_hop(b"Content-Length"));
         assert!(!is_hop_by_hop(b"Connections"));
+    }
+
+    #[test]
+    fn headers_get_a_date_only_when_the_app_set_none() {
+        let mut head = ResponseHead::plain_error(404);
+        let mut out = OutBuf::new();
+        head.write_headers(Some(b"D"), &mut out);
+        head.write_plain_error_body(&mut out);
+        assert_eq!(
+            &out.take_contiguous()[..],
+            b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\nDate: D\r\nNot Found\n"
+        );
+        assert_eq!(&head.status_line[..], b"404 Not Found");
+        head.headers.push((Bytes::from_static(b"date"), Bytes::from_static(b"app's")));
+        head.write_headers(Some(b"D"), &mut out);
+        head.write_headers(None, &mut out);
+        let text = out.take_contiguous();
+        assert!(!text.windows(7).any(|w| w == b"Date: D"));
+        assert_eq!(ResponseHead::plain_error(7).status, 500);
     }
 
     #[test]

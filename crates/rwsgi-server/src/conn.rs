@@ -137,7 +137,7 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(err)) => return Err(err.into()),
-                Err(_) => return Err(ProtoError::Timeout),
+                Err(_) => return Err(self.codec.head_timeout()),
             }
         }
     }
@@ -424,7 +424,7 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         }
         let Some(status) = status else { return };
         self.codec.close_after_response();
-        self.codec.encode_error(status, &mut self.out);
+        with_date(|date| self.codec.encode_error(status, date, &mut self.out));
         if self.flush().await.is_ok() {
             self.linger().await;
         }
