@@ -1,0 +1,55 @@
+# rwsgi — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+CARGO ?= cargo
+
+.PHONY: all build release run venv test lint unit integration bench bench-codec fuzz clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+# Serves examples/hello on http://127.0.0.1:8000 with 4 threads.
+run: release
+	./target/release/rwsgi --http-socket 127.0.0.1:8000 --wsgi-file examples/hello/app.py --master --processes 1 --threads 4
+
+# A virtualenv with what the test apps import (Flask, Django), made with the
+# same Python rwsgi embeds.
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --lib --bins
+
+integration: venv
+	RWSGI_TEST_VENV=$(abspath $(VENV)) $(CARGO) test --test '*'
+
+test: lint venv
+	RWSGI_TEST_VENV=$(abspath $(VENV)) $(CARGO) test --workspace
+
+# Load benchmark against the peers (installed into benches/.venv): see benches/README.md.
+bench: release
+	$(PYTHON) benches/load.py
+
+bench-codec:
+	$(CARGO) bench --bench http1_codec
+
+fuzz:
+	cd fuzz && $(CARGO) +nightly fuzz run http1_decode -- -max_total_time=60
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) benches/.venv
