@@ -81,6 +81,7 @@ fn push(events: &mut Vec<Event>, framing: &mut Framing, frame: Frame<Http1Head>)
             framing.in_body = false;
             events.push(Event::End);
         }
+        Frame::Abort => panic!("HTTP has no abort"),
     }
 }
 

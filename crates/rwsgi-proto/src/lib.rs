@@ -10,12 +10,14 @@
 //!
 //! Dependency direction: codecs → `rwsgi-proto` ← python ← server ← binary.
 
+pub mod cgi;
 mod conn;
 mod environ;
 mod error;
 mod outbuf;
 mod response;
 
+pub use cgi::{CgiVars, CgiVarsBuilder, PathRule};
 pub use conn::{ConnInfo, SocketAddress};
 pub use environ::{CgiVar, EnvKey, Environ, Scheme, percent_decode};
 pub use error::{Fault, ProtoError};
@@ -65,6 +67,10 @@ pub enum Frame<H> {
     /// The body of the current request is complete; the next frame, if any,
     /// is the next request's head.
     End,
+    /// The peer abandoned the current request (FastCGI `ABORT_REQUEST`):
+    /// stop the app and end the response at once with
+    /// [`ServerCodec::encode_end`]`(false, …)`.
+    Abort,
 }
 
 /// A parsed request head, seen through the eyes of a CGI gateway.
@@ -94,10 +100,22 @@ pub trait ServerCodec:
     Decoder<Item = Frame<Self::Head>, Error = ProtoError> + Send + 'static
 {
     /// The request head this protocol yields.
-    type Head: RequestHead + Send + 'static;
+    type Head: RequestHead + Send + Sync + 'static;
 
     /// Short protocol name for logs ("http", "uwsgi", "fastcgi").
     const NAME: &'static str;
+
+    /// Whether the core keeps reading while the app runs (once the request
+    /// body is read), so that [`Frame::Abort`] and management records are
+    /// seen at once. While a request is active such a codec never yields
+    /// [`Frame::Head`] (a second request is its to refuse). Off for
+    /// protocols where the next bytes can only be the next request.
+    const READS_DURING_RESPONSE: bool = false;
+
+    /// Moves into `out` what the codec produced on its own while decoding
+    /// (FastCGI management replies, refusals of requests it will not
+    /// serve). The core calls it after every `decode`.
+    fn take_control(&mut self, _out: &mut OutBuf) {}
 
     /// The error for a request head that did not arrive within
     /// `socket-timeout`: HTTP answers `408`; a protocol spoken only by a

@@ -101,14 +101,19 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
     ) -> Result<Option<C::Head>, ProtoError> {
         let mut deadline = None;
         loop {
-            match self.codec.decode(&mut self.rbuf)? {
+            match self.decode()? {
                 Some(Frame::Head(head)) => return Ok(Some(head)),
-                Some(_) => {
+                // An abort for a request already ended: nothing to stop.
+                Some(Frame::Abort) => continue,
+                Some(Frame::Data(_) | Frame::End) => {
                     return Err(ProtoError::BadRequest(
                         "body data where a request head was expected",
                     ));
                 }
                 None => {}
+            }
+            if !self.out.is_empty() {
+                self.flush().await?;
             }
             if self.rbuf.is_empty() && deadline.is_none() {
                 // Idle between requests: wait for a first byte, or give up.
@@ -130,7 +135,7 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                 *deadline.get_or_insert_with(|| Instant::now() + self.ctx.config.socket_timeout);
             match tokio::time::timeout_at(deadline.into(), self.fill()).await {
                 Ok(Ok(0)) => {
-                    return match self.codec.decode_eof(&mut self.rbuf)? {
+                    return match self.decode_eof()? {
                         Some(Frame::Head(head)) => Ok(Some(head)),
                         _ => Ok(None),
                     };
@@ -142,6 +147,20 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         }
     }
 
+    /// Decodes the next frame, collecting what the codec wants to send on
+    /// its own (management replies, refusals) into the output.
+    fn decode(&mut self) -> Result<Option<Frame<C::Head>>, ProtoError> {
+        let frame = self.codec.decode(&mut self.rbuf);
+        self.codec.take_control(&mut self.out);
+        frame
+    }
+
+    fn decode_eof(&mut self) -> Result<Option<Frame<C::Head>>, ProtoError> {
+        let frame = self.codec.decode_eof(&mut self.rbuf);
+        self.codec.take_control(&mut self.out);
+        frame
+    }
+
     async fn fill(&mut self) -> std::io::Result<usize> {
         self.rbuf.reserve(READ_CHUNK);
         self.io.read_buf(&mut self.rbuf).await
@@ -150,12 +169,15 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
     /// The next body frame, reading as needed within `socket-timeout`.
     async fn next_body_frame(&mut self) -> Result<Frame<C::Head>, ProtoError> {
         loop {
-            if let Some(frame) = self.codec.decode(&mut self.rbuf)? {
+            if let Some(frame) = self.decode()? {
                 return Ok(frame);
+            }
+            if !self.out.is_empty() {
+                self.flush().await?;
             }
             match timeout(self.ctx.config.socket_timeout, self.fill()).await {
                 Ok(Ok(0)) => {
-                    if let Some(frame) = self.codec.decode_eof(&mut self.rbuf)? {
+                    if let Some(frame) = self.decode_eof()? {
                         return Ok(frame);
                     }
                     return Err(ProtoError::UnexpectedEof);
@@ -167,21 +189,57 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         }
     }
 
-    /// Reads the whole body (small enough to buffer) before the app runs.
-    async fn read_whole_body(&mut self) -> Result<Bytes, ProtoError> {
+    /// Reads the whole body (small enough to buffer) before the app runs;
+    /// `None` when the peer aborted the request meanwhile.
+    async fn read_whole_body(&mut self) -> Result<Option<Bytes>, ProtoError> {
         let mut pieces: Vec<Bytes> = Vec::new();
         loop {
             match self.next_body_frame().await? {
                 Frame::Data(data) => pieces.push(data),
                 Frame::End => break,
+                Frame::Abort => return Ok(None),
                 Frame::Head(_) => return Err(ProtoError::BadRequest("request head inside a body")),
             }
         }
-        Ok(match pieces.len() {
+        Ok(Some(match pieces.len() {
             0 => Bytes::new(),
             1 => pieces.pop().unwrap_or_default(),
             _ => pieces.concat().into(),
-        })
+        }))
+    }
+
+    /// Ends a request the peer aborted before the app ran.
+    async fn end_aborted(&mut self, head: &C::Head) -> Next {
+        tracing::info!("{} {} {}: aborted by the peer", self.info.peer, C::NAME, head.describe());
+        let keep = self.codec.encode_end(false, &mut self.out);
+        match self.flush().await {
+            Ok(()) if keep => Next::KeepAlive,
+            _ => Next::Close,
+        }
+    }
+
+    /// While the app runs, reads what the peer sends (for codecs that need
+    /// it: an abort, a management record). `Ok(true)`: the request was
+    /// aborted. An error or the peer's close ends the request.
+    async fn input_during_response(&mut self, read: std::io::Result<usize>) -> Result<bool, ProtoError> {
+        match read {
+            Ok(0) => return Err(ProtoError::UnexpectedEof),
+            Ok(_) => {}
+            Err(err) => return Err(err.into()),
+        }
+        loop {
+            match self.decode()? {
+                None => break,
+                Some(Frame::Abort) => return Ok(true),
+                Some(_) => {
+                    return Err(ProtoError::BadRequest("request data after the request's end"));
+                }
+            }
+        }
+        if !self.out.is_empty() {
+            self.flush().await?;
+        }
+        Ok(false)
     }
 
     /// Serves one request whose head has been read.
@@ -195,10 +253,11 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         let body = match head.body_length() {
             BodyLength::Known(n) if n <= self.ctx.config.post_buffering && !expects_continue => {
                 match self.read_whole_body().await {
-                    Ok(body) => {
+                    Ok(Some(body)) => {
                         body_done = true;
                         BodySource::Buffered(body)
                     }
+                    Ok(None) => return self.end_aborted(&head).await,
                     Err(err) => return Next::Fail(err),
                 }
             }
@@ -207,6 +266,7 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                     body_done = true;
                     BodySource::Buffered(Bytes::new())
                 }
+                Ok(Frame::Abort) => return self.end_aborted(&head).await,
                 Ok(_) => {
                     return Next::Fail(ProtoError::BadRequest("body on a request without one"));
                 }
@@ -227,8 +287,32 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         let mut log = RequestLog { status: 0, bytes: 0 };
         let mut asked_continue = false;
         let mut body_error: Option<ProtoError> = None;
+        let mut aborted = false;
         let keep_alive = loop {
-            let Ok(event) = events.recv_async().await else {
+            let watch = C::READS_DURING_RESPONSE
+                && body_done
+                && !aborted
+                && self.rbuf.len() < self.ctx.config.limits.max_head;
+            let event = if watch {
+                tokio::select! {
+                    event = events.recv_async() => event,
+                    read = self.fill() => match self.input_during_response(read).await {
+                        Ok(false) => continue,
+                        Ok(true) => {
+                            aborted = true;
+                            break self.codec.encode_end(false, &mut self.out)
+                                && self.flush().await.is_ok();
+                        }
+                        Err(err) => {
+                            body_error = Some(err);
+                            break false;
+                        }
+                    },
+                }
+            } else {
+                events.recv_async().await
+            };
+            let Ok(event) = event else {
                 tracing::error!("{}: the Python thread ended without a response", head.describe());
                 break false;
             };
@@ -251,6 +335,10 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                                 body_done = true;
                                 BodyMsg::Eof
                             }
+                            Ok(Frame::Abort) => {
+                                aborted = true;
+                                BodyMsg::Failed("request aborted by the web server".into())
+                            }
                             Ok(Frame::Head(_)) => {
                                 BodyMsg::Failed("request head inside a body".into())
                             }
@@ -262,6 +350,10 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                         }
                     };
                     let _ = replies.send(reply);
+                    if aborted {
+                        break self.codec.encode_end(false, &mut self.out)
+                            && self.flush().await.is_ok();
+                    }
                     None
                 }
                 Event::Head { head: response, body }
@@ -319,6 +411,11 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         }
         if let Some(err) = body_error {
             return Next::Fail(err);
+        }
+        if aborted {
+            tracing::info!("{} {} {}: aborted by the peer", self.info.peer, C::NAME, head.describe());
+            // The codec has forgotten the request: the rest of its body is not ours.
+            body_done = true;
         }
         match (keep_alive, body_done) {
             (true, true) => Next::KeepAlive,

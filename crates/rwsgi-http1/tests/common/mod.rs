@@ -46,6 +46,7 @@ fn push(events: &mut Vec<Event>, frame: Frame<Http1Head>) {
             }
         }
         Frame::End => events.push(Event::End),
+        Frame::Abort => panic!("HTTP has no abort"),
     }
 }
 
