@@ -16,6 +16,14 @@ pub struct Args {
     #[arg(long = "http-socket", visible_alias = "http", value_name = "ADDR")]
     http_socket: Vec<String>,
 
+    /// Serve the uwsgi protocol (nginx uwsgi_pass) on ADDR; repeatable.
+    #[arg(long = "socket", short = 's', value_name = "ADDR")]
+    socket: Vec<String>,
+
+    /// Same as --socket.
+    #[arg(long = "uwsgi-socket", value_name = "ADDR")]
+    uwsgi_socket: Vec<String>,
+
     /// Load the WSGI app from this Python file.
     #[arg(long = "wsgi-file", visible_alias = "file", value_name = "FILE")]
     wsgi_file: Option<PathBuf>,
@@ -122,13 +130,18 @@ impl Args {
                 self.processes
             );
         }
-        let sockets = self
-            .http_socket
-            .iter()
-            .map(|addr| {
+        let declared = [
+            ("http-socket", Protocol::Http, &self.http_socket),
+            ("socket", Protocol::Uwsgi, &self.socket),
+            ("uwsgi-socket", Protocol::Uwsgi, &self.uwsgi_socket),
+        ];
+        let sockets = declared
+            .into_iter()
+            .flat_map(|(option, protocol, addrs)| addrs.iter().map(move |a| (option, protocol, a)))
+            .map(|(option, protocol, addr)| {
                 addr.parse::<BindAddr>()
-                    .map(|addr| SocketSpec { addr, protocol: Protocol::Http })
-                    .map_err(|reason| format!("http-socket {addr:?}: {reason}"))
+                    .map(|addr| SocketSpec { addr, protocol })
+                    .map_err(|reason| format!("{option} {addr:?}: {reason}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let chmod_socket = self

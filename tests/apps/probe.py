@@ -44,6 +44,15 @@ More of PEP 3333, each checked by tests/http_protocol.rs or tests/pep3333.rs:
   /head-aware      "hello" with Content-Length 5; for HEAD the same headers and
                    an empty body (what Werkzeug and Django do); ?code=304: a 304
                    with that Content-Length and no body (RFC 9110 §8.6 allows it)
+
+The process's state, for tests/uwsgi.rs (uWSGI's "magic" vars must be inert):
+  /process?env=NAME&module=MOD
+                   JSON: pid, cwd, os.environ[NAME] (null if unset), sys.prefix,
+                   sys.executable, whether MOD is in sys.modules
+  /read-record?tag=T
+                   reads wsgi.input with read(), catching any exception, and
+                   records [T, "read N bytes"] or [T, "OSError: ..."]
+  /read-records    the records so far, as a JSON list
 """
 
 import json
@@ -56,6 +65,7 @@ from urllib.parse import parse_qs
 
 _lock = threading.Lock()
 _closes = {"count": 0}
+_reads = []
 
 
 class Closing:
@@ -346,6 +356,34 @@ def _more(environ, start_response, path, query, text):
             return []
         start_response("200 OK", text + [("Content-Length", "5")])
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [b"hello"]
+    if path == "/process":
+        module = query.get("module")
+        body = json.dumps(
+            {
+                "pid": os.getpid(),
+                "cwd": os.getcwd(),
+                "env": os.environ.get(query.get("env", "RWSGI_PWNED")),
+                "prefix": sys.prefix,
+                "executable": sys.executable,
+                "module_loaded": (module in sys.modules) if module else None,
+            }
+        ).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+    if path == "/read-record":
+        try:
+            outcome = "read %d bytes" % len(environ["wsgi.input"].read())
+        except Exception as exc:  # recorded, not re-raised: the test reads it
+            outcome = "%s: %s" % (type(exc).__name__, exc)
+        with _lock:
+            _reads.append([query.get("tag", ""), outcome])
+        start_response("200 OK", text)
+        return [outcome.encode()]
+    if path == "/read-records":
+        with _lock:
+            body = json.dumps(_reads).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
     if path == "/204-body":
         start_response("204 No Content", [])
         return [b"must not be sent"]

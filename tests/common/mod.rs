@@ -245,28 +245,31 @@ pub fn run_rwsgi(args: &[&str], env: &[(&str, &str)]) -> Outcome {
 pub struct Server {
     child: Option<Child>,
     log: Arc<LogBuf>,
+    /// `(protocol, address)` of every listener, in the order logged; the
+    /// protocol as the log names it (`http-socket`, `uwsgi-socket`).
+    listeners: Vec<(String, String)>,
     addrs: Vec<String>,
     pumps: Vec<JoinHandle<()>>,
     _tmp: TempDir,
 }
 
+/// The options that name a listening socket (each takes one address).
+const SOCKET_OPTIONS: &[&str] = &["--http-socket", "--http", "--socket", "-s", "--uwsgi-socket"];
+
+/// Whether `arg` names a socket: `--socket ADDR` or `--socket=ADDR`.
+fn is_socket_arg(arg: &str) -> bool {
+    SOCKET_OPTIONS
+        .iter()
+        .any(|opt| arg == *opt || arg.strip_prefix(opt).is_some_and(|rest| rest.starts_with('=')))
+}
+
 /// Whether the command line names a socket itself.
 fn has_socket_arg(args: &[&str]) -> bool {
-    args.iter().any(|a| {
-        matches!(*a, "--http-socket" | "--http")
-            || a.starts_with("--http-socket=")
-            || a.starts_with("--http=")
-    })
+    args.iter().any(|a| is_socket_arg(a))
 }
 
 fn socket_arg_count(args: &[&str]) -> usize {
-    args.iter()
-        .filter(|a| {
-            matches!(**a, "--http-socket" | "--http")
-                || a.starts_with("--http-socket=")
-                || a.starts_with("--http=")
-        })
-        .count()
+    args.iter().filter(|a| is_socket_arg(a)).count()
 }
 
 impl Server {
@@ -302,12 +305,20 @@ impl Server {
             pump(child.stdout.take().unwrap(), Arc::clone(&log)),
             pump(child.stderr.take().unwrap(), Arc::clone(&log)),
         ];
-        let mut server = Server { child: Some(child), log, addrs: Vec::new(), pumps, _tmp: tmp };
+        let mut server = Server {
+            child: Some(child),
+            log,
+            listeners: Vec::new(),
+            addrs: Vec::new(),
+            pumps,
+            _tmp: tmp,
+        };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let addrs = listening_addrs(&server.log.snapshot());
-            if addrs.len() >= sockets {
-                server.addrs = addrs;
+            let listeners = listening(&server.log.snapshot());
+            if listeners.len() >= sockets {
+                server.addrs = listeners.iter().map(|(_, addr)| addr.clone()).collect();
+                server.listeners = listeners;
                 break;
             }
             if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
@@ -322,16 +333,44 @@ impl Server {
                     server.log.snapshot()
                 );
             }
-            server
-                .log
-                .wait_for(Duration::from_millis(100), |t| listening_addrs(t).len() >= sockets);
+            server.log.wait_for(Duration::from_millis(100), |t| listening(t).len() >= sockets);
         }
         server
     }
 
-    /// The first listening address: `127.0.0.1:PORT` or `unix:/path`.
+    /// The first HTTP listening address (else the first of any protocol):
+    /// `127.0.0.1:PORT` or `unix:/path`. [`Server::get`] and friends use it.
     pub fn addr(&self) -> &str {
-        &self.addrs[0]
+        self.listeners
+            .iter()
+            .find(|(protocol, _)| protocol == "http-socket")
+            .map_or(&self.addrs[0], |(_, addr)| addr)
+    }
+
+    /// The address of the `n`th listener (from 0, in the order logged) that
+    /// speaks `protocol` as the log names it (`http-socket`, `uwsgi-socket`).
+    pub fn addr_of(&self, protocol: &str, n: usize) -> &str {
+        self.listeners
+            .iter()
+            .filter(|(p, _)| p == protocol)
+            .nth(n)
+            .map(|(_, addr)| addr.as_str())
+            .unwrap_or_else(|| panic!("no {protocol} #{n} among {:?}", self.listeners))
+    }
+
+    /// The `n`th `http-socket` address.
+    pub fn http_addr(&self, n: usize) -> &str {
+        self.addr_of("http-socket", n)
+    }
+
+    /// The `n`th uwsgi socket address (`--socket`, `-s`, `--uwsgi-socket`).
+    pub fn uwsgi_addr(&self, n: usize) -> &str {
+        self.addr_of("uwsgi-socket", n)
+    }
+
+    /// Every listener as `(protocol, address)`, in the order logged.
+    pub fn listeners(&self) -> &[(String, String)] {
+        &self.listeners
     }
 
     /// The unix socket path of the first address, if it is one.
@@ -370,6 +409,21 @@ impl Server {
     /// Waits until `needle` occurs at least `count` times in the log.
     pub fn wait_log_count(&self, needle: &str, count: usize, timeout: Duration) -> bool {
         self.log.wait_for(timeout, |t| t.matches(needle).count() >= count)
+    }
+
+    /// Waits until some line of the log satisfies `pred`.
+    pub fn wait_log_line(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        self.log.wait_for(timeout, |t| t.lines().any(&pred))
+    }
+
+    /// Waits until `pred` holds for the whole log text.
+    pub fn wait_log_text(&self, timeout: Duration, pred: impl FnMut(&str) -> bool) -> bool {
+        self.log.wait_for(timeout, pred)
+    }
+
+    /// The log lines that contain `needle`.
+    pub fn log_lines_with(&self, needle: &str) -> Vec<String> {
+        self.log().lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
     }
 
     /// Waits for the request log line of `method target` (`=> STATUS`).
@@ -440,6 +494,24 @@ impl Server {
         response.json()
     }
 
+    /// A new connection to the first uwsgi socket.
+    pub fn uwsgi_conn(&self) -> Conn {
+        Conn::open(self.uwsgi_addr(0))
+    }
+
+    /// Sends one uwsgi packet (see [`uwsgi_packet`]) on a new connection to
+    /// the first uwsgi socket and reads the HTTP response.
+    pub fn uwsgi(&self, packet: impl AsRef<[u8]>) -> Response {
+        let mut conn = self.uwsgi_conn();
+        conn.send(packet.as_ref());
+        conn.read_response()
+    }
+
+    /// `GET target` over the first uwsgi socket, with nginx's vars.
+    pub fn uwsgi_get(&self, target: &str) -> Response {
+        self.uwsgi(uwsgi_packet(&nginx_vars("GET", target), b""))
+    }
+
     /// The probe's `/closes` counter.
     pub fn closes(&self) -> u64 {
         let response = self.get("/closes");
@@ -462,11 +534,110 @@ impl Drop for Server {
     }
 }
 
-/// Addresses from `... listening on ADDR` lines.
-fn listening_addrs(log: &str) -> Vec<String> {
+/// `(protocol, address)` from `... PROTOCOL listening on ADDR` lines.
+fn listening(log: &str) -> Vec<(String, String)> {
     log.lines()
-        .filter_map(|line| line.split_once(" listening on ").map(|(_, a)| a.trim().to_string()))
+        .filter_map(|line| line.split_once(" listening on "))
+        .map(|(before, addr)| {
+            let protocol = before.split_whitespace().last().unwrap_or_default();
+            (protocol.to_string(), addr.trim().to_string())
+        })
         .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The uwsgi protocol (client side)
+// ---------------------------------------------------------------------------
+
+/// A uwsgi vars block: per var, u16 LE key length, key, u16 LE value
+/// length, value. Panics on a key or value over 65535 bytes.
+pub fn uwsgi_vars<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (key, value) in vars {
+        for part in [key.as_ref(), value.as_ref()] {
+            let len = u16::try_from(part.len()).expect("a uwsgi var part over 65535 bytes");
+            block.extend_from_slice(&len.to_le_bytes());
+            block.extend_from_slice(part);
+        }
+    }
+    block
+}
+
+/// A uwsgi packet header: modifier1, datasize (u16 LE), modifier2.
+pub fn uwsgi_header(modifier1: u8, datasize: u16, modifier2: u8) -> [u8; 4] {
+    let [lo, hi] = datasize.to_le_bytes();
+    [modifier1, lo, hi, modifier2]
+}
+
+/// A whole request packet (modifier1 = modifier2 = 0) followed by `body`.
+/// Panics if the vars block is over 65535 bytes.
+pub fn uwsgi_packet<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)], body: &[u8]) -> Vec<u8> {
+    uwsgi_packet_with(0, 0, &uwsgi_vars(vars), body)
+}
+
+/// A packet with the given modifiers around an already-built vars block.
+pub fn uwsgi_packet_with(modifier1: u8, modifier2: u8, block: &[u8], body: &[u8]) -> Vec<u8> {
+    let datasize = u16::try_from(block.len()).expect("a uwsgi vars block over 65535 bytes");
+    let mut packet = uwsgi_header(modifier1, datasize, modifier2).to_vec();
+    packet.extend_from_slice(block);
+    packet.extend_from_slice(body);
+    packet
+}
+
+/// Percent-decoding as nginx does for `$document_uri` (bad escapes kept).
+pub fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(u8::try_from(h * 16 + l).unwrap());
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The vars nginx sends with Debian's `/etc/nginx/uwsgi_params` for a
+/// body-less `method target` over HTTP/1.1 with `Host: localhost`: the
+/// query and the decoded path split out, `CONTENT_TYPE`/`CONTENT_LENGTH`
+/// empty, `HTTP_HOST`. Push more (client headers as `HTTP_*`) as needed.
+pub fn nginx_vars(method: &str, target: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let text = |pairs: &[(&str, &str)]| -> Vec<(Vec<u8>, Vec<u8>)> {
+        pairs.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
+    };
+    let mut vars = text(&[("QUERY_STRING", query), ("REQUEST_METHOD", method)]);
+    vars.extend(text(&[("CONTENT_TYPE", ""), ("CONTENT_LENGTH", ""), ("REQUEST_URI", target)]));
+    vars.push((b"PATH_INFO".to_vec(), percent_decode(path)));
+    vars.extend(text(&[
+        ("DOCUMENT_ROOT", "/usr/share/nginx/html"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("REQUEST_SCHEME", "http"),
+        ("REMOTE_ADDR", "192.0.2.7"),
+        ("REMOTE_PORT", "40123"),
+        ("SERVER_PORT", "8080"),
+        ("SERVER_NAME", "localhost"),
+        ("HTTP_HOST", "localhost"),
+    ]));
+    vars
+}
+
+/// Sets `key` in `vars` (replacing every existing entry; appending if none).
+pub fn set_var(vars: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &str, value: impl AsRef<[u8]>) {
+    vars.retain(|(k, _)| k != key.as_bytes());
+    vars.push((key.as_bytes().to_vec(), value.as_ref().to_vec()));
+}
+
+/// Removes `key` from `vars`.
+pub fn drop_var(vars: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &str) {
+    vars.retain(|(k, _)| k != key.as_bytes());
 }
 
 // ---------------------------------------------------------------------------

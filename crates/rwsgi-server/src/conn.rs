@@ -208,6 +208,20 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         }))
     }
 
+    /// A body that could not be read: a peer that went away or stalled gets
+    /// no answer, but the request it started is worth one log line.
+    fn body_failed(&self, head: &C::Head, err: ProtoError) -> Next {
+        if err.status().is_none() {
+            tracing::warn!(
+                "{} {} {}: request body incomplete: {err}",
+                self.info.peer,
+                C::NAME,
+                head.describe()
+            );
+        }
+        Next::Fail(err)
+    }
+
     /// Ends a request the peer aborted before the app ran.
     async fn end_aborted(&mut self, head: &C::Head) -> Next {
         tracing::info!("{} {} {}: aborted by the peer", self.info.peer, C::NAME, head.describe());
@@ -221,20 +235,19 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
     /// While the app runs, reads what the peer sends (for codecs that need
     /// it: an abort, a management record). `Ok(true)`: the request was
     /// aborted. An error or the peer's close ends the request.
-    async fn input_during_response(&mut self, read: std::io::Result<usize>) -> Result<bool, ProtoError> {
+    async fn input_during_response(
+        &mut self,
+        read: std::io::Result<usize>,
+    ) -> Result<bool, ProtoError> {
         match read {
             Ok(0) => return Err(ProtoError::UnexpectedEof),
             Ok(_) => {}
             Err(err) => return Err(err.into()),
         }
-        loop {
-            match self.decode()? {
-                None => break,
-                Some(Frame::Abort) => return Ok(true),
-                Some(_) => {
-                    return Err(ProtoError::BadRequest("request data after the request's end"));
-                }
-            }
+        match self.decode()? {
+            None => {}
+            Some(Frame::Abort) => return Ok(true),
+            Some(_) => return Err(ProtoError::BadRequest("request data after the request's end")),
         }
         if !self.out.is_empty() {
             self.flush().await?;
@@ -258,7 +271,7 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                         BodySource::Buffered(body)
                     }
                     Ok(None) => return self.end_aborted(&head).await,
-                    Err(err) => return Next::Fail(err),
+                    Err(err) => return self.body_failed(&head, err),
                 }
             }
             BodyLength::Empty => match self.next_body_frame().await {
@@ -410,10 +423,15 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             );
         }
         if let Some(err) = body_error {
-            return Next::Fail(err);
+            return self.body_failed(&head, err);
         }
         if aborted {
-            tracing::info!("{} {} {}: aborted by the peer", self.info.peer, C::NAME, head.describe());
+            tracing::info!(
+                "{} {} {}: aborted by the peer",
+                self.info.peer,
+                C::NAME,
+                head.describe()
+            );
             // The codec has forgotten the request: the rest of its body is not ours.
             body_done = true;
         }

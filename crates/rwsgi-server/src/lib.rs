@@ -26,8 +26,10 @@ use std::time::Duration;
 /// Which protocol a socket speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// HTTP/1.1 (`http-socket`).
+    /// HTTP/1.1 (`http-socket`), for browsers and nginx `proxy_pass`.
     Http,
+    /// The uwsgi binary protocol (`socket`, `uwsgi-socket`), for nginx `uwsgi_pass`.
+    Uwsgi,
 }
 
 impl Protocol {
@@ -35,6 +37,7 @@ impl Protocol {
     pub const fn option(self) -> &'static str {
         match self {
             Protocol::Http => "http-socket",
+            Protocol::Uwsgi => "uwsgi-socket",
         }
     }
 }

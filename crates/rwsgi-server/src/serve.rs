@@ -7,6 +7,7 @@ use crate::{Protocol, ServerConfig};
 use rwsgi_http1::Http1Codec;
 use rwsgi_proto::{ConnInfo, ServerCodec, SocketAddress};
 use rwsgi_python::Job;
+use rwsgi_uwsgi::UwsgiCodec;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
@@ -132,10 +133,10 @@ impl AcceptLoop {
     }
 
     fn spawn<S: Stream>(&self, stream: S, info: ConnInfo, protocol: Protocol) {
+        let limits = self.ctx.config.limits;
         match protocol {
-            Protocol::Http => {
-                self.spawn_with(stream, info, Http1Codec::new(self.ctx.config.limits))
-            }
+            Protocol::Http => self.spawn_with(stream, info, Http1Codec::new(limits)),
+            Protocol::Uwsgi => self.spawn_with(stream, info, UwsgiCodec::new(limits)),
         }
     }
 
