@@ -282,7 +282,11 @@ fn u14_magic_vars_are_inert() {
 #[test]
 fn u16_empty_block_or_no_method() {
     assert_rejected(&raw_packet(b"", b""), 400, "request without CGI variables");
-    assert_rejected(&raw_packet(b"", b"GET / HTTP/1.1\r\n\r\n"), 400, "request without CGI variables");
+    assert_rejected(
+        &raw_packet(b"", b"GET / HTTP/1.1\r\n\r\n"),
+        400,
+        "request without CGI variables",
+    );
     assert_rejected(&packet(&[(b"PATH_INFO", b"/")], b""), 400, "without REQUEST_METHOD");
     assert_rejected(&packet(&[(b"request_method", b"GET")], b""), 400, "without REQUEST_METHOD");
     assert_rejected(&packet(&[(b"REQUEST_METHOD", b"")], b""), 400, "empty REQUEST_METHOD");
