@@ -151,6 +151,7 @@ impl CgiVarsBuilder {
         let hash = hash(key_bytes);
         let bit = 1u64 << (hash & 63);
         let mut dup = Dup::Unique;
+        let mut first_value = None;
         if self.bloom & bit != 0 {
             // The earliest var with this key is the first occurrence.
             let earlier = self
@@ -160,15 +161,20 @@ impl CgiVarsBuilder {
             if let Some(first) = earlier {
                 first.dup = Dup::First;
                 dup = Dup::Repeat;
+                first_value = block.get(first.value.start..first.value.end);
                 self.has_repeats = true;
             }
         }
+        // A proxy config may set a variable its params file already sets
+        // (`fastcgi_param SCRIPT_NAME …` after `include fastcgi_params;`):
+        // harmless when the value is the same.
+        let differs = first_value.is_some_and(|first| first != value_bytes);
         self.bloom |= bit;
         let cgi = CgiVar::from_name(key_bytes);
         match cgi {
             Some(CgiVar::RequestMethod) => {
-                if dup == Dup::Repeat {
-                    return Err(bad("REQUEST_METHOD sent more than once"));
+                if differs {
+                    return Err(bad("REQUEST_METHOD sent twice with different values"));
                 }
                 if value_bytes.is_empty() {
                     return Err(bad("empty REQUEST_METHOD"));
@@ -176,8 +182,8 @@ impl CgiVarsBuilder {
                 self.method = Some(value);
             }
             Some(CgiVar::ContentLength) => {
-                if dup == Dup::Repeat {
-                    return Err(bad("CONTENT_LENGTH sent more than once"));
+                if differs {
+                    return Err(bad("CONTENT_LENGTH sent twice with different values"));
                 }
                 let length = parse_content_length(value_bytes)?;
                 if let (Some(n), Some(limit)) = (length, self.max_body)
@@ -362,9 +368,11 @@ impl CgiVars {
     ///   (nginx's params files send them empty for a GET);
     /// - keys starting with `wsgi.` or `uwsgi.` (in any case) are dropped:
     ///   those namespaces belong to the server;
-    /// - a repeated key (older nginx repeated client headers) becomes one
-    ///   entry, the values joined in order with `, ` (`; ` for
-    ///   `HTTP_COOKIE`), as nginx ≥ 1.23 joins them itself;
+    /// - a repeated header (`HTTP_*`: older nginx repeated client headers)
+    ///   becomes one entry, the values joined in order with `, ` (`; ` for
+    ///   `HTTP_COOKIE`), as nginx ≥ 1.23 joins them itself; any other
+    ///   repeated variable takes its last value (a site's `fastcgi_param`
+    ///   or `uwsgi_param` overriding its params file, as PHP-FPM reads it);
     /// - `SERVER_NAME`, `SERVER_PORT` and `SERVER_PROTOCOL` sent empty
     ///   count as not sent;
     /// - `SCRIPT_NAME` and `PATH_INFO` follow `rule`.
@@ -520,16 +528,22 @@ impl CgiVars {
         }
     }
 
-    /// The value of var `i`, joined with its later repeats.
+    /// The value of var `i`: for a repeated header, joined with its later
+    /// repeats; for another repeated variable, its last value.
     fn joined_value(&self, i: usize, var: &Var, scratch: &mut Scratch) -> Bytes {
         if var.dup != Dup::First {
             return self.slice(var.value);
         }
         let key = self.get(var.key);
+        let later = self.vars.iter().skip(i + 1);
+        if !key.starts_with(b"HTTP_") {
+            let last = later.filter(|r| r.hash == var.hash && self.get(r.key) == key).last();
+            return self.slice(last.map_or(var.value, |r| r.value));
+        }
         let sep: &[u8] = if key == b"HTTP_COOKIE" { b"; " } else { b", " };
         let buf = scratch.buf();
         buf.put_slice(self.get(var.value));
-        for repeat in self.vars.iter().skip(i + 1) {
+        for repeat in later {
             if repeat.dup == Dup::Repeat && repeat.hash == var.hash && self.get(repeat.key) == key {
                 buf.put_slice(sep);
                 buf.put_slice(self.get(repeat.value));
@@ -667,13 +681,13 @@ mod tests {
         let l = limits();
         assert!(vars(&[(b"A", b"1")], &l).is_err(), "no method");
         assert!(vars(&[(b"REQUEST_METHOD", b"")], &l).is_err());
-        assert!(vars(&[(b"REQUEST_METHOD", b"GET"), (b"REQUEST_METHOD", b"GET")], &l).is_err());
-        let two_lengths = [
-            (&b"REQUEST_METHOD"[..], &b"GET"[..]),
-            (b"CONTENT_LENGTH", b"1"),
-            (b"CONTENT_LENGTH", b"1"),
-        ];
-        assert!(vars(&two_lengths, &l).is_err());
+        assert!(vars(&[(b"REQUEST_METHOD", b"GET"), (b"REQUEST_METHOD", b"PUT")], &l).is_err());
+        assert!(vars(&[(b"REQUEST_METHOD", b"GET"), (b"REQUEST_METHOD", b"GET")], &l).is_ok());
+        let lengths = |a: &'static [u8], b: &'static [u8]| {
+            vars(&[(b"REQUEST_METHOD", b"GET"), (b"CONTENT_LENGTH", a), (b"CONTENT_LENGTH", b)], &l)
+        };
+        assert!(lengths(b"1", b"2").is_err());
+        assert!(lengths(b"1", b"1").is_ok_and(|v| v.body_length() == BodyLength::Known(1)));
         assert!(matches!(
             vars(&[(b"REQUEST_METHOD", b"POST"), (b"CONTENT_LENGTH", b"101")], &l),
             Err(ProtoError::BodyTooLarge { limit: 100 })
@@ -709,6 +723,23 @@ mod tests {
         assert_eq!(get(&env, "HTTP_K149"), Some(&b"v"[..]));
         assert_eq!(get(&env, "HTTP_COOKIE"), Some(&b"a=1; b=2"[..]));
         assert_eq!(env.vars.iter().filter(|(k, _)| k.as_bytes() == b"HTTP_K150").count(), 1);
+        // Not a header: the last value wins.
+        let env = environ(
+            &[
+                (b"REQUEST_METHOD", b"GET"),
+                (b"SCRIPT_NAME", b"/a"),
+                (b"DOCUMENT_ROOT", b"/x"),
+                (b"SCRIPT_NAME", b"/b"),
+                (b"DOCUMENT_ROOT", b"/y"),
+                (b"X", b"1"),
+                (b"X", b"2"),
+            ],
+            PathRule::AsSent,
+        );
+        assert_eq!(get(&env, "SCRIPT_NAME"), Some(&b"/b"[..]));
+        assert_eq!(get(&env, "DOCUMENT_ROOT"), Some(&b"/y"[..]));
+        assert_eq!(get(&env, "X"), Some(&b"2"[..]));
+        assert_eq!(env.vars.iter().filter(|(k, _)| k.as_bytes() == b"SCRIPT_NAME").count(), 1);
     }
 
     #[test]
