@@ -232,6 +232,9 @@ pub struct FastCgiCodec {
     control: BytesMut,
     /// [`ServerCodec::close_after_response`] was called.
     closing: bool,
+    /// We ended a request ourselves (refused its role, or it was aborted
+    /// before its head) and it had no KEEP_CONN: the connection ends.
+    finished: bool,
 }
 
 impl FastCgiCodec {
@@ -244,6 +247,7 @@ impl FastCgiCodec {
             request: None,
             control: BytesMut::new(),
             closing: false,
+            finished: false,
         }
     }
 
@@ -338,6 +342,7 @@ impl FastCgiCodec {
                 // The core never saw this request: nothing to stop.
                 let end = record::end_request(h.id, 0, ProtocolStatus::RequestComplete);
                 self.control.put_slice(&end);
+                self.finished = !req.keep_conn;
                 self.request = None;
             }
             (record::ABORT_REQUEST, _) => {
@@ -401,12 +406,15 @@ impl FastCgiCodec {
             &[hi, lo, flags, ..] => (u16::from_be_bytes([hi, lo]), flags),
             _ => (0, 0),
         };
+        let keep_conn = flags & record::KEEP_CONN != 0;
         let refusal = if self.request.is_some() {
+            // The active request goes on: the connection stays.
             ProtocolStatus::CantMpxConn
         } else if role != record::ROLE_RESPONDER {
+            self.finished = !keep_conn;
             ProtocolStatus::UnknownRole
         } else {
-            self.request = Some(Request::new(id, flags & record::KEEP_CONN != 0));
+            self.request = Some(Request::new(id, keep_conn));
             return;
         };
         self.control.put_slice(&record::end_request(id, 0, refusal));
@@ -524,6 +532,10 @@ impl ServerCodec for FastCgiCodec {
 
     /// ABORT_REQUEST and management records may come while the app runs.
     const READS_DURING_RESPONSE: bool = true;
+
+    fn is_finished(&self) -> bool {
+        self.finished
+    }
 
     fn take_control(&mut self, out: &mut OutBuf) {
         if !self.control.is_empty() {

@@ -112,6 +112,14 @@ pub trait ServerCodec:
     /// protocols where the next bytes can only be the next request.
     const READS_DURING_RESPONSE: bool = false;
 
+    /// Whether the codec has ended the conversation on its own (a FastCGI
+    /// request it refused or that was aborted before the app saw it,
+    /// without KEEP_CONN): once its control output is written, the core
+    /// closes the connection.
+    fn is_finished(&self) -> bool {
+        false
+    }
+
     /// Moves into `out` what the codec produced on its own while decoding
     /// (FastCGI management replies, refusals of requests it will not
     /// serve). The core calls it after every `decode`.

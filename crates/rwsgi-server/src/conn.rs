@@ -14,6 +14,7 @@ use rwsgi_proto::{
     BodyLength, ConnInfo, Environ, Fault, Frame, OutBuf, ProtoError, RequestHead, ServerCodec,
 };
 use rwsgi_python::{BodyMsg, BodySource, Event, Job};
+use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -115,6 +116,9 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             if !self.out.is_empty() {
                 self.flush().await?;
             }
+            if self.codec.is_finished() {
+                return Ok(None);
+            }
             if self.rbuf.is_empty() && deadline.is_none() {
                 // Idle between requests: wait for a first byte, or give up.
                 if *shutdown.borrow() {
@@ -189,22 +193,30 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         }
     }
 
-    /// Reads the whole body (small enough to buffer) before the app runs;
-    /// `None` when the peer aborted the request meanwhile.
-    async fn read_whole_body(&mut self) -> Result<Option<Bytes>, ProtoError> {
-        let mut pieces: Vec<Bytes> = Vec::new();
+    /// Reads the body before the app runs, up to `limit` bytes, so a slow
+    /// client never holds a Python thread. A longer body stops there: the
+    /// pieces read so far go to `wsgi.input` first, the rest streams.
+    async fn read_ahead(&mut self, limit: u64) -> Result<ReadAhead, ProtoError> {
+        let mut pieces: VecDeque<Bytes> = VecDeque::new();
+        let mut total = 0u64;
         loop {
             match self.next_body_frame().await? {
-                Frame::Data(data) => pieces.push(data),
+                Frame::Data(data) => {
+                    total += data.len() as u64;
+                    pieces.push_back(data);
+                    if total > limit {
+                        return Ok(ReadAhead::Partial(pieces));
+                    }
+                }
                 Frame::End => break,
-                Frame::Abort => return Ok(None),
+                Frame::Abort => return Ok(ReadAhead::Aborted),
                 Frame::Head(_) => return Err(ProtoError::BadRequest("request head inside a body")),
             }
         }
-        Ok(Some(match pieces.len() {
+        Ok(ReadAhead::Whole(match pieces.len() {
             0 => Bytes::new(),
-            1 => pieces.pop().unwrap_or_default(),
-            _ => pieces.concat().into(),
+            1 => pieces.pop_front().unwrap_or_default(),
+            _ => pieces.into_iter().collect::<Vec<_>>().concat().into(),
         }))
     }
 
@@ -263,14 +275,37 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         let expects_continue = head.expects_continue();
         let mut body_done = false;
         let mut replies = None;
+        let mut read_ahead = VecDeque::new();
+        let post_buffering = self.ctx.config.post_buffering;
         let body = match head.body_length() {
-            BodyLength::Known(n) if n <= self.ctx.config.post_buffering && !expects_continue => {
-                match self.read_whole_body().await {
-                    Ok(Some(body)) => {
+            BodyLength::Known(n) if n <= post_buffering && !expects_continue => {
+                match self.read_ahead(n).await {
+                    Ok(ReadAhead::Whole(body)) => {
                         body_done = true;
                         BodySource::Buffered(body)
                     }
-                    Ok(None) => return self.end_aborted(&head).await,
+                    Ok(ReadAhead::Partial(_)) => {
+                        return Next::Fail(ProtoError::BadRequest("body longer than announced"));
+                    }
+                    Ok(ReadAhead::Aborted) => return self.end_aborted(&head).await,
+                    Err(err) => return self.body_failed(&head, err),
+                }
+            }
+            // A body of unknown length (chunked, FastCGI without
+            // CONTENT_LENGTH — nginx sends a GET so) is read ahead too.
+            BodyLength::Streamed if !expects_continue => {
+                match self.read_ahead(post_buffering).await {
+                    Ok(ReadAhead::Whole(body)) => {
+                        body_done = true;
+                        BodySource::Buffered(body)
+                    }
+                    Ok(ReadAhead::Partial(pieces)) => {
+                        read_ahead = pieces;
+                        let (tx, rx) = flume::bounded(1);
+                        replies = Some(tx);
+                        BodySource::Streamed(rx)
+                    }
+                    Ok(ReadAhead::Aborted) => return self.end_aborted(&head).await,
                     Err(err) => return self.body_failed(&head, err),
                 }
             }
@@ -313,8 +348,8 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                         Ok(false) => continue,
                         Ok(true) => {
                             aborted = true;
-                            break self.codec.encode_end(false, &mut self.out)
-                                && self.flush().await.is_ok();
+                            let keep = self.codec.encode_end(false, &mut self.out);
+                            break self.flush().await.is_ok() && keep;
                         }
                         Err(err) => {
                             body_error = Some(err);
@@ -339,7 +374,9 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                             break false;
                         }
                     }
-                    let reply = if body_done {
+                    let reply = if let Some(piece) = read_ahead.pop_front() {
+                        BodyMsg::Data(piece)
+                    } else if body_done {
                         BodyMsg::Eof
                     } else {
                         match self.next_body_frame().await {
@@ -364,8 +401,8 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                     };
                     let _ = replies.send(reply);
                     if aborted {
-                        break self.codec.encode_end(false, &mut self.out)
-                            && self.flush().await.is_ok();
+                        let keep = self.codec.encode_end(false, &mut self.out);
+                        break self.flush().await.is_ok() && keep;
                     }
                     None
                 }
@@ -562,6 +599,16 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         })
         .await;
     }
+}
+
+/// What reading a body ahead found.
+enum ReadAhead {
+    /// The whole body.
+    Whole(Bytes),
+    /// More than the limit, and the body goes on: these pieces first.
+    Partial(VecDeque<Bytes>),
+    /// The peer abandoned the request.
+    Aborted,
 }
 
 struct RequestLog {
