@@ -3,7 +3,7 @@
 use clap::{ArgAction, Parser};
 use rwsgi_proto::Limits;
 use rwsgi_python::{AppSpec, PoolSettings};
-use rwsgi_server::{BindAddr, Protocol, ServerConfig, SocketSpec};
+use rwsgi_server::{BindAddr, ManagementValues, Protocol, ServerConfig, SocketSpec};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,6 +23,10 @@ pub struct Args {
     /// Same as --socket.
     #[arg(long = "uwsgi-socket", value_name = "ADDR")]
     uwsgi_socket: Vec<String>,
+
+    /// Serve FastCGI (nginx fastcgi_pass) on ADDR; repeatable.
+    #[arg(long = "fastcgi-socket", value_name = "ADDR")]
+    fastcgi_socket: Vec<String>,
 
     /// Load the WSGI app from this Python file.
     #[arg(long = "wsgi-file", visible_alias = "file", value_name = "FILE")]
@@ -134,6 +138,7 @@ impl Args {
             ("http-socket", Protocol::Http, &self.http_socket),
             ("socket", Protocol::Uwsgi, &self.socket),
             ("uwsgi-socket", Protocol::Uwsgi, &self.uwsgi_socket),
+            ("fastcgi-socket", Protocol::FastCgi, &self.fastcgi_socket),
         ];
         let sockets = declared
             .into_iter()
@@ -170,6 +175,7 @@ impl Args {
             listen_backlog: self.listen,
             log_requests: !self.disable_logging,
             shutdown_timeout: Duration::from_secs(self.reload_mercy),
+            fastcgi: fastcgi_values(self.threads),
         };
         let app = AppSpec {
             wsgi_file: self.wsgi_file,
@@ -183,6 +189,17 @@ impl Args {
         let pool = PoolSettings { threads: self.threads.max(1), multiprocess: false };
         Ok((server, app, pool))
     }
+}
+
+/// What FastCGI `GET_VALUES` answers, true for this configuration: the
+/// Python threads serve `threads` requests at once, and a worker holds
+/// [`rwsgi_python::QUEUED_PER_THREAD`] more per thread waiting for one;
+/// connections beyond that wait to be read.
+fn fastcgi_values(threads: usize) -> ManagementValues {
+    let reqs = threads.max(1);
+    let conns = reqs.saturating_mul(rwsgi_python::QUEUED_PER_THREAD + 1);
+    let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    ManagementValues { max_conns: to_u32(conns), max_reqs: to_u32(reqs) }
 }
 
 /// `--help` and `--version` print and succeed; anything else is one line

@@ -53,6 +53,14 @@ The process's state, for tests/uwsgi.rs (uWSGI's "magic" vars must be inert):
                    reads wsgi.input with read(), catching any exception, and
                    records [T, "read N bytes"] or [T, "OSError: ..."]
   /read-records    the records so far, as a JSON list
+
+For tests/fastcgi.rs (what an aborted request did, recorded in /read-records):
+  /slow-stream?n=N&delay=S&tag=T
+                   N chunks "tick I\n", S seconds apart; close() records
+                   [T, "closed after K of N"] (K chunks were produced)
+  /read-lazy?tag=T an iterable that yields "reading\n", then reads wsgi.input
+                   (recording [T, "read N bytes"] or [T, "OSError: ..."]) and
+                   yields the outcome; close() records [T, "closed"]
 """
 
 import json
@@ -243,6 +251,47 @@ def application(environ, start_response):
     return [b"not found: " + path.encode("latin-1")]
 
 
+def _record(tag, outcome):
+    with _lock:
+        _reads.append([tag, outcome])
+
+
+class SlowStream:
+    """N chunks, `delay` seconds apart; close() records how many went."""
+
+    def __init__(self, n, delay, tag):
+        self.n, self.delay, self.tag, self.sent = n, delay, tag, 0
+
+    def __iter__(self):
+        for i in range(self.n):
+            if i:
+                time.sleep(self.delay)
+            self.sent += 1
+            yield b"tick %d\n" % i
+
+    def close(self):
+        _record(self.tag, "closed after %d of %d" % (self.sent, self.n))
+
+
+class ReadLazy:
+    """Reads the body only after the response has started."""
+
+    def __init__(self, stream, tag):
+        self.stream, self.tag = stream, tag
+
+    def __iter__(self):
+        yield b"reading\n"
+        try:
+            outcome = "read %d bytes" % len(self.stream.read())
+        except Exception as exc:  # recorded, not re-raised: the test reads it
+            outcome = "%s: %s" % (type(exc).__name__, exc)
+        _record(self.tag, outcome)
+        yield outcome.encode()
+
+    def close(self):
+        _record(self.tag, "closed")
+
+
 class CloseRaises:
     def __iter__(self):
         return iter([b"ok"])
@@ -384,6 +433,14 @@ def _more(environ, start_response, path, query, text):
             body = json.dumps(_reads).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
+    if path == "/slow-stream":
+        start_response("200 OK", text)
+        return SlowStream(
+            int(query.get("n", 10)), float(query.get("delay", 0.05)), query.get("tag", "")
+        )
+    if path == "/read-lazy":
+        start_response("200 OK", text)
+        return ReadLazy(environ["wsgi.input"], query.get("tag", ""))
     if path == "/204-body":
         start_response("204 No Content", [])
         return [b"must not be sent"]

@@ -246,7 +246,8 @@ pub struct Server {
     child: Option<Child>,
     log: Arc<LogBuf>,
     /// `(protocol, address)` of every listener, in the order logged; the
-    /// protocol as the log names it (`http-socket`, `uwsgi-socket`).
+    /// protocol as the log names it (`http-socket`, `uwsgi-socket`,
+    /// `fastcgi-socket`).
     listeners: Vec<(String, String)>,
     addrs: Vec<String>,
     pumps: Vec<JoinHandle<()>>,
@@ -254,7 +255,8 @@ pub struct Server {
 }
 
 /// The options that name a listening socket (each takes one address).
-const SOCKET_OPTIONS: &[&str] = &["--http-socket", "--http", "--socket", "-s", "--uwsgi-socket"];
+const SOCKET_OPTIONS: &[&str] =
+    &["--http-socket", "--http", "--socket", "-s", "--uwsgi-socket", "--fastcgi-socket"];
 
 /// Whether `arg` names a socket: `--socket ADDR` or `--socket=ADDR`.
 fn is_socket_arg(arg: &str) -> bool {
@@ -348,7 +350,8 @@ impl Server {
     }
 
     /// The address of the `n`th listener (from 0, in the order logged) that
-    /// speaks `protocol` as the log names it (`http-socket`, `uwsgi-socket`).
+    /// speaks `protocol` as the log names it (`http-socket`, `uwsgi-socket`,
+    /// `fastcgi-socket`).
     pub fn addr_of(&self, protocol: &str, n: usize) -> &str {
         self.listeners
             .iter()
@@ -366,6 +369,11 @@ impl Server {
     /// The `n`th uwsgi socket address (`--socket`, `-s`, `--uwsgi-socket`).
     pub fn uwsgi_addr(&self, n: usize) -> &str {
         self.addr_of("uwsgi-socket", n)
+    }
+
+    /// The `n`th `--fastcgi-socket` address.
+    pub fn fastcgi_addr(&self, n: usize) -> &str {
+        self.addr_of("fastcgi-socket", n)
     }
 
     /// Every listener as `(protocol, address)`, in the order logged.
@@ -512,6 +520,29 @@ impl Server {
         self.uwsgi(uwsgi_packet(&nginx_vars("GET", target), b""))
     }
 
+    /// A new connection to the first FastCGI socket.
+    pub fn fastcgi_conn(&self) -> Conn {
+        Conn::open(self.fastcgi_addr(0))
+    }
+
+    /// Sends one whole FastCGI request (id 1, no `FCGI_KEEP_CONN`) with
+    /// `params` and `body` on a new connection to the first FastCGI socket
+    /// and reads its response.
+    pub fn fastcgi<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        params: &[(K, V)],
+        body: &[u8],
+    ) -> FcgiResponse {
+        let mut conn = self.fastcgi_conn();
+        conn.send(fcgi_request(1, 0, params, body));
+        conn.read_fcgi_response(1)
+    }
+
+    /// `GET target` over the first FastCGI socket, with nginx's params.
+    pub fn fastcgi_get(&self, target: &str) -> FcgiResponse {
+        self.fastcgi(&fcgi_nginx_params("GET", target), b"")
+    }
+
     /// The probe's `/closes` counter.
     pub fn closes(&self) -> u64 {
         let response = self.get("/closes");
@@ -638,6 +669,304 @@ pub fn set_var(vars: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &str, value: impl AsRef<
 /// Removes `key` from `vars`.
 pub fn drop_var(vars: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &str) {
     vars.retain(|(k, _)| k != key.as_bytes());
+}
+
+// ---------------------------------------------------------------------------
+// FastCGI (client side)
+// ---------------------------------------------------------------------------
+
+/// Record types (FastCGI 1.0 §8, `include/fastcgi.h`).
+pub const FCGI_BEGIN_REQUEST: u8 = 1;
+pub const FCGI_ABORT_REQUEST: u8 = 2;
+pub const FCGI_END_REQUEST: u8 = 3;
+pub const FCGI_PARAMS: u8 = 4;
+pub const FCGI_STDIN: u8 = 5;
+pub const FCGI_STDOUT: u8 = 6;
+pub const FCGI_STDERR: u8 = 7;
+pub const FCGI_DATA: u8 = 8;
+pub const FCGI_GET_VALUES: u8 = 9;
+pub const FCGI_GET_VALUES_RESULT: u8 = 10;
+pub const FCGI_UNKNOWN_TYPE: u8 = 11;
+/// Roles.
+pub const FCGI_RESPONDER: u16 = 1;
+pub const FCGI_AUTHORIZER: u16 = 2;
+pub const FCGI_FILTER: u16 = 3;
+/// The BEGIN_REQUEST flag.
+pub const FCGI_KEEP_CONN: u8 = 1;
+/// END_REQUEST protocol statuses.
+pub const FCGI_REQUEST_COMPLETE: u8 = 0;
+pub const FCGI_CANT_MPX_CONN: u8 = 1;
+pub const FCGI_OVERLOADED: u8 = 2;
+pub const FCGI_UNKNOWN_ROLE: u8 = 3;
+
+/// A FastCGI name-value list as params are built: `(name, value)` bytes.
+pub type FcgiPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// One record with any version and padding (padding bytes are zeros).
+/// Panics if `content` is over 65535 bytes.
+pub fn fcgi_record_with(version: u8, kind: u8, id: u16, content: &[u8], padding: u8) -> Vec<u8> {
+    let len = u16::try_from(content.len()).expect("a FastCGI record over 65535 bytes");
+    let mut record = vec![version, kind];
+    record.extend_from_slice(&id.to_be_bytes());
+    record.extend_from_slice(&len.to_be_bytes());
+    record.extend_from_slice(&[padding, 0]);
+    record.extend_from_slice(content);
+    record.resize(record.len() + usize::from(padding), 0);
+    record
+}
+
+/// One version-1 record, padded to a multiple of 8 bytes as nginx pads.
+pub fn fcgi_record(kind: u8, id: u16, content: &[u8]) -> Vec<u8> {
+    let padding = u8::try_from((8 - content.len() % 8) % 8).unwrap();
+    fcgi_record_with(1, kind, id, content, padding)
+}
+
+/// BEGIN_REQUEST for `id` with `role` and `flags`.
+pub fn fcgi_begin(id: u16, role: u16, flags: u8) -> Vec<u8> {
+    let [hi, lo] = role.to_be_bytes();
+    fcgi_record(FCGI_BEGIN_REQUEST, id, &[hi, lo, flags, 0, 0, 0, 0, 0])
+}
+
+/// A name-value length: one byte below 128 unless `long`, else four bytes
+/// big-endian with the high bit set.
+pub fn fcgi_length(n: usize, long: bool) -> Vec<u8> {
+    if n < 128 && !long {
+        vec![u8::try_from(n).unwrap()]
+    } else {
+        (u32::try_from(n).unwrap() | 0x8000_0000).to_be_bytes().to_vec()
+    }
+}
+
+/// Name-value pairs with the shortest lengths (1 byte below 128, else 4).
+pub fn fcgi_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Vec<u8> {
+    fcgi_pairs_with(pairs, false)
+}
+
+/// Name-value pairs; `long`: every length in the 4-byte form.
+pub fn fcgi_pairs_with<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)], long: bool) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in pairs {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        block.extend(fcgi_length(name.len(), long));
+        block.extend(fcgi_length(value.len(), long));
+        block.extend_from_slice(name);
+        block.extend_from_slice(value);
+    }
+    block
+}
+
+/// A stream: `data` in records of at most `record_size` bytes, then the
+/// empty record that ends it.
+pub fn fcgi_stream(kind: u8, id: u16, data: &[u8], record_size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in data.chunks(record_size.clamp(1, 65535)) {
+        out.extend(fcgi_record(kind, id, piece));
+    }
+    out.extend(fcgi_record(kind, id, b""));
+    out
+}
+
+/// The PARAMS stream of `pairs` (one record, as nginx sends it, if it fits).
+pub fn fcgi_params<K: AsRef<[u8]>, V: AsRef<[u8]>>(id: u16, pairs: &[(K, V)]) -> Vec<u8> {
+    fcgi_stream(FCGI_PARAMS, id, &fcgi_pairs(pairs), 65535)
+}
+
+/// The STDIN stream of `body` in records of 32 KiB (nginx's size).
+pub fn fcgi_stdin(id: u16, body: &[u8]) -> Vec<u8> {
+    fcgi_stream(FCGI_STDIN, id, body, 32 * 1024)
+}
+
+/// A whole responder request: BEGIN_REQUEST, PARAMS, STDIN.
+pub fn fcgi_request<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    id: u16,
+    flags: u8,
+    params: &[(K, V)],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = fcgi_begin(id, FCGI_RESPONDER, flags);
+    out.extend(fcgi_params(id, params));
+    out.extend(fcgi_stdin(id, body));
+    out
+}
+
+/// The params nginx sends with Debian's `/etc/nginx/fastcgi_params` for a
+/// body-less `method target` over HTTP/1.1 with `Host: localhost`:
+/// `SCRIPT_NAME` and `DOCUMENT_URI` the decoded path (no `PATH_INFO`),
+/// `CONTENT_TYPE`/`CONTENT_LENGTH` empty. Push client headers as `HTTP_*`.
+pub fn fcgi_nginx_params(method: &str, target: &str) -> FcgiPairs {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let decoded = percent_decode(path);
+    let text = |pairs: &[(&str, &str)]| -> FcgiPairs {
+        pairs.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
+    };
+    let mut params = text(&[
+        ("QUERY_STRING", query),
+        ("REQUEST_METHOD", method),
+        ("CONTENT_TYPE", ""),
+        ("CONTENT_LENGTH", ""),
+    ]);
+    params.push((b"SCRIPT_NAME".to_vec(), decoded.clone()));
+    params.push((b"REQUEST_URI".to_vec(), target.as_bytes().to_vec()));
+    params.push((b"DOCUMENT_URI".to_vec(), decoded));
+    params.extend(text(&[
+        ("DOCUMENT_ROOT", "/usr/share/nginx/html"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("REQUEST_SCHEME", "http"),
+        ("GATEWAY_INTERFACE", "CGI/1.1"),
+        ("SERVER_SOFTWARE", "nginx/1.22.1"),
+        ("REMOTE_ADDR", "192.0.2.7"),
+        ("REMOTE_PORT", "40123"),
+        ("REMOTE_USER", ""),
+        ("SERVER_ADDR", "127.0.0.1"),
+        ("SERVER_PORT", "8080"),
+        ("SERVER_NAME", "localhost"),
+        ("REDIRECT_STATUS", "200"),
+        ("HTTP_HOST", "localhost"),
+    ]));
+    params
+}
+
+/// A record as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FcgiRecord {
+    pub version: u8,
+    pub kind: u8,
+    pub id: u16,
+    pub content: Vec<u8>,
+    pub padding: u8,
+}
+
+impl FcgiRecord {
+    /// `(appStatus, protocolStatus)` of an END_REQUEST (panics otherwise).
+    pub fn end_request(&self) -> (u32, u8) {
+        assert_eq!(self.kind, FCGI_END_REQUEST, "not an END_REQUEST: {self:?}");
+        assert_eq!(self.content.len(), 8, "END_REQUEST body is not 8 bytes: {self:?}");
+        let app = u32::from_be_bytes(self.content[..4].try_into().unwrap());
+        (app, self.content[4])
+    }
+}
+
+/// Parses name-value pairs (a GET_VALUES_RESULT body); panics if malformed.
+pub fn fcgi_parse_pairs(content: &[u8]) -> FcgiPairs {
+    let mut pairs = Vec::new();
+    let mut pos = 0;
+    let length = |pos: &mut usize| -> usize {
+        let first = content[*pos];
+        if first < 0x80 {
+            *pos += 1;
+            usize::from(first)
+        } else {
+            let bytes: [u8; 4] = content[*pos..*pos + 4].try_into().unwrap();
+            *pos += 4;
+            usize::try_from(u32::from_be_bytes(bytes) & 0x7fff_ffff).unwrap()
+        }
+    };
+    while pos < content.len() {
+        let name_len = length(&mut pos);
+        let value_len = length(&mut pos);
+        let name = content[pos..pos + name_len].to_vec();
+        pos += name_len;
+        let value = content[pos..pos + value_len].to_vec();
+        pos += value_len;
+        pairs.push((name, value));
+    }
+    pairs
+}
+
+/// One request's answer: every record read up to and including its
+/// END_REQUEST, and the CGI response on its STDOUT stream.
+#[derive(Debug, Clone)]
+pub struct FcgiResponse {
+    /// Every record read, in order (other ids' and management ones too).
+    pub records: Vec<FcgiRecord>,
+    /// The STDOUT stream's bytes for this id.
+    pub stdout: Vec<u8>,
+    /// The STDERR stream's bytes for this id.
+    pub stderr: Vec<u8>,
+    /// END_REQUEST's `appStatus` and `protocolStatus`.
+    pub app_status: u32,
+    pub protocol_status: u8,
+    /// The `Status:` header's code (0 if there is none or no head).
+    pub status: u16,
+    /// The CGI headers (names as sent, values latin-1).
+    pub headers: Vec<(String, String)>,
+    /// What follows the blank line.
+    pub body: Vec<u8>,
+    /// The STDOUT stream was ended by an empty STDOUT record.
+    pub stdout_ended: bool,
+}
+
+impl FcgiResponse {
+    /// Builds the response of `id` from `records` (the last is its
+    /// END_REQUEST).
+    fn from_records(id: u16, records: Vec<FcgiRecord>) -> FcgiResponse {
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut stdout_ended = false;
+        for record in records.iter().filter(|r| r.id == id) {
+            match record.kind {
+                FCGI_STDOUT if record.content.is_empty() => stdout_ended = true,
+                FCGI_STDOUT => {
+                    assert!(!stdout_ended, "STDOUT data after the empty STDOUT: {records:?}");
+                    stdout.extend_from_slice(&record.content);
+                }
+                FCGI_STDERR => stderr.extend_from_slice(&record.content),
+                _ => {}
+            }
+        }
+        let (app_status, protocol_status) = records.last().unwrap().end_request();
+        let (headers, body) = match stdout.windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(i) => {
+                let headers = latin1(&stdout[..i])
+                    .split("\r\n")
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+                    .collect();
+                (headers, stdout[i + 4..].to_vec())
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let mut response = FcgiResponse {
+            records,
+            stdout,
+            stderr,
+            app_status,
+            protocol_status,
+            status: 0,
+            headers,
+            body,
+            stdout_ended,
+        };
+        response.status = response
+            .header("status")
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        response
+    }
+
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn has_header(&self, name: &str) -> bool {
+        self.header(name).is_some()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", latin1(&self.stdout)))
+    }
+
+    /// This id's STDOUT records.
+    pub fn stdout_records(&self, id: u16) -> Vec<&FcgiRecord> {
+        self.records.iter().filter(|r| r.id == id && r.kind == FCGI_STDOUT).collect()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1053,6 +1382,114 @@ impl Conn {
         let deadline = Instant::now() + wait;
         while self.fill(deadline) == Fill::Data {}
         !self.eof
+    }
+
+    /// Reads one FastCGI record, waiting up to the connection's timeout.
+    /// On failure the bytes received stay buffered (see [`Conn::pending`]).
+    pub fn try_read_record(&mut self) -> Result<FcgiRecord, NoResponse> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if let Some(head) = self.buf.first_chunk::<8>() {
+                let len = usize::from(u16::from_be_bytes([head[4], head[5]]));
+                let padding = head[6];
+                let total = 8 + len + usize::from(padding);
+                if self.buf.len() >= total {
+                    let record = FcgiRecord {
+                        version: head[0],
+                        kind: head[1],
+                        id: u16::from_be_bytes([head[2], head[3]]),
+                        content: self.buf[8..8 + len].to_vec(),
+                        padding,
+                    };
+                    self.buf.drain(..total);
+                    return Ok(record);
+                }
+            }
+            match self.fill(deadline) {
+                Fill::Data => {}
+                Fill::Eof | Fill::Timeout => {
+                    return Err(NoResponse {
+                        received: self.buf.clone(),
+                        eof: self.eof,
+                        timed_out: !self.eof,
+                        error: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Reads one FastCGI record; panics (showing what arrived) if none does.
+    pub fn read_record(&mut self) -> FcgiRecord {
+        self.try_read_record().unwrap_or_else(|e| {
+            panic!(
+                "no FastCGI record (eof={}, timed_out={}); pending {:?}",
+                e.eof,
+                e.timed_out,
+                latin1(&e.received)
+            )
+        })
+    }
+
+    /// Reads records up to and including request `id`'s END_REQUEST (each
+    /// within the connection's timeout). Err: what came before the peer
+    /// closed or a read timed out.
+    pub fn try_read_fcgi_response(
+        &mut self,
+        id: u16,
+    ) -> Result<FcgiResponse, (Vec<FcgiRecord>, NoResponse)> {
+        let mut records = Vec::new();
+        loop {
+            match self.try_read_record() {
+                Ok(record) => {
+                    let end = record.kind == FCGI_END_REQUEST && record.id == id;
+                    records.push(record);
+                    if end {
+                        return Ok(FcgiResponse::from_records(id, records));
+                    }
+                }
+                Err(e) => return Err((records, e)),
+            }
+        }
+    }
+
+    /// Reads request `id`'s response; panics if its END_REQUEST never comes.
+    pub fn read_fcgi_response(&mut self, id: u16) -> FcgiResponse {
+        self.try_read_fcgi_response(id).unwrap_or_else(|(records, e)| {
+            let stdout: Vec<u8> = records
+                .iter()
+                .filter(|r| r.kind == FCGI_STDOUT)
+                .flat_map(|r| r.content.iter().copied())
+                .collect();
+            panic!(
+                "no END_REQUEST for id {id} (eof={}, timed_out={}); {} records {:?}; stdout {:?}; \
+                 pending {:?}",
+                e.eof,
+                e.timed_out,
+                records.len(),
+                records.iter().map(|r| (r.kind, r.id, r.content.len())).collect::<Vec<_>>(),
+                latin1(&stdout),
+                latin1(&e.received)
+            )
+        })
+    }
+
+    /// Reads records until the peer closes or `timeout` passes: the records
+    /// and whether the peer closed. A partial record left is returned as
+    /// [`Conn::pending`].
+    pub fn read_records_until_close(&mut self, timeout: Duration) -> (Vec<FcgiRecord>, bool) {
+        let saved = self.timeout;
+        let deadline = Instant::now() + timeout;
+        let mut records = Vec::new();
+        loop {
+            self.timeout = deadline.saturating_duration_since(Instant::now());
+            match self.try_read_record() {
+                Ok(record) => records.push(record),
+                Err(_) => break,
+            }
+        }
+        self.timeout = saved;
+        (records, self.eof)
     }
 }
 

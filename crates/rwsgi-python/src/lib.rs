@@ -21,4 +21,4 @@ mod response;
 
 pub use error::BridgeError;
 pub use loader::{App, AppSpec, load_app};
-pub use pool::{BodyMsg, BodySource, Event, Job, PoolSettings, PythonPool};
+pub use pool::{BodyMsg, BodySource, Event, Job, PoolSettings, PythonPool, QUEUED_PER_THREAD};

@@ -99,6 +99,10 @@ pub struct PythonPool {
     jobs: flume::Sender<Job>,
 }
 
+/// Requests that may wait for each Python thread: enough to absorb a burst;
+/// beyond it, connections wait in the core before being read further.
+pub const QUEUED_PER_THREAD: usize = 64;
+
 /// Python code may recurse deeply (Django templates); give its threads the
 /// stack size of a main thread.
 const PYTHON_THREAD_STACK: usize = 8 << 20;
@@ -115,8 +119,7 @@ impl PythonPool {
             multithread: threads > 1,
             multiprocess: settings.multiprocess,
         });
-        // Enough to absorb a burst; beyond it connections wait in the core.
-        let (jobs, queue) = flume::bounded::<Job>(threads * 64);
+        let (jobs, queue) = flume::bounded::<Job>(threads * QUEUED_PER_THREAD);
         for index in 0..threads {
             let queue = queue.clone();
             let shared = Arc::clone(&shared);

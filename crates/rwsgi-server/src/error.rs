@@ -27,7 +27,7 @@ pub enum ServerError {
         source: io::Error,
     },
     /// No socket to serve on.
-    #[error("no socket to serve on: give --http-socket ADDR or --socket ADDR")]
+    #[error("no socket to serve on: give --http-socket, --socket or --fastcgi-socket ADDR")]
     NoSockets,
     /// The runtime could not start.
     #[error("runtime: {0}")]

@@ -21,6 +21,8 @@ pub use sched::prefer_batching;
 pub use serve::serve;
 
 use rwsgi_proto::Limits;
+
+pub use rwsgi_fastcgi::ManagementValues;
 use std::time::Duration;
 
 /// Which protocol a socket speaks.
@@ -30,6 +32,8 @@ pub enum Protocol {
     Http,
     /// The uwsgi binary protocol (`socket`, `uwsgi-socket`), for nginx `uwsgi_pass`.
     Uwsgi,
+    /// FastCGI (`fastcgi-socket`), for nginx `fastcgi_pass`.
+    FastCgi,
 }
 
 impl Protocol {
@@ -38,6 +42,7 @@ impl Protocol {
         match self {
             Protocol::Http => "http-socket",
             Protocol::Uwsgi => "uwsgi-socket",
+            Protocol::FastCgi => "fastcgi-socket",
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct ServerConfig {
     pub log_requests: bool,
     /// How long a graceful shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
+    /// What FastCGI `GET_VALUES` reports.
+    pub fastcgi: ManagementValues,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +99,7 @@ impl Default for ServerConfig {
             listen_backlog: 1024,
             log_requests: true,
             shutdown_timeout: Duration::from_secs(30),
+            fastcgi: ManagementValues { max_conns: 65, max_reqs: 1 },
         }
     }
 }

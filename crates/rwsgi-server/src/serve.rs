@@ -4,6 +4,7 @@ use crate::conn::{Connection, Context};
 use crate::error::ServerError;
 use crate::listener::{Listener, ListenerKind, Stream};
 use crate::{Protocol, ServerConfig};
+use rwsgi_fastcgi::FastCgiCodec;
 use rwsgi_http1::Http1Codec;
 use rwsgi_proto::{ConnInfo, ServerCodec, SocketAddress};
 use rwsgi_python::Job;
@@ -137,6 +138,10 @@ impl AcceptLoop {
         match protocol {
             Protocol::Http => self.spawn_with(stream, info, Http1Codec::new(limits)),
             Protocol::Uwsgi => self.spawn_with(stream, info, UwsgiCodec::new(limits)),
+            Protocol::FastCgi => {
+                let values = self.ctx.config.fastcgi;
+                self.spawn_with(stream, info, FastCgiCodec::new(limits, values))
+            }
         }
     }
 
