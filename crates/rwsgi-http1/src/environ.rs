@@ -6,43 +6,13 @@
 //! path, addresses) is written into one scratch buffer allocated once per
 //! request and split into `Bytes`.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use rwsgi_proto::{BodyLength, CgiVar, ConnInfo, Environ, RequestHead, Scheme};
+use bytes::{BufMut, Bytes};
+use rwsgi_proto::{BodyLength, CgiVar, ConnInfo, Environ, RequestHead, Scheme, Scratch};
 
 use crate::head::{Field, FieldKind, Http1Head};
 
 /// Longest header name whose key is built on the stack.
 const STACK_KEY: usize = 64;
-
-/// One buffer for all the bytes a request's environ must own.
-struct Scratch {
-    buf: BytesMut,
-    hint: usize,
-}
-
-impl Scratch {
-    fn new(hint: usize) -> Self {
-        Scratch { buf: BytesMut::new(), hint }
-    }
-
-    /// The buffer to append the next value to.
-    fn buf(&mut self) -> &mut BytesMut {
-        if self.buf.capacity() == 0 {
-            self.buf.reserve(self.hint);
-        }
-        &mut self.buf
-    }
-
-    /// Everything appended since the last call, as its own `Bytes`.
-    fn take(&mut self) -> Bytes {
-        self.buf.split().freeze()
-    }
-
-    fn copy(&mut self, bytes: &[u8]) -> Bytes {
-        self.buf().put_slice(bytes);
-        self.take()
-    }
-}
 
 impl RequestHead for Http1Head {
     /// Sets the CGI variables of this request. `REMOTE_ADDR`/`REMOTE_PORT`

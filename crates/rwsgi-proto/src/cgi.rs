@@ -13,9 +13,10 @@
 //! not be a way to load code or change the server's environment.
 
 use crate::{
-    BodyLength, CgiVar, ConnInfo, EnvKey, Environ, Limits, ProtoError, Scheme, percent_decode,
+    BodyLength, CgiVar, ConnInfo, EnvKey, Environ, Limits, ProtoError, Scheme, Scratch,
+    percent_decode,
 };
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use std::ops::Range;
 
 /// Vars allowed beyond `max_headers`: the CGI variables a proxy adds to
@@ -236,31 +237,6 @@ pub struct CgiVars {
     method: Span,
     body: BodyLength,
     content_length: Option<u64>,
-}
-
-/// One buffer for all the bytes a request's environ must own.
-struct Scratch {
-    buf: BytesMut,
-    hint: usize,
-}
-
-impl Scratch {
-    fn new(hint: usize) -> Self {
-        Scratch { buf: BytesMut::new(), hint }
-    }
-
-    /// The buffer to append the next value to.
-    fn buf(&mut self) -> &mut BytesMut {
-        if self.buf.capacity() == 0 {
-            self.buf.reserve(self.hint);
-        }
-        &mut self.buf
-    }
-
-    /// Everything appended since the last call, as its own `Bytes`.
-    fn take(&mut self) -> Bytes {
-        self.buf.split().freeze()
-    }
 }
 
 /// Which of the variables with a fallback the proxy sent.

@@ -164,6 +164,40 @@ impl Environ {
     }
 }
 
+#[derive(Debug)]
+/// One buffer for all the bytes a request's environ must own (joined
+/// repeats, decoded paths, addresses), allocated at most once, with `hint`
+/// bytes, and only if something needs it; each value is split off it.
+pub struct Scratch {
+    buf: BytesMut,
+    hint: usize,
+}
+
+impl Scratch {
+    pub fn new(hint: usize) -> Self {
+        Scratch { buf: BytesMut::new(), hint }
+    }
+
+    /// The buffer to append the next value to.
+    pub fn buf(&mut self) -> &mut BytesMut {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(self.hint);
+        }
+        &mut self.buf
+    }
+
+    /// Everything appended since the last call, as its own `Bytes`.
+    pub fn take(&mut self) -> Bytes {
+        self.buf.split().freeze()
+    }
+
+    /// A copy of `bytes` as its own `Bytes`.
+    pub fn copy(&mut self, bytes: &[u8]) -> Bytes {
+        self.buf().put_slice(bytes);
+        self.take()
+    }
+}
+
 /// Decodes the `%XX` escapes of `src` into `out` (for `PATH_INFO`);
 /// invalid escapes stay as they are.
 pub fn percent_decode(src: &[u8], out: &mut BytesMut) {

@@ -19,7 +19,7 @@ mod response;
 
 pub use cgi::{CgiVars, CgiVarsBuilder, PathRule};
 pub use conn::{ConnInfo, SocketAddress};
-pub use environ::{CgiVar, EnvKey, Environ, Scheme, percent_decode};
+pub use environ::{CgiVar, EnvKey, Environ, Scheme, Scratch, percent_decode};
 pub use error::{Fault, ProtoError};
 pub use outbuf::OutBuf;
 pub use response::{ResponseHead, is_hop_by_hop, reason_phrase};

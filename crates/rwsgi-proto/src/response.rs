@@ -67,6 +67,21 @@ impl ResponseHead {
         }
     }
 
+    /// The server's error page for `status` as a complete HTTP/1.x
+    /// response (`version` is `HTTP/1.1` or `HTTP/1.0`) that closes the
+    /// connection: what an HTTP-shaped protocol answers a request the app
+    /// never saw.
+    pub fn write_http_error(version: &[u8], status: u16, date: &[u8], out: &mut OutBuf) {
+        let head = ResponseHead::plain_error(status);
+        out.put_slice(version);
+        out.put_slice(b" ");
+        out.put_slice(&head.status_line);
+        out.put_slice(b"\r\n");
+        head.write_headers(Some(date), out);
+        out.put_slice(b"Connection: close\r\n\r\n");
+        head.write_plain_error_body(out);
+    }
+
     /// The body of [`ResponseHead::plain_error`]: the reason phrase and a newline.
     pub fn write_plain_error_body(&self, out: &mut OutBuf) {
         out.put_slice(reason_phrase(self.status).as_bytes());

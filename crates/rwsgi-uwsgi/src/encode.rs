@@ -68,13 +68,7 @@ pub(crate) fn raw_framing(framing: Framing) -> Option<(Bytes, Bytes)> {
 /// `HTTP/1.0`: the request, if any, was not understood, so its
 /// `SERVER_PROTOCOL` is not trusted either.
 pub(crate) fn write_error(status: u16, date: &[u8], out: &mut OutBuf) {
-    let head = ResponseHead::plain_error(status);
-    out.put_slice(b"HTTP/1.0 ");
-    out.put_slice(&head.status_line);
-    out.put_slice(b"\r\n");
-    head.write_headers(Some(date), out);
-    out.put_slice(b"Connection: close\r\n\r\n");
-    head.write_plain_error_body(out);
+    ResponseHead::write_http_error(b"HTTP/1.0", status, date, out);
 }
 
 #[cfg(test)]
