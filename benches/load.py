@@ -6,6 +6,10 @@ wrk pinned to core 1, on loopback, with the same WSGI apps (benches/apps/).
 The peers are installed from PyPI into benches/.venv, made with the Python
 running this script (the one rwsgi embeds).  See benches/README.md.
 
+Two more rows put a real nginx in front (wrk -> nginx -> uwsgi_pass over a
+unix socket -> app server): rwsgi --socket beside uWSGI --socket.  nginx
+shares core 1 with wrk; the app server alone is on core 0.
+
     python3 benches/load.py [--quick] [--duration S] [--servers rwsgi,uwsgi,...]
                             [--workloads hello,big,upload] [--threads 1,8]
                             [--install-deps]
@@ -23,12 +27,14 @@ import http.client
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -50,6 +56,8 @@ READY_TIMEOUT = 30.0  # seconds a server gets to accept connections
 SERVER_CPU = "0"
 WRK_CPU = "1"
 UPLOAD_BYTES = 1 << 20
+NGINX = Path("/usr/sbin/nginx")
+NGINX_UWSGI_PARAMS = Path("/etc/nginx/uwsgi_params")
 
 
 # --------------------------------------------------------------------------
@@ -79,6 +87,7 @@ class Server:
     threaded: bool  # False: run once, threads shown as "-"
     fixed_threads: int | None = None  # run only with this thread count
     optional: bool = False  # silently skipped when not installed
+    via_nginx: bool = False  # app server on a unix socket (uwsgi protocol) behind nginx
 
 
 SERVERS = {
@@ -89,6 +98,8 @@ SERVERS = {
     "granian": Server("granian", "granian wsgi", True),
     "bjoern": Server("bjoern", "bjoern", False),
     "pyruvate": Server("pyruvate", "pyruvate", True, optional=True),
+    "rwsgi-uwsgi": Server("rwsgi-uwsgi", "nginx → rwsgi --socket", True, via_nginx=True),
+    "uwsgi-socket": Server("uwsgi-socket", "nginx → uWSGI --socket", True, via_nginx=True),
 }
 
 
@@ -96,10 +107,20 @@ def venv_bin(name: str) -> str:
     return str(VENV / "bin" / name)
 
 
-def server_command(key: str, workload: Workload, threads: int, port: int) -> list[str]:
-    """The server's command line (without the taskset prefix)."""
+def server_command(key: str, workload: Workload, threads: int, port: int,
+                   sock: str = "") -> list[str]:
+    """The server's command line (without the taskset prefix).
+
+    Servers behind nginx listen on the unix socket `sock` instead of `port`."""
     app_file = str(APPS / f"{workload.module}.py")
     target = f"{workload.module}:application"
+    if key == "rwsgi-uwsgi":
+        return [str(RWSGI), "--socket", sock, "--wsgi-file", app_file,
+                "--threads", str(threads), "--disable-logging"]
+    if key == "uwsgi-socket":
+        # As for --http-socket: no master, so the one worker is the only process.
+        return [venv_bin("uwsgi"), "--socket", sock, "--wsgi-file", app_file,
+                "--processes", "1", "--threads", str(threads), "--disable-logging"]
     if key == "rwsgi":
         return [str(RWSGI), "--http-socket", f"{HOST}:{port}", "--wsgi-file", app_file,
                 "--threads", str(threads), "--disable-logging"]
@@ -124,12 +145,21 @@ def server_command(key: str, workload: Workload, threads: int, port: int) -> lis
     raise KeyError(key)
 
 
+def nginx_binary() -> str | None:
+    if NGINX.exists():
+        return str(NGINX)
+    return shutil.which("nginx")
+
+
 def server_available(key: str) -> str | None:
     """None when the server can run; otherwise why not."""
-    if key == "rwsgi":
+    if SERVERS[key].via_nginx and nginx_binary() is None:
+        return (f"{NGINX} not installed (`apt-get install -y nginx-light` or `nginx` "
+                "on Debian/Ubuntu)")
+    if key in ("rwsgi", "rwsgi-uwsgi"):
         return None if RWSGI.exists() else f"{RWSGI} missing"
-    exe = {"uwsgi": "uwsgi", "uwsgi-http11": "uwsgi", "gunicorn": "gunicorn",
-           "granian": "granian"}.get(key)
+    exe = {"uwsgi": "uwsgi", "uwsgi-http11": "uwsgi", "uwsgi-socket": "uwsgi",
+           "gunicorn": "gunicorn", "granian": "granian"}.get(key)
     if exe:
         return None if Path(venv_bin(exe)).exists() else f"{venv_bin(exe)} not installed"
     module = key  # bjoern, pyruvate
@@ -143,11 +173,11 @@ def server_available(key: str) -> str | None:
 
 def server_version(key: str) -> str:
     try:
-        if key == "rwsgi":
+        if key in ("rwsgi", "rwsgi-uwsgi"):
             out = subprocess.run([str(RWSGI), "--version"], capture_output=True, text=True,
                                  timeout=10).stdout.strip()
             return out or "?"
-        dist = {"uwsgi-http11": "uwsgi"}.get(key, key)
+        dist = {"uwsgi-http11": "uwsgi", "uwsgi-socket": "uwsgi"}.get(key, key)
         out = subprocess.run(
             [venv_bin("python"), "-c",
              f"import importlib.metadata as m; print(m.version({dist!r}))"],
@@ -318,6 +348,23 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime (all threads) summed over pids, from /proc/PID/stat."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def vm_hwm_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -365,6 +412,100 @@ def wait_ready(proc: subprocess.Popen, port: int) -> str | None:
         except OSError:
             time.sleep(0.1)
     return f"not accepting connections on port {port} after {READY_TIMEOUT:.0f} s"
+
+
+def wait_ready_unix(proc: subprocess.Popen, sock: Path) -> str | None:
+    """wait_ready for an app server listening on the unix socket `sock`."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return f"exited with status {proc.returncode} before accepting connections"
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                s.connect(str(sock))
+                return None
+        except OSError:
+            time.sleep(0.1)
+    return f"not accepting connections on {sock} after {READY_TIMEOUT:.0f} s"
+
+
+# The usual Debian /etc/nginx/uwsgi_params, for systems that lack the file.
+_UWSGI_PARAMS = """\
+uwsgi_param  QUERY_STRING       $query_string;
+uwsgi_param  REQUEST_METHOD     $request_method;
+uwsgi_param  CONTENT_TYPE       $content_type;
+uwsgi_param  CONTENT_LENGTH     $content_length;
+uwsgi_param  REQUEST_URI        $request_uri;
+uwsgi_param  PATH_INFO          $document_uri;
+uwsgi_param  DOCUMENT_ROOT      $document_root;
+uwsgi_param  SERVER_PROTOCOL    $server_protocol;
+uwsgi_param  REQUEST_SCHEME     $scheme;
+uwsgi_param  HTTPS              $https if_not_empty;
+uwsgi_param  REMOTE_ADDR        $remote_addr;
+uwsgi_param  REMOTE_PORT        $remote_port;
+uwsgi_param  SERVER_PORT        $server_port;
+uwsgi_param  SERVER_NAME        $server_name;
+"""
+
+
+def nginx_config(tmp: Path, port: int, sock: Path) -> str:
+    """nginx in one process (no master), uwsgi_pass to `sock`, everything under tmp.
+
+    The buffers keep a 64 KiB response and a 1 MiB request body in memory, so
+    no cell writes nginx temp files to disk."""
+    params = NGINX_UWSGI_PARAMS
+    if not params.exists():
+        params = tmp / "uwsgi_params"
+        params.write_text(_UWSGI_PARAMS)
+    return f"""\
+daemon off;
+master_process off;
+worker_processes 1;
+error_log {tmp}/error.log warn;
+pid {tmp}/nginx.pid;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    client_max_body_size 10m;
+    client_body_buffer_size 2m;
+    uwsgi_buffer_size 16k;
+    uwsgi_buffers 8 16k;
+
+    upstream app {{
+        server unix:{sock};
+    }}
+
+    server {{
+        listen {HOST}:{port};
+        location / {{
+            include {params};
+            uwsgi_pass app;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_version() -> str:
+    binary = nginx_binary()
+    if binary is None:
+        return "nginx ?"
+    try:
+        out = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "nginx ?"
+    match = re.search(r"nginx/(\S+)", out.stdout + out.stderr)
+    return f"nginx {match.group(1)}" if match else "nginx ?"
 
 
 def check_response(workload: Workload, port: int) -> str | None:
@@ -440,6 +581,7 @@ class Cell:
     failure: str | None = None
     server_cmd: str = ""
     wrk_cmd: str = ""
+    cpu: dict[str, float] = dataclasses.field(default_factory=dict)  # % of one core
 
 
 def pin(cpu: str, cmd: list[str], pinning: bool) -> list[str]:
@@ -456,27 +598,57 @@ def wrk_command(workload: Workload, port: int, seconds: float, pinning: bool) ->
 
 
 def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path) -> None:
-    port = free_port()
+    port = free_port()  # wrk's target: the server, or nginx in front of it
     threads = cell.threads if cell.threads is not None else 1
-    cmd = pin(SERVER_CPU, server_command(cell.server.key, cell.workload, threads, port), pinning)
+    tmp = sock = None
+    if cell.server.via_nginx:
+        tmp = Path(tempfile.mkdtemp(prefix="rwsgi-bench-"))
+        sock = tmp / "app.sock"
+    cmd = pin(SERVER_CPU, server_command(cell.server.key, cell.workload, threads, port,
+                                         str(sock) if sock else ""), pinning)
     cell.server_cmd = shlex.join(cmd)
     tag = f"{cell.server.key}-{cell.threads or 'x'}-{cell.workload.name}"
     logfile = logdir / f"{tag}.log"
+    nginx_log = logdir / f"{tag}.nginx.log"
+    for stale in (nginx_log, logdir / f"{tag}.nginx-error.log"):
+        stale.unlink(missing_ok=True)
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)  # rwsgi would load it; the apps need only the stdlib
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     log(f"--- {cell.server.label} threads={cell.threads or '-'} workload={cell.workload.name}")
     log(f"    server: {cell.server_cmd}")
+    procs: list[subprocess.Popen] = []  # started in this order, stopped in reverse
     with open(logfile, "wb") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 cwd=APPS, env=env, start_new_session=True)
         _live_groups.add(proc.pid)
+        procs.append(proc)
         try:
-            why = wait_ready(proc, port) or check_response(cell.workload, port)
+            if sock is None:
+                why = wait_ready(proc, port)
+            else:
+                why = wait_ready_unix(proc, sock)
+                if not why:
+                    (tmp / "nginx.conf").write_text(nginx_config(tmp, port, sock))
+                    # nginx runs beside wrk on the load generator's core.
+                    front = pin(WRK_CPU, [nginx_binary(), "-p", str(tmp), "-e",
+                                          str(tmp / "error.log"), "-c",
+                                          str(tmp / "nginx.conf")], pinning)
+                    cell.server_cmd += "\n" + shlex.join(front)
+                    log(f"    nginx:  {shlex.join(front)}")
+                    with open(nginx_log, "wb") as nout:
+                        nginx = subprocess.Popen(front, stdin=subprocess.DEVNULL, stdout=nout,
+                                                 stderr=nout, cwd=tmp, start_new_session=True)
+                    _live_groups.add(nginx.pid)
+                    procs.append(nginx)
+                    why = wait_ready(nginx, port)
+                    if why:
+                        why = "nginx " + why
+            why = why or check_response(cell.workload, port)
             if why:
                 cell.failure = why
                 return
-            sampler = RssSampler(proc.pid)
+            sampler = RssSampler(proc.pid)  # the app server's tree only, never nginx
             sampler.start()
             try:
                 warm = wrk_command(cell.workload, port, WARMUP_SECONDS, pinning)
@@ -485,13 +657,25 @@ def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path) -> None:
                 wrk = wrk_command(cell.workload, port, duration, pinning)
                 cell.wrk_cmd = shlex.join(wrk)
                 log(f"    wrk:    {cell.wrk_cmd}")
+                # CPU use during the measurement, in % of one core: which side
+                # was the limit (the app server's core, or wrk's, shared with nginx)?
+                watched = {"server": lambda: process_tree(proc.pid)}
+                if len(procs) > 1:
+                    watched["nginx"] = lambda: process_tree(procs[1].pid)
+                before = {name: cpu_seconds(tree()) for name, tree in watched.items()}
+                wrk_before, t0 = children_cpu_seconds(), time.monotonic()
                 done = subprocess.run(wrk, capture_output=True, text=True,
                                       timeout=duration + 60)
+                elapsed = max(time.monotonic() - t0, 1e-3)
+                cell.cpu = {name: 100 * (cpu_seconds(tree()) - before[name]) / elapsed
+                            for name, tree in watched.items()}
+                cell.cpu["wrk"] = 100 * (children_cpu_seconds() - wrk_before) / elapsed
             finally:
                 cell.rss_mib = sampler.stop()
-            if proc.poll() is not None:
-                cell.failure = f"server exited with status {proc.returncode} during the run"
-                return
+            for p, what in zip(procs, ("server", "nginx")):
+                if p.poll() is not None:
+                    cell.failure = f"{what} exited with status {p.returncode} during the run"
+                    return
             if done.returncode != 0:
                 cell.failure = f"wrk exit {done.returncode}: {done.stderr.strip()[-200:]}"
                 return
@@ -500,17 +684,30 @@ def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path) -> None:
             cell.rps, cell.p99_ms = result["rps"], result["p99_ms"]
             cell.errors, cell.requests = result["errors"], result["requests"]
             log(f"    {cell.rps:,.0f} req/s  p99 {fmt_ms(cell.p99_ms)}  "
-                f"peak RSS {cell.rss_mib:.1f} MiB  errors {cell.errors}")
+                f"peak RSS {cell.rss_mib:.1f} MiB  errors {cell.errors}  CPU "
+                + ", ".join(f"{name} {pct:.0f}%" for name, pct in cell.cpu.items()))
         except subprocess.TimeoutExpired:
             cell.failure = "wrk did not finish in time"
         except ValueError as err:
             cell.failure = str(err)
         finally:
-            kill_group(proc)
+            for p in reversed(procs):
+                kill_group(p)
+            if tmp is not None:
+                error_log = tmp / "error.log"
+                if error_log.exists():
+                    shutil.copyfile(error_log, logdir / f"{tag}.nginx-error.log")
+                shutil.rmtree(tmp, ignore_errors=True)
     if cell.failure:
-        tail = logfile.read_text(errors="replace").strip().splitlines()[-3:]
-        if tail:
-            cell.failure += " | log: " + " / ".join(tail)
+        logs = [logfile]
+        if tmp is not None:
+            logs += [nginx_log, logdir / f"{tag}.nginx-error.log"]
+        for path in logs:
+            if not path.exists():
+                continue
+            tail = path.read_text(errors="replace").strip().splitlines()[-3:]
+            if tail:
+                cell.failure += f" | {path.name}: " + " / ".join(tail)
 
 
 # --------------------------------------------------------------------------
@@ -543,25 +740,28 @@ def table(cells: list[Cell]) -> str:
         return None
 
     rows = ["| server | threads | workload | requests/s | p99 latency | peak RSS (MiB) "
-            "| errors | rwsgi ÷ uWSGI --http-socket | rwsgi ÷ granian |",
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+            "| errors | rwsgi ÷ uWSGI --http-socket | rwsgi ÷ granian "
+            "| rwsgi ÷ uWSGI (via nginx uwsgi_pass) |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for cell in cells:
         threads = str(cell.threads) if cell.threads is not None else "-"
         if cell.failure:
             rows.append(f"| {cell.server.label} | {threads} | {cell.workload.name} "
-                        f"| failed | — | — | — | — | — |")
+                        f"| failed | — | — | — | — | — | — |")
             continue
-        vs_uwsgi = vs_granian = ""
+        vs_uwsgi = vs_granian = vs_uwsgi_nginx = ""
         if cell.server.key == "rwsgi":
             vs_uwsgi = ratio(cell, find("uwsgi", cell))
             vs_granian = ratio(cell, find("granian", cell))
+        if cell.server.key == "rwsgi-uwsgi":
+            vs_uwsgi_nginx = ratio(cell, find("uwsgi-socket", cell))
         rows.append(f"| {cell.server.label} | {threads} | {cell.workload.name} "
                     f"| {cell.rps:,.0f} | {fmt_ms(cell.p99_ms)} | {cell.rss_mib:.1f} "
-                    f"| {cell.errors} | {vs_uwsgi} | {vs_granian} |")
+                    f"| {cell.errors} | {vs_uwsgi} | {vs_granian} | {vs_uwsgi_nginx} |")
     return "\n".join(rows)
 
 
-def legend(args, workloads: list[Workload], pinning: bool) -> str:
+def legend(args, workloads: list[Workload], pinning: bool, nginx_rows: bool) -> str:
     lines = [
         f"Each cell: one worker process (plus gunicorn's arbiter and granian's main "
         f"process: RSS counts the whole tree), "
@@ -582,6 +782,18 @@ def legend(args, workloads: list[Workload], pinning: bool) -> str:
         "a thread holds one connection, so connections beyond 8 wait.",
         "bjoern is single-threaded (threads \"-\").",
     ]
+    if nginx_rows:
+        lines.append(
+            "nginx → … rows: wrk → nginx (one process, `master_process off`, "
+            "`access_log off`) → `uwsgi_pass` over a unix socket → the app server started "
+            "with `--socket` (uwsgi protocol), identical nginx config for both. "
+            + (f"The app server alone is pinned to CPU {SERVER_CPU}; nginx and wrk share "
+               f"CPU {WRK_CPU}. " if pinning else "Nothing pinned. ")
+            + "nginx opens one upstream connection per request (its default: no upstream "
+            "keep-alive) and keeps the client connections alive. Peak RSS is the app "
+            "server's tree only, without nginx. "
+            "rwsgi ÷ uWSGI (via nginx uwsgi_pass): `nginx → rwsgi --socket` requests/s "
+            "over `nginx → uWSGI --socket`, same workload and thread count.")
     return "\n".join(f"- {line}" for line in lines)
 
 
@@ -740,12 +952,25 @@ def main() -> int:
         "",
         f"Machine: {machine_info()}; load average before {load_before}, after {load_after}.",
         "",
-        "Versions: " + "; ".join(dict.fromkeys(versions.values())) + f"; {wrk_version()}.",
+        "Versions: " + "; ".join(dict.fromkeys(versions.values()))
+        + (f"; {nginx_version()}" if any(s.via_nginx for s in servers) else "")
+        + f"; {wrk_version()}.",
         "",
         body,
         "",
-        legend(args, workloads, pinning),
+        legend(args, workloads, pinning, any(c.server.via_nginx for c in done)),
     ]
+    cpu_rows = [c for c in done if c.server.via_nginx and c.cpu and not c.failure]
+    if cpu_rows:
+        report += ["", "CPU during the measurement, nginx rows (% of one core; of the "
+                   f"bench's processes the app server alone is on CPU {SERVER_CPU}, nginx and wrk "
+                   f"share CPU {WRK_CPU}):", ""]
+        for c in cpu_rows:
+            per_request = 1e4 * c.cpu.get("server", 0) / c.rps  # µs of CPU per request
+            report.append(f"- {c.server.label}, threads {c.threads}, {c.workload.name}: "
+                          f"app server {c.cpu.get('server', 0):.0f}% "
+                          f"({per_request:.0f} µs CPU per request), "
+                          f"nginx {c.cpu.get('nginx', 0):.0f}%, wrk {c.cpu.get('wrk', 0):.0f}%")
     if notes:
         report += ["", "Not measured:", *notes]
     if interrupted:
