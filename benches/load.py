@@ -6,9 +6,11 @@ wrk pinned to core 1, on loopback, with the same WSGI apps (benches/apps/).
 The peers are installed from PyPI into benches/.venv, made with the Python
 running this script (the one rwsgi embeds).  See benches/README.md.
 
-Two more rows put a real nginx in front (wrk -> nginx -> uwsgi_pass over a
-unix socket -> app server): rwsgi --socket beside uWSGI --socket.  nginx
-shares core 1 with wrk; the app server alone is on core 0.
+Four more rows put a real nginx in front (wrk -> nginx -> a unix socket ->
+app server): uwsgi_pass to rwsgi --socket beside uWSGI --socket, and
+fastcgi_pass (keep-conn on) to rwsgi --fastcgi-socket beside uWSGI
+--fastcgi-socket.  nginx shares core 1 with wrk; the app server alone is on
+core 0.
 
     python3 benches/load.py [--quick] [--duration S] [--servers rwsgi,uwsgi,...]
                             [--workloads hello,big,upload] [--threads 1,8]
@@ -57,7 +59,7 @@ SERVER_CPU = "0"
 WRK_CPU = "1"
 UPLOAD_BYTES = 1 << 20
 NGINX = Path("/usr/sbin/nginx")
-NGINX_UWSGI_PARAMS = Path("/etc/nginx/uwsgi_params")
+NGINX_KEEPALIVE = 16  # idle upstream connections nginx keeps, where the protocol can
 
 
 # --------------------------------------------------------------------------
@@ -87,7 +89,18 @@ class Server:
     threaded: bool  # False: run once, threads shown as "-"
     fixed_threads: int | None = None  # run only with this thread count
     optional: bool = False  # silently skipped when not installed
-    via_nginx: bool = False  # app server on a unix socket (uwsgi protocol) behind nginx
+    # Behind nginx: the app server ("rwsgi" or "uwsgi") listens on a unix socket
+    # and nginx passes requests to it in `proxy`, a key of UPSTREAMS.
+    proxy: str | None = None
+    app: str | None = None
+
+    @property
+    def via_nginx(self) -> bool:
+        return self.proxy is not None
+
+    @property
+    def runs_rwsgi(self) -> bool:
+        return self.key == "rwsgi" or self.app == "rwsgi"
 
 
 SERVERS = {
@@ -98,9 +111,23 @@ SERVERS = {
     "granian": Server("granian", "granian wsgi", True),
     "bjoern": Server("bjoern", "bjoern", False),
     "pyruvate": Server("pyruvate", "pyruvate", True, optional=True),
-    "rwsgi-uwsgi": Server("rwsgi-uwsgi", "nginx → rwsgi --socket", True, via_nginx=True),
-    "uwsgi-socket": Server("uwsgi-socket", "nginx → uWSGI --socket", True, via_nginx=True),
+    "rwsgi-uwsgi": Server("rwsgi-uwsgi", "nginx → rwsgi --socket", True,
+                          proxy="uwsgi", app="rwsgi"),
+    "uwsgi-socket": Server("uwsgi-socket", "nginx → uWSGI --socket", True,
+                           proxy="uwsgi", app="uwsgi"),
+    "rwsgi-fastcgi": Server("rwsgi-fastcgi", "nginx → rwsgi --fastcgi-socket", True,
+                            proxy="fastcgi", app="rwsgi"),
+    "uwsgi-fastcgi": Server("uwsgi-fastcgi", "nginx → uWSGI --fastcgi-socket", True,
+                            proxy="fastcgi", app="uwsgi"),
 }
+
+# Ratio columns: (heading, rwsgi's row, the peer's row), same workload and threads.
+RATIOS = [
+    ("rwsgi ÷ uWSGI --http-socket", "rwsgi", "uwsgi"),
+    ("rwsgi ÷ granian", "rwsgi", "granian"),
+    ("rwsgi ÷ uWSGI (via nginx uwsgi_pass)", "rwsgi-uwsgi", "uwsgi-socket"),
+    ("rwsgi ÷ uWSGI (via nginx fastcgi_pass)", "rwsgi-fastcgi", "uwsgi-fastcgi"),
+]
 
 
 def venv_bin(name: str) -> str:
@@ -114,12 +141,14 @@ def server_command(key: str, workload: Workload, threads: int, port: int,
     Servers behind nginx listen on the unix socket `sock` instead of `port`."""
     app_file = str(APPS / f"{workload.module}.py")
     target = f"{workload.module}:application"
-    if key == "rwsgi-uwsgi":
-        return [str(RWSGI), "--socket", sock, "--wsgi-file", app_file,
-                "--threads", str(threads), "--disable-logging"]
-    if key == "uwsgi-socket":
+    server = SERVERS[key]
+    if server.via_nginx:
+        flag = UPSTREAMS[server.proxy].socket_flag  # --socket or --fastcgi-socket
+        if server.app == "rwsgi":
+            return [str(RWSGI), flag, sock, "--wsgi-file", app_file,
+                    "--threads", str(threads), "--disable-logging"]
         # As for --http-socket: no master, so the one worker is the only process.
-        return [venv_bin("uwsgi"), "--socket", sock, "--wsgi-file", app_file,
+        return [venv_bin("uwsgi"), flag, sock, "--wsgi-file", app_file,
                 "--processes", "1", "--threads", str(threads), "--disable-logging"]
     if key == "rwsgi":
         return [str(RWSGI), "--http-socket", f"{HOST}:{port}", "--wsgi-file", app_file,
@@ -156,10 +185,11 @@ def server_available(key: str) -> str | None:
     if SERVERS[key].via_nginx and nginx_binary() is None:
         return (f"{NGINX} not installed (`apt-get install -y nginx-light` or `nginx` "
                 "on Debian/Ubuntu)")
-    if key in ("rwsgi", "rwsgi-uwsgi"):
+    server = SERVERS[key]
+    if server.runs_rwsgi:
         return None if RWSGI.exists() else f"{RWSGI} missing"
-    exe = {"uwsgi": "uwsgi", "uwsgi-http11": "uwsgi", "uwsgi-socket": "uwsgi",
-           "gunicorn": "gunicorn", "granian": "granian"}.get(key)
+    exe = {"uwsgi": "uwsgi", "uwsgi-http11": "uwsgi",
+           "gunicorn": "gunicorn", "granian": "granian"}.get(key, server.app)
     if exe:
         return None if Path(venv_bin(exe)).exists() else f"{venv_bin(exe)} not installed"
     module = key  # bjoern, pyruvate
@@ -173,11 +203,11 @@ def server_available(key: str) -> str | None:
 
 def server_version(key: str) -> str:
     try:
-        if key in ("rwsgi", "rwsgi-uwsgi"):
+        if SERVERS[key].runs_rwsgi:
             out = subprocess.run([str(RWSGI), "--version"], capture_output=True, text=True,
                                  timeout=10).stdout.strip()
             return out or "?"
-        dist = {"uwsgi-http11": "uwsgi", "uwsgi-socket": "uwsgi"}.get(key, key)
+        dist = {"uwsgi-http11": "uwsgi"}.get(key, SERVERS[key].app or key)
         out = subprocess.run(
             [venv_bin("python"), "-c",
              f"import importlib.metadata as m; print(m.version({dist!r}))"],
@@ -448,16 +478,64 @@ uwsgi_param  SERVER_PORT        $server_port;
 uwsgi_param  SERVER_NAME        $server_name;
 """
 
+# The usual Debian /etc/nginx/fastcgi_params, for systems that lack the file.
+# It sends SCRIPT_NAME = the whole path and no PATH_INFO; the bench apps ignore
+# the path.
+_FASTCGI_PARAMS = """\
+fastcgi_param  QUERY_STRING       $query_string;
+fastcgi_param  REQUEST_METHOD     $request_method;
+fastcgi_param  CONTENT_TYPE       $content_type;
+fastcgi_param  CONTENT_LENGTH     $content_length;
+fastcgi_param  SCRIPT_NAME        $fastcgi_script_name;
+fastcgi_param  REQUEST_URI        $request_uri;
+fastcgi_param  DOCUMENT_URI       $document_uri;
+fastcgi_param  DOCUMENT_ROOT      $document_root;
+fastcgi_param  SERVER_PROTOCOL    $server_protocol;
+fastcgi_param  REQUEST_SCHEME     $scheme;
+fastcgi_param  HTTPS              $https if_not_empty;
+fastcgi_param  GATEWAY_INTERFACE  CGI/1.1;
+fastcgi_param  SERVER_SOFTWARE    nginx/$nginx_version;
+fastcgi_param  REMOTE_ADDR        $remote_addr;
+fastcgi_param  REMOTE_PORT        $remote_port;
+fastcgi_param  REMOTE_USER        $remote_user;
+fastcgi_param  SERVER_ADDR        $server_addr;
+fastcgi_param  SERVER_PORT        $server_port;
+fastcgi_param  SERVER_NAME        $server_name;
+fastcgi_param  REDIRECT_STATUS    200;
+"""
 
-def nginx_config(tmp: Path, port: int, sock: Path) -> str:
-    """nginx in one process (no master), uwsgi_pass to `sock`, everything under tmp.
+
+@dataclasses.dataclass(frozen=True)
+class Upstream:
+    """How nginx talks to an app server behind it."""
+    protocol: str  # nginx's directive prefix: uwsgi_pass, fastcgi_pass, ...
+    socket_flag: str  # the app server's option to listen in that protocol (rwsgi and uWSGI)
+    params: Path  # the params file the location includes
+    params_fallback: str  # written into the temp dir when `params` is missing
+    keep_conn: bool  # upstream keep-alive: `keepalive N` and `<protocol>_keep_conn on`
+
+
+UPSTREAMS = {
+    # uwsgi_pass has no upstream keep-alive: one connection per request.
+    "uwsgi": Upstream("uwsgi", "--socket", Path("/etc/nginx/uwsgi_params"),
+                      _UWSGI_PARAMS, keep_conn=False),
+    "fastcgi": Upstream("fastcgi", "--fastcgi-socket", Path("/etc/nginx/fastcgi_params"),
+                        _FASTCGI_PARAMS, keep_conn=True),
+}
+
+
+def nginx_config(tmp: Path, port: int, sock: Path, upstream: Upstream) -> str:
+    """nginx in one process (no master), `<protocol>_pass` to `sock`, everything under tmp.
 
     The buffers keep a 64 KiB response and a 1 MiB request body in memory, so
     no cell writes nginx temp files to disk."""
-    params = NGINX_UWSGI_PARAMS
+    params = upstream.params
     if not params.exists():
-        params = tmp / "uwsgi_params"
-        params.write_text(_UWSGI_PARAMS)
+        params = tmp / upstream.params.name
+        params.write_text(upstream.params_fallback)
+    p = upstream.protocol
+    keepalive = f"\n        keepalive {NGINX_KEEPALIVE};" if upstream.keep_conn else ""
+    keep_conn = f"\n            {p}_keep_conn on;" if upstream.keep_conn else ""
     return f"""\
 daemon off;
 master_process off;
@@ -478,18 +556,18 @@ http {{
     scgi_temp_path {tmp}/scgi;
     client_max_body_size 10m;
     client_body_buffer_size 2m;
-    uwsgi_buffer_size 16k;
-    uwsgi_buffers 8 16k;
+    {p}_buffer_size 16k;
+    {p}_buffers 8 16k;
 
     upstream app {{
-        server unix:{sock};
+        server unix:{sock};{keepalive}
     }}
 
     server {{
         listen {HOST}:{port};
         location / {{
-            include {params};
-            uwsgi_pass app;
+            include {params};{keep_conn}
+            {p}_pass app;
         }}
     }}
 }}
@@ -629,7 +707,8 @@ def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path) -> None:
             else:
                 why = wait_ready_unix(proc, sock)
                 if not why:
-                    (tmp / "nginx.conf").write_text(nginx_config(tmp, port, sock))
+                    (tmp / "nginx.conf").write_text(
+                        nginx_config(tmp, port, sock, UPSTREAMS[cell.server.proxy]))
                     # nginx runs beside wrk on the load generator's core.
                     front = pin(WRK_CPU, [nginx_binary(), "-p", str(tmp), "-e",
                                           str(tmp / "error.log"), "-c",
@@ -740,28 +819,24 @@ def table(cells: list[Cell]) -> str:
         return None
 
     rows = ["| server | threads | workload | requests/s | p99 latency | peak RSS (MiB) "
-            "| errors | rwsgi ÷ uWSGI --http-socket | rwsgi ÷ granian "
-            "| rwsgi ÷ uWSGI (via nginx uwsgi_pass) |",
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+            "| errors | " + " | ".join(heading for heading, _, _ in RATIOS) + " |",
+            "|---|---:|---|---:|---:|---:|---:|" + "---:|" * len(RATIOS)]
     for cell in cells:
         threads = str(cell.threads) if cell.threads is not None else "-"
         if cell.failure:
             rows.append(f"| {cell.server.label} | {threads} | {cell.workload.name} "
-                        f"| failed | — | — | — | — | — | — |")
+                        f"| failed | — | — | — |" + " — |" * len(RATIOS))
             continue
-        vs_uwsgi = vs_granian = vs_uwsgi_nginx = ""
-        if cell.server.key == "rwsgi":
-            vs_uwsgi = ratio(cell, find("uwsgi", cell))
-            vs_granian = ratio(cell, find("granian", cell))
-        if cell.server.key == "rwsgi-uwsgi":
-            vs_uwsgi_nginx = ratio(cell, find("uwsgi-socket", cell))
+        ratios = [ratio(cell, find(peer, cell)) if cell.server.key == mine else ""
+                  for _, mine, peer in RATIOS]
         rows.append(f"| {cell.server.label} | {threads} | {cell.workload.name} "
                     f"| {cell.rps:,.0f} | {fmt_ms(cell.p99_ms)} | {cell.rss_mib:.1f} "
-                    f"| {cell.errors} | {vs_uwsgi} | {vs_granian} | {vs_uwsgi_nginx} |")
+                    f"| {cell.errors} | " + " | ".join(ratios) + " |")
     return "\n".join(rows)
 
 
-def legend(args, workloads: list[Workload], pinning: bool, nginx_rows: bool) -> str:
+def legend(args, workloads: list[Workload], pinning: bool, proxies: set[str]) -> str:
+    """proxies: the nginx upstream protocols of the rows in the table."""
     lines = [
         f"Each cell: one worker process (plus gunicorn's arbiter and granian's main "
         f"process: RSS counts the whole tree), "
@@ -782,18 +857,33 @@ def legend(args, workloads: list[Workload], pinning: bool, nginx_rows: bool) -> 
         "a thread holds one connection, so connections beyond 8 wait.",
         "bjoern is single-threaded (threads \"-\").",
     ]
-    if nginx_rows:
+    if proxies:
         lines.append(
             "nginx → … rows: wrk → nginx (one process, `master_process off`, "
-            "`access_log off`) → `uwsgi_pass` over a unix socket → the app server started "
-            "with `--socket` (uwsgi protocol), identical nginx config for both. "
+            "`access_log off`) → a unix socket → the app server; per protocol the nginx "
+            "config is identical for rwsgi and uWSGI. "
             + (f"The app server alone is pinned to CPU {SERVER_CPU}; nginx and wrk share "
                f"CPU {WRK_CPU}. " if pinning else "Nothing pinned. ")
-            + "nginx opens one upstream connection per request (its default: no upstream "
-            "keep-alive) and keeps the client connections alive. Peak RSS is the app "
-            "server's tree only, without nginx. "
+            + "nginx keeps the client connections alive. Peak RSS is the app "
+            "server's tree only, without nginx.")
+    if "uwsgi" in proxies:
+        lines.append(
+            "`--socket` rows: `uwsgi_pass`, the app server speaks the uwsgi protocol; "
+            "nginx opens one upstream connection per request (uwsgi_pass has no upstream "
+            "keep-alive). "
             "rwsgi ÷ uWSGI (via nginx uwsgi_pass): `nginx → rwsgi --socket` requests/s "
             "over `nginx → uWSGI --socket`, same workload and thread count.")
+    if "fastcgi" in proxies:
+        lines.append(
+            "`--fastcgi-socket` rows: `fastcgi_pass` (`include fastcgi_params`), "
+            f"`fastcgi_keep_conn on` and `keepalive {NGINX_KEEPALIVE}` in the upstream "
+            "block, for both app servers: nginx asks to keep the connection (FCGI_KEEP_CONN) "
+            f"and caches up to {NGINX_KEEPALIVE} idle ones. rwsgi honours it and serves "
+            "request after request on one connection; uWSGI ignores it and closes after "
+            "every response, so nginx connects anew for each request to uWSGI. "
+            "rwsgi ÷ uWSGI (via nginx fastcgi_pass): `nginx → rwsgi --fastcgi-socket` "
+            "requests/s over `nginx → uWSGI --fastcgi-socket`, same workload and thread "
+            "count.")
     return "\n".join(f"- {line}" for line in lines)
 
 
@@ -958,7 +1048,7 @@ def main() -> int:
         "",
         body,
         "",
-        legend(args, workloads, pinning, any(c.server.via_nginx for c in done)),
+        legend(args, workloads, pinning, {c.server.proxy for c in done if c.server.via_nginx}),
     ]
     cpu_rows = [c for c in done if c.server.via_nginx and c.cpu and not c.failure]
     if cpu_rows:
