@@ -15,13 +15,13 @@
 mod common;
 
 use common::{
-    Conn, CurlResponse, FCGI_ABORT_REQUEST, FCGI_AUTHORIZER, FCGI_BEGIN_REQUEST,
-    FCGI_CANT_MPX_CONN, FCGI_DATA, FCGI_END_REQUEST, FCGI_FILTER, FCGI_GET_VALUES,
-    FCGI_GET_VALUES_RESULT, FCGI_KEEP_CONN, FCGI_PARAMS, FCGI_REQUEST_COMPLETE, FCGI_RESPONDER,
-    FCGI_STDIN, FCGI_STDOUT, FCGI_UNKNOWN_ROLE, FCGI_UNKNOWN_TYPE, FcgiPairs, FcgiRecord,
-    FcgiResponse, LOG_TIMEOUT, Nginx, Server, Signal, TempDir, curl, drop_var, fcgi_begin,
-    fcgi_length, fcgi_nginx_params, fcgi_pairs, fcgi_pairs_with, fcgi_params, fcgi_parse_pairs,
-    fcgi_record, fcgi_record_with, fcgi_request, fcgi_stdin, fcgi_stream, latin1, mode_of, pattern,
+    Conn, FCGI_ABORT_REQUEST, FCGI_AUTHORIZER, FCGI_BEGIN_REQUEST, FCGI_CANT_MPX_CONN, FCGI_DATA,
+    FCGI_END_REQUEST, FCGI_FILTER, FCGI_GET_VALUES, FCGI_GET_VALUES_RESULT, FCGI_KEEP_CONN,
+    FCGI_PARAMS, FCGI_REQUEST_COMPLETE, FCGI_RESPONDER, FCGI_STDIN, FCGI_STDOUT, FCGI_UNKNOWN_ROLE,
+    FCGI_UNKNOWN_TYPE, FcgiPairs, FcgiRecord, FcgiResponse, LOG_TIMEOUT, Nginx, Server, Signal,
+    TempDir, curl, django_through, drop_var, fcgi_begin, fcgi_length, fcgi_nginx_params,
+    fcgi_pairs, fcgi_pairs_with, fcgi_params, fcgi_parse_pairs, fcgi_record, fcgi_record_with,
+    fcgi_request, fcgi_stdin, fcgi_stream, flask_through, latin1, mode_of, pattern, post_file,
     set_var, wait_until,
 };
 use serde_json::Value;
@@ -1872,18 +1872,6 @@ fn nginx_keep_conn_reuses_one_connection() {
     assert_eq!(peers.len(), 4, "a connection was reused without keep_conn: {peers:?}");
 }
 
-/// POSTs `body` from a file with curl.
-fn post_file(url: &str, body: &[u8], extra: &[&str]) -> CurlResponse {
-    let dir = TempDir::new("body");
-    let file = dir.join("body.bin");
-    std::fs::write(&file, body).unwrap();
-    let data = format!("@{file}");
-    let mut args = vec!["-H", "Content-Type: application/octet-stream", "--data-binary", &data];
-    args.extend_from_slice(extra);
-    args.push(url);
-    curl(&args)
-}
-
 #[test]
 fn large_and_chunked_uploads_through_nginx() {
     if !tools() {
@@ -1989,59 +1977,12 @@ fn flask_and_django_through_nginx_fastcgi_pass() {
     let flask_nginx = fcgi_nginx(&format!("unix:{flask_sock}"), true);
     let django_nginx = fcgi_nginx(django.fastcgi_addr(0), false);
 
-    let nginx = &flask_nginx;
-    let hello = curl(&[&nginx.url("/")]);
-    assert_eq!((hello.status, hello.text().as_str()), (200, "Hello from Flask\n"));
-    let who = curl(&["-H", "Host: front.example", "-A", "ua/2", &nginx.url("/whoami?z=9")]).json();
-    assert_eq!(who["host"], "front.example");
-    assert_eq!(who["path"], "/whoami");
-    assert_eq!(who["query"], "z=9");
-    assert_eq!(who["scheme"], "http");
-    assert_eq!(who["remote_addr"], "127.0.0.1");
-    assert_eq!(who["user_agent"], "ua/2");
-    let secure = curl(&[&nginx.url("/secure/whoami")]).json();
-    assert_eq!(secure["scheme"], "https");
-    let echo = post_file(&nginx.url("/echo"), &pattern(2_000_000), &[]);
-    assert_eq!(echo.json()["length"], 2_000_000);
-    assert_eq!(echo.json()["content_type"], "application/octet-stream");
-    let chunked = ["-H", "Transfer-Encoding: chunked"];
-    let echo = post_file(&nginx.url("/nobuf/echo"), &pattern(300_000), &chunked);
-    assert_eq!(echo.json()["length"], 300_000, "a streamed chunked upload through nginx");
-    let stream = curl(&[&nginx.url("/stream?n=4")]);
-    assert_eq!(stream.text(), "chunk 0\nchunk 1\nchunk 2\nchunk 3\n");
-    assert_eq!(curl(&[&nginx.url("/boom")]).status, 500);
-    assert_eq!(curl(&[&nginx.url("/")]).status, 200);
-
-    let nginx = &django_nginx;
-    let hello = curl(&[&nginx.url("/")]);
-    assert_eq!((hello.status, hello.text().as_str()), (200, "Hello from Django\n"));
-    let meta = curl(&["-b", "session=s1", &nginx.url("/meta?a=b")]).json();
-    assert_eq!(meta["path"], "/meta");
-    assert_eq!(meta["path_info"], "/meta");
-    assert_eq!(meta["script_name"], "");
-    assert_eq!(meta["query"]["a"], "b");
-    assert_eq!(meta["cookie"], "s1");
-    assert_eq!(meta["secure"], false);
-    assert_eq!(meta["host"], "127.0.0.1");
-    let secure = curl(&[&nginx.url("/secure/meta")]).json();
-    assert_eq!(secure["secure"], true, "HTTPS=on through nginx: {secure}");
-    let stream = curl(&[&nginx.url("/stream?n=3")]);
-    assert_eq!(stream.text(), "line 0\nline 1\nline 2\n");
-    let echo = curl(&[
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        "{\"k\": 1}",
-        &nginx.url("/echo"),
-    ]);
-    assert_eq!(echo.json()["json"]["k"], 1);
-    assert_eq!(echo.json()["method"], "POST");
-    assert_eq!(curl(&[&nginx.url("/boom")]).status, 500);
-    assert_eq!(curl(&[&nginx.url("/")]).status, 200);
+    flask_through(&flask_nginx, "/nobuf/echo");
+    django_through(&django_nginx);
     assert!(flask.log_contains("boom from flask"), "{}", flask.log());
     assert!(django.log_contains("boom from django"), "{}", django.log());
     // Mounted under /app with fastcgi_split_path_info.
-    let mounted = curl(&[&nginx.url("/app/meta")]).json();
+    let mounted = curl(&[&django_nginx.url("/app/meta")]).json();
     assert_eq!(mounted["script_name"], "/app", "{mounted}");
     assert_eq!(mounted["path_info"], "/meta", "{mounted}");
     assert_eq!(mounted["path"], "/app/meta", "{mounted}");

@@ -13,9 +13,9 @@
 mod common;
 
 use common::{
-    Conn, CurlResponse, LOG_TIMEOUT, Nginx, Response, Server, Signal, TempDir, curl, drop_var,
-    latin1, mode_of, nginx_vars, pattern, set_var, uwsgi_header, uwsgi_packet, uwsgi_packet_with,
-    uwsgi_vars, wait_until,
+    Conn, LOG_TIMEOUT, Nginx, Response, Server, Signal, TempDir, curl, django_through, drop_var,
+    flask_through, latin1, mode_of, nginx_vars, pattern, post_file, set_var, uwsgi_header,
+    uwsgi_packet, uwsgi_packet_with, uwsgi_vars, wait_until,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -1072,18 +1072,6 @@ fn environ_through_nginx_over_a_unix_socket() {
     assert!(server.log_contains("uwsgi POST /echo => 200"), "{}", server.log());
 }
 
-/// POSTs `body` from a file with curl.
-fn post_file(url: &str, body: &[u8], extra: &[&str]) -> CurlResponse {
-    let dir = TempDir::new("body");
-    let file = dir.join("body.bin");
-    std::fs::write(&file, body).unwrap();
-    let data = format!("@{file}");
-    let mut args = vec!["-H", "Content-Type: application/octet-stream", "--data-binary", &data];
-    args.extend_from_slice(extra);
-    args.push(url);
-    curl(&args)
-}
-
 #[test]
 fn large_and_chunked_uploads_through_nginx() {
     if !tools() {
@@ -1204,55 +1192,8 @@ fn flask_and_django_through_nginx_uwsgi_pass() {
     let flask_nginx = uwsgi_nginx(&format!("unix:{flask_sock}"), "");
     let django_nginx = uwsgi_nginx(django.uwsgi_addr(0), "");
 
-    let nginx = &flask_nginx;
-    let hello = curl(&[&nginx.url("/")]);
-    assert_eq!((hello.status, hello.text().as_str()), (200, "Hello from Flask\n"));
-    let who = curl(&["-H", "Host: front.example", "-A", "ua/2", &nginx.url("/whoami?z=9")]).json();
-    assert_eq!(who["host"], "front.example");
-    assert_eq!(who["path"], "/whoami");
-    assert_eq!(who["query"], "z=9");
-    assert_eq!(who["scheme"], "http");
-    assert_eq!(who["remote_addr"], "127.0.0.1");
-    assert_eq!(who["user_agent"], "ua/2");
-    let secure = curl(&[&nginx.url("/secure/whoami")]).json();
-    assert_eq!(secure["scheme"], "https");
-    let echo = post_file(&nginx.url("/echo"), &pattern(2_000_000), &[]);
-    assert_eq!(echo.json()["length"], 2_000_000);
-    assert_eq!(echo.json()["content_type"], "application/octet-stream");
-    let chunked = ["-H", "Transfer-Encoding: chunked"];
-    let echo = post_file(&nginx.url("/echo"), &pattern(300_000), &chunked);
-    assert_eq!(echo.json()["length"], 300_000, "a chunked upload through nginx");
-    let stream = curl(&[&nginx.url("/stream?n=4")]);
-    assert_eq!(stream.text(), "chunk 0\nchunk 1\nchunk 2\nchunk 3\n");
-    assert_eq!(curl(&[&nginx.url("/boom")]).status, 500);
-    assert_eq!(curl(&[&nginx.url("/")]).status, 200);
-
-    let nginx = &django_nginx;
-    let hello = curl(&[&nginx.url("/")]);
-    assert_eq!((hello.status, hello.text().as_str()), (200, "Hello from Django\n"));
-    let meta = curl(&["-b", "session=s1", &nginx.url("/meta?a=b")]).json();
-    assert_eq!(meta["path"], "/meta");
-    assert_eq!(meta["path_info"], "/meta");
-    assert_eq!(meta["script_name"], "");
-    assert_eq!(meta["query"]["a"], "b");
-    assert_eq!(meta["cookie"], "s1");
-    assert_eq!(meta["secure"], false);
-    assert_eq!(meta["host"], "127.0.0.1");
-    let secure = curl(&[&nginx.url("/secure/meta")]).json();
-    assert_eq!(secure["secure"], true, "HTTPS=on through nginx: {secure}");
-    let stream = curl(&[&nginx.url("/stream?n=3")]);
-    assert_eq!(stream.text(), "line 0\nline 1\nline 2\n");
-    let echo = curl(&[
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        "{\"k\": 1}",
-        &nginx.url("/echo"),
-    ]);
-    assert_eq!(echo.json()["json"]["k"], 1);
-    assert_eq!(echo.json()["method"], "POST");
-    assert_eq!(curl(&[&nginx.url("/boom")]).status, 500);
-    assert_eq!(curl(&[&nginx.url("/")]).status, 200);
+    flask_through(&flask_nginx, "/echo");
+    django_through(&django_nginx);
     assert!(flask.log_contains("boom from flask"), "{}", flask.log());
     assert!(django.log_contains("boom from django"), "{}", django.log());
 }

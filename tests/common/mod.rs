@@ -1760,3 +1760,72 @@ pub fn curl(args: &[&str]) -> CurlResponse {
     let body = std::fs::read(&body_file).unwrap_or_default();
     CurlResponse { status, headers, body }
 }
+
+/// The example Flask app (`examples/flask`) served through `nginx`, which
+/// routes `/secure/` with `HTTPS on` and takes chunked uploads at
+/// `chunked_path`: the same checks for every protocol nginx can speak.
+pub fn flask_through(nginx: &Nginx, chunked_path: &str) {
+    let hello = curl(&[&nginx.url("/")]);
+    assert_eq!((hello.status, hello.text().as_str()), (200, "Hello from Flask\n"));
+    let who = curl(&["-H", "Host: front.example", "-A", "ua/2", &nginx.url("/whoami?z=9")]).json();
+    assert_eq!(who["host"], "front.example");
+    assert_eq!(who["path"], "/whoami");
+    assert_eq!(who["query"], "z=9");
+    assert_eq!(who["scheme"], "http");
+    assert_eq!(who["remote_addr"], "127.0.0.1");
+    assert_eq!(who["user_agent"], "ua/2");
+    let secure = curl(&[&nginx.url("/secure/whoami")]).json();
+    assert_eq!(secure["scheme"], "https");
+    let echo = post_file(&nginx.url("/echo"), &pattern(2_000_000), &[]);
+    assert_eq!(echo.json()["length"], 2_000_000);
+    assert_eq!(echo.json()["content_type"], "application/octet-stream");
+    let chunked = ["-H", "Transfer-Encoding: chunked"];
+    let echo = post_file(&nginx.url(chunked_path), &pattern(300_000), &chunked);
+    assert_eq!(echo.json()["length"], 300_000, "a chunked upload through nginx");
+    let stream = curl(&[&nginx.url("/stream?n=4")]);
+    assert_eq!(stream.text(), "chunk 0\nchunk 1\nchunk 2\nchunk 3\n");
+    assert_eq!(curl(&[&nginx.url("/boom")]).status, 500);
+    assert_eq!(curl(&[&nginx.url("/")]).status, 200);
+}
+
+/// The example Django project (`examples/django`) served through `nginx`
+/// (with `/secure/` as for [`flask_through`]).
+pub fn django_through(nginx: &Nginx) {
+    let hello = curl(&[&nginx.url("/")]);
+    assert_eq!((hello.status, hello.text().as_str()), (200, "Hello from Django\n"));
+    let meta = curl(&["-b", "session=s1", &nginx.url("/meta?a=b")]).json();
+    assert_eq!(meta["path"], "/meta");
+    assert_eq!(meta["path_info"], "/meta");
+    assert_eq!(meta["script_name"], "");
+    assert_eq!(meta["query"]["a"], "b");
+    assert_eq!(meta["cookie"], "s1");
+    assert_eq!(meta["secure"], false);
+    assert_eq!(meta["host"], "127.0.0.1");
+    let secure = curl(&[&nginx.url("/secure/meta")]).json();
+    assert_eq!(secure["secure"], true, "HTTPS=on through nginx: {secure}");
+    let stream = curl(&[&nginx.url("/stream?n=3")]);
+    assert_eq!(stream.text(), "line 0\nline 1\nline 2\n");
+    let echo = curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        "{\"k\": 1}",
+        &nginx.url("/echo"),
+    ]);
+    assert_eq!(echo.json()["json"]["k"], 1);
+    assert_eq!(echo.json()["method"], "POST");
+    assert_eq!(curl(&[&nginx.url("/boom")]).status, 500);
+    assert_eq!(curl(&[&nginx.url("/")]).status, 200);
+}
+
+/// POSTs `body` from a file with curl.
+pub fn post_file(url: &str, body: &[u8], extra: &[&str]) -> CurlResponse {
+    let dir = TempDir::new("body");
+    let file = dir.join("body.bin");
+    std::fs::write(&file, body).unwrap();
+    let data = format!("@{file}");
+    let mut args = vec!["-H", "Content-Type: application/octet-stream", "--data-binary", &data];
+    args.extend_from_slice(extra);
+    args.push(url);
+    curl(&args)
+}
