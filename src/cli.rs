@@ -28,6 +28,10 @@ pub struct Args {
     #[arg(long = "fastcgi-socket", value_name = "ADDR")]
     fastcgi_socket: Vec<String>,
 
+    /// Also send what a request writes to wsgi.errors to the web server as FastCGI STDERR.
+    #[arg(long = "fastcgi-stderr")]
+    fastcgi_stderr: bool,
+
     /// Load the WSGI app from this Python file.
     #[arg(long = "wsgi-file", visible_alias = "file", value_name = "FILE")]
     wsgi_file: Option<PathBuf>,
@@ -186,7 +190,11 @@ impl Args {
             home: self.home,
             env: self.env,
         };
-        let pool = PoolSettings { threads: self.threads.max(1), multiprocess: false };
+        let pool = PoolSettings {
+            threads: self.threads.max(1),
+            multiprocess: false,
+            errors_to_peer: self.fastcgi_stderr,
+        };
         Ok((server, app, pool))
     }
 }

@@ -1987,3 +1987,25 @@ fn flask_and_django_through_nginx_fastcgi_pass() {
     assert_eq!(mounted["path_info"], "/meta", "{mounted}");
     assert_eq!(mounted["path"], "/app/meta", "{mounted}");
 }
+
+#[test]
+fn wsgi_errors_reach_the_web_server_as_stderr_only_when_asked() {
+    let on = fcgi_probe(&["--fastcgi-stderr"]);
+    let response = on.fastcgi_get("/errors");
+    assert_eq!(response.status, 200);
+    assert_eq!(String::from_utf8_lossy(&response.stderr), "first error line\nsecond error line\n");
+    let stderr: Vec<&FcgiRecord> =
+        response.records.iter().filter(|r| r.kind == common::FCGI_STDERR).collect();
+    assert!(stderr.last().is_some_and(|r| r.content.is_empty()), "STDERR is ended");
+    let end = response.records.iter().position(|r| r.kind == FCGI_END_REQUEST);
+    let last_stderr = response.records.iter().rposition(|r| r.kind == common::FCGI_STDERR);
+    assert!(last_stderr < end, "STDERR ends before END_REQUEST");
+    assert!(on.log_contains("second error line"), "logged too: {}", on.log());
+
+    let off = fcgi_probe(&[]);
+    let response = off.fastcgi_get("/errors");
+    assert_eq!(response.status, 200);
+    assert!(response.stderr.is_empty());
+    assert!(response.records.iter().all(|r| r.kind != common::FCGI_STDERR));
+    assert!(off.log_contains("first error line"), "{}", off.log());
+}

@@ -59,12 +59,25 @@ pub(crate) fn write_stdout(out: &mut OutBuf, id: u16, mut head: Bytes, mut data:
     }
 }
 
-/// Ends request `id`: the empty STDOUT record that closes the stream, then
+/// Writes `text` as STDERR records of at most 65535 bytes.
+pub(crate) fn write_stderr(out: &mut OutBuf, id: u16, mut text: Bytes) {
+    while !text.is_empty() {
+        let piece = text.split_to(text.len().min(MAX_CONTENT));
+        record::put_stream(out, record::STDERR, id, &[&piece]);
+    }
+}
+
+/// Ends request `id`: the empty STDOUT record that closes the stream (and
+/// an empty STDERR record when STDERR was used), then
 /// END_REQUEST with `appStatus` 0 for a complete response, 1 for one cut
 /// short (nginx logs a non-zero status; the protocol status is still
 /// "complete": the request ran).
-pub(crate) fn write_end(out: &mut OutBuf, id: u16, complete: bool) {
+pub(crate) fn write_end(out: &mut OutBuf, id: u16, complete: bool, stderr: bool) {
     out.put_slice(&record::end_of_stdout(id));
+    if stderr {
+        // A stream that was used is ended like STDOUT (spec §6.1).
+        out.put_slice(&record::header_bytes(record::STDERR, id, 0));
+    }
     let app_status = if complete { 0 } else { 1 };
     out.put_slice(&record::end_request(id, app_status, ProtocolStatus::RequestComplete));
 }

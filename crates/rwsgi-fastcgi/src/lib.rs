@@ -194,6 +194,8 @@ struct Request {
     pending_head: Option<Bytes>,
     /// Some STDOUT record went out: an error page can no longer replace it.
     stdout_started: bool,
+    /// Some STDERR record went out: the stream must be ended too.
+    stderr_started: bool,
 }
 
 impl Request {
@@ -206,6 +208,7 @@ impl Request {
             no_body: false,
             pending_head: None,
             stdout_started: false,
+            stderr_started: false,
         }
     }
 
@@ -573,13 +576,23 @@ impl ServerCodec for FastCgiCodec {
         req.stdout_started = true;
     }
 
+    /// STDERR records for the request being served; nginx logs them
+    /// ("FastCGI sent in stderr").
+    fn encode_stderr(&mut self, text: Bytes, out: &mut OutBuf) {
+        let Some(req) = self.request.as_mut() else { return };
+        if !text.is_empty() {
+            encode::write_stderr(out, req.id, text);
+            req.stderr_started = true;
+        }
+    }
+
     /// The empty STDOUT record and END_REQUEST (`appStatus` 1 when the
     /// response was cut short or the request aborted). The request id is
     /// free again; whether the connection is too is KEEP_CONN's say.
     fn encode_end(&mut self, complete: bool, out: &mut OutBuf) -> bool {
         let Some(mut req) = self.request.take() else { return false };
         req.flush_head(out);
-        encode::write_end(out, req.id, complete);
+        encode::write_end(out, req.id, complete, req.stderr_started);
         let closing = std::mem::take(&mut self.closing);
         req.keep_conn && !closing
     }
@@ -599,6 +612,6 @@ impl ServerCodec for FastCgiCodec {
                 Bytes::new(),
             );
         }
-        encode::write_end(out, req.id, false);
+        encode::write_end(out, req.id, false, req.stderr_started);
     }
 }

@@ -27,6 +27,7 @@ pub(crate) const END_REQUEST: u8 = 3;
 pub(crate) const PARAMS: u8 = 4;
 pub(crate) const STDIN: u8 = 5;
 pub(crate) const STDOUT: u8 = 6;
+pub(crate) const STDERR: u8 = 7;
 pub(crate) const GET_VALUES: u8 = 9;
 pub(crate) const GET_VALUES_RESULT: u8 = 10;
 pub(crate) const UNKNOWN_TYPE: u8 = 11;
@@ -142,8 +143,14 @@ pub(crate) fn put_record(out: &mut BytesMut, kind: u8, id: u16, content: &[u8]) 
 /// copying none of them: the header and padding go through the scratch
 /// buffer, large parts are queued as they are.
 pub(crate) fn put_stdout(out: &mut OutBuf, id: u16, parts: &[&bytes::Bytes]) {
+    put_stream(out, STDOUT, id, parts);
+}
+
+/// Writes `parts` (at most 65535 bytes together) as one record of stream
+/// `kind` (STDOUT or STDERR), without copying them.
+pub(crate) fn put_stream(out: &mut OutBuf, kind: u8, id: u16, parts: &[&bytes::Bytes]) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    out.put_slice(&header_bytes(STDOUT, id, len));
+    out.put_slice(&header_bytes(kind, id, len));
     for part in parts {
         out.put_bytes((*part).clone());
     }

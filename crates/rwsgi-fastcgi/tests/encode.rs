@@ -327,3 +327,32 @@ fn the_response_interleaves_cleanly_with_control_records() {
     assert_eq!(kinds, [STDOUT, GET_VALUES_RESULT, STDOUT, STDOUT, END_REQUEST]);
     assert_eq!(stdout_of(&recs, 1), (b"Status: 200 OK\r\n\r\nonetwo".to_vec(), true));
 }
+
+#[test]
+fn stderr_text_goes_in_stderr_records_ended_before_end_request() {
+    let mut codec = served(&get(1, 0, b"GET"));
+    let mut out = OutBuf::new();
+    codec.encode_stderr(Bytes::from_static(b"warning: x\n"), &mut out);
+    codec.encode_head(&response("200 OK", &[]), DATE, &mut out);
+    codec.encode_stderr(Bytes::from(vec![b'e'; 70_000]), &mut out);
+    codec.encode_data(Bytes::from_static(b"ok"), &mut out);
+    codec.encode_end(true, &mut out);
+    let recs = records(&wire(&mut out));
+    let stderr: Vec<&Rec> = recs.iter().filter(|r| r.kind == STDERR).collect();
+    // Two pieces, the second split at 65535, then the empty end record.
+    let sizes: Vec<usize> = stderr.iter().map(|r| r.content.len()).collect();
+    assert_eq!(sizes, [11, 65535, 70_000 - 65535, 0]);
+    assert_eq!(&stderr[0].content[..], b"warning: x\n");
+    assert!(stderr.iter().all(|r| r.id == 1));
+    assert_eq!(stdout_of(&recs, 1), (b"Status: 200 OK\r\n\r\nok".to_vec(), true));
+    let end = recs.iter().position(|r| r.kind == END_REQUEST).unwrap();
+    let last_stderr = recs.iter().rposition(|r| r.kind == STDERR).unwrap();
+    assert!(last_stderr < end && end == recs.len() - 1);
+
+    // No STDERR at all: no empty STDERR record either.
+    let mut codec = served(&get(1, 0, b"GET"));
+    let mut out = OutBuf::new();
+    codec.encode_head(&response("200 OK", &[]), DATE, &mut out);
+    codec.encode_end(true, &mut out);
+    assert!(records(&wire(&mut out)).iter().all(|r| r.kind != STDERR));
+}

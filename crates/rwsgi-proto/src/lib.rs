@@ -156,6 +156,11 @@ pub trait ServerCodec:
         None
     }
 
+    /// Passes on text the app wrote to `wsgi.errors`, where the protocol
+    /// has a channel for it (FastCGI `STDERR`, which nginx logs). Called
+    /// only when the server is configured so.
+    fn encode_stderr(&mut self, _text: Bytes, _out: &mut OutBuf) {}
+
     /// Ends the response. `complete` is false when the body was cut short
     /// (app error, a Content-Length the app did not honour). Returns whether
     /// the connection may serve another request afterwards.

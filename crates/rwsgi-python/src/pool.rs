@@ -77,6 +77,9 @@ pub enum Event {
         /// How many bytes.
         len: u64,
     },
+    /// Text the app wrote to `wsgi.errors` while serving this request,
+    /// for the peer ([`PoolSettings::errors_to_peer`]).
+    Stderr(Bytes),
     /// The response is over.
     End {
         /// See [`Event::Whole::complete`].
@@ -91,6 +94,9 @@ pub struct PoolSettings {
     pub threads: usize,
     /// `wsgi.multiprocess`: more than one worker process serves the app.
     pub multiprocess: bool,
+    /// Also send what a request writes to `wsgi.errors` to the peer, where
+    /// its protocol can carry it (FastCGI STDERR); it is logged either way.
+    pub errors_to_peer: bool,
 }
 
 /// The Python threads, fed from one queue.
@@ -118,6 +124,7 @@ impl PythonPool {
             interned,
             multithread: threads > 1,
             multiprocess: settings.multiprocess,
+            errors_to_peer: settings.errors_to_peer,
         });
         let (jobs, queue) = flume::bounded::<Job>(threads * QUEUED_PER_THREAD);
         for index in 0..threads {

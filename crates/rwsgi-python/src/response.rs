@@ -22,6 +22,7 @@ pub(crate) struct Shared {
     pub(crate) interned: Interned,
     pub(crate) multithread: bool,
     pub(crate) multiprocess: bool,
+    pub(crate) errors_to_peer: bool,
 }
 
 /// The peer went away: stop producing the response.
@@ -242,6 +243,7 @@ fn is_tchar(b: u8) -> bool {
 /// (or `Whole`) event unless the client is gone, and calls the iterable's
 /// `close()` exactly once.
 pub(crate) fn run(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) {
+    let _errors = shared.errors_to_peer.then(|| crate::log_stream::PeerErrors::attach(&job.events));
     let Job { environ, body, events } = job;
     let what = describe(&environ);
     let start = match Py::new(

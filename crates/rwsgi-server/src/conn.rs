@@ -440,6 +440,10 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                     }
                     None
                 }
+                Event::Stderr(text) => {
+                    self.codec.encode_stderr(text, &mut self.out);
+                    None
+                }
                 Event::End { complete } => Some(self.codec.encode_end(complete, &mut self.out)),
             };
             if let Some(keep_alive) = finished {
