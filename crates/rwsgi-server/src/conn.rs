@@ -193,6 +193,35 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         }
     }
 
+    /// Decides how the body reaches the app, reading it ahead when it is
+    /// small enough (`post-buffering`), so a slow client never holds a
+    /// Python thread: an empty body, one of known length within the limit,
+    /// or one of unknown length (chunked; FastCGI without CONTENT_LENGTH,
+    /// as nginx sends a GET) that ends within it. A larger body, or one
+    /// the client sends only after `100 Continue`, streams on demand.
+    /// `Err`: the request ended here (aborted, or its body failed).
+    async fn plan_body(
+        &mut self,
+        head: &C::Head,
+        expects_continue: bool,
+    ) -> Result<BodyPlan, Next> {
+        let post_buffering = self.ctx.config.post_buffering;
+        let limit = match head.body_length() {
+            BodyLength::Empty => 0,
+            BodyLength::Known(n) if n <= post_buffering && !expects_continue => n,
+            BodyLength::Streamed if !expects_continue => post_buffering,
+            BodyLength::Known(_) | BodyLength::Streamed => {
+                return Ok(BodyPlan::streamed(VecDeque::new()));
+            }
+        };
+        match self.read_ahead(limit).await {
+            Ok(ReadAhead::Whole(body)) => Ok(BodyPlan::buffered(body)),
+            Ok(ReadAhead::Partial(pieces)) => Ok(BodyPlan::streamed(pieces)),
+            Ok(ReadAhead::Aborted) => Err(self.end_aborted(head).await),
+            Err(err) => Err(self.body_failed(head, err)),
+        }
+    }
+
     /// Reads the body before the app runs, up to `limit` bytes, so a slow
     /// client never holds a Python thread. A longer body stops there: the
     /// pieces read so far go to `wsgi.input` first, the rest streams.
@@ -273,61 +302,13 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         let mut environ = Environ::with_capacity(32);
         head.write_environ(&self.info, &mut environ);
         let expects_continue = head.expects_continue();
-        let mut body_done = false;
-        let mut replies = None;
-        let mut read_ahead = VecDeque::new();
-        let post_buffering = self.ctx.config.post_buffering;
-        let body = match head.body_length() {
-            BodyLength::Known(n) if n <= post_buffering && !expects_continue => {
-                match self.read_ahead(n).await {
-                    Ok(ReadAhead::Whole(body)) => {
-                        body_done = true;
-                        BodySource::Buffered(body)
-                    }
-                    Ok(ReadAhead::Partial(_)) => {
-                        return Next::Fail(ProtoError::BadRequest("body longer than announced"));
-                    }
-                    Ok(ReadAhead::Aborted) => return self.end_aborted(&head).await,
-                    Err(err) => return self.body_failed(&head, err),
-                }
-            }
-            // A body of unknown length (chunked, FastCGI without
-            // CONTENT_LENGTH — nginx sends a GET so) is read ahead too.
-            BodyLength::Streamed if !expects_continue => {
-                match self.read_ahead(post_buffering).await {
-                    Ok(ReadAhead::Whole(body)) => {
-                        body_done = true;
-                        BodySource::Buffered(body)
-                    }
-                    Ok(ReadAhead::Partial(pieces)) => {
-                        read_ahead = pieces;
-                        let (tx, rx) = flume::bounded(1);
-                        replies = Some(tx);
-                        BodySource::Streamed(rx)
-                    }
-                    Ok(ReadAhead::Aborted) => return self.end_aborted(&head).await,
-                    Err(err) => return self.body_failed(&head, err),
-                }
-            }
-            BodyLength::Empty => match self.next_body_frame().await {
-                Ok(Frame::End) => {
-                    body_done = true;
-                    BodySource::Buffered(Bytes::new())
-                }
-                Ok(Frame::Abort) => return self.end_aborted(&head).await,
-                Ok(_) => {
-                    return Next::Fail(ProtoError::BadRequest("body on a request without one"));
-                }
-                Err(err) => return Next::Fail(err),
-            },
-            BodyLength::Known(_) | BodyLength::Streamed => {
-                let (tx, rx) = flume::bounded(1);
-                replies = Some(tx);
-                BodySource::Streamed(rx)
-            }
-        };
+        let BodyPlan { source, replies, mut read_ahead, done: mut body_done } =
+            match self.plan_body(&head, expects_continue).await {
+                Ok(plan) => plan,
+                Err(next) => return next,
+            };
         let (events_tx, events) = flume::bounded(EVENT_QUEUE);
-        let job = Job { environ, body, events: events_tx };
+        let job = Job { environ, body: source, events: events_tx };
         if self.ctx.jobs.send_async(job).await.is_err() {
             return Next::Fail(ProtoError::Io(std::io::Error::other("the Python pool is gone")));
         }
@@ -406,15 +387,9 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                     }
                     None
                 }
-                Event::Head { head: response, body }
-                | Event::Whole { head: response, body, .. }
-                    if body_error.is_some() =>
-                {
-                    // The app answered a request whose body broke: the client
-                    // gets the protocol's answer to the broken body instead.
-                    let _ = (response, body);
-                    break false;
-                }
+                // The app answered a request whose body broke: the client
+                // gets the protocol's answer to the broken body instead.
+                Event::Head { .. } | Event::Whole { .. } if body_error.is_some() => break false,
                 Event::Head { head: response, body } => {
                     log.status = response.status;
                     self.announce_close(body_done);
@@ -602,6 +577,30 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             }
         })
         .await;
+    }
+}
+
+/// How a request's body reaches the app.
+struct BodyPlan {
+    /// What `wsgi.input` reads from.
+    source: BodySource,
+    /// Where the app's body reads are answered, for a streamed body.
+    replies: Option<flume::Sender<BodyMsg>>,
+    /// Pieces already read, handed out before reading more.
+    read_ahead: VecDeque<Bytes>,
+    /// The whole body is off the connection.
+    done: bool,
+}
+
+impl BodyPlan {
+    fn buffered(body: Bytes) -> Self {
+        let source = BodySource::Buffered(body);
+        BodyPlan { source, replies: None, read_ahead: VecDeque::new(), done: true }
+    }
+
+    fn streamed(read_ahead: VecDeque<Bytes>) -> Self {
+        let (tx, rx) = flume::bounded(1);
+        BodyPlan { source: BodySource::Streamed(rx), replies: Some(tx), read_ahead, done: false }
     }
 }
 
