@@ -6,6 +6,20 @@ use bytes::{Buf, Bytes};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use std::cell::Cell;
+
+thread_local! {
+    /// This Python thread's request body could not be completed (the
+    /// client went away, stalled, or sent a broken body): an `OSError`
+    /// the app lets escape is then the client's doing, not the app's.
+    static BODY_FAILED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the request being served on this thread had its body fail;
+/// clears the mark.
+pub(crate) fn take_body_failed() -> bool {
+    BODY_FAILED.replace(false)
+}
 
 /// `wsgi.input`. Reads never go past the end of the body: at the end they
 /// return `b''`, and a body that cannot be completed raises `OSError`.
@@ -54,11 +68,13 @@ impl InputStream {
                 Ok(BodyMsg::Failed(why)) => {
                     self.eof = true;
                     self.pipe = None;
+                    BODY_FAILED.set(true);
                     return Err(PyOSError::new_err(why));
                 }
                 Err(_) => {
                     self.eof = true;
                     self.pipe = None;
+                    BODY_FAILED.set(true);
                     return Err(PyOSError::new_err("client disconnected"));
                 }
             }

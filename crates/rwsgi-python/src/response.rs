@@ -243,6 +243,7 @@ fn is_tchar(b: u8) -> bool {
 /// (or `Whole`) event unless the client is gone, and calls the iterable's
 /// `close()` exactly once.
 pub(crate) fn run(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) {
+    crate::input::take_body_failed();
     let _errors = shared.errors_to_peer.then(|| crate::log_stream::PeerErrors::attach(&job.events));
     let Job { environ, body, events } = job;
     let what = describe(&environ);
@@ -483,31 +484,23 @@ fn fail(
     err: &PyErr,
 ) {
     let sent = start.is_some_and(|s| s.borrow(py).sent);
-    if err.is_instance_of::<PyOSError>(py) && events.is_disconnected() {
-        tracing::info!("{what}: client disconnected ({})", summarize(py, err));
+    // An OSError from a client that went away (or whose body broke) is the
+    // client's doing: one line, no traceback; the core has logged the cause.
+    let body_failed = crate::input::take_body_failed();
+    if err.is_instance_of::<PyOSError>(py) && (events.is_disconnected() || body_failed) {
+        tracing::info!("{what}: stopped, the client's request failed ({})", summarize(py, err));
+    } else {
+        tracing::error!("{what}: {}", format_traceback(py, err));
+    }
+    if events.is_disconnected() {
         return;
     }
-    tracing::error!("{what}: {}", format_traceback(py, err));
     let event = if sent {
         Event::End { complete: false }
     } else {
-        let body = Bytes::from_static(b"Internal Server Error\n");
-        Event::Whole {
-            head: ResponseHead {
-                status: 500,
-                status_line: Bytes::from_static(b"500 Internal Server Error"),
-                headers: vec![
-                    (
-                        Bytes::from_static(b"Content-Type"),
-                        Bytes::from_static(b"text/plain; charset=utf-8"),
-                    ),
-                    (Bytes::from_static(b"Content-Length"), Bytes::from(body.len().to_string())),
-                ],
-                content_length: Some(body.len() as u64),
-            },
-            body: vec![body],
-            complete: true,
-        }
+        let head = ResponseHead::plain_error(500);
+        let body = Bytes::from(format!("{}\n", rwsgi_proto::reason_phrase(500)));
+        Event::Whole { head, body: vec![body], complete: true }
     };
     let _ = emit(py, events, event);
 }
