@@ -51,8 +51,12 @@ bench: release
 bench-codec:
 	$(CARGO) bench --bench http1_codec
 
+# 60 s per codec (cargo install cargo-fuzz; needs the nightly toolchain).
+FUZZ_TARGETS := http1_decode uwsgi_decode fastcgi_decode
 fuzz:
-	cd fuzz && $(CARGO) +nightly fuzz run http1_decode -- -max_total_time=60
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+		$(CARGO) +nightly fuzz run $$target -- -max_total_time=60 || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean
