@@ -49,7 +49,7 @@ bench: release
 	$(PYTHON) benches/load.py
 
 bench-codec:
-	$(CARGO) bench --bench http1_codec
+	$(CARGO) bench --bench http1_codec --bench proxy_codecs
 
 # 60 s per codec (cargo install cargo-fuzz; needs the nightly toolchain).
 FUZZ_TARGETS := http1_decode uwsgi_decode fastcgi_decode
