@@ -19,10 +19,10 @@ use common::{
     FCGI_END_REQUEST, FCGI_FILTER, FCGI_GET_VALUES, FCGI_GET_VALUES_RESULT, FCGI_KEEP_CONN,
     FCGI_PARAMS, FCGI_REQUEST_COMPLETE, FCGI_RESPONDER, FCGI_STDIN, FCGI_STDOUT, FCGI_UNKNOWN_ROLE,
     FCGI_UNKNOWN_TYPE, FcgiPairs, FcgiRecord, FcgiResponse, LOG_TIMEOUT, Nginx, Server, Signal,
-    TempDir, curl, django_through, drop_var, fcgi_begin, fcgi_length, fcgi_nginx_params,
-    fcgi_pairs, fcgi_pairs_with, fcgi_params, fcgi_parse_pairs, fcgi_record, fcgi_record_with,
-    fcgi_request, fcgi_stdin, fcgi_stream, flask_through, latin1, mode_of, pattern, post_file,
-    set_var, wait_until,
+    TempDir, add_var as add, as_post, curl, django_through, drop_var, fcgi_begin, fcgi_length,
+    fcgi_nginx_params, fcgi_pairs, fcgi_pairs_with, fcgi_params, fcgi_parse_pairs, fcgi_record,
+    fcgi_record_with, fcgi_request, fcgi_stdin, fcgi_stream, flask_through, latin1, mode_of,
+    pattern, post_file, set_var, wait_until, with_vars,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -41,26 +41,14 @@ fn fcgi_probe(extra: &[&str]) -> Server {
     Server::probe(&args)
 }
 
-/// Appends a param (a repeated name stays repeated).
-fn add(params: &mut FcgiPairs, name: &str, value: impl AsRef<[u8]>) {
-    params.push((name.as_bytes().to_vec(), value.as_ref().to_vec()));
-}
-
 /// nginx's params for `method target` plus `extra`.
 fn params_with(method: &str, target: &str, extra: &[(&str, &str)]) -> FcgiPairs {
-    let mut params = fcgi_nginx_params(method, target);
-    for (name, value) in extra {
-        add(&mut params, name, value);
-    }
-    params
+    with_vars(fcgi_nginx_params(method, target), extra)
 }
 
 /// nginx's params for a POST with a body of `len` bytes.
 fn post_params(target: &str, len: usize) -> FcgiPairs {
-    let mut params = fcgi_nginx_params("POST", target);
-    set_var(&mut params, "CONTENT_TYPE", "application/octet-stream");
-    set_var(&mut params, "CONTENT_LENGTH", len.to_string());
-    params
+    as_post(fcgi_nginx_params("POST", target), len)
 }
 
 /// The records of one response are well formed: version 1, all for `id`,

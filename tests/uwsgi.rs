@@ -13,9 +13,9 @@
 mod common;
 
 use common::{
-    Conn, LOG_TIMEOUT, Nginx, Response, Server, Signal, TempDir, curl, django_through, drop_var,
-    flask_through, latin1, mode_of, nginx_vars, pattern, post_file, set_var, uwsgi_header,
-    uwsgi_packet, uwsgi_packet_with, uwsgi_vars, wait_until,
+    Conn, LOG_TIMEOUT, Nginx, Response, Server, Signal, TempDir, add_var as add, as_post, curl,
+    django_through, drop_var, flask_through, latin1, mode_of, nginx_vars, pattern, post_file,
+    set_var, uwsgi_header, uwsgi_packet, uwsgi_packet_with, uwsgi_vars, wait_until, with_vars,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -29,26 +29,14 @@ fn uwsgi_probe(extra: &[&str]) -> Server {
     Server::probe(&args)
 }
 
-/// Appends a var (a repeated key stays repeated).
-fn add(vars: &mut Vars, key: &str, value: impl AsRef<[u8]>) {
-    vars.push((key.as_bytes().to_vec(), value.as_ref().to_vec()));
-}
-
 /// nginx's vars for `method target` plus `extra`.
 fn vars_with(method: &str, target: &str, extra: &[(&str, &str)]) -> Vars {
-    let mut vars = nginx_vars(method, target);
-    for (key, value) in extra {
-        add(&mut vars, key, value);
-    }
-    vars
+    with_vars(nginx_vars(method, target), extra)
 }
 
 /// nginx's vars for a request with a body of `len` bytes.
 fn post_vars(target: &str, len: usize) -> Vars {
-    let mut vars = nginx_vars("POST", target);
-    set_var(&mut vars, "CONTENT_TYPE", "application/octet-stream");
-    set_var(&mut vars, "CONTENT_LENGTH", len.to_string());
-    vars
+    as_post(nginx_vars("POST", target), len)
 }
 
 /// The response is announced and delimited as one request per connection

@@ -666,6 +666,29 @@ pub fn set_var(vars: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &str, value: impl AsRef<
     vars.push((key.as_bytes().to_vec(), value.as_ref().to_vec()));
 }
 
+/// Appends a variable (a repeated name stays repeated).
+pub fn add_var(vars: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &str, value: impl AsRef<[u8]>) {
+    vars.push((key.as_bytes().to_vec(), value.as_ref().to_vec()));
+}
+
+/// `vars` with `extra` appended (uwsgi vars and FastCGI params alike).
+pub fn with_vars(
+    mut vars: Vec<(Vec<u8>, Vec<u8>)>,
+    extra: &[(&str, &str)],
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    for (key, value) in extra {
+        add_var(&mut vars, key, value);
+    }
+    vars
+}
+
+/// `vars` announcing a body of `len` bytes of `application/octet-stream`.
+pub fn as_post(mut vars: Vec<(Vec<u8>, Vec<u8>)>, len: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    set_var(&mut vars, "CONTENT_TYPE", "application/octet-stream");
+    set_var(&mut vars, "CONTENT_LENGTH", len.to_string());
+    vars
+}
+
 /// Removes `key` from `vars`.
 pub fn drop_var(vars: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &str) {
     vars.retain(|(k, _)| k != key.as_bytes());
