@@ -1,6 +1,7 @@
 //! Command-line options, spelled as uWSGI spells them.
 
 use clap::{ArgAction, Parser};
+use rwsgi_master::MasterOptions;
 use rwsgi_proto::Limits;
 use rwsgi_python::{AppSpec, PoolSettings};
 use rwsgi_server::{BindAddr, ManagementValues, Protocol, ServerConfig, SocketSpec};
@@ -64,13 +65,77 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_name = "N")]
     threads: usize,
 
-    /// Worker processes (accepted; one process serves until the process model lands).
+    /// Worker processes (more than one implies --master).
     #[arg(long, short = 'p', visible_alias = "workers", default_value_t = 1, value_name = "N")]
     processes: usize,
 
-    /// Run a master process (accepted; see --processes).
+    /// Run a master process that forks, supervises and reloads the workers.
     #[arg(long, short = 'M')]
     master: bool,
+
+    /// Import the app in each worker after the fork, not in the master before it.
+    #[arg(long = "lazy-apps")]
+    lazy_apps: bool,
+
+    /// Kill (and replace) a worker whose request runs longer than SECONDS; 0 = off.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    harakiri: u64,
+
+    /// Log the Python stacks before a harakiri (accepted: it is always so).
+    #[arg(long = "harakiri-verbose")]
+    harakiri_verbose: bool,
+
+    /// Recycle a worker after N requests; 0 = never.
+    #[arg(long = "max-requests", short = 'R', default_value_t = 0, value_name = "N")]
+    max_requests: u64,
+
+    /// Worker K recycles after max-requests + K * N requests.
+    #[arg(long = "max-requests-delta", default_value_t = 0, value_name = "N")]
+    max_requests_delta: u64,
+
+    /// Add a random 0..=N to each worker's max-requests.
+    #[arg(long = "max-requests-jitter", default_value_t = 0, value_name = "N")]
+    max_requests_jitter: u64,
+
+    /// Recycle a worker whose resident memory exceeds MIB after a request; 0 = never.
+    #[arg(long = "reload-on-rss", default_value_t = 0, value_name = "MIB")]
+    reload_on_rss: u64,
+
+    /// Recycle a worker after SECONDS; 0 = never.
+    #[arg(long = "max-worker-lifetime", default_value_t = 0, value_name = "SECONDS")]
+    max_worker_lifetime: u64,
+
+    /// Write the master's pid to FILE (before dropping privileges).
+    #[arg(long, value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+
+    /// Run as this user (name or number) once the sockets are bound.
+    #[arg(long, value_name = "USER")]
+    uid: Option<String>,
+
+    /// Run as this group (name or number) once the sockets are bound.
+    #[arg(long, value_name = "GROUP")]
+    gid: Option<String>,
+
+    /// Exit with status 1 if the app cannot be loaded (always so; false is refused).
+    #[arg(long = "need-app", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    need_app: Option<bool>,
+
+    /// Put PREFIX before the process titles (rwsgi master, rwsgi worker N).
+    #[arg(long = "procname-prefix", value_name = "PREFIX")]
+    procname_prefix: Option<String>,
+
+    /// Like --procname-prefix, followed by a space.
+    #[arg(long = "procname-prefix-spaced", value_name = "PREFIX")]
+    procname_prefix_spaced: Option<String>,
+
+    /// Reload gracefully when FILE is touched; repeatable.
+    #[arg(long = "touch-reload", value_name = "FILE")]
+    touch_reload: Vec<PathBuf>,
+
+    /// Chain-reload (one worker at a time) when FILE is touched; repeatable.
+    #[arg(long = "touch-chain-reload", value_name = "FILE")]
+    touch_chain_reload: Vec<PathBuf>,
 
     /// Exit on SIGTERM (accepted: it is always so).
     #[arg(long = "die-on-term")]
@@ -108,14 +173,13 @@ pub struct Args {
     #[arg(long, short = 'l', default_value_t = 1024, value_name = "N")]
     listen: u32,
 
-    /// Seconds a graceful shutdown waits for requests in flight.
-    #[arg(
-        long = "reload-mercy",
-        visible_alias = "worker-reload-mercy",
-        default_value_t = 30,
-        value_name = "SECONDS"
-    )]
+    /// Seconds a graceful shutdown or reload waits for requests in flight.
+    #[arg(long = "reload-mercy", default_value_t = 30, value_name = "SECONDS")]
     reload_mercy: u64,
+
+    /// Seconds a recycled or chain-reloaded worker may finish its requests.
+    #[arg(long = "worker-reload-mercy", default_value_t = 30, value_name = "SECONDS")]
+    worker_reload_mercy: u64,
 
     /// Do not log each request.
     #[arg(long = "disable-logging", action = ArgAction::SetTrue)]
@@ -130,14 +194,12 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 }
 
 impl Args {
-    /// Splits the options into the core's, the app's and the pool's.
-    pub fn into_configs(self) -> Result<(ServerConfig, AppSpec, PoolSettings), String> {
-        if self.processes > 1 {
-            tracing::warn!(
-                "processes = {}: one process serves until the process model lands",
-                self.processes
-            );
-        }
+    /// Splits the options into the core's, the app's, the pool's and the
+    /// process model's.
+    pub fn into_configs(
+        self,
+    ) -> Result<(ServerConfig, AppSpec, PoolSettings, MasterOptions), String> {
+        let master = self.master_options()?;
         let declared = [
             ("http-socket", Protocol::Http, &self.http_socket),
             ("socket", Protocol::Uwsgi, &self.socket),
@@ -178,7 +240,8 @@ impl Args {
             vacuum: self.vacuum,
             listen_backlog: self.listen,
             log_requests: !self.disable_logging,
-            shutdown_timeout: Duration::from_secs(self.reload_mercy),
+            // The master enforces each mercy; a worker never gives up first.
+            shutdown_timeout: master.reload_mercy.max(master.worker_reload_mercy),
             fastcgi: fastcgi_values(self.threads),
         };
         let app = AppSpec {
@@ -194,8 +257,44 @@ impl Args {
             threads: self.threads.max(1),
             multiprocess: false,
             errors_to_peer: self.fastcgi_stderr,
+            observer: None,
         };
-        Ok((server, app, pool))
+        Ok((server, app, pool, master))
+    }
+
+    /// The process options, uWSGI's spelling to `MasterOptions` (0 = off).
+    fn master_options(&self) -> Result<MasterOptions, String> {
+        if self.need_app == Some(false) {
+            return Err("need-app = false: rwsgi always exits when the app cannot be loaded".into());
+        }
+        if self.processes == 0 {
+            return Err("processes 0: at least 1".into());
+        }
+        let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        let procname_prefix = match (&self.procname_prefix, &self.procname_prefix_spaced) {
+            (_, Some(spaced)) => format!("{spaced} "),
+            (Some(prefix), None) => prefix.clone(),
+            (None, None) => String::new(),
+        };
+        Ok(MasterOptions {
+            master: self.master,
+            processes: self.processes,
+            lazy_apps: self.lazy_apps,
+            harakiri: seconds(self.harakiri),
+            max_requests: (self.max_requests > 0).then_some(self.max_requests),
+            max_requests_delta: self.max_requests_delta,
+            max_requests_jitter: self.max_requests_jitter,
+            reload_on_rss: (self.reload_on_rss > 0).then_some(self.reload_on_rss),
+            max_worker_lifetime: seconds(self.max_worker_lifetime),
+            reload_mercy: Duration::from_secs(self.reload_mercy),
+            worker_reload_mercy: Duration::from_secs(self.worker_reload_mercy),
+            pidfile: self.pidfile.clone(),
+            uid: self.uid.clone(),
+            gid: self.gid.clone(),
+            procname_prefix,
+            touch_reload: self.touch_reload.clone(),
+            touch_chain_reload: self.touch_chain_reload.clone(),
+        })
     }
 }
 

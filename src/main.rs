@@ -28,24 +28,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: cli::Args) -> Result<(), String> {
-    let (server, app, pool) = args.into_configs()?;
-    // Before any other thread exists, so the runtime and the Python threads
-    // (and the app's own) inherit it.
-    rwsgi_server::prefer_batching();
-    let listeners = rwsgi_server::bind(&server).map_err(|e| e.to_string())?;
-    let unix_paths: Vec<_> =
-        listeners.iter().filter_map(|l| l.unix_path().map(ToOwned::to_owned)).collect();
-    let vacuum = server.vacuum;
-    let result = rwsgi_python::load_app(&app)
-        .and_then(|app| rwsgi_python::PythonPool::start(app, pool))
-        .map_err(|e| e.to_string())
-        .and_then(|pool| {
-            rwsgi_server::serve(listeners, pool.jobs(), server).map_err(|e| e.to_string())
-        });
-    if vacuum {
-        for path in unix_paths {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-    result
+    let (server, app, pool, master) = args.into_configs()?;
+    rwsgi_master::run(master, server, app, pool).map_err(|e| e.to_string())
 }
