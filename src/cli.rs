@@ -240,8 +240,7 @@ impl Args {
             vacuum: self.vacuum,
             listen_backlog: self.listen,
             log_requests: !self.disable_logging,
-            // The master enforces each mercy; a worker never gives up first.
-            shutdown_timeout: master.reload_mercy.max(master.worker_reload_mercy),
+            shutdown_timeout: master.reload_mercy,
             fastcgi: fastcgi_values(self.threads),
         };
         let app = AppSpec {

@@ -59,6 +59,9 @@ pub(crate) fn run(
             }
         }
     };
+    // The master enforces each mercy (reload or worker reload): a worker
+    // never gives up on its requests first.
+    start.server.shutdown_timeout = options.reload_mercy.max(options.worker_reload_mercy);
     setup::set_title(&options.procname_prefix, "rwsgi master");
     start.log_listening();
     let mut signals = SigSet::empty();

@@ -1,0 +1,649 @@
+//! The process model, with the real binary, real processes and real
+//! signals: the master, prefork workers, respawn, graceful reload and
+//! shutdown, harakiri, recycling, systemd activation and notify.
+//!
+//! Every loop is bounded and every mercy short, so the suite stays quick.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{
+    Conn, PROBE, Server, Signal, TempDir, fcgi_nginx_params, fcgi_request, nginx_vars, run_rwsgi,
+    uwsgi_packet, wait_until,
+};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Short mercies: a test that fails must not leave workers behind for long.
+const MERCY: [&str; 4] = ["--reload-mercy", "5", "--worker-reload-mercy", "5"];
+
+/// `GET target` on a new connection; the status and body, or why not.
+fn fetch(addr: &str, target: &str) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(|e| format!("write: {e}"))?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) =
+        text.split_once("\r\n\r\n").ok_or_else(|| format!("no response: {text:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line: {head:?}"))?;
+    Ok((status, body.to_string()))
+}
+
+/// The pid of the worker that served a request to the probe's `/process`.
+fn served_by(addr: &str) -> Result<u32, String> {
+    let (status, body) = fetch(addr, "/process")?;
+    if status != 200 {
+        return Err(format!("status {status}: {body}"));
+    }
+    let json: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    json["pid"].as_u64().map(|p| p as u32).ok_or_else(|| format!("no pid in {body}"))
+}
+
+/// Requests one after the other until `stop` (at most `max`), each on a
+/// new connection; every outcome, in order.
+fn request_loop<T: Send + 'static>(
+    max: usize,
+    request: impl Fn() -> Result<T, String> + Send + 'static,
+) -> (Arc<AtomicBool>, JoinHandle<Vec<Result<T, String>>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let mut outcomes = Vec::new();
+        while outcomes.len() < max && !flag.load(Ordering::SeqCst) {
+            outcomes.push(request());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        outcomes
+    });
+    (stop, handle)
+}
+
+fn failures<T>(outcomes: &[Result<T, String>]) -> Vec<&String> {
+    outcomes.iter().filter_map(|o| o.as_ref().err()).collect()
+}
+
+/// The live children of `pid` (the workers of a master).
+fn children(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so from the last ')'.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        if fields.first() != Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str()) {
+            found.push(child);
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
+/// Waits until the master has `n` workers, all of them ready (as logged).
+fn wait_workers(server: &Server, n: usize) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let ok = wait_until(Duration::from_secs(15), || {
+        pids = children(server.pid());
+        pids.len() == n && pids.iter().all(|p| server.log().contains(&format!("(pid {p}) ready")))
+    });
+    assert!(ok, "want {n} ready workers, have {pids:?}; log:\n{}", server.log());
+    pids
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
+}
+
+/// A WSGI file that says which version of the code it is and which worker
+/// runs it; `/grow` makes the worker's RSS grow by 200 MiB.
+fn write_versioned_app(dir: &TempDir, version: &str) -> String {
+    let path = dir.join("app.py");
+    let code = format!(
+        r#"import os
+VERSION = "{version}"
+_hog = []
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/grow":
+        _hog.append(b"x" * (200 << 20))
+    body = ("%s %d" % (VERSION, os.getpid())).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"#
+    );
+    std::fs::write(&path, code).unwrap();
+    path
+}
+
+/// `(version, pid)` from the versioned app.
+fn version_of(addr: &str) -> Result<(String, u32), String> {
+    let (status, body) = fetch(addr, "/")?;
+    let (version, pid) = body.split_once(' ').ok_or_else(|| format!("{status}: {body:?}"))?;
+    Ok((version.to_string(), pid.parse().map_err(|_| body.clone())?))
+}
+
+#[test]
+fn sigkilled_worker_is_respawned_within_a_second_and_the_other_serves_on() {
+    let mut args = vec!["--wsgi-file", PROBE, "--master", "--processes", "2"];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    let before = wait_workers(&server, 2);
+    let addr = server.addr().to_string();
+    let (stop, handle) = request_loop(2000, move || served_by(&addr));
+    std::thread::sleep(Duration::from_millis(200));
+    let victim = before[0];
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
+    let killed_at = Instant::now();
+    let respawned = wait_until(Duration::from_secs(1), || {
+        let now = children(server.pid());
+        now.len() == 2 && !now.contains(&victim)
+    });
+    let took = killed_at.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let outcomes = handle.join().unwrap();
+    assert!(respawned, "no new worker within 1 s ({took:?}); log:\n{}", server.log());
+    // The one request the killed worker may have accepted can fail;
+    // nothing else may.
+    let failed = failures(&outcomes);
+    assert!(failed.len() <= 1, "failed requests: {failed:?}");
+    let survivor = before[1];
+    assert!(outcomes.iter().any(|o| o == &Ok(survivor)), "the survivor served nothing");
+    assert!(server.log_contains(&format!("worker 1 (pid {victim}) died (killed by SIGKILL)")));
+}
+
+#[test]
+fn sighup_reloads_new_code_preloaded_with_zero_failed_requests() {
+    let dir = TempDir::new("hup");
+    let app = write_versioned_app(&dir, "v1");
+    let mut args = vec!["--wsgi-file", &app, "--master", "--processes", "2"];
+    args.extend(MERCY);
+    let mut server = Server::start(&args);
+    wait_workers(&server, 2);
+    let addr = server.addr().to_string();
+    assert_eq!(version_of(&addr).unwrap().0, "v1");
+    let loop_addr = addr.clone();
+    let (stop, handle) = request_loop(3000, move || version_of(&loop_addr));
+    std::thread::sleep(Duration::from_millis(200));
+    write_versioned_app(&dir, "version-two");
+    server.signal(Signal::SIGHUP);
+    let reloaded = wait_until(Duration::from_secs(15), || {
+        version_of(&addr).is_ok_and(|(v, _)| v == "version-two")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    let outcomes = handle.join().unwrap();
+    assert!(reloaded, "the new code is not served; log:\n{}", server.log());
+    assert_eq!(failures(&outcomes), Vec::<&String>::new());
+    assert!(server.log_contains("re-executing the master"));
+    assert_eq!(server.stop(Signal::SIGTERM).code(), Some(0));
+}
+
+#[test]
+fn chain_reload_with_lazy_apps_replaces_workers_one_at_a_time_with_zero_failed_requests() {
+    let dir = TempDir::new("chain");
+    let app = write_versioned_app(&dir, "v1");
+    let trigger = dir.join("reload-me");
+    let mut args = vec![
+        "--wsgi-file",
+        &app,
+        "--master",
+        "--processes",
+        "2",
+        "--lazy-apps",
+        "--touch-chain-reload",
+        &trigger,
+    ];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    let first = wait_workers(&server, 2);
+    let addr = server.addr().to_string();
+    let loop_addr = addr.clone();
+    let (stop, handle) = request_loop(4000, move || version_of(&loop_addr));
+    std::thread::sleep(Duration::from_millis(200));
+    write_versioned_app(&dir, "version-two");
+    server.signal(Signal::SIGUSR2);
+    assert!(server.wait_log("chain reload done", Duration::from_secs(15)), "{}", server.log());
+    let second = wait_workers(&server, 2);
+    assert!(second.iter().all(|p| !first.contains(p)), "{first:?} -> {second:?}");
+    assert_eq!(version_of(&addr).unwrap().0, "version-two");
+    // Now through the touch file, with a third version.
+    write_versioned_app(&dir, "three");
+    std::fs::write(&trigger, "").unwrap();
+    assert!(
+        server.wait_log_count("chain reload done", 2, Duration::from_secs(15)),
+        "{}",
+        server.log()
+    );
+    stop.store(true, Ordering::SeqCst);
+    let outcomes = handle.join().unwrap();
+    assert_eq!(failures(&outcomes), Vec::<&String>::new());
+    assert_eq!(version_of(&addr).unwrap().0, "three");
+    // One at a time: the second replacement started only after the first was ready.
+    let log = server.log();
+    let chain = &log[log.find("SIGUSR2: chain reload").unwrap()..];
+    let spawned: Vec<usize> =
+        chain.match_indices("spawned worker").map(|(i, _)| i).take(2).collect();
+    let first_ready = chain.find(") ready").unwrap();
+    assert!(spawned[0] < first_ready && first_ready < spawned[1], "{chain}");
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_vacuums() {
+    let dir = TempDir::new("term");
+    let sock = dir.join("http.sock");
+    let pidfile = dir.join("rwsgi.pid");
+    let mut args = vec![
+        "--http-socket",
+        "127.0.0.1:0",
+        "--http-socket",
+        &sock,
+        "--wsgi-file",
+        PROBE,
+        "--master",
+        "--processes",
+        "2",
+        "--vacuum",
+        "--pidfile",
+        &pidfile,
+    ];
+    args.extend(MERCY);
+    let mut server = Server::start(&args);
+    wait_workers(&server, 2);
+    let written: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert_eq!(written, server.pid());
+    let addr = server.addr().to_string();
+    let slow = std::thread::spawn(move || fetch(&addr, "/sleep?s=2&mark=1"));
+    assert!(server.log_contains("sleep started"));
+    server.signal(Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(500));
+    let refused = TcpStream::connect(server.addr());
+    assert!(refused.is_err(), "a new TCP connection was accepted during shutdown");
+    assert!(std::os::unix::net::UnixStream::connect(&sock).is_err(), "unix socket accepted");
+    let (status, body) = slow.join().unwrap().unwrap();
+    assert_eq!((status, body.as_str()), (200, "slept"), "the request in flight");
+    let exit = server.wait_exit(Duration::from_secs(10)).unwrap();
+    assert_eq!(exit.code(), Some(0), "{}", server.log());
+    assert!(!std::path::Path::new(&sock).exists(), "vacuum left the socket");
+    assert!(!std::path::Path::new(&pidfile).exists(), "vacuum left the pidfile");
+}
+
+#[test]
+fn sigquit_stops_master_and_workers_at_once() {
+    let mut server = Server::start(&["--wsgi-file", PROBE, "--master", "--processes", "2"]);
+    let workers = wait_workers(&server, 2);
+    let addr = server.addr().to_string();
+    let slow = std::thread::spawn(move || fetch(&addr, "/sleep?s=10"));
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    server.signal(Signal::SIGQUIT);
+    server.wait_exit(Duration::from_secs(5)).expect("did not stop at once");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(slow.join().unwrap().is_err(), "the sleeping request was not cut");
+    assert!(wait_until(Duration::from_secs(2), || workers.iter().all(|p| !std::path::Path::new(
+        &format!("/proc/{p}")
+    )
+    .exists()
+        || comm(*p).is_empty())));
+}
+
+#[test]
+fn harakiri_kills_a_stuck_worker_logs_its_python_stack_and_serves_on() {
+    let mut args = vec![
+        "--wsgi-file",
+        PROBE,
+        "--master",
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        "--harakiri",
+        "2",
+    ];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    let before = wait_workers(&server, 1);
+    let addr = server.addr().to_string();
+    let started = Instant::now();
+    let stuck = std::thread::spawn(move || fetch(&addr, "/sleep?s=10"));
+    let outcome = stuck.join().unwrap();
+    let took = started.elapsed();
+    assert!(outcome.is_err(), "the stuck request completed: {outcome:?}");
+    assert!(took < Duration::from_secs(4), "killed after {took:?}");
+    assert!(server.log_contains("harakiri: worker 1"));
+    let line = server.log_lines_with("harakiri:").remove(0);
+    assert!(line.contains("request GET /sleep?s=10 running 2."), "{line}");
+    assert!(line.contains("threads=2: the whole worker is recycled"), "{line}");
+    // faulthandler's dump: the sleeping frame of the probe.
+    assert!(
+        server.wait_log_text(Duration::from_secs(5), |t| t.contains("Most recent call first")
+            || t.contains("most recent call first")),
+        "{}",
+        server.log()
+    );
+    assert!(server.log().contains("probe.py\", line"), "{}", server.log());
+    let after = wait_workers(&server, 1);
+    assert_ne!(before, after);
+    assert_eq!(served_by(server.addr()).unwrap(), after[0]);
+}
+
+#[test]
+fn max_requests_recycles_the_worker_after_five_requests_without_failures() {
+    let mut args =
+        vec!["--wsgi-file", PROBE, "--master", "--processes", "1", "--max-requests", "5"];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    let first = wait_workers(&server, 1)[0];
+    let addr = server.addr();
+    let mut served = Vec::new();
+    for _ in 0..5 {
+        served.push(served_by(addr).unwrap());
+    }
+    assert!(served.iter().all(|p| *p == first), "{served:?}");
+    assert!(server.log_contains("max-requests reached (5 requests served)"), "{}", server.log());
+    let second = wait_until(Duration::from_secs(10), || {
+        served_by(addr).map(|p| p != first).unwrap_or_else(|e| panic!("failed request: {e}"))
+    });
+    assert!(second, "the worker was not replaced; log:\n{}", server.log());
+    assert!(server.wait_log(&format!("worker 1 (pid {first}) stopped"), Duration::from_secs(5)));
+}
+
+#[test]
+fn reload_on_rss_recycles_a_worker_that_allocated_200_mib() {
+    let dir = TempDir::new("rss");
+    let app = write_versioned_app(&dir, "v1");
+    let mut args =
+        vec!["--wsgi-file", &app, "--master", "--processes", "1", "--reload-on-rss", "150"];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    let first = wait_workers(&server, 1)[0];
+    let addr = server.addr();
+    assert_eq!(version_of(addr).unwrap().1, first);
+    assert!(server.log().contains("ready") && !server.log().contains("recycled"));
+    let (status, _) = fetch(addr, "/grow").unwrap();
+    assert_eq!(status, 200);
+    assert!(server.log_contains("reload-on-rss exceeded"), "{}", server.log());
+    assert!(
+        wait_until(Duration::from_secs(10), || version_of(addr).unwrap().1 != first),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn max_worker_lifetime_recycles_a_worker() {
+    let mut args =
+        vec!["--wsgi-file", PROBE, "--master", "--processes", "1", "--max-worker-lifetime", "1"];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    let first = wait_workers(&server, 1)[0];
+    assert!(server.wait_log("max-worker-lifetime reached", Duration::from_secs(5)));
+    assert!(wait_until(Duration::from_secs(10), || served_by(server.addr()).unwrap() != first));
+}
+
+#[test]
+fn ttin_adds_a_worker_and_ttou_removes_one() {
+    let mut args = vec!["--wsgi-file", PROBE, "--master", "--processes", "2"];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    wait_workers(&server, 2);
+    server.signal(Signal::SIGTTIN);
+    let three = wait_workers(&server, 3);
+    // One at a time: the kernel merges a signal sent while one is pending.
+    server.signal(Signal::SIGTTOU);
+    wait_workers(&server, 2);
+    server.signal(Signal::SIGTTOU);
+    let one = wait_workers(&server, 1);
+    assert!(three.contains(&one[0]));
+    server.signal(Signal::SIGTTOU);
+    assert!(server.log_contains("one worker left; keeping it"));
+    assert_eq!(children(server.pid()).len(), 1);
+}
+
+#[test]
+fn workers_say_multiprocess_and_carry_process_titles() {
+    let mut args = vec![
+        "--wsgi-file",
+        PROBE,
+        "--master",
+        "--processes",
+        "2",
+        "--procname-prefix-spaced",
+        "app",
+    ];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    let workers = wait_workers(&server, 2);
+    let environ = server.environ("GET /environ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(environ["wsgi.multiprocess"], serde_json::json!(true));
+    assert_eq!(comm(server.pid()), "app rwsgi maste");
+    let mut titles: Vec<String> = workers.iter().map(|p| comm(*p)).collect();
+    titles.sort();
+    assert_eq!(titles, ["app rwsgi worke", "app rwsgi worke"]);
+    let single = Server::start(&["--wsgi-file", PROBE, "--master"]);
+    wait_workers(&single, 1);
+    assert_eq!(comm(single.pid()), "rwsgi master");
+    let worker = children(single.pid())[0];
+    assert_eq!(comm(worker), "rwsgi worker 1");
+    let environ = single.environ("GET /environ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(environ["wsgi.multiprocess"], serde_json::json!(false));
+}
+
+#[test]
+fn an_app_that_cannot_load_exits_1_with_master_preloaded_or_lazy() {
+    for lazy in [false, true] {
+        let mut args = vec![
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            "tests/apps/broken_import.py",
+            "--master",
+            "--processes",
+            "2",
+        ];
+        if lazy {
+            args.push("--lazy-apps");
+        }
+        let out = run_rwsgi(&args, &[]);
+        assert_eq!(out.status.code(), Some(1), "lazy={lazy}: {out:?}");
+        assert!(out.stderr.contains("ModuleNotFoundError"), "lazy={lazy}: {}", out.stderr);
+        assert!(!out.stderr.contains("respawning"), "lazy={lazy}: {}", out.stderr);
+    }
+}
+
+/// Whether `uid` can read `path` (the embedded Python may live under a
+/// root-only home directory).
+fn readable_by(uid: u32, path: &str) -> bool {
+    use std::os::unix::process::CommandExt;
+    Command::new("sh")
+        .args(["-c", "test -r \"$0\"", path])
+        .uid(uid)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts the probe as `uid`/`gid` and checks both ids of master and
+/// worker, and that the only supplementary group is `gid`; returns the
+/// probe's `/process`.
+fn serve_as(uid: &str, gid: &str) -> serde_json::Value {
+    let dir = TempDir::new("uid");
+    let pidfile = dir.join("rwsgi.pid");
+    let mut args =
+        vec!["--wsgi-file", PROBE, "--master", "--pidfile", &pidfile, "--uid", uid, "--gid", gid];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    let worker = wait_workers(&server, 1)[0];
+    assert!(std::path::Path::new(&pidfile).exists(), "pidfile written before the drop");
+    for pid in [server.pid(), worker] {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = |key: &str| status.lines().find(|l| l.starts_with(key)).unwrap().to_string();
+        assert!(line("Uid:").split_whitespace().skip(1).all(|u| u == uid), "{}", line("Uid:"));
+        assert!(line("Gid:").split_whitespace().skip(1).all(|g| g == gid), "{}", line("Gid:"));
+        assert_eq!(line("Groups:").split_whitespace().skip(1).collect::<Vec<_>>(), [gid]);
+    }
+    let (_, body) = fetch(server.addr(), "/process").unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn uid_and_gid_are_dropped_after_binding_and_pidfile() {
+    let root = nix::unistd::Uid::effective().is_root();
+    let nobody = nix::unistd::User::from_name("nobody").ok().flatten();
+    let (true, Some(nobody)) = (root, nobody) else {
+        eprintln!("SKIPPED: needs root and a `nobody` user");
+        return;
+    };
+    let gid = nobody.gid.to_string();
+    let process = serve_as("0", &gid);
+    let prefix = process["prefix"].as_str().unwrap();
+    if readable_by(nobody.uid.as_raw(), &format!("{prefix}/lib")) {
+        serve_as(&nobody.uid.to_string(), &gid);
+    } else {
+        eprintln!("{prefix} is not readable by nobody: uid tested as 0 only");
+    }
+    let out = run_rwsgi(
+        &["--http-socket", "127.0.0.1:0", "--wsgi-file", PROBE, "--uid", "no-such-user-x"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr.contains("uid no-such-user-x"), "{}", out.stderr);
+}
+
+#[test]
+fn systemd_socket_activation_and_notify() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new("sd");
+    let notify_path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fd = listener.as_raw_fd();
+    // `sh` sets LISTEN_PID to its own pid, which `exec` keeps.
+    let wrap = |rwsgi: Command| {
+        let mut sh = Command::new("sh");
+        sh.arg("-c").arg("export LISTEN_PID=$$; exec \"$0\" \"$@\"");
+        sh.arg(rwsgi.get_program()).args(rwsgi.get_args());
+        for (key, value) in rwsgi.get_envs() {
+            match value {
+                Some(value) => sh.env(key, value),
+                None => sh.env_remove(key),
+            };
+        }
+        sh.current_dir(rwsgi.get_current_dir().unwrap());
+        // SAFETY: dup2 is async-signal-safe; fd is open (the listener lives
+        // until the server has started) and 3 is where LISTEN_FDS starts.
+        unsafe {
+            sh.pre_exec(move || {
+                if libc::dup2(fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        sh
+    };
+    let env = [("LISTEN_FDS", "1"), ("NOTIFY_SOCKET", notify_path.as_str())];
+    let mut server = Server::start_with(&["--wsgi-file", PROBE, "--master"], &env, wrap);
+    drop(listener);
+    assert_eq!(server.addr(), format!("127.0.0.1:{port}"), "{}", server.log());
+    assert!(server.log_contains("socket activation: 1 inherited socket(s)"));
+    let mut buf = [0u8; 512];
+    let n = notify.recv(&mut buf).expect("no READY=1 datagram");
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(message.starts_with("READY=1\nSTATUS=1 workers serving"), "{message:?}");
+    served_by(server.addr()).unwrap();
+    server.signal(Signal::SIGHUP);
+    let n = notify.recv(&mut buf).expect("no RELOADING=1 datagram");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    let n = notify.recv(&mut buf).expect("no READY=1 after the reload");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("READY=1"));
+    served_by(server.addr()).unwrap();
+    server.signal(Signal::SIGTERM);
+    let n = notify.recv(&mut buf).expect("no STOPPING=1 datagram");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)).unwrap().code(), Some(0));
+}
+
+#[test]
+fn seed_style_configuration_serves_on_every_socket_of_every_protocol() {
+    let dir = TempDir::new("seed");
+    let (http_unix, uwsgi_unix, fcgi_unix) =
+        (dir.join("http.sock"), dir.join("uwsgi.sock"), dir.join("fcgi.sock"));
+    let pidfile = dir.join("rwsgi.pid");
+    let mut args = vec![
+        "--http-socket",
+        "127.0.0.1:0",
+        "--http-socket",
+        &http_unix,
+        "--socket",
+        "127.0.0.1:0",
+        "--uwsgi-socket",
+        &uwsgi_unix,
+        "--fastcgi-socket",
+        "127.0.0.1:0",
+        "--fastcgi-socket",
+        &fcgi_unix,
+        "--chmod-socket",
+        "660",
+        "--wsgi-file",
+        PROBE,
+        "--master",
+        "--processes",
+        "4",
+        "--threads",
+        "2",
+        "--harakiri",
+        "30",
+        "--max-requests",
+        "1000",
+        "--reload-on-rss",
+        "512",
+        "--vacuum",
+        "--pidfile",
+        &pidfile,
+    ];
+    args.extend(MERCY);
+    let mut server = Server::start(&args);
+    wait_workers(&server, 4);
+    for protocol in ["http-socket", "uwsgi-socket", "fastcgi-socket"] {
+        for n in 0..2 {
+            let addr = server.addr_of(protocol, n).to_string();
+            let mut conn = Conn::open(&addr);
+            let body = match protocol {
+                "http-socket" => {
+                    conn.send("GET /process HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+                    conn.read_response().text()
+                }
+                "uwsgi-socket" => {
+                    conn.send(uwsgi_packet(&nginx_vars("GET", "/process"), b""));
+                    conn.read_response().text()
+                }
+                _ => {
+                    conn.send(fcgi_request(1, 0, &fcgi_nginx_params("GET", "/process"), b""));
+                    conn.read_fcgi_response(1).text()
+                }
+            };
+            assert!(body.contains("\"pid\""), "{protocol} #{n} at {addr}: {body}");
+        }
+    }
+    assert_eq!(common::mode_of(&http_unix) & 0o777, 0o660);
+    assert_eq!(server.stop(Signal::SIGTERM).code(), Some(0));
+    for path in [&http_unix, &uwsgi_unix, &fcgi_unix, &pidfile] {
+        assert!(!std::path::Path::new(path).exists(), "{path} left behind");
+    }
+}
