@@ -647,3 +647,59 @@ fn seed_style_configuration_serves_on_every_socket_of_every_protocol() {
         assert!(!std::path::Path::new(path).exists(), "{path} left behind");
     }
 }
+
+#[test]
+fn a_worker_that_calls_os_exit_is_replaced_and_the_other_serves_on() {
+    let dir = TempDir::new("exit");
+    let app = dir.join("app.py");
+    std::fs::write(
+        &app,
+        "import os\n\
+         def application(environ, start_response):\n    \
+             if environ['PATH_INFO'] == '/exit':\n        os._exit(3)\n    \
+             body = str(os.getpid()).encode()\n    \
+             start_response('200 OK', [('Content-Length', str(len(body)))])\n    \
+             return [body]\n",
+    )
+    .unwrap();
+    let mut args = vec!["--wsgi-file", &app, "--master", "--processes", "2"];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    let before = wait_workers(&server, 2);
+    assert!(fetch(server.addr(), "/exit").is_err(), "os._exit answered");
+    assert!(server.log_contains("died (exit status 3)"), "{}", server.log());
+    let after = wait_workers(&server, 2);
+    assert_eq!(after.iter().filter(|p| before.contains(p)).count(), 1, "{before:?} {after:?}");
+    for _ in 0..10 {
+        let (status, body) = fetch(server.addr(), "/").unwrap();
+        assert_eq!(status, 200);
+        assert!(after.contains(&body.parse().unwrap()));
+    }
+}
+
+#[test]
+fn workers_dying_young_in_a_loop_are_respawned_with_a_back_off() {
+    let dir = TempDir::new("loop");
+    let app = dir.join("app.py");
+    // Each worker imports this (lazy-apps), starts serving, and dies 100 ms later.
+    std::fs::write(
+        &app,
+        "import os, threading\n\
+         threading.Timer(0.1, os._exit, (3,)).start()\n\
+         def application(environ, start_response):\n    \
+             start_response('200 OK', [])\n    \
+             return [b'']\n",
+    )
+    .unwrap();
+    let mut args = vec!["--wsgi-file", &app, "--master", "--lazy-apps"];
+    args.extend(MERCY);
+    let mut server = Server::start(&args);
+    assert!(server.wait_log("respawning too fast", Duration::from_secs(10)), "{}", server.log());
+    let spawned_at_first = server.log().matches("spawned worker 1").count();
+    std::thread::sleep(Duration::from_secs(2));
+    let spawned = server.log().matches("spawned worker 1").count() - spawned_at_first;
+    // Without a back-off it would be about one every 100 ms: 20 in 2 s.
+    assert!(spawned <= 4, "{spawned} respawns in 2 s; log:\n{}", server.log());
+    assert!(server.running(), "the master gave up");
+    assert_eq!(server.stop(Signal::SIGTERM).code(), Some(0));
+}
