@@ -48,6 +48,15 @@ pub(crate) fn run(
     spec: &AppSpec,
     pool: PoolSettings,
 ) -> Result<(), MasterError> {
+    // Blocked from the start, so a signal during a long import waits for
+    // the loop (rather than stopping the process, as SIGTTIN's default
+    // would) and is read from the signalfd.
+    let mut signals = SigSet::empty();
+    for signal in HANDLED {
+        signals.add(signal);
+    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
+        .map_err(MasterError::system("sigprocmask"))?;
     let app = if options.lazy_apps {
         None
     } else {
@@ -64,12 +73,6 @@ pub(crate) fn run(
     start.server.shutdown_timeout = options.reload_mercy.max(options.worker_reload_mercy);
     setup::set_title(&options.procname_prefix, "rwsgi master");
     start.log_listening();
-    let mut signals = SigSet::empty();
-    for signal in HANDLED {
-        signals.add(signal);
-    }
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
-        .map_err(MasterError::system("sigprocmask"))?;
     let signalfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(MasterError::system("signalfd"))?;
     let processes = options.processes.max(1);
@@ -106,7 +109,11 @@ pub(crate) fn run(
         touch,
         me: nix::unistd::getpid(),
     };
-    master.run()
+    let result = master.run();
+    if result.is_err() {
+        master.start.finish();
+    }
+    result
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
