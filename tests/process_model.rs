@@ -703,3 +703,20 @@ fn workers_dying_young_in_a_loop_are_respawned_with_a_back_off() {
     assert!(server.running(), "the master gave up");
     assert_eq!(server.stop(Signal::SIGTERM).code(), Some(0));
 }
+
+#[test]
+fn a_connection_accepted_just_before_a_graceful_stop_is_still_served() {
+    // The race a reload runs into: the worker accepted the connection, the
+    // stop came before the request's bytes did.
+    let mut server = Server::probe(&[]);
+    let mut conn = Conn::open(server.addr());
+    assert!(server.wait_log("listening on", Duration::from_secs(1)));
+    std::thread::sleep(Duration::from_millis(100));
+    server.signal(Signal::SIGTERM);
+    assert!(server.log_contains("shutting down"));
+    std::thread::sleep(Duration::from_millis(200));
+    conn.send("GET /process HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let response = conn.read_response();
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(server.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(0));
+}

@@ -39,6 +39,9 @@ const EVENT_QUEUE: usize = 8;
 /// answer instead of a reset (a "lingering close", as nginx does).
 const LINGER_BYTES: usize = 256 * 1024;
 const LINGER_TIME: Duration = Duration::from_secs(2);
+/// How long a connection accepted just before a graceful stop may take to
+/// send its first request.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// How the previous request left the connection.
 enum Next {
@@ -72,9 +75,13 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
     }
 
     pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut first = true;
         loop {
-            let next = match self.read_head(&mut shutdown).await {
-                Ok(Some(head)) => self.serve(head).await,
+            let next = match self.read_head(&mut shutdown, first).await {
+                Ok(Some(head)) => {
+                    first = false;
+                    self.serve(head).await
+                }
                 Ok(None) => Next::Close,
                 Err(err) => Next::Fail(err),
             };
@@ -95,10 +102,14 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
     }
 
     /// Waits for the next request head. `Ok(None)`: the peer closed, the idle
-    /// keep-alive time ran out, or the server is shutting down.
+    /// keep-alive time ran out, or the server is shutting down. The `first`
+    /// request of a connection is still awaited for [`FIRST_REQUEST_GRACE`]
+    /// during a shutdown: the connection was accepted just before it, and
+    /// its request is on the way (a reload must not drop it).
     async fn read_head(
         &mut self,
         shutdown: &mut watch::Receiver<bool>,
+        first: bool,
     ) -> Result<Option<C::Head>, ProtoError> {
         let mut deadline = None;
         loop {
@@ -122,15 +133,29 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             if self.rbuf.is_empty() && deadline.is_none() {
                 // Idle between requests: wait for a first byte, or give up.
                 if *shutdown.borrow() {
-                    return Ok(None);
-                }
-                let idle = self.ctx.config.keepalive_timeout;
-                tokio::select! {
-                    read = timeout(idle, self.fill()) => match read {
+                    if !first {
+                        return Ok(None);
+                    }
+                    match timeout(FIRST_REQUEST_GRACE, self.fill()).await {
                         Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(None),
                         Ok(Ok(_)) => {}
-                    },
-                    _ = shutdown.changed() => return Ok(None),
+                    }
+                } else {
+                    let idle = self.ctx.config.keepalive_timeout;
+                    tokio::select! {
+                        read = timeout(idle, self.fill()) => match read {
+                            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(None),
+                            Ok(Ok(_)) => {}
+                        },
+                        changed = shutdown.changed() => {
+                            // Stopping: go round to the shutdown branch
+                            // (a first request still gets its grace).
+                            if changed.is_err() || !first {
+                                return Ok(None);
+                            }
+                            continue;
+                        }
+                    }
                 }
                 deadline = Some(Instant::now() + self.ctx.config.socket_timeout);
                 continue;
