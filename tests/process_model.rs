@@ -616,10 +616,13 @@ fn seed_style_configuration_serves_on_every_socket_of_every_protocol() {
         "--vacuum",
         "--pidfile",
         &pidfile,
+        "--listen",
+        "1000000",
     ];
     args.extend(MERCY);
     let mut server = Server::start(&args);
     wait_workers(&server, 4);
+    assert!(server.log_contains("listen = 1000000 exceeds net.core.somaxconn"), "{}", server.log());
     for protocol in ["http-socket", "uwsgi-socket", "fastcgi-socket"] {
         for n in 0..2 {
             let addr = server.addr_of(protocol, n).to_string();
