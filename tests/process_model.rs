@@ -193,7 +193,7 @@ fn sighup_reloads_new_code_preloaded_with_zero_failed_requests() {
 }
 
 #[test]
-fn chain_reload_with_lazy_apps_replaces_workers_one_at_a_time_with_zero_failed_requests() {
+fn lazy_apps_chain_and_full_reloads_serve_new_code_with_zero_failed_requests() {
     let dir = TempDir::new("chain");
     let app = write_versioned_app(&dir, "v1");
     let trigger = dir.join("reload-me");
@@ -228,10 +228,24 @@ fn chain_reload_with_lazy_apps_replaces_workers_one_at_a_time_with_zero_failed_r
         "{}",
         server.log()
     );
+    assert_eq!(version_of(&addr).unwrap().0, "three");
+    // And a full reload (SIGHUP): with lazy-apps, all new workers start
+    // at once, each old one stops once its replacement is ready.
+    write_versioned_app(&dir, "four");
+    let before_hup = children(server.pid());
+    server.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let now = children(server.pid());
+            now.len() == 2 && now.iter().all(|p| !before_hup.contains(p))
+        }),
+        "{}",
+        server.log()
+    );
     stop.store(true, Ordering::SeqCst);
     let outcomes = handle.join().unwrap();
     assert_eq!(failures(&outcomes), Vec::<&String>::new());
-    assert_eq!(version_of(&addr).unwrap().0, "three");
+    assert_eq!(version_of(&addr).unwrap().0, "four");
     // One at a time: the second replacement started only after the first was ready.
     let log = server.log();
     let chain = &log[log.find("SIGUSR2: chain reload").unwrap()..];
