@@ -108,17 +108,20 @@ fn comm(pid: u32) -> String {
 }
 
 /// A WSGI file that says which version of the code it is and which worker
-/// runs it; `/grow` makes the worker's RSS grow by 200 MiB.
+/// runs it; `/grow` makes the worker's RSS grow by 200 MiB, `/sleep` takes
+/// 2 s.
 fn write_versioned_app(dir: &TempDir, version: &str) -> String {
     let path = dir.join("app.py");
     let code = format!(
-        r#"import os
+        r#"import os, time
 VERSION = "{version}"
 _hog = []
 
 def application(environ, start_response):
     if environ["PATH_INFO"] == "/grow":
         _hog.append(b"x" * (200 << 20))
+    if environ["PATH_INFO"] == "/sleep":
+        time.sleep(2)
     body = ("%s %d" % (VERSION, os.getpid())).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
@@ -166,10 +169,11 @@ fn sigkilled_worker_is_respawned_within_a_second_and_the_other_serves_on() {
 }
 
 #[test]
-fn sighup_reloads_new_code_preloaded_with_zero_failed_requests() {
+fn sighup_reloads_new_code_preloaded_at_once_with_zero_failed_requests() {
     let dir = TempDir::new("hup");
     let app = write_versioned_app(&dir, "v1");
-    let mut args = vec!["--wsgi-file", &app, "--master", "--processes", "2"];
+    // Two threads: the slow request must not hold up the others its worker accepts.
+    let mut args = vec!["--wsgi-file", &app, "--master", "--processes", "2", "--threads", "2"];
     args.extend(MERCY);
     let mut server = Server::start(&args);
     wait_workers(&server, 2);
@@ -177,18 +181,29 @@ fn sighup_reloads_new_code_preloaded_with_zero_failed_requests() {
     assert_eq!(version_of(&addr).unwrap().0, "v1");
     let loop_addr = addr.clone();
     let (stop, handle) = request_loop(3000, move || version_of(&loop_addr));
+    // A long request in flight: it finishes on the old code, and does not
+    // hold up the new code meanwhile.
+    let slow_addr = addr.clone();
+    let slow = std::thread::spawn(move || fetch(&slow_addr, "/sleep"));
     std::thread::sleep(Duration::from_millis(200));
     write_versioned_app(&dir, "version-two");
     server.signal(Signal::SIGHUP);
+    let sent = Instant::now();
     let reloaded = wait_until(Duration::from_secs(15), || {
         version_of(&addr).is_ok_and(|(v, _)| v == "version-two")
     });
+    let took = sent.elapsed();
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::SeqCst);
     let outcomes = handle.join().unwrap();
     assert!(reloaded, "the new code is not served; log:\n{}", server.log());
+    assert!(took < Duration::from_millis(1500), "new code after {took:?}: the reload waited");
     assert_eq!(failures(&outcomes), Vec::<&String>::new());
+    let (status, body) = slow.join().unwrap().unwrap();
+    assert_eq!(status, 200);
+    assert!(body.starts_with("v1 "), "{body}");
     assert!(server.log_contains("re-executing the master"));
+    assert!(server.wait_log("previous worker (pid", Duration::from_secs(5)));
     assert_eq!(server.stop(Signal::SIGTERM).code(), Some(0));
 }
 

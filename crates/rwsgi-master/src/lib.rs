@@ -16,6 +16,7 @@ mod error;
 mod fork;
 mod master;
 mod recycle;
+mod reexec;
 mod scoreboard;
 mod setup;
 mod systemd;

@@ -5,6 +5,7 @@ use crate::MasterOptions;
 use crate::error::MasterError;
 use crate::fork::{self, Side};
 use crate::recycle::Backoff;
+use crate::reexec;
 use crate::scoreboard::{Recycle, Scoreboard, now_ms};
 use crate::setup::{self, Start};
 use crate::systemd;
@@ -57,6 +58,16 @@ pub(crate) fn run(
     }
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .map_err(MasterError::system("sigprocmask"))?;
+    let previous: Vec<Previous> = reexec::take_previous_workers()
+        .into_iter()
+        .map(|pid| Previous { pid, stop_deadline: None, killed: false })
+        .collect();
+    if !previous.is_empty() {
+        tracing::info!(
+            "reloaded: the {} workers of the previous code serve until the new ones are ready",
+            previous.len()
+        );
+    }
     let app = if options.lazy_apps {
         None
     } else {
@@ -98,6 +109,7 @@ pub(crate) fn run(
         board,
         signalfd: Some(signalfd),
         workers: Vec::new(),
+        previous,
         target: processes,
         mode: Mode::Serving,
         backoff: Backoff::default(),
@@ -119,7 +131,8 @@ pub(crate) fn run(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Serving,
-    /// Workers are stopping; then the master re-executes itself.
+    /// The master re-executes itself at the end of this turn of the loop;
+    /// its workers serve on until the new image's are ready.
     Reexec,
     /// Workers are stopping; then the master exits (with an error when
     /// `failed`: a lazy app could not load).
@@ -153,6 +166,16 @@ impl Worker {
     }
 }
 
+/// A worker of this master's previous image (before a preload reload,
+/// see [`reexec`]): it serves until this image's workers are ready, then
+/// stops gracefully. It has no scoreboard slot here.
+#[derive(Debug)]
+struct Previous {
+    pid: Pid,
+    stop_deadline: Option<Instant>,
+    killed: bool,
+}
+
 /// A `touch-reload`/`touch-chain-reload` file and the mtime last seen.
 #[derive(Debug)]
 struct Touch {
@@ -182,6 +205,7 @@ struct Master<'a> {
     /// `None` only in a forked child, which drops it.
     signalfd: Option<SignalFd>,
     workers: Vec<Worker>,
+    previous: Vec<Previous>,
     /// How many workers should serve (`processes`, changed by TTIN/TTOU).
     target: usize,
     mode: Mode,
@@ -208,14 +232,27 @@ impl Master<'_> {
             self.wait_for_signals()?;
             self.reap();
             self.tick();
-            if self.mode != Mode::Serving && self.workers.is_empty() {
-                break;
+            let all_gone = self.workers.is_empty() && self.previous.is_empty();
+            match self.mode {
+                Mode::Reexec => break,
+                Mode::Shutdown { .. } if all_gone => break,
+                _ => {}
             }
         }
         match self.mode {
             Mode::Reexec => {
-                tracing::info!("reloading: re-executing the master with the listening sockets");
-                Err(systemd::reexec(&self.start.listeners, &self.start.cwd))
+                let pids: Vec<Pid> = self
+                    .workers
+                    .iter()
+                    .map(|w| w.pid)
+                    .chain(self.previous.iter().map(|p| p.pid))
+                    .collect();
+                tracing::info!(
+                    "reloading: re-executing the master with the listening sockets; \
+                     its {} workers serve until the new ones are ready",
+                    pids.len()
+                );
+                Err(reexec::reexec(&self.start.listeners, &self.start.cwd, &pids))
             }
             Mode::Shutdown { failed } => {
                 self.start.finish();
@@ -256,8 +293,10 @@ impl Master<'_> {
             Signal::SIGTTIN => self.add_worker(),
             Signal::SIGTTOU => self.remove_worker(),
             Signal::SIGUSR1 => {
-                for w in &self.workers {
-                    let _ = kill(w.pid, STACKS_SIGNAL);
+                let pids =
+                    self.workers.iter().map(|w| w.pid).chain(self.previous.iter().map(|p| p.pid));
+                for pid in pids {
+                    let _ = kill(pid, STACKS_SIGNAL);
                 }
             }
             _ => {}
@@ -283,11 +322,27 @@ impl Master<'_> {
             for i in 0..self.workers.len() {
                 self.stop(i, Signal::SIGTERM, mercy);
             }
+            self.retire_previous(Signal::SIGTERM, mercy);
         } else {
             tracing::info!("shutting down now");
             for i in 0..self.workers.len() {
                 self.workers[i].stop_deadline = None;
                 self.stop(i, Signal::SIGQUIT, QUIT_GRACE);
+            }
+            for previous in &mut self.previous {
+                previous.stop_deadline = None;
+            }
+            self.retire_previous(Signal::SIGQUIT, QUIT_GRACE);
+        }
+    }
+
+    /// Tells the previous image's workers to stop.
+    fn retire_previous(&mut self, signal: Signal, mercy: Duration) {
+        let deadline = Instant::now() + mercy;
+        for previous in &mut self.previous {
+            if previous.stop_deadline.is_none() {
+                previous.stop_deadline = Some(deadline);
+                let _ = kill(previous.pid, signal);
             }
         }
     }
@@ -305,16 +360,11 @@ impl Master<'_> {
                      doing a full graceful reload"
                 );
             }
-            let mercy = self.options.reload_mercy;
             tracing::info!(
-                "{why}: graceful reload: workers finish requests in flight (up to {mercy:?}), \
-                 then the master re-executes itself; connections wait in the backlog"
+                "{why}: graceful reload: the master re-executes itself to import the new code; \
+                 the workers serve until the new ones are ready, then finish their requests"
             );
             self.mode = Mode::Reexec;
-            self.respawns.clear();
-            for i in 0..self.workers.len() {
-                self.stop(i, Signal::SIGTERM, mercy);
-            }
         } else if chain {
             let mut ids: Vec<usize> = self
                 .workers
@@ -476,6 +526,9 @@ impl Master<'_> {
                 let worker = self.workers.swap_remove(i);
                 self.board.clear(worker.slot);
                 self.on_exit(worker, &how, status);
+            } else if let Some(i) = self.previous.iter().position(|p| p.pid == pid) {
+                self.previous.swap_remove(i);
+                tracing::info!("previous worker (pid {pid}) stopped ({how})");
             }
         }
     }
@@ -532,6 +585,13 @@ impl Master<'_> {
             self.check_harakiri(i, now);
             self.check_deadline(i, now);
             self.check_recycle(i, now);
+        }
+        for previous in &mut self.previous {
+            if !previous.killed && previous.stop_deadline.is_some_and(|d| d <= now) {
+                tracing::warn!("previous worker (pid {}) still busy: killing it", previous.pid);
+                previous.killed = true;
+                let _ = kill(previous.pid, Signal::SIGKILL);
+            }
         }
         self.check_touch();
         self.check_settled();
@@ -669,6 +729,10 @@ impl Master<'_> {
         if serving >= self.target && !pending {
             self.settled = true;
             tracing::info!("{serving} worker(s) serving");
+            if !self.previous.is_empty() {
+                tracing::info!("the previous code's {} workers stop now", self.previous.len());
+                self.retire_previous(Signal::SIGTERM, self.options.reload_mercy);
+            }
             self.start.notify(&format!("READY=1\nSTATUS={serving} workers serving"));
         }
     }

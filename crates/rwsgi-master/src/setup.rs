@@ -26,7 +26,7 @@ impl Start {
         mut server: ServerConfig,
     ) -> Result<Start, MasterError> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        let reexec = std::env::var_os(systemd::REEXEC_VAR).is_some();
+        let reexec = std::env::var_os(crate::reexec::REEXEC_VAR).is_some();
         server.listen_backlog = cap_backlog(server.listen_backlog, somaxconn());
         // Before any other thread or process exists, so all inherit it.
         rwsgi_server::prefer_batching();

@@ -4,14 +4,11 @@
 
 use crate::error::MasterError;
 use rwsgi_server::{Listener, Protocol, ServerConfig};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 
 /// The first inherited descriptor, by the protocol.
-const FIRST_FD: RawFd = 3;
-/// Set by a master that re-executes itself: the sockets are its own (so
-/// `vacuum` removes them) and the pidfile is already written.
-pub(crate) const REEXEC_VAR: &str = "RWSGI_REEXEC";
+pub(crate) const FIRST_FD: RawFd = 3;
 
 /// What `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` say, for `pid`.
 /// `None` when they are absent or meant for another process.
@@ -128,8 +125,8 @@ pub(crate) fn listeners(config: &ServerConfig) -> Result<Vec<Owned>, MasterError
         std::process::id(),
     )
     .map_err(MasterError::Activation)?;
-    let reexec = var(REEXEC_VAR).is_some();
-    for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", REEXEC_VAR] {
+    let reexec = var(crate::reexec::REEXEC_VAR).is_some();
+    for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", crate::reexec::REEXEC_VAR] {
         // SAFETY: called while the process has one thread (before any fork,
         // pool or runtime), so nothing reads the environment concurrently.
         unsafe { std::env::remove_var(name) };
@@ -159,7 +156,7 @@ pub(crate) fn listeners(config: &ServerConfig) -> Result<Vec<Owned>, MasterError
             // process (LISTEN_PID matched), open as just checked; each is
             // taken once, and the variables are gone, so nothing else will.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            set_cloexec(&owned, true)?;
+            set_cloexec(&owned)?;
             Ok(Some(owned))
         })
         .collect::<Result<_, MasterError>>()?;
@@ -185,68 +182,11 @@ pub(crate) fn listeners(config: &ServerConfig) -> Result<Vec<Owned>, MasterError
         .collect()
 }
 
-fn set_cloexec(fd: &impl AsFd, on: bool) -> Result<(), MasterError> {
+fn set_cloexec(fd: &impl AsFd) -> Result<(), MasterError> {
     use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-    let flags = if on { FdFlag::FD_CLOEXEC } else { FdFlag::empty() };
-    fcntl(fd.as_fd(), FcntlArg::F_SETFD(flags)).map(drop).map_err(MasterError::system("fcntl"))
-}
-
-/// Replaces this process with a fresh copy of itself (same binary, argv
-/// and start directory), handing it the listeners as `LISTEN_FDS` (named by
-/// protocol), so connections wait in the backlog meanwhile. Only returns
-/// on failure.
-pub(crate) fn reexec(listeners: &[Listener], cwd: &std::path::Path) -> MasterError {
-    match reexec_inner(listeners, cwd) {
-        Ok(never) => match never {},
-        Err(err) => err,
-    }
-}
-
-fn reexec_inner(
-    listeners: &[Listener],
-    cwd: &std::path::Path,
-) -> Result<std::convert::Infallible, MasterError> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let to_c = |bytes: &[u8]| {
-        CString::new(bytes)
-            .map_err(|_| MasterError::System { call: "exec", source: nix::Error::EINVAL })
-    };
-    let argv: Vec<CString> =
-        std::env::args_os().map(|a| to_c(a.as_bytes())).collect::<Result<_, _>>()?;
-    let names: Vec<&str> = listeners.iter().map(|l| l.protocol().option()).collect();
-    let mut env: Vec<CString> = std::env::vars_os()
-        .filter(|(k, _)| !k.as_bytes().starts_with(b"LISTEN_"))
-        .map(|(k, v)| to_c(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
-        .collect::<Result<_, _>>()?;
-    env.push(to_c(format!("LISTEN_PID={}", std::process::id()).as_bytes())?);
-    env.push(to_c(format!("LISTEN_FDS={}", listeners.len()).as_bytes())?);
-    env.push(to_c(format!("LISTEN_FDNAMES={}", names.join(":")).as_bytes())?);
-    env.push(to_c(format!("{REEXEC_VAR}=1").as_bytes())?);
-    // First out of the way (above any descriptor that may be a target),
-    // then into place from FIRST_FD; dup2 leaves the copies without CLOEXEC.
-    let high: Vec<OwnedFd> = listeners
-        .iter()
-        .map(|l| {
-            nix::fcntl::fcntl(l.as_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100))
-                // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
-                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-                .map_err(MasterError::system("dup"))
-        })
-        .collect::<Result<_, _>>()?;
-    for (i, fd) in high.iter().enumerate() {
-        let target = FIRST_FD + RawFd::try_from(i).unwrap_or(0);
-        // SAFETY: the process is about to exec; whatever descriptor `target`
-        // was is closed by dup2 and never used again by this image.
-        let status = unsafe { libc::dup2(fd.as_raw_fd(), target) };
-        if status < 0 {
-            return Err(MasterError::System { call: "dup2", source: nix::Error::last() });
-        }
-    }
-    std::env::set_current_dir(cwd)
-        .map_err(|_| MasterError::System { call: "chdir", source: nix::Error::last() })?;
-    let exe = to_c(b"/proc/self/exe")?;
-    nix::unistd::execve(&exe, &argv, &env).map_err(MasterError::system("exec"))
+    fcntl(fd.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map(drop)
+        .map_err(MasterError::system("fcntl"))
 }
 
 /// `sd_notify`: datagrams to `$NOTIFY_SOCKET` (a path, or `@name` for the
