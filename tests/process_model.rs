@@ -752,3 +752,46 @@ fn a_connection_accepted_just_before_a_graceful_stop_is_still_served() {
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(server.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(0));
 }
+
+#[test]
+fn recycling_under_keep_alive_clients_fails_no_request() {
+    // Two clients, each on one keep-alive connection until the server says
+    // `Connection: close`; the worker is recycled every 20 requests.
+    let mut args = vec!["--wsgi-file", PROBE, "--master", "--max-requests", "20"];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    wait_workers(&server, 1);
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = server.addr().to_string();
+            std::thread::spawn(move || {
+                let (mut served, mut failed, mut closes) = (0, Vec::new(), 0);
+                let mut conn = Conn::open(&addr);
+                while served + failed.len() < 200 {
+                    std::thread::sleep(Duration::from_millis(5));
+                    conn.send("GET /process HTTP/1.1\r\nHost: t\r\n\r\n");
+                    match conn.try_read_response(false) {
+                        Ok(response) if response.status == 200 => {
+                            served += 1;
+                            if response.says_close() {
+                                closes += 1;
+                                conn = Conn::open(&addr);
+                            }
+                        }
+                        outcome => {
+                            failed.push(format!("{outcome:?}"));
+                            conn = Conn::open(&addr);
+                        }
+                    }
+                }
+                (served, failed, closes)
+            })
+        })
+        .collect();
+    for client in clients {
+        let (served, failed, closes) = client.join().unwrap();
+        assert_eq!(failed, Vec::<String>::new(), "after {served} served");
+        assert!(closes > 0, "no recycle announced a close");
+    }
+    assert!(server.log_contains("max-requests reached"));
+}

@@ -152,8 +152,8 @@ impl AcceptLoop {
     }
 
     fn spawn_with<S: Stream, C: ServerCodec>(&self, stream: S, info: ConnInfo, codec: C) {
-        let conn = Connection::new(stream, codec, info, Arc::clone(&self.ctx));
-        self.tracker.spawn(conn.run(self.stop.clone()));
+        let conn = Connection::new(stream, codec, info, Arc::clone(&self.ctx), self.stop.clone());
+        self.tracker.spawn(conn.run());
     }
 }
 
