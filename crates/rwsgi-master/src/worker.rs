@@ -68,8 +68,11 @@ pub(crate) fn run_forked(
     app: AppSource<'_>,
     pool: PoolSettings,
 ) -> ! {
+    // Every line this worker's I/O thread logs (requests, errors) says which
+    // worker it is.
+    let _span = tracing::info_span!("worker", n = who.id).entered();
     if let Err(err) = become_worker(options, who) {
-        tracing::error!("worker {}: {err}", who.id);
+        tracing::error!("{err}");
         std::process::exit(1);
     }
     let app = match app {
@@ -79,7 +82,7 @@ pub(crate) fn run_forked(
         AppSource::Lazy(spec) => match rwsgi_python::load_app(spec) {
             Ok(app) => app,
             Err(err) => {
-                tracing::error!("worker {}: {err}", who.id);
+                tracing::error!("{err}");
                 std::process::exit(NO_APP_STATUS);
             }
         },
@@ -92,7 +95,7 @@ pub(crate) fn run_forked(
     match serve(listeners, app, pool, server, ready) {
         Ok(()) => std::process::exit(0),
         Err(err) => {
-            tracing::error!("worker {}: {err}", who.id);
+            tracing::error!("{err}");
             std::process::exit(1);
         }
     }
