@@ -9,7 +9,7 @@ use crate::systemd::FIRST_FD;
 use nix::unistd::Pid;
 use rwsgi_server::Listener;
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -67,8 +67,7 @@ fn reexec_inner(
                 .map_err(MasterError::system("dup"))
         })
         .collect::<Result<_, _>>()?;
-    for (i, fd) in high.iter().enumerate() {
-        let target = FIRST_FD + RawFd::try_from(i).unwrap_or(0);
+    for (target, fd) in (FIRST_FD..).zip(&high) {
         // SAFETY: the process is about to exec; whatever descriptor `target`
         // was is closed by dup2 and never used again by this image.
         let status = unsafe { libc::dup2(fd.as_raw_fd(), target) };

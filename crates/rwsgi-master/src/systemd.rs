@@ -141,9 +141,9 @@ pub(crate) fn listeners(config: &ServerConfig) -> Result<Vec<Owned>, MasterError
             .map(|spec| Ok(Owned { listener: Listener::bind(spec, config)?, ours: true }))
             .collect();
     };
-    let mut fds: Vec<Option<OwnedFd>> = (0..count)
-        .map(|i| {
-            let fd = FIRST_FD + RawFd::try_from(i).unwrap_or(RawFd::MAX - FIRST_FD);
+    let mut fds: Vec<Option<OwnedFd>> = (FIRST_FD..)
+        .take(count)
+        .map(|fd| {
             nix::fcntl::fcntl(
                 // SAFETY: only probing that the number is open, not keeping it.
                 unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
