@@ -868,6 +868,9 @@ def legend(args, workloads: list[Workload], pinning: bool, proxies: set[str]) ->
         f"{'pinned to CPU ' + SERVER_CPU + ' (taskset), wrk pinned to CPU ' + WRK_CPU if pinning else 'NOT pinned (fewer than 2 CPUs)'}; "
         f"{WARMUP_SECONDS} s warm-up, then `wrk -t{WRK_THREADS} -c{CONNECTIONS} "
         f"-d{args.duration:g}s --timeout {WRK_TIMEOUT} --latency` on loopback.",
+        "Rows named `2 workers`: a master (arbiter) and two 1-thread workers, the app "
+        "imported before the fork; nothing pinned, so the workers and wrk share both "
+        "CPUs (compare them with each other, not with the pinned rows).",
         "Workloads: " + "; ".join(f"{w.name} = {w.description}" for w in workloads) + ".",
         "peak RSS: max over samples (every 0.2 s) of the sum of VmHWM over the server's "
         "process tree (shared pages counted once per process).",
