@@ -99,42 +99,45 @@ where
     let mut events = Vec::new();
     for piece in pieces {
         buf.extend_from_slice(piece);
-        loop {
-            let result = codec.decode(&mut buf);
-            after_decode(codec);
-            match result {
-                Ok(Some(frame)) => push_frame(&mut events, frame),
-                Ok(None) => break,
-                Err(err) => {
-                    push_error(&mut events, &err);
-                    if let Some(probe) = poison_probe {
-                        buf.extend_from_slice(probe);
-                        assert!(
-                            matches!(codec.decode(&mut buf), Ok(None)),
-                            "poisoned codec decoded"
-                        );
-                        assert!(matches!(codec.decode_eof(&mut buf), Ok(None)), "poisoned at EOF");
-                    }
-                    return events;
-                }
+        if !decode_available(codec, &mut buf, false, &mut events, &mut after_decode) {
+            if let Some(probe) = poison_probe {
+                buf.extend_from_slice(probe);
+                assert!(matches!(codec.decode(&mut buf), Ok(None)), "poisoned codec decoded");
+                assert!(matches!(codec.decode_eof(&mut buf), Ok(None)), "poisoned at EOF");
             }
+            return events;
         }
     }
     if eof {
-        loop {
-            let result = codec.decode_eof(&mut buf);
-            after_decode(codec);
-            match result {
-                Ok(Some(frame)) => push_frame(&mut events, frame),
-                Ok(None) => break,
-                Err(err) => {
-                    push_error(&mut events, &err);
-                    break;
-                }
+        decode_available(codec, &mut buf, true, &mut events, &mut after_decode);
+    }
+    events
+}
+
+/// Decodes every frame `buf` holds (with `decode_eof` when `at_eof`) into
+/// `events`; false once an error is pushed.
+fn decode_available<C, H>(
+    codec: &mut C,
+    buf: &mut BytesMut,
+    at_eof: bool,
+    events: &mut Vec<Event<H>>,
+    after_decode: &mut impl FnMut(&mut C),
+) -> bool
+where
+    C: Decoder<Item = Frame<H>, Error = ProtoError>,
+{
+    loop {
+        let result = if at_eof { codec.decode_eof(buf) } else { codec.decode(buf) };
+        after_decode(codec);
+        match result {
+            Ok(Some(frame)) => push_frame(events, frame),
+            Ok(None) => return true,
+            Err(err) => {
+                push_error(events, &err);
+                return false;
             }
         }
     }
-    events
 }
 
 /// `input` as one-byte pieces: the most reads a decoder can be given.
@@ -345,4 +348,83 @@ pub fn assert_pep3333_environ(env: &Environ) -> usize {
     keys.dedup();
     assert_eq!(keys.len(), n, "a key twice in the environ");
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Yields whatever is buffered as one `Data` frame, then `End` at EOF:
+    /// its frames depend on the reads, its merged events must not.
+    #[derive(Default)]
+    struct Echo {
+        ended: bool,
+    }
+
+    impl Decoder for Echo {
+        type Item = Frame<usize>;
+        type Error = ProtoError;
+
+        fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame<usize>>, ProtoError> {
+            Ok((!buf.is_empty()).then(|| Frame::Data(buf.split().freeze())))
+        }
+
+        fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame<usize>>, ProtoError> {
+            match self.decode(buf)? {
+                Some(frame) => Ok(Some(frame)),
+                None if self.ended => Ok(None),
+                None => {
+                    self.ended = true;
+                    Ok(Some(Frame::End))
+                }
+            }
+        }
+    }
+
+    /// Yields the size of its first read as a head: a decoder whose output
+    /// depends on the split, which the harness must catch.
+    #[derive(Default)]
+    struct FirstReadSize {
+        done: bool,
+    }
+
+    impl Decoder for FirstReadSize {
+        type Item = Frame<usize>;
+        type Error = ProtoError;
+
+        fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame<usize>>, ProtoError> {
+            if self.done || buf.is_empty() {
+                return Ok(None);
+            }
+            self.done = true;
+            Ok(Some(Frame::Head(buf.split().len())))
+        }
+    }
+
+    #[test]
+    fn data_is_merged_whatever_the_reads() {
+        let events = assert_same_at_every_split(b"hello", |pieces| {
+            drive(&mut Echo::default(), pieces, true, None, |_| {})
+        });
+        assert_eq!(events, vec![Event::Data(b"hello".to_vec()), Event::End]);
+    }
+
+    #[test]
+    #[should_panic(expected = "split at")]
+    fn a_split_dependent_decoder_is_caught() {
+        assert_same_at_every_split(b"abc", |pieces| {
+            drive(&mut FirstReadSize::default(), pieces, true, None, |_| {})
+        });
+    }
+
+    #[test]
+    fn seeded_pieces_cover_the_input_in_bounded_pieces() {
+        let input: Vec<u8> = (0..=255).cycle().take(5000).collect();
+        for seed in [0, 1, 2, 255] {
+            let pieces = seeded_pieces(&input, seed);
+            let max = if seed & 1 == 1 { 16 } else { 256 };
+            assert!(pieces.iter().all(|p| !p.is_empty() && p.len() <= max));
+            assert_eq!(pieces.concat(), input);
+        }
+    }
 }
