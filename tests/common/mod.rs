@@ -183,9 +183,17 @@ pub fn rwsgi_bin() -> &'static str {
 }
 
 /// A `Command` for rwsgi with a clean environment: cwd = repository root,
-/// no inherited `VIRTUAL_ENV`/`RUST_LOG`, `TMPDIR` in `tmp`.
+/// no inherited `VIRTUAL_ENV`/`RUST_LOG`, no inherited `UWSGI_*`/`RWSGI_*`
+/// variables (rwsgi reads them as options, e.g. `RWSGI_TEST_VENV`), `TMPDIR`
+/// in `tmp`.
 fn rwsgi_command(args: &[&str], env: &[(&str, &str)], tmp: &Path) -> Command {
     let mut cmd = Command::new(rwsgi_bin());
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("UWSGI_") || key.starts_with("RWSGI_") {
+            cmd.env_remove(key.as_ref());
+        }
+    }
     cmd.args(args)
         .current_dir(root())
         .env_remove("VIRTUAL_ENV")
