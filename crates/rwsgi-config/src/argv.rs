@@ -127,20 +127,22 @@ fn take_unless_flag(
 }
 
 impl Invocation {
-    /// Reads the files, then `vars` (the environment, for `UWSGI_*` and
-    /// `RWSGI_*` options and `$(VAR)` placeholders), then the flags, and
-    /// resolves them into one config.
+    /// Reads the files (those named by `UWSGI_INI` and friends first), then
+    /// `vars` (the environment, for `UWSGI_*` and `RWSGI_*` options and
+    /// `$(VAR)` placeholders), then the flags, and resolves them into one
+    /// config.
     pub fn load(self, vars: &[(String, String)]) -> Result<Loaded, ConfigError> {
         let getenv =
             |name: &str| vars.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+        let from_env = env::read(vars);
         let mut reader = FileReader::new(&getenv);
-        for file in &self.files {
+        // uWSGI reads the environment before argv: UWSGI_INI comes first.
+        for file in from_env.files.iter().chain(&self.files) {
             reader.read(file)?;
         }
         let mut entries = reader.finish()?;
-        let (env_entries, warnings) = env::entries(vars);
-        entries.extend(env_entries);
+        entries.extend(from_env.entries);
         entries.extend(self.flags);
-        config::resolve(entries, warnings)
+        config::resolve(entries, from_env.warnings)
     }
 }

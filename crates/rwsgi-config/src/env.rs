@@ -4,6 +4,7 @@
 
 use crate::entry::Entry;
 use crate::error::Source;
+use crate::files::{FileRef, Format};
 use crate::options::{self, Kind};
 
 /// Variables uWSGI sets for itself (in its children, or on reload): never options.
@@ -18,11 +19,18 @@ const UWSGI_OWN: &[&str] = &[
     "UWSGI_FIFO",
 ];
 
-/// The options `vars` set, and a warning for each `UWSGI_*`/`RWSGI_*`
-/// variable that is not one.
-pub(crate) fn entries(vars: &[(String, String)]) -> (Vec<Entry>, Vec<String>) {
-    let mut entries = Vec::new();
-    let mut warnings = Vec::new();
+/// What the environment says: options, config files (`UWSGI_INI`, as
+/// container images use it) and a warning for each `UWSGI_*`/`RWSGI_*`
+/// variable that is not an option.
+#[derive(Debug, Default)]
+pub(crate) struct FromEnv {
+    pub entries: Vec<Entry>,
+    pub files: Vec<FileRef>,
+    pub warnings: Vec<String>,
+}
+
+pub(crate) fn read(vars: &[(String, String)]) -> FromEnv {
+    let mut found = FromEnv::default();
     for (var, value) in vars {
         let Some(rest) = var.strip_prefix("UWSGI_").or_else(|| var.strip_prefix("RWSGI_")) else {
             continue;
@@ -31,20 +39,19 @@ pub(crate) fn entries(vars: &[(String, String)]) -> (Vec<Entry>, Vec<String>) {
             continue;
         }
         let name = rest.to_ascii_lowercase().replace('_', "-");
+        let at = Source::Env(var.clone());
         match options::lookup(&name) {
-            Some(spec) if matches!(spec.kind, Kind::Include | Kind::Action) => {
-                warnings.push(format!(
-                    "env {var}: {} is not read from the environment; ignored",
-                    spec.name
-                ));
+            Some(spec) if spec.kind == Kind::Action => {
+                let warning =
+                    format!("env {var}: {} is only a command-line flag; ignored", spec.name);
+                found.warnings.push(warning);
             }
-            Some(spec) => entries.push(Entry {
-                spec,
-                value: Some(value.clone()),
-                at: Source::Env(var.clone()),
-            }),
-            None => warnings.push(format!("env {var}: not an rwsgi option; ignored")),
+            Some(spec) if spec.kind == Kind::Include => {
+                found.files.push(FileRef::new(value, Format::of_option(spec.name), at));
+            }
+            Some(spec) => found.entries.push(Entry { spec, value: Some(value.clone()), at }),
+            None => found.warnings.push(format!("env {var}: not an rwsgi option; ignored")),
         }
     }
-    (entries, warnings)
+    found
 }

@@ -25,7 +25,6 @@ pub mod options;
 
 pub use argv::{Command, Invocation, parse_args};
 pub use config::{Config, Loaded, ProcessConfig};
-pub use entry::parse_bool;
 pub use error::{ConfigError, Source};
 pub use files::{FileRef, Format};
 

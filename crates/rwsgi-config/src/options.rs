@@ -93,7 +93,12 @@ const fn opt(
         kind,
         status,
         value_name,
-        default: "",
+        // A flag that is not given is off.
+        default: if matches!(kind, Kind::Flag) && !matches!(status, Status::Ignored) {
+            "false"
+        } else {
+            ""
+        },
         bare: None,
         help,
         check: None,
@@ -166,9 +171,9 @@ pub static OPTIONS: &[OptionSpec] = &[
     implemented("socket", List, "ADDR", "serve the uwsgi protocol (nginx uwsgi_pass) on ADDR; repeatable").short('s'),
     implemented("uwsgi-socket", List, "ADDR", "the same as socket; repeatable"),
     implemented("fastcgi-socket", List, "ADDR", "serve FastCGI (nginx fastcgi_pass) on ADDR; repeatable"),
-    implemented("fastcgi-stderr", Flag, "", "also send what a request writes to wsgi.errors to the web server as FastCGI STDERR").default("false"),
+    implemented("fastcgi-stderr", Flag, "", "also send what a request writes to wsgi.errors to the web server as FastCGI STDERR"),
     implemented("chmod-socket", Text, "MODE", "permissions of unix sockets, octal (bare: 666); default: the umask's").bare("666").check(check_mode),
-    implemented("vacuum", Flag, "", "remove unix socket files on exit").default("false"),
+    implemented("vacuum", Flag, "", "remove unix socket files on exit"),
     implemented("listen", Number, "N", "listen backlog").short('l').default("1024").check(check_u32),
     // The app.
     implemented("wsgi-file", Text, "FILE", "load the WSGI app from this Python file").aliases(&["file"]),
@@ -186,14 +191,14 @@ pub static OPTIONS: &[OptionSpec] = &[
     implemented("socket-timeout", Number, "SECONDS", "deadline for a request head, each body read and each write").default("30"),
     implemented("http-keepalive-timeout", Number, "SECONDS", "idle time allowed between requests on a connection; 0 disables keep-alive").default("75"),
     implemented("reload-mercy", Number, "SECONDS", "how long a graceful shutdown waits for requests in flight").aliases(&["worker-reload-mercy"]).default("30"),
-    implemented("die-on-term", Flag, "", "exit on SIGTERM (always so in rwsgi)").default("false"),
-    implemented("disable-logging", Flag, "", "no per-request log line").default("false"),
+    implemented("die-on-term", Flag, "", "exit on SIGTERM (always so in rwsgi)"),
+    implemented("disable-logging", Flag, "", "no per-request log line"),
     // The process model (issue 6): parsed and validated now.
-    pending("master", Flag, "", "run a master process that manages the workers").short('M').default("false"),
+    pending("master", Flag, "", "run a master process that manages the workers").short('M'),
     pending("processes", Number, "N", "worker processes (one serves until the process model lands)").aliases(&["workers"]).short('p').default("1"),
-    pending("lazy-apps", Flag, "", "load the app in each worker after fork, not in the master").default("false"),
+    pending("lazy-apps", Flag, "", "load the app in each worker after fork, not in the master"),
     pending("harakiri", Number, "SECONDS", "kill a worker stuck on one request this long; 0 = never").default("0"),
-    pending("harakiri-verbose", Flag, "", "log more when harakiri kills a worker").default("false"),
+    pending("harakiri-verbose", Flag, "", "log more when harakiri kills a worker"),
     pending("max-requests", Number, "N", "recycle a worker after N requests; 0 = never").default("0"),
     pending("max-requests-delta", Number, "N", "add worker id × N to max-requests, so workers recycle apart").default("0"),
     pending("max-requests-jitter", Number, "N", "add a random 0..N to max-requests").default("0"),
@@ -202,7 +207,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     pending("pidfile", Text, "FILE", "write the master's pid to FILE"),
     pending("uid", Text, "USER", "drop privileges to this user (name or number) after binding").check(check_not_empty),
     pending("gid", Text, "GROUP", "drop privileges to this group (name or number) after binding").check(check_not_empty),
-    pending("need-app", Flag, "", "exit if the app cannot be loaded (rwsgi always does)").default("false"),
+    pending("need-app", Flag, "", "exit if the app cannot be loaded (rwsgi always does)"),
     pending("procname-prefix", Text, "TEXT", "prefix process names with TEXT"),
     pending("procname-prefix-spaced", Text, "TEXT", "prefix process names with TEXT and a space"),
     pending("touch-reload", List, "FILE", "reload gracefully when FILE is touched; repeatable"),

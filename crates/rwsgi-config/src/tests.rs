@@ -358,7 +358,7 @@ fn environment() {
         ("UWSGI_MASTER", ""),
         ("UWSGI_ORIGINAL_PROC_NAME", "uwsgi"),
         ("UWSGI_NO_SUCH", "1"),
-        ("UWSGI_INI", "x.ini"),
+        ("UWSGI_PRINT_CONFIG", "1"),
         ("PATH", "/bin"),
     ];
     let loaded = load_env(&[], &vars).unwrap();
@@ -369,12 +369,38 @@ fn environment() {
         loaded.warnings,
         [
             "env UWSGI_NO_SUCH: not an rwsgi option; ignored",
-            "env UWSGI_INI: ini is not read from the environment; ignored",
+            "env UWSGI_PRINT_CONFIG: print-config is only a command-line flag; ignored",
             "env UWSGI_MASTER: master takes effect when the process model lands; ignored for now",
         ]
     );
     let err = load_env(&[], &[("UWSGI_THREADS", "x")]).unwrap_err().to_string();
     assert_eq!(err, "env UWSGI_THREADS: threads \"x\": want a whole number");
+}
+
+#[test]
+fn uwsgi_ini_from_the_environment_is_read_before_argv_files() {
+    let dir = Dir::new();
+    let from_env = dir.file(
+        "env.ini",
+        "[uwsgi]
+socket = :1
+threads = 2
+",
+    );
+    let from_argv = dir.file(
+        "argv.ini",
+        "[uwsgi]
+socket = :2
+threads = 3
+",
+    );
+    let loaded = load_env(&[&from_argv], &[("UWSGI_INI", &from_env)]).unwrap();
+    assert_eq!(
+        (loaded.config.socket.as_slice(), loaded.config.threads),
+        ([":1".to_string(), ":2".into()].as_slice(), 3)
+    );
+    let err = load_env(&[], &[("UWSGI_INI", "/no/such.ini")]).unwrap_err().to_string();
+    assert!(err.starts_with("env UWSGI_INI: cannot read /no/such.ini"), "{err}");
 }
 
 #[test]
