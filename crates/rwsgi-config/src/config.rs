@@ -2,7 +2,7 @@
 //! environment, flags; lists accumulate, scalars are replaced) and
 //! extracted into [`Config`], with where each value came from.
 
-use crate::entry::{Entry, EntryProvider};
+use crate::entry::Entry;
 use crate::error::{ConfigError, Source};
 use crate::options::{self, Kind, OPTIONS, Status};
 use figment::Figment;
@@ -122,8 +122,9 @@ pub(crate) fn resolve(
         .map(|spec| Entry { spec, value: Some(spec.default.to_string()), at: Source::Default });
     let mut figment = Figment::new();
     let mut warned = Vec::new();
-    for entry in defaults.collect::<Vec<_>>().into_iter().chain(entries) {
-        let provider: EntryProvider = entry.provider()?;
+    for entry in defaults.chain(entries) {
+        // Checked even when ignored: a bad value is an error either way.
+        let provider = entry.provider()?;
         if entry.spec.status == Status::Ignored {
             if !warned.contains(&entry.spec.name) {
                 warned.push(entry.spec.name);
@@ -138,9 +139,8 @@ pub(crate) fn resolve(
     }
     let config: Config =
         figment.extract().map_err(|err| ConfigError::Extract(extract_error(&err)))?;
-    let loaded = Loaded { config, warnings, figment };
+    let mut loaded = Loaded { config, warnings, figment };
     let pending = loaded.pending_warnings();
-    let mut loaded = loaded;
     loaded.warnings.extend(pending);
     Ok(loaded)
 }

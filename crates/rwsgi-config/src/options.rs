@@ -123,9 +123,14 @@ const fn pending(
     opt(name, kind, Status::Pending, value, help)
 }
 
-const fn ignored(name: &'static str, kind: Kind, help: &'static str) -> OptionSpec {
-    let value = if matches!(kind, Kind::Flag) { "" } else { "VALUE" };
-    opt(name, kind, Status::Ignored, value, help)
+/// An ignored flag: its value must still be a boolean.
+const fn ignored_flag(name: &'static str, help: &'static str) -> OptionSpec {
+    opt(name, Kind::Flag, Status::Ignored, "", help)
+}
+
+/// An ignored option with a value: any value, or none, is accepted.
+const fn ignored_value(name: &'static str, help: &'static str) -> OptionSpec {
+    opt(name, Kind::Text, Status::Ignored, "VALUE", help).bare("")
 }
 
 impl OptionSpec {
@@ -213,32 +218,44 @@ pub static OPTIONS: &[OptionSpec] = &[
     pending("touch-reload", List, "FILE", "reload gracefully when FILE is touched; repeatable"),
     pending("touch-chain-reload", List, "FILE", "reload workers one by one when FILE is touched; repeatable"),
     // Found in real uWSGI files; no effect here.
-    ignored("plugins", Text, "rwsgi has Python built in").aliases(&["plugin"]),
-    ignored("enable-threads", Flag, "Python threads are always enabled"),
-    ignored("single-interpreter", Flag, "there is always one interpreter"),
-    ignored("thunder-lock", Flag, "no accept lock is needed"),
-    ignored("lazy", Flag, "see lazy-apps"),
-    ignored("py-autoreload", Number, "code changes are NOT picked up: restart rwsgi"),
-    ignored("memory-report", Flag, "no memory report is logged"),
-    ignored("strict", Flag, "rwsgi is always strict: unknown options are errors"),
-    ignored("auto-procname", Flag, "process names are not changed"),
-    ignored("log-date", Flag, "log lines always carry a timestamp"),
-    ignored("logto", Text, "logs still go to stderr, NOT to this file").aliases(&["logto2"]),
-    ignored("daemonize", Text, "rwsgi stays in the foreground and logs to stderr; use a service manager").aliases(&["daemonize2"]),
-    ignored("log-master", Flag, "logs go to stderr directly"),
-    ignored("logformat", Text, "the request log line has rwsgi's fixed format").aliases(&["log-format"]),
-    ignored("log-x-forwarded-for", Flag, "the request log shows the peer address"),
-    ignored("no-orphans", Flag, "there are no orphan workers"),
-    ignored("vhost", Flag, "one app per server"),
-    ignored("optimize", Number, "Python's optimisation level is not changed"),
-    ignored("stats", Text, "there is NO stats server"),
-    ignored("static-map", Text, "static files are NOT served: serve them from nginx"),
-    ignored("offload-threads", Number, "files are sent with sendfile(2) by the core"),
-    ignored("ignore-sigpipe", Flag, "SIGPIPE never kills rwsgi"),
-    ignored("ignore-write-errors", Flag, "write errors are never an app error"),
-    ignored("disable-write-exception", Flag, "write errors are never an app error"),
-    ignored("cheaper", Number, "the number of workers is fixed"),
-    ignored("max-fd", Number, "the file descriptor limit is not changed"),
+    ignored_value("plugins", "rwsgi has Python built in").aliases(&["plugin"]),
+    ignored_flag("enable-threads", "Python threads are always enabled"),
+    ignored_flag("single-interpreter", "there is always one interpreter"),
+    ignored_flag("thunder-lock", "no accept lock is needed"),
+    ignored_flag("lazy", "see lazy-apps"),
+    ignored_value("py-autoreload", "code changes are NOT picked up: restart rwsgi"),
+    ignored_flag("memory-report", "no memory report is logged"),
+    ignored_flag("strict", "rwsgi is always strict: unknown options are errors"),
+    ignored_flag("auto-procname", "process names are not changed"),
+    ignored_flag("log-date", "log lines always carry a timestamp"),
+    ignored_value("logto", "logs still go to stderr, NOT to this file").aliases(&["logto2"]),
+    ignored_value("daemonize", "rwsgi stays in the foreground and logs to stderr; use a service manager").aliases(&["daemonize2"]),
+    ignored_flag("log-master", "logs go to stderr directly"),
+    ignored_value("logformat", "the request log line has rwsgi's fixed format").aliases(&["log-format"]),
+    ignored_flag("log-x-forwarded-for", "the request log shows the peer address"),
+    ignored_flag("no-orphans", "there are no orphan workers"),
+    ignored_flag("vhost", "one app per server"),
+    ignored_value("optimize", "Python's optimisation level is not changed"),
+    ignored_value("stats", "there is NO stats server"),
+    ignored_value("static-map", "static files are NOT served: serve them from nginx"),
+    ignored_value("offload-threads", "files are sent with sendfile(2) by the core"),
+    ignored_flag("ignore-sigpipe", "SIGPIPE never kills rwsgi"),
+    ignored_flag("ignore-write-errors", "write errors are never an app error"),
+    ignored_flag("disable-write-exception", "write errors are never an app error"),
+    ignored_value("cheaper", "the number of workers is fixed"),
+    ignored_value("max-fd", "the file descriptor limit is not changed"),
+    ignored_value("chown-socket", "unix socket ownership is NOT changed"),
+    ignored_flag("show-config", "use rwsgi --print-config"),
+    ignored_flag("log-reopen", "logs go to stderr"),
+    ignored_value("logger", "logs go to stderr, NOT to this logger").aliases(&["req-logger"]),
+    ignored_value("http-keepalive", "HTTP keep-alive is always on (see http-keepalive-timeout)"),
+    ignored_flag("http-auto-chunked", "HTTP/1.1 responses of unknown length are always chunked"),
+    ignored_flag("catch-exceptions", "tracebacks are logged, never sent to the client"),
+    ignored_flag("py-tracebacker", "there is NO tracebacker socket"),
+    ignored_value("limit-as", "the address space is NOT limited"),
+    ignored_value("check-static", "static files are NOT served: serve them from nginx"),
+    ignored_value("add-header", "this header is NOT added to responses"),
+    ignored_value("master-fifo", "there is NO master fifo"),
 ];
 
 /// The option called `name` (or one of its aliases).

@@ -409,7 +409,7 @@ fn ignored_and_pending_options_warn_once() {
     let ini = dir.file(
         "app.ini",
         "[uwsgi]\nplugins = python3\nplugin = http\nenable-threads = true\nlogto = /var/log/app.log\n\
-         processes = 4\nharakiri = 30\nmaster = false\ntouch-reload = /tmp/r\nuid = www-data\n",
+         processes = 4\nharakiri = 30\nmaster = false\ntouch-reload = /tmp/r\nuid = www-data\npy-autoreload\n",
     );
     let loaded = load(&[&ini]).unwrap();
     assert_eq!(
@@ -421,6 +421,9 @@ fn ignored_and_pending_options_warn_once() {
             ),
             format!(
                 "{ini}:5: logto has no effect in rwsgi: logs still go to stderr, NOT to this file"
+            ),
+            format!(
+                "{ini}:11: py-autoreload has no effect in rwsgi: code changes are NOT picked up: restart rwsgi"
             ),
             format!("{ini}:6: processes = 4: one process serves until the process model lands"),
             format!("{ini}:7: harakiri takes effect when the process model lands; ignored for now"),
