@@ -351,3 +351,32 @@ fn scalar_text(value: &Value) -> Option<Option<String>> {
         Value::Dict(..) | Value::Array(..) => return None,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_sections_and_formats() {
+        for (spec, path, section) in [
+            ("app.ini", "app.ini", None),
+            ("app.ini:prod", "app.ini", Some("prod")),
+            ("/etc/a:b/app.ini", "/etc/a:b/app.ini", None),
+            ("./x.ini:", "./x.ini:", None),
+            (":prod", ":prod", None),
+        ] {
+            assert_eq!(split_section(spec), (path, section), "{spec}");
+        }
+        for (path, format) in [
+            ("a.ini", Some(Format::Ini)),
+            ("a.INI:prod", Some(Format::Ini)),
+            ("a.yaml", Some(Format::Yaml)),
+            ("a.yml", Some(Format::Yaml)),
+            ("a.json", Some(Format::Json)),
+            ("a.py", None),
+            ("app", None),
+        ] {
+            assert_eq!(Format::of_path(path), format, "{path}");
+        }
+    }
+}
