@@ -14,13 +14,11 @@ build:
 release:
 	$(CARGO) build --release
 
-# Serves examples/hello on all three protocols with 4 threads: HTTP on
-# http://127.0.0.1:8000, uwsgi on 127.0.0.1:9000 (nginx uwsgi_pass) and
-# FastCGI on 127.0.0.1:9001 (nginx fastcgi_pass).
+# Serves examples/hello on all three protocols with 4 threads (conf/rwsgi.ini):
+# HTTP on http://127.0.0.1:8000, uwsgi on 127.0.0.1:9000 (nginx uwsgi_pass)
+# and FastCGI on 127.0.0.1:9001 (nginx fastcgi_pass).
 run: release
-	./target/release/rwsgi --http-socket 127.0.0.1:8000 --socket 127.0.0.1:9000 \
-		--fastcgi-socket 127.0.0.1:9001 --wsgi-file examples/hello/app.py \
-		--master --processes 1 --threads 4
+	./target/release/rwsgi --ini conf/rwsgi.ini
 
 # A virtualenv with what the test apps import (Flask, Django), made with the
 # same Python rwsgi embeds.
@@ -55,8 +53,8 @@ bench-rss: venv
 bench-codec:
 	$(CARGO) bench --bench http1_codec --bench proxy_codecs
 
-# 60 s per codec (cargo install cargo-fuzz; needs the nightly toolchain).
-FUZZ_TARGETS := http1_decode uwsgi_decode fastcgi_decode
+# 60 s per parser (cargo install cargo-fuzz; needs the nightly toolchain).
+FUZZ_TARGETS := http1_decode uwsgi_decode fastcgi_decode ini_parse
 fuzz:
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
 		$(CARGO) +nightly fuzz run $$target -- -max_total_time=60 || exit 1; \

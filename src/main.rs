@@ -1,7 +1,8 @@
-//! `rwsgi`: the command line. It speaks uWSGI's option names, so an existing
-//! `uwsgi ...` command line runs unchanged with `rwsgi ...`.
+//! `rwsgi`: the command line. It speaks uWSGI's option names and reads its
+//! ini, YAML and JSON files, so an existing `uwsgi ...` command line or
+//! `uwsgi.ini` runs unchanged with `rwsgi ...`.
 
-mod cli;
+mod settings;
 
 /// Requests allocate on the I/O thread and free on a Python thread (and back);
 /// mimalloc handles that cross-thread traffic far better than glibc's arenas
@@ -9,16 +10,47 @@ mod cli;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::Parser;
+use rwsgi_config::{Command, options};
+use settings::Settings;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = match cli::Args::try_parse() {
-        Ok(args) => args,
-        Err(err) => return cli::report_parse_error(err),
+    let invocation = match rwsgi_config::parse_args(std::env::args_os().skip(1)) {
+        Ok(Command::Run(invocation)) => invocation,
+        Ok(Command::Help) => return print_and_succeed(&options::help_text()),
+        Ok(Command::HelpOptions) => return print_and_succeed(&options::options_text()),
+        Ok(Command::Version) => {
+            return print_and_succeed(&format!("rwsgi {}\n", env!("CARGO_PKG_VERSION")));
+        }
+        Err(err) => return fail(&err.to_string()),
     };
-    cli::init_logging(&args);
-    match run(args) {
+    let (print_config, check_config) = (invocation.print_config, invocation.check_config);
+    // Variables that are not UTF-8 cannot name options or fill placeholders.
+    let vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+        .collect();
+    let loaded = match invocation.load(&vars) {
+        Ok(loaded) => loaded,
+        Err(err) => return fail(&err.to_string()),
+    };
+    init_logging();
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    if print_config {
+        return print_and_succeed(&loaded.render());
+    }
+    let settings = match Settings::new(&loaded) {
+        Ok(settings) => settings,
+        Err(message) => return fail(&message),
+    };
+    if check_config {
+        return match settings.check(&loaded) {
+            Ok(()) => print_and_succeed("rwsgi: the config is valid\n"),
+            Err(message) => fail(&message),
+        };
+    }
+    match run(settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
@@ -27,7 +59,35 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: cli::Args) -> Result<(), String> {
-    let (server, app, pool, master) = args.into_configs()?;
-    rwsgi_master::run(master, server, app, pool).map_err(|e| e.to_string())
+fn print_and_succeed(text: &str) -> ExitCode {
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
+/// A config error: one line on stderr, exit status 1.
+fn fail(message: &str) -> ExitCode {
+    eprintln!("rwsgi: {message}");
+    ExitCode::FAILURE
+}
+
+/// Logs go to stderr, as uWSGI's do; `RUST_LOG` refines the level.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(settings: Settings) -> Result<(), String> {
+    let Settings { server, app, pool, master, .. } = &settings;
+    rwsgi_master::run(master.clone(), server.clone(), app.clone(), pool.clone()).map_err(|err| {
+        match &err {
+            rwsgi_master::MasterError::Server(bind) => settings.describe_bind_error(bind),
+            _ => err.to_string(),
+        }
+    })
 }

@@ -13,15 +13,7 @@ const CLI_APP: &str = "tests/apps/cli_app.py";
 /// Asserts a failed start: exit status 1 and exactly one line on stderr
 /// containing every one of `needles`.
 fn assert_one_line_failure(args: &[&str], needles: &[&str]) -> String {
-    let out = run_rwsgi(args, &[]);
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
-    let lines = out.stderr_lines();
-    assert_eq!(lines.len(), 1, "{args:?}: want one line on stderr, got {:?}", out.stderr);
-    for needle in needles {
-        assert!(lines[0].contains(needle), "{args:?}: {:?} lacks {needle:?}", lines[0]);
-    }
-    assert!(!out.stderr.contains("Traceback"), "{args:?}: {:?}", out.stderr);
-    lines[0].to_string()
+    common::assert_one_line_failure(args, &[], needles)
 }
 
 #[test]

@@ -21,22 +21,16 @@
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use rwsgi_fastcgi::{FastCgiCodec, FastCgiHead, ManagementValues};
-use rwsgi_proto::{
-    BodyLength, ConnInfo, Environ, Frame, Limits, OutBuf, RequestHead, ResponseHead, ServerCodec,
-    SocketAddress,
+use rwsgi_proto::{BodyLength, ConnInfo, Frame, Limits, OutBuf, RequestHead, ServerCodec};
+use rwsgi_testkit::{
+    DATE, assert_pep3333_environ, environ_of, limits_from_seed, push_error, push_frame,
+    response_head, seeded_pieces, tcp_conn, unix_conn,
 };
 use tokio_util::codec::Decoder;
 
 const VALUES: ManagementValues = ManagementValues { max_conns: 7, max_reqs: 4_000_000_000 };
 
-#[derive(Debug, PartialEq, Eq)]
-enum Event {
-    Head(Box<FastCgiHead>),
-    Data(Vec<u8>),
-    End,
-    Abort,
-    Error(Option<u16>, String),
-}
+type Event = rwsgi_testkit::Event<FastCgiHead>;
 
 /// Everything one run produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -48,24 +42,8 @@ struct Outcome {
     responses: Vec<u8>,
 }
 
-/// Small limits so the fuzzer reaches them too.
-fn limits(seed: u8) -> Limits {
-    Limits {
-        max_head: 16 + usize::from(seed & 0x3f) * 16,
-        max_headers: if seed & 0x40 != 0 { 2 } else { 100 },
-        max_body: if seed & 0x80 != 0 { Some(32) } else { None },
-    }
-}
-
 fn conn(unix: bool) -> ConnInfo {
-    if unix {
-        ConnInfo { peer: SocketAddress::Unix(None), local: SocketAddress::Unix(None) }
-    } else {
-        ConnInfo {
-            peer: SocketAddress::Tcp(std::net::SocketAddr::from(([192, 0, 2, 1], 4000))),
-            local: SocketAddress::Tcp(std::net::SocketAddr::from(([10, 0, 0, 1], 9000))),
-        }
-    }
+    if unix { unix_conn() } else { tcp_conn(9000) }
 }
 
 /// Turns `input` into well-formed records: each takes a type byte, an id
@@ -128,30 +106,10 @@ fn records(wire: &[u8]) -> Vec<(u8, u16, Vec<u8>)> {
 /// The environ of `head` must be a dict PEP 3333 accepts, with none of
 /// the keys the codec promises to drop.
 fn check_head(head: &FastCgiHead, limits: Limits, unix: bool) {
-    let mut env = Environ::default();
-    head.write_environ(&conn(unix), &mut env);
-    for name in ["REQUEST_METHOD", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL"] {
-        assert!(env.get(name).is_some_and(|v| !v.is_empty()), "{name} missing or empty");
-    }
-    for name in ["SCRIPT_NAME", "PATH_INFO", "QUERY_STRING"] {
-        assert!(env.get(name).is_some(), "{name} missing");
-    }
-    for name in ["CONTENT_TYPE", "CONTENT_LENGTH"] {
-        assert!(env.get(name).is_none_or(|v| !v.is_empty()), "empty {name}");
-    }
+    let env = environ_of(head, &conn(unix));
+    let n = assert_pep3333_environ(&env);
     let script = env.get("SCRIPT_NAME").cloned().unwrap_or_default();
     assert!(script.is_empty() || script.starts_with(b"/"), "SCRIPT_NAME {script:?}");
-    let mut keys: Vec<&[u8]> = env.vars.iter().map(|(k, _)| k.as_bytes()).collect();
-    for key in &keys {
-        let lower = key.to_ascii_lowercase();
-        assert!(!lower.starts_with(b"wsgi.") && !lower.starts_with(b"uwsgi."), "{key:?} kept");
-        assert!(*key != b"HTTP_CONTENT_TYPE" && *key != b"HTTP_CONTENT_LENGTH", "{key:?} kept");
-        assert!(!key.is_empty(), "empty key");
-    }
-    keys.sort_unstable();
-    let n = keys.len();
-    keys.dedup();
-    assert_eq!(keys.len(), n, "a key twice in the environ");
     assert!(n <= head.params().count() + 8);
     assert!(head.params().count() <= limits.max_headers + 64);
     assert_eq!(head.param(b"REQUEST_METHOD"), Some(head.method()));
@@ -184,12 +142,7 @@ struct State {
 }
 
 fn respond(codec: &mut FastCgiCodec, state: &mut State, complete: bool, out: &mut Vec<u8>) {
-    let head = ResponseHead {
-        status: 200,
-        status_line: Bytes::from_static(b"200 OK"),
-        headers: vec![(Bytes::from_static(b"X-A"), Bytes::from_static(b"1"))],
-        content_length: None,
-    };
+    let head = response_head(200, "200 OK", &[("X-A", "1")], None);
     let mut buf = OutBuf::new();
     if state.early {
         codec.close_after_response();
@@ -231,7 +184,7 @@ fn push(
     frame: Frame<FastCgiHead>,
     outcome: &mut Outcome,
 ) {
-    match frame {
+    match &frame {
         Frame::Head(head) => {
             assert!(!state.active, "a head while a request is active");
             state.active = true;
@@ -242,34 +195,29 @@ fn push(
                 BodyLength::Known(n) => Some(n),
                 BodyLength::Streamed => None,
             };
-            check_head(&head, state.limits, state.unix);
-            outcome.events.push(Event::Head(Box::new(head)));
+            check_head(head, state.limits, state.unix);
             if state.early {
                 respond(codec, state, true, &mut outcome.responses);
             }
         }
         Frame::Data(data) => {
-            assert!(state.in_body && !data.is_empty(), "bad data frame");
+            assert!(state.in_body, "data outside a body");
             if let Some(remaining) = &mut state.remaining {
                 *remaining = remaining.checked_sub(data.len() as u64).expect("data past the body");
-            }
-            match outcome.events.last_mut() {
-                Some(Event::Data(prev)) => prev.extend_from_slice(&data),
-                _ => outcome.events.push(Event::Data(data.to_vec())),
             }
         }
         Frame::End => {
             assert!(state.in_body, "end outside a body");
             state.in_body = false;
-            outcome.events.push(Event::End);
             respond(codec, state, true, &mut outcome.responses);
         }
         Frame::Abort => {
             assert!(state.active, "abort without a request");
-            outcome.events.push(Event::Abort);
             respond(codec, state, false, &mut outcome.responses);
         }
     }
+    // Asserts the data is not empty and merges it with the previous piece.
+    push_frame(&mut outcome.events, frame);
 }
 
 fn take_control(codec: &mut FastCgiCodec, control: &mut Vec<u8>) {
@@ -314,7 +262,7 @@ fn run(pieces: &[&[u8]], limits: Limits, unix: bool, early: bool) -> Outcome {
                 }
                 Ok(None) => break,
                 Err(err) => {
-                    outcome.events.push(Event::Error(err.status(), err.to_string()));
+                    push_error(&mut outcome.events, &err);
                     // Poisoned: nothing more comes out.
                     assert!(matches!(codec.decode(&mut buf), Ok(None)));
                     assert!(matches!(codec.decode_eof(&mut buf), Ok(None)));
@@ -340,7 +288,7 @@ fn run(pieces: &[&[u8]], limits: Limits, unix: bool, early: bool) -> Outcome {
                 // Only a truncation, never a malformed record, is found at
                 // EOF that was not found before.
                 assert!(err.status().is_none(), "{err}");
-                outcome.events.push(Event::Error(err.status(), err.to_string()));
+                push_error(&mut outcome.events, &err);
                 break;
             }
         }
@@ -351,7 +299,7 @@ fn run(pieces: &[&[u8]], limits: Limits, unix: bool, early: bool) -> Outcome {
 fn encode_error(codec: &mut FastCgiCodec, status: Option<u16>, state: &State, out: &mut Vec<u8>) {
     let mut buf = OutBuf::new();
     codec.close_after_response();
-    codec.encode_error(status.unwrap_or(400), b"Sun, 06 Nov 1994 08:49:37 GMT", &mut buf);
+    codec.encode_error(status.unwrap_or(400), DATE, &mut buf);
     let wire = buf.take_contiguous();
     let recs = records(&wire);
     if state.active {
@@ -365,7 +313,7 @@ fn encode_error(codec: &mut FastCgiCodec, status: Option<u16>, state: &State, ou
 
 fuzz_target!(|data: &[u8]| {
     let [limit_seed, split_seed, input @ ..] = data else { return };
-    let limits = limits(*limit_seed);
+    let limits = limits_from_seed(*limit_seed, 16, 2);
     let unix = split_seed & 2 != 0;
     let early = split_seed & 8 != 0;
     let built;
@@ -377,21 +325,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let whole = run(&[input], limits, unix, early);
 
-    // Cut points from the split seed: a xorshift stream, pieces of 1..=16
-    // bytes when the seed is odd, up to 256 otherwise.
-    let mut state = u32::from(*split_seed) | 0x9e37_0000;
-    let max_piece = if split_seed & 1 == 1 { 16 } else { 256 };
-    let mut pieces = Vec::new();
-    let mut rest = input;
-    while !rest.is_empty() {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        let n = (state as usize % max_piece + 1).min(rest.len());
-        let (piece, tail) = rest.split_at(n);
-        pieces.push(piece);
-        rest = tail;
-    }
+    let pieces = seeded_pieces(input, *split_seed);
     let split = run(&pieces, limits, unix, early);
     assert_eq!(split.events, whole.events, "pieces differ from the whole input");
     assert_eq!(split.control, whole.control, "control output differs");

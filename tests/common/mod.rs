@@ -183,9 +183,17 @@ pub fn rwsgi_bin() -> &'static str {
 }
 
 /// A `Command` for rwsgi with a clean environment: cwd = repository root,
-/// no inherited `VIRTUAL_ENV`/`RUST_LOG`, `TMPDIR` in `tmp`.
+/// no inherited `VIRTUAL_ENV`/`RUST_LOG`, no inherited `UWSGI_*`/`RWSGI_*`
+/// variables (rwsgi reads them as options, e.g. `RWSGI_TEST_VENV`), `TMPDIR`
+/// in `tmp`.
 fn rwsgi_command(args: &[&str], env: &[(&str, &str)], tmp: &Path) -> Command {
     let mut cmd = Command::new(rwsgi_bin());
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("UWSGI_") || key.starts_with("RWSGI_") {
+            cmd.env_remove(key.as_ref());
+        }
+    }
     cmd.args(args)
         .current_dir(root())
         .env_remove("VIRTUAL_ENV")
@@ -238,6 +246,21 @@ pub fn run_rwsgi(args: &[&str], env: &[(&str, &str)]) -> Outcome {
     let _ = t1.join();
     let _ = t2.join();
     Outcome { status, stdout: out.snapshot(), stderr: err.snapshot() }
+}
+
+/// Asserts a failed start: exit status 1 and exactly one line on stderr
+/// containing every one of `needles`; returns the line.
+pub fn assert_one_line_failure(args: &[&str], env: &[(&str, &str)], needles: &[&str]) -> String {
+    let out = run_rwsgi(args, env);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "{args:?}: want one line on stderr, got {:?}", out.stderr);
+    for needle in needles {
+        assert!(lines[0].contains(needle), "{args:?}: {:?} lacks {needle:?}", lines[0]);
+    }
+    assert!(!out.stderr.contains("Traceback"), "{args:?}: {:?}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{args:?}: {:?}", out.stderr);
+    lines[0].to_string()
 }
 
 /// A running rwsgi. Dropping it kills the process.
@@ -305,9 +328,23 @@ impl Server {
             all.extend(["--http-socket", "127.0.0.1:0"]);
         }
         all.extend_from_slice(args);
-        let sockets = socket_arg_count(&all);
+        Server::spawn(&all, env, socket_arg_count(&all), customize)
+    }
+
+    /// Starts rwsgi with exactly `args` (sockets from a config file, say)
+    /// and waits until `sockets` sockets are listening.
+    pub fn start_listening(args: &[&str], env: &[(&str, &str)], sockets: usize) -> Server {
+        Server::spawn(args, env, sockets, |command| command)
+    }
+
+    fn spawn(
+        all: &[&str],
+        env: &[(&str, &str)],
+        sockets: usize,
+        customize: impl FnOnce(Command) -> Command,
+    ) -> Server {
         let tmp = TempDir::new("srv");
-        let mut command = customize(rwsgi_command(&all, env, tmp.path()));
+        let mut command = customize(rwsgi_command(all, env, tmp.path()));
         let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let log = Arc::new(LogBuf::default());
         let pumps = vec![

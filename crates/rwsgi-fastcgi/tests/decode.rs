@@ -9,6 +9,7 @@ mod common;
 
 use common::*;
 use rwsgi_proto::{BodyLength, Limits, OutBuf, RequestHead, ServerCodec};
+use rwsgi_testkit::{DATE, first_head};
 
 fn data(bytes: &[u8]) -> Event {
     Event::Data(bytes.to_vec())

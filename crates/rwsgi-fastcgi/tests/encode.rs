@@ -8,6 +8,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use rwsgi_proto::{Limits, OutBuf, ServerCodec};
+use rwsgi_testkit::DATE;
 
 fn get(id: u16, flags: u8, method: &[u8]) -> Vec<u8> {
     request(id, flags, &[(b"REQUEST_METHOD", method)], b"")

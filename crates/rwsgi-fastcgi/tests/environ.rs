@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use rwsgi_proto::{Environ, RequestHead, Scheme};
+use rwsgi_testkit::{assert_unique_keys, unix_conn, var};
 
 fn nginx_get(uri: &[u8], path: &[u8], query: &[u8]) -> Vec<u8> {
     request(1, 0, &nginx_params(b"GET", uri, path, query, b"", b""), b"")

@@ -9,6 +9,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use rwsgi_proto::{BodyLength, Limits, OutBuf, ProtoError, RequestHead, ServerCodec};
+use rwsgi_testkit::{DATE, first_head};
 
 fn eof() -> Event {
     Event::Error(None, ProtoError::UnexpectedEof.to_string())

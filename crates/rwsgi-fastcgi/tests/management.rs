@@ -9,6 +9,7 @@ mod common;
 
 use common::*;
 use rwsgi_proto::{OutBuf, ServerCodec};
+use rwsgi_testkit::first_head;
 
 fn get_values(names: &[&[u8]]) -> Vec<u8> {
     let pairs: Vec<(&[u8], &[u8])> = names.iter().map(|n| (*n, &b""[..])).collect();

@@ -9,38 +9,12 @@ use bytes::{Bytes, BytesMut};
 use rwsgi_http1::Http1Codec;
 use rwsgi_proto::reason_phrase;
 use rwsgi_proto::{Frame, OutBuf, ResponseHead, ServerCodec};
+use rwsgi_testkit::{DATE, decoded_through_end, response_head as response};
 use tokio_util::codec::Decoder;
-
-const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
 /// A codec that has decoded `request` entirely (head and body).
 fn after(request: &[u8]) -> Http1Codec {
-    let mut codec = Http1Codec::new(common::limits());
-    let mut buf = BytesMut::from(request);
-    loop {
-        match codec.decode(&mut buf) {
-            Ok(Some(Frame::End)) => return codec,
-            Ok(Some(_)) => {}
-            other => panic!("{other:?}"),
-        }
-    }
-}
-
-fn response(
-    status: u16,
-    line: &'static str,
-    headers: &[(&'static str, &'static str)],
-    len: Option<u64>,
-) -> ResponseHead {
-    ResponseHead {
-        status,
-        status_line: Bytes::from_static(line.as_bytes()),
-        headers: headers
-            .iter()
-            .map(|(n, v)| (Bytes::from_static(n.as_bytes()), Bytes::from_static(v.as_bytes())))
-            .collect(),
-        content_length: len,
-    }
+    decoded_through_end(Http1Codec::new(common::limits()), request)
 }
 
 /// Encodes a whole response; returns the bytes and `encode_end`'s answer.

@@ -7,8 +7,9 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{environ, environ_with, head_of, var};
+use common::{environ, environ_with, head_of};
 use rwsgi_proto::{CgiVar, ConnInfo, EnvKey, Environ, RequestHead, Scheme, SocketAddress};
+use rwsgi_testkit::var;
 
 fn v(s: &str) -> Option<Vec<u8>> {
     Some(s.as_bytes().to_vec())

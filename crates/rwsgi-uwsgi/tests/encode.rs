@@ -7,44 +7,18 @@ mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::{get_with, limits, packet};
-use rwsgi_proto::{Frame, OutBuf, ProtoError, ResponseHead, ServerCodec, reason_phrase};
+use rwsgi_proto::{OutBuf, ProtoError, ResponseHead, ServerCodec, reason_phrase};
+use rwsgi_testkit::{DATE, decoded_through_end, response_head as response};
 use rwsgi_uwsgi::UwsgiCodec;
 use tokio_util::codec::Decoder;
 
-const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
-
 /// A codec that has decoded `request` entirely (head and body).
 fn after(request: &[u8]) -> UwsgiCodec {
-    let mut codec = UwsgiCodec::new(limits());
-    let mut buf = BytesMut::from(request);
-    loop {
-        match codec.decode(&mut buf) {
-            Ok(Some(Frame::End)) => return codec,
-            Ok(Some(_)) => {}
-            other => panic!("{other:?}"),
-        }
-    }
+    decoded_through_end(UwsgiCodec::new(limits()), request)
 }
 
 fn with_protocol(protocol: &[u8]) -> Vec<u8> {
     get_with(&[(b"SERVER_PROTOCOL", protocol)])
-}
-
-fn response(
-    status: u16,
-    line: &'static str,
-    headers: &[(&'static str, &'static str)],
-    len: Option<u64>,
-) -> ResponseHead {
-    ResponseHead {
-        status,
-        status_line: Bytes::from_static(line.as_bytes()),
-        headers: headers
-            .iter()
-            .map(|(n, v)| (Bytes::from_static(n.as_bytes()), Bytes::from_static(v.as_bytes())))
-            .collect(),
-        content_length: len,
-    }
 }
 
 /// Encodes a whole response; returns the bytes and `encode_end`'s answer.

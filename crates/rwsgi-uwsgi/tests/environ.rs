@@ -5,11 +5,9 @@
 
 mod common;
 
-use common::{
-    assert_unique_keys, environ, environ_with, get_with, head_of, keys, nginx_vars, packet,
-    tcp_conn, unix_conn, var,
-};
+use common::{environ, environ_with, get_with, head_of, nginx_vars, packet, tcp_conn};
 use rwsgi_proto::{CgiVar, ConnInfo, EnvKey, Environ, RequestHead, Scheme, SocketAddress};
+use rwsgi_testkit::{assert_unique_keys, keys, unix_conn, var};
 
 fn v(s: &str) -> Option<Vec<u8>> {
     Some(s.as_bytes().to_vec())

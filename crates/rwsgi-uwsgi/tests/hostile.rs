@@ -8,9 +8,10 @@ mod common;
 
 use common::{
     Event, assert_rejected, assert_rejected_with, check, check_eof, check_with, environ, get_with,
-    head_of, header, limits, packet, raw_packet, var, vars_block,
+    head_of, header, limits, packet, raw_packet, vars_block,
 };
 use rwsgi_proto::{BodyLength, Limits, ProtoError, RequestHead, ServerCodec};
+use rwsgi_testkit::var;
 use rwsgi_uwsgi::UwsgiCodec;
 
 fn eof() -> Event {
@@ -221,7 +222,7 @@ fn u12_duplicate_keys_are_joined() {
     ]));
     assert_eq!(var(&env, "HTTP_COOKIE"), Some(b"a=1; b=2".to_vec()));
     assert_eq!(var(&env, "HTTP_X_A"), Some(b"1, 2, ".to_vec()));
-    common::assert_unique_keys(&env);
+    rwsgi_testkit::assert_unique_keys(&env);
     // REQUEST_METHOD twice: which one would the app see? Neither.
     assert_rejected(
         &packet(&[(b"REQUEST_METHOD", b"GET"), (b"REQUEST_METHOD", b"POST")], b""),
@@ -246,7 +247,7 @@ fn u13_wsgi_keys_are_dropped() {
             k.starts_with(b"wsgi.") || k.starts_with(b"uwsgi.")
         }),
         "{:?}",
-        common::keys(&env)
+        rwsgi_testkit::keys(&env)
     );
     assert_eq!(env.scheme, rwsgi_proto::Scheme::Http);
 }

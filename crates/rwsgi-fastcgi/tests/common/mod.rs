@@ -5,13 +5,12 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use bytes::{Bytes, BytesMut};
 use rwsgi_fastcgi::{FastCgiCodec, FastCgiHead, ManagementValues};
-use rwsgi_proto::{
-    ConnInfo, Environ, Frame, Limits, OutBuf, ProtoError, RequestHead, ResponseHead, ServerCodec,
-    SocketAddress,
+use rwsgi_proto::{ConnInfo, Environ, Limits, OutBuf, ResponseHead, ServerCodec};
+use rwsgi_testkit::{
+    assert_same_at_every_split, environ_of, expect_error_last, expect_head, one_byte_at_a_time,
+    response_head,
 };
-use tokio_util::codec::Decoder;
 
 pub const BEGIN_REQUEST: u8 = 1;
 pub const ABORT_REQUEST: u8 = 2;
@@ -175,18 +174,8 @@ pub fn get_with(extra: &[(&[u8], &[u8])]) -> Vec<u8> {
     request(1, 0, &pairs, b"")
 }
 
-/// One observable result of decoding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    Head(Box<FastCgiHead>),
-    /// Body bytes; adjacent pieces are merged (their boundaries depend on
-    /// the input split).
-    Data(Vec<u8>),
-    End,
-    Abort,
-    /// A decode error: its status and message.
-    Error(Option<u16>, String),
-}
+/// One observable result of decoding a FastCGI connection.
+pub type Event = rwsgi_testkit::Event<FastCgiHead>;
 
 /// Everything a run produced: the frames and errors in order, and the
 /// control records (replies, refusals) concatenated.
@@ -206,26 +195,6 @@ pub fn codec(limits: Limits) -> FastCgiCodec {
     FastCgiCodec::new(limits, VALUES)
 }
 
-pub fn push(events: &mut Vec<Event>, frame: Frame<FastCgiHead>) {
-    match frame {
-        Frame::Head(head) => events.push(Event::Head(Box::new(head))),
-        Frame::Data(data) => {
-            assert!(!data.is_empty(), "empty Data frame");
-            if let Some(Event::Data(prev)) = events.last_mut() {
-                prev.extend_from_slice(&data);
-            } else {
-                events.push(Event::Data(data.to_vec()));
-            }
-        }
-        Frame::End => events.push(Event::End),
-        Frame::Abort => events.push(Event::Abort),
-    }
-}
-
-fn error(events: &mut Vec<Event>, err: &ProtoError) {
-    events.push(Event::Error(err.status(), err.to_string()));
-}
-
 fn take(codec: &mut FastCgiCodec, control: &mut Vec<u8>) {
     let mut out = OutBuf::new();
     codec.take_control(&mut out);
@@ -234,46 +203,18 @@ fn take(codec: &mut FastCgiCodec, control: &mut Vec<u8>) {
 
 /// Feeds `pieces` in turn to `codec`, decoding all it can after each (and
 /// collecting its control output after every decode, as the core does);
-/// then EOF when `eof`. After an error, the codec must stay silent.
+/// then EOF when `eof`. After an error, the codec must stay silent: no
+/// frame and no answer, even to a request or a management record.
 pub fn drive(codec: &mut FastCgiCodec, pieces: &[&[u8]], eof: bool) -> Outcome {
-    let mut buf = BytesMut::new();
-    let mut events = Vec::new();
     let mut control = Vec::new();
-    for piece in pieces {
-        buf.extend_from_slice(piece);
-        loop {
-            let result = codec.decode(&mut buf);
-            take(codec, &mut control);
-            match result {
-                Ok(Some(frame)) => push(&mut events, frame),
-                Ok(None) => break,
-                Err(err) => {
-                    error(&mut events, &err);
-                    buf.extend_from_slice(&get_with(&[]));
-                    buf.extend_from_slice(&record(GET_VALUES, 0, &params(&[]), 0));
-                    assert!(matches!(codec.decode(&mut buf), Ok(None)), "poisoned codec decoded");
-                    assert!(matches!(codec.decode_eof(&mut buf), Ok(None)), "poisoned at EOF");
-                    let mut out = OutBuf::new();
-                    codec.take_control(&mut out);
-                    assert!(out.is_empty(), "poisoned codec answered");
-                    return Outcome { events, control };
-                }
-            }
-        }
-    }
-    if eof {
-        loop {
-            let result = codec.decode_eof(&mut buf);
-            take(codec, &mut control);
-            match result {
-                Ok(Some(frame)) => push(&mut events, frame),
-                Ok(None) => break,
-                Err(err) => {
-                    error(&mut events, &err);
-                    break;
-                }
-            }
-        }
+    let mut probe = get_with(&[]);
+    probe.extend(record(GET_VALUES, 0, &params(&[]), 0));
+    let events =
+        rwsgi_testkit::drive(codec, pieces, eof, Some(&probe), |codec| take(codec, &mut control));
+    if matches!(events.last(), Some(Event::Error(..))) {
+        let mut out = OutBuf::new();
+        codec.take_control(&mut out);
+        assert!(out.is_empty(), "poisoned codec answered");
     }
     Outcome { events, control }
 }
@@ -286,15 +227,7 @@ pub fn run_pieces_with(pieces: &[&[u8]], limits: Limits, eof: bool) -> Outcome {
 /// time (ending with EOF when `eof`); asserts every way gives the same
 /// outcome and returns it.
 pub fn check_full(input: &[u8], limits: Limits, eof: bool) -> Outcome {
-    let whole = run_pieces_with(&[input], limits, eof);
-    for i in 0..=input.len() {
-        let (a, b) = input.split_at(i);
-        let split = run_pieces_with(&[a, b], limits, eof);
-        assert_eq!(split, whole, "split at {i} of {input:?}");
-    }
-    let bytes: Vec<&[u8]> = input.chunks(1).collect();
-    assert_eq!(run_pieces_with(&bytes, limits, eof), whole, "byte by byte: {input:?}");
-    whole
+    assert_same_at_every_split(input, |pieces| run_pieces_with(pieces, limits, eof))
 }
 
 /// [`check_full`] for inputs too long to split at every byte: whole, in
@@ -312,8 +245,7 @@ pub fn check_long(input: &[u8], limits: Limits, eof: bool) -> Outcome {
         }
         assert_eq!(run_pieces_with(&pieces, limits, eof), whole, "random pieces");
     }
-    let bytes: Vec<&[u8]> = input.chunks(1).collect();
-    assert_eq!(run_pieces_with(&bytes, limits, eof), whole, "byte by byte");
+    assert_eq!(run_pieces_with(&one_byte_at_a_time(input), limits, eof), whole, "byte by byte");
     whole
 }
 
@@ -335,23 +267,7 @@ pub fn check(input: &[u8]) -> Vec<Event> {
 
 /// The head of `input`, which must decode without an error status.
 pub fn head_of(input: &[u8]) -> FastCgiHead {
-    let events = check(input);
-    assert!(
-        !events.iter().any(|e| matches!(e, Event::Error(Some(_), _))),
-        "unexpected error in {events:?} for {input:?}"
-    );
-    match events.into_iter().next() {
-        Some(Event::Head(head)) => *head,
-        other => panic!("no head: {other:?}"),
-    }
-}
-
-/// The first head among `events`.
-pub fn first_head(events: &[Event]) -> &FastCgiHead {
-    match events.iter().find(|e| matches!(e, Event::Head(_))) {
-        Some(Event::Head(head)) => head,
-        _ => panic!("no head in {events:?}"),
-    }
+    expect_head(check(input), input)
 }
 
 /// The last event of `input` must be an error with `status` and a
@@ -362,11 +278,7 @@ pub fn assert_rejected_with(
     status: u16,
     message: &str,
 ) -> Vec<Event> {
-    let mut events = check_with(input, limits);
-    match events.pop() {
-        Some(Event::Error(Some(s), text)) if s == status && text.contains(message) => events,
-        other => panic!("{input:?}: expected {status} {message:?}, got {other:?} after {events:?}"),
-    }
+    expect_error_last(check_with(input, limits), status, message, input)
 }
 
 pub fn assert_rejected(input: &[u8], status: u16, message: &str) -> Vec<Event> {
@@ -438,23 +350,13 @@ pub fn pairs_of(content: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
-/// A response head with `headers`.
+/// A response head with `headers` and no declared length.
 pub fn response(
     status_line: &'static str,
     headers: &[(&'static str, &'static str)],
 ) -> ResponseHead {
-    ResponseHead {
-        status: status_line[..3].parse().unwrap(),
-        status_line: Bytes::from_static(status_line.as_bytes()),
-        headers: headers
-            .iter()
-            .map(|(n, v)| (Bytes::from_static(n.as_bytes()), Bytes::from_static(v.as_bytes())))
-            .collect(),
-        content_length: None,
-    }
+    response_head(status_line[..3].parse().unwrap(), status_line, headers, None)
 }
-
-pub const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
 /// A codec that has decoded `input` up to and including the body's end
 /// (or an abort), as the core leaves it while the app runs.
@@ -470,42 +372,13 @@ pub fn served(input: &[u8]) -> FastCgiCodec {
 }
 
 pub fn tcp_conn() -> ConnInfo {
-    ConnInfo {
-        peer: SocketAddress::Tcp("192.0.2.7:51234".parse().unwrap()),
-        local: SocketAddress::Tcp("10.0.0.1:9000".parse().unwrap()),
-    }
-}
-
-pub fn unix_conn() -> ConnInfo {
-    ConnInfo { peer: SocketAddress::Unix(None), local: SocketAddress::Unix(None) }
+    rwsgi_testkit::tcp_conn(9000)
 }
 
 pub fn environ_with(input: &[u8], conn: &ConnInfo) -> Environ {
-    let head = head_of(input);
-    let mut env = Environ::default();
-    head.write_environ(conn, &mut env);
-    env
+    environ_of(&head_of(input), conn)
 }
 
 pub fn environ(input: &[u8]) -> Environ {
     environ_with(input, &tcp_conn())
-}
-
-/// The value of `key`, as a byte vector, if set.
-pub fn var(env: &Environ, key: &str) -> Option<Vec<u8>> {
-    env.get(key).map(|v| v.to_vec())
-}
-
-/// Every key of `env`, in order.
-pub fn keys(env: &Environ) -> Vec<String> {
-    env.vars.iter().map(|(k, _)| String::from_utf8_lossy(k.as_bytes()).into_owned()).collect()
-}
-
-/// Asserts no key appears twice.
-pub fn assert_unique_keys(env: &Environ) {
-    let all = keys(env);
-    let mut sorted = all.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(sorted.len(), all.len(), "duplicate keys: {all:?}");
 }

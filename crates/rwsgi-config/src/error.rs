@@ -1,0 +1,67 @@
+//! Where a value came from, and everything that can be wrong with one.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where a value came from: every value and every error carries one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in default.
+    Default,
+    /// A line of an ini file.
+    Line { file: PathBuf, line: usize },
+    /// A key of a YAML or JSON file (they have no line numbers here).
+    Key { file: PathBuf, key: String },
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag or argument, as typed.
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::Line { file, line } => write!(f, "{}:{line}", file.display()),
+            Source::Key { file, key } => write!(f, "{} key {key}", file.display()),
+            Source::Env(var) => write!(f, "env {var}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// A config that cannot be used. Each displays as one line that starts
+/// with where the problem is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{at}: {reason}")]
+    Syntax { at: Source, reason: String },
+    #[error("{at}: unknown option {name}{}", did_you_mean(*suggestion))]
+    UnknownOption { at: Source, name: String, suggestion: Option<&'static str> },
+    #[error("unknown option {flag}{}", did_you_mean(suggestion.map(|name| format!("--{name}")).as_deref()))]
+    UnknownFlag { flag: String, suggestion: Option<&'static str> },
+    #[error("{at}: {option} {value:?}: {reason}")]
+    BadValue { at: Source, option: &'static str, value: String, reason: String },
+    #[error("{at}: {option} needs a value")]
+    MissingValue { at: Source, option: &'static str },
+    #[error("{at}: {option} is only a command-line flag")]
+    NotInFile { at: Source, option: &'static str },
+    #[error("{at}: {reason}")]
+    Placeholder { at: Source, reason: String },
+    #[error("{at}: cannot read {}: {error}", path.display())]
+    Read { at: Source, path: PathBuf, error: std::io::Error },
+    #[error("{at}: {}: {reason}", path.display())]
+    Format { at: Source, path: PathBuf, reason: String },
+    #[error("{at}: {} has no [{section}] section", path.display())]
+    MissingSection { at: Source, path: PathBuf, section: String },
+    #[error("{at}: include cycle: {chain}")]
+    IncludeCycle { at: Source, chain: String },
+    #[error("unexpected argument {0:?}: a config file ends in .ini, .yaml, .yml or .json")]
+    UnexpectedArgument(String),
+    #[error("{0}")]
+    Extract(String),
+}
+
+fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion.map(|name| format!(" (did you mean {name}?)")).unwrap_or_default()
+}

@@ -1,0 +1,177 @@
+//! The one place a [`Config`] becomes what the core, the bridge and the
+//! pool take. Errors name the option and where its value came from.
+
+use rwsgi_config::{Config, Loaded};
+use rwsgi_master::MasterOptions;
+use rwsgi_proto::Limits;
+use rwsgi_python::{AppSpec, PoolSettings};
+use rwsgi_server::{BindAddr, ManagementValues, Protocol, ServerConfig, SocketSpec};
+use std::path::Path;
+use std::time::Duration;
+
+/// What the binary needs to serve, plus where each socket came from (for
+/// bind errors).
+#[derive(Debug)]
+pub struct Settings {
+    pub server: ServerConfig,
+    pub app: AppSpec,
+    pub pool: PoolSettings,
+    pub master: MasterOptions,
+    /// The source of each of `server.sockets`, in the same order.
+    pub socket_sources: Vec<String>,
+}
+
+/// The socket options: the protocol each speaks, and its addresses.
+type SocketOption = (&'static str, Protocol, fn(&Config) -> &[String]);
+const SOCKET_OPTIONS: [SocketOption; 4] = [
+    ("http-socket", Protocol::Http, |c| &c.http_socket),
+    ("socket", Protocol::Uwsgi, |c| &c.socket),
+    ("uwsgi-socket", Protocol::Uwsgi, |c| &c.uwsgi_socket),
+    ("fastcgi-socket", Protocol::FastCgi, |c| &c.fastcgi_socket),
+];
+
+impl Settings {
+    /// Validates the addresses and splits the config into the core's, the
+    /// app's and the pool's.
+    pub fn new(loaded: &Loaded) -> Result<Settings, String> {
+        let config = &loaded.config;
+        let mut sockets = Vec::new();
+        let mut socket_sources = Vec::new();
+        for (option, protocol, addresses) in SOCKET_OPTIONS {
+            for (addr, at) in addresses(config).iter().zip(loaded.sources(option)) {
+                let addr_parsed = addr
+                    .parse::<BindAddr>()
+                    .map_err(|reason| format!("{at}: {option} {addr:?}: {reason}"))?;
+                sockets.push(SocketSpec { addr: addr_parsed, protocol });
+                socket_sources.push(at);
+            }
+        }
+        let server = ServerConfig {
+            sockets,
+            limits: Limits {
+                max_head: config.buffer_size,
+                max_headers: Limits::default().max_headers,
+                max_body: (config.limit_post > 0).then_some(config.limit_post),
+            },
+            socket_timeout: Duration::from_secs(config.socket_timeout.max(1)),
+            keepalive_timeout: Duration::from_secs(config.http_keepalive_timeout),
+            post_buffering: config.post_buffering,
+            chmod_socket: config.chmod_socket_mode(),
+            vacuum: config.vacuum,
+            listen_backlog: config.listen,
+            log_requests: !config.disable_logging,
+            shutdown_timeout: Duration::from_secs(config.reload_mercy),
+            fastcgi: fastcgi_values(config.threads),
+        };
+        let app = AppSpec {
+            wsgi_file: config.wsgi_file.clone(),
+            module: config.module.clone(),
+            callable: config.callable.clone(),
+            chdir: config.chdir.clone(),
+            pythonpath: config.pythonpath.clone(),
+            home: config.home.clone(),
+            env: config.env_pairs(),
+        };
+        let pool = PoolSettings {
+            threads: config.threads.max(1),
+            multiprocess: false,
+            errors_to_peer: config.fastcgi_stderr,
+            observer: None,
+        };
+        let master = master_options(config);
+        Ok(Settings { server, app, pool, master, socket_sources })
+    }
+
+    /// `--check-config`: what can be known without binding or starting
+    /// Python: a socket and an app are given, and the app's files exist.
+    pub fn check(&self, loaded: &Loaded) -> Result<(), String> {
+        if self.server.sockets.is_empty() {
+            return Err(rwsgi_server::ServerError::NoSockets.to_string());
+        }
+        let app = &self.app;
+        let base = match &app.chdir {
+            Some(dir) if !dir.is_dir() => {
+                return Err(format!(
+                    "{}: chdir {}: not a directory",
+                    loaded.source("chdir"),
+                    dir.display()
+                ));
+            }
+            Some(dir) => dir.as_path(),
+            None => Path::new("."),
+        };
+        match (&app.wsgi_file, &app.module) {
+            (None, None) => Err(rwsgi_python::BridgeError::NoApp.to_string()),
+            (Some(file), _) if !base.join(file).is_file() => Err(format!(
+                "{}: wsgi-file {}: no such file",
+                loaded.source("wsgi-file"),
+                file.display()
+            )),
+            _ => match &app.home {
+                Some(home) if !home.is_dir() => Err(format!(
+                    "{}: home {}: not a directory",
+                    loaded.source("home"),
+                    home.display()
+                )),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// A bind error, with the source of the socket that failed.
+    pub fn describe_bind_error(&self, err: &rwsgi_server::ServerError) -> String {
+        let at = match err {
+            rwsgi_server::ServerError::Bind { addr, .. } => self
+                .server
+                .sockets
+                .iter()
+                .zip(&self.socket_sources)
+                .find(|(spec, _)| spec.addr.to_string() == *addr)
+                .map(|(_, at)| format!("{at}: ")),
+            _ => None,
+        };
+        format!("{}{err}", at.unwrap_or_default())
+    }
+}
+
+/// The process options, uWSGI's spelling to `MasterOptions` (0 = off).
+/// `need-app` and `harakiri-verbose` are always on.
+fn master_options(config: &Config) -> MasterOptions {
+    let process = &config.process;
+    let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+    let procname_prefix = match (&process.procname_prefix, &process.procname_prefix_spaced) {
+        (_, Some(spaced)) => format!("{spaced} "),
+        (Some(prefix), None) => prefix.clone(),
+        (None, None) => String::new(),
+    };
+    MasterOptions {
+        master: process.master,
+        processes: usize::try_from(process.processes).unwrap_or(usize::MAX).max(1),
+        lazy_apps: process.lazy_apps,
+        harakiri: seconds(process.harakiri),
+        max_requests: (process.max_requests > 0).then_some(process.max_requests),
+        max_requests_delta: process.max_requests_delta,
+        max_requests_jitter: process.max_requests_jitter,
+        reload_on_rss: (process.reload_on_rss > 0).then_some(process.reload_on_rss),
+        max_worker_lifetime: seconds(process.max_worker_lifetime),
+        reload_mercy: Duration::from_secs(config.reload_mercy),
+        worker_reload_mercy: Duration::from_secs(process.worker_reload_mercy),
+        pidfile: process.pidfile.clone(),
+        uid: process.uid.clone(),
+        gid: process.gid.clone(),
+        procname_prefix,
+        touch_reload: process.touch_reload.clone(),
+        touch_chain_reload: process.touch_chain_reload.clone(),
+    }
+}
+
+/// What FastCGI `GET_VALUES` answers, true for this configuration: the
+/// Python threads serve `threads` requests at once, and a worker holds
+/// [`rwsgi_python::QUEUED_PER_THREAD`] more per thread waiting for one;
+/// connections beyond that wait to be read.
+fn fastcgi_values(threads: usize) -> ManagementValues {
+    let reqs = threads.max(1);
+    let conns = reqs.saturating_mul(rwsgi_python::QUEUED_PER_THREAD + 1);
+    let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    ManagementValues { max_conns: to_u32(conns), max_reqs: to_u32(reqs) }
+}
