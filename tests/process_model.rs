@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    Conn, PROBE, Server, Signal, TempDir, fcgi_nginx_params, fcgi_request, nginx_vars, run_rwsgi,
-    uwsgi_packet, wait_until,
+    Conn, PROBE, Server, Signal, TempDir, fcgi_nginx_params, fcgi_request, nginx_vars, repo_path,
+    run_rwsgi, uwsgi_packet, wait_until,
 };
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -608,74 +608,101 @@ fn systemd_socket_activation_and_notify() {
     assert_eq!(server.wait_exit(Duration::from_secs(10)).unwrap().code(), Some(0));
 }
 
-#[test]
-fn seed_style_configuration_serves_on_every_socket_of_every_protocol() {
-    let dir = TempDir::new("seed");
-    let (http_unix, uwsgi_unix, fcgi_unix) =
-        (dir.join("http.sock"), dir.join("uwsgi.sock"), dir.join("fcgi.sock"));
-    let pidfile = dir.join("rwsgi.pid");
-    let mut args = vec![
-        "--http-socket",
-        "127.0.0.1:0",
-        "--http-socket",
-        &http_unix,
-        "--socket",
-        "127.0.0.1:0",
-        "--uwsgi-socket",
-        &uwsgi_unix,
-        "--fastcgi-socket",
-        "127.0.0.1:0",
-        "--fastcgi-socket",
-        &fcgi_unix,
-        "--chmod-socket",
-        "660",
-        "--wsgi-file",
-        PROBE,
-        "--master",
-        "--processes",
-        "4",
-        "--threads",
-        "2",
-        "--harakiri",
-        "30",
-        "--max-requests",
-        "1000",
-        "--reload-on-rss",
-        "512",
-        "--vacuum",
-        "--pidfile",
-        &pidfile,
-        "--listen",
-        "1000000",
-    ];
-    args.extend(MERCY);
-    let mut server = Server::start(&args);
-    wait_workers(&server, 4);
-    assert!(server.log_contains("listen = 1000000 exceeds net.core.somaxconn"), "{}", server.log());
-    for protocol in ["http-socket", "uwsgi-socket", "fastcgi-socket"] {
-        for n in 0..2 {
-            let addr = server.addr_of(protocol, n).to_string();
-            let mut conn = Conn::open(&addr);
-            let body = match protocol {
-                "http-socket" => {
-                    conn.send("GET /process HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-                    conn.read_response().text()
-                }
-                "uwsgi-socket" => {
-                    conn.send(uwsgi_packet(&nginx_vars("GET", "/process"), b""));
-                    conn.read_response().text()
-                }
-                _ => {
-                    conn.send(fcgi_request(1, 0, &fcgi_nginx_params("GET", "/process"), b""));
-                    conn.read_fcgi_response(1).text()
-                }
-            };
-            assert!(body.contains("\"pid\""), "{protocol} #{n} at {addr}: {body}");
+/// A request over `protocol` to `addr`; the probe's `/process` answer.
+fn process_over(protocol: &str, addr: &str) -> String {
+    let mut conn = Conn::open(addr);
+    match protocol {
+        "http-socket" => {
+            conn.send("GET /process HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            conn.read_response().text()
+        }
+        "uwsgi-socket" => {
+            conn.send(uwsgi_packet(&nginx_vars("GET", "/process"), b""));
+            conn.read_response().text()
+        }
+        _ => {
+            conn.send(fcgi_request(1, 0, &fcgi_nginx_params("GET", "/process"), b""));
+            conn.read_fcgi_response(1).text()
         }
     }
-    assert_eq!(common::mode_of(&http_unix) & 0o777, 0o660);
-    assert_eq!(server.stop(Signal::SIGTERM).code(), Some(0));
-    for path in [&http_unix, &uwsgi_unix, &fcgi_unix, &pidfile] {
+}
+
+#[test]
+fn the_seed_ini_serves_on_every_socket_of_every_protocol() {
+    // conf/seed.ini as it is, its fixed addresses moved into a temporary
+    // directory (and to a free port) so that tests can run side by side.
+    let dir = TempDir::new("seed");
+    let seed = std::fs::read_to_string(repo_path("conf/seed.ini")).unwrap();
+    let ini = seed
+        .replace("/tmp/rwsgi_demo", &dir.join("demo"))
+        .replace("127.0.0.1:9000", "127.0.0.1:0")
+        .replace("%d../examples/hello/", &repo_path("examples/hello/"))
+        .replace("wsgi-file = app.py", &format!("wsgi-file = {}", repo_path(PROBE)));
+    assert!(ini.contains("processes = 4") && ini.contains("master = true"), "{ini}");
+    let path = dir.join("seed.ini");
+    std::fs::write(&path, ini).unwrap();
+    let server = Server::start_listening(&[&path], &[], 5);
+    let workers = wait_workers(&server, 4);
+    for (protocol, addr) in server.listeners() {
+        let body = process_over(protocol, addr);
+        assert!(body.contains("\"pid\""), "{protocol} at {addr}: {body}");
+        let pid: u32 = serde_json::from_str::<serde_json::Value>(&body).unwrap()["pid"]
+            .as_u64()
+            .unwrap() as u32;
+        assert!(workers.contains(&pid), "{pid} is not one of {workers:?}");
+    }
+}
+
+#[test]
+fn a_production_uwsgi_ini_runs_unchanged() {
+    let dir = TempDir::new("prod");
+    let sock = dir.join("app.sock");
+    let pidfile = dir.join("app.pid");
+    // As root (CI), the group drop is real; nobody's uid may not be able to
+    // read the embedded Python (see uid_and_gid_are_dropped_...).
+    let privileges = match nix::unistd::Group::from_name("nogroup").ok().flatten() {
+        Some(group) if nix::unistd::Uid::effective().is_root() => {
+            format!("uid = 0\ngid = {}\n", group.gid)
+        }
+        _ => String::new(),
+    };
+    let ini = format!(
+        "[uwsgi]
+; what a production uWSGI file holds
+module = probe
+pythonpath = {apps}
+master = true
+processes = 2
+threads = 2
+enable-threads = true
+http-socket = 127.0.0.1:0
+socket = {sock}
+chmod-socket = 660
+vacuum = true
+pidfile = {pidfile}
+harakiri = 30
+max-requests = 1000
+max-requests-delta = 10
+reload-on-rss = 512
+die-on-term = true
+need-app = true
+listen = 1000000
+{privileges}",
+        apps = repo_path("tests/apps"),
+    );
+    let path = dir.join("app.ini");
+    std::fs::write(&path, ini).unwrap();
+    let mut server = Server::start_listening(&[&path], &[], 2);
+    wait_workers(&server, 2);
+    assert!(server.log_contains("listen = 1000000 exceeds net.core.somaxconn"), "{}", server.log());
+    for (protocol, addr) in server.listeners() {
+        assert!(process_over(protocol, addr).contains("\"pid\""), "{protocol} at {addr}");
+    }
+    assert_eq!(common::mode_of(&sock) & 0o777, 0o660);
+    let written: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert_eq!(written, server.pid());
+    assert_eq!(server.stop(Signal::SIGTERM).code(), Some(0), "{}", server.log());
+    for path in [&sock, &pidfile] {
         assert!(!std::path::Path::new(path).exists(), "{path} left behind");
     }
 }
