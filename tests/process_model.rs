@@ -204,6 +204,7 @@ fn sighup_reloads_new_code_preloaded_at_once_with_zero_failed_requests() {
     assert!(body.starts_with("v1 "), "{body}");
     assert!(server.log_contains("re-executing the master"));
     assert!(server.wait_log("previous worker (pid", Duration::from_secs(5)));
+    assert!(!server.log().contains("WARN"), "{}", server.log());
     assert_eq!(server.stop(Signal::SIGTERM).code(), Some(0));
 }
 

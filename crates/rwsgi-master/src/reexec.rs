@@ -14,10 +14,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Set by a master that re-executes itself: the sockets are its own (so
-/// `vacuum` removes them) and the pidfile is already written.
-pub(crate) const REEXEC_VAR: &str = "RWSGI_REEXEC";
+/// `vacuum` removes them) and the pidfile is already written. (Not
+/// `RWSGI_*`: that namespace holds options, and the config warns about
+/// names it does not know.)
+pub(crate) const REEXEC_VAR: &str = "_RWSGI_REEXEC";
 /// The previous generation's workers, as comma-separated pids.
-const PREVIOUS_VAR: &str = "RWSGI_PREVIOUS_WORKERS";
+const PREVIOUS_VAR: &str = "_RWSGI_PREVIOUS_WORKERS";
 
 /// Replaces this process with a fresh copy of itself (same binary, argv
 /// and start directory), handing it the listeners and the `workers` still
