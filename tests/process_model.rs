@@ -209,6 +209,39 @@ fn sighup_reloads_new_code_preloaded_at_once_with_zero_failed_requests() {
 }
 
 #[test]
+fn chain_reload_with_preload_replaces_workers_one_at_a_time_with_zero_failed_requests() {
+    let dir = TempDir::new("pchain");
+    let app = write_versioned_app(&dir, "v1");
+    let mut args = vec!["--wsgi-file", &app, "--master", "--processes", "2"];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    let old = wait_workers(&server, 2);
+    let addr = server.addr().to_string();
+    let loop_addr = addr.clone();
+    let (stop, handle) = request_loop(4000, move || version_of(&loop_addr));
+    std::thread::sleep(Duration::from_millis(200));
+    write_versioned_app(&dir, "version-two");
+    server.signal(Signal::SIGUSR2);
+    let new = wait_until(Duration::from_secs(15), || {
+        let now = children(server.pid());
+        now.len() == 2 && now.iter().all(|p| !old.contains(p))
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    let outcomes = handle.join().unwrap();
+    assert!(new, "the old workers were not replaced; log:\n{}", server.log());
+    assert_eq!(failures(&outcomes), Vec::<&String>::new());
+    assert_eq!(version_of(&addr).unwrap().0, "version-two");
+    // One at a time: new worker 1 ready, then an old one stops, then new worker 2 starts.
+    let log = server.log();
+    let chain = &log[log.find("(chain reload: one at a time)").unwrap()..];
+    let at = |needle: &str| chain.find(needle).unwrap_or_else(|| panic!("{needle:?}: {chain}"));
+    let (ready, retired, second) =
+        (at("worker 1 (pid"), at("previous worker (pid"), at("spawned worker 2"));
+    assert!(at(") ready") > ready && at(") ready") < retired && retired < second, "{chain}");
+}
+
+#[test]
 fn lazy_apps_chain_and_full_reloads_serve_new_code_with_zero_failed_requests() {
     let dir = TempDir::new("chain");
     let app = write_versioned_app(&dir, "v1");

@@ -58,14 +58,17 @@ pub(crate) fn run(
     }
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .map_err(MasterError::system("sigprocmask"))?;
-    let previous: Vec<Previous> = reexec::take_previous_workers()
-        .into_iter()
-        .map(|pid| Previous { pid, stop_deadline: None, killed: false })
+    let handover = reexec::take_handover();
+    let previous: Vec<Previous> = handover
+        .workers
+        .iter()
+        .map(|&pid| Previous { pid, stop_deadline: None, killed: false })
         .collect();
     if !previous.is_empty() {
         tracing::info!(
-            "reloaded: the {} workers of the previous code serve until the new ones are ready",
-            previous.len()
+            "reloaded: the {} workers of the previous code serve until the new ones are ready{}",
+            previous.len(),
+            if handover.chain { " (chain reload: one at a time)" } else { "" }
         );
     }
     let app = if options.lazy_apps {
@@ -87,6 +90,13 @@ pub(crate) fn run(
     let signalfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(MasterError::system("signalfd"))?;
     let processes = options.processes.max(1);
+    // A chain reload with preload: worker 1 first, each next one once the
+    // one before is ready (and an old worker retired).
+    let staged = if handover.chain && !previous.is_empty() {
+        (2..=processes).collect()
+    } else {
+        VecDeque::new()
+    };
     let board = Scoreboard::new(2 * (processes + EXTRA_WORKERS), pool.threads)?;
     let pool = PoolSettings { multiprocess: processes > 1, ..pool };
     let touch = options
@@ -112,10 +122,12 @@ pub(crate) fn run(
         previous,
         target: processes,
         mode: Mode::Serving,
+        reexec_chain: false,
         backoff: Backoff::default(),
         respawns: Vec::new(),
         chain: VecDeque::new(),
         chain_waiting: None,
+        staged,
         ever_ready: false,
         settled: false,
         touch,
@@ -209,6 +221,8 @@ struct Master<'a> {
     /// How many workers should serve (`processes`, changed by TTIN/TTOU).
     target: usize,
     mode: Mode,
+    /// The coming re-exec is for a chain reload.
+    reexec_chain: bool,
     backoff: Backoff,
     /// Worker numbers to respawn, and when.
     respawns: Vec<(Instant, usize)>,
@@ -216,6 +230,8 @@ struct Master<'a> {
     chain: VecDeque<usize>,
     /// The replacement the chain reload waits for.
     chain_waiting: Option<Pid>,
+    /// Worker numbers a preload chain reload has yet to start.
+    staged: VecDeque<usize>,
     ever_ready: bool,
     /// Every worker wanted is ready and systemd was told.
     settled: bool,
@@ -226,7 +242,9 @@ struct Master<'a> {
 impl Master<'_> {
     fn run(&mut self) -> Result<(), MasterError> {
         for id in 1..=self.target {
-            self.spawn(id)?;
+            if !self.staged.contains(&id) {
+                self.spawn(id)?;
+            }
         }
         loop {
             self.wait_for_signals()?;
@@ -252,7 +270,8 @@ impl Master<'_> {
                      its {} workers serve until the new ones are ready",
                     pids.len()
                 );
-                Err(reexec::reexec(&self.start.listeners, &self.start.cwd, &pids))
+                let handover = reexec::Handover { workers: pids, chain: self.reexec_chain };
+                Err(reexec::reexec(&self.start.listeners, &self.start.cwd, &handover))
             }
             Mode::Shutdown { failed } => {
                 self.start.finish();
@@ -322,7 +341,7 @@ impl Master<'_> {
             for i in 0..self.workers.len() {
                 self.stop(i, Signal::SIGTERM, mercy);
             }
-            self.retire_previous(Signal::SIGTERM, mercy);
+            self.retire_previous(Signal::SIGTERM, mercy, usize::MAX);
         } else {
             tracing::info!("shutting down now");
             for i in 0..self.workers.len() {
@@ -332,18 +351,17 @@ impl Master<'_> {
             for previous in &mut self.previous {
                 previous.stop_deadline = None;
             }
-            self.retire_previous(Signal::SIGQUIT, QUIT_GRACE);
+            self.retire_previous(Signal::SIGQUIT, QUIT_GRACE, usize::MAX);
         }
     }
 
-    /// Tells the previous image's workers to stop.
-    fn retire_previous(&mut self, signal: Signal, mercy: Duration) {
+    /// Tells up to `count` of the previous image's workers to stop.
+    fn retire_previous(&mut self, signal: Signal, mercy: Duration, count: usize) {
         let deadline = Instant::now() + mercy;
-        for previous in &mut self.previous {
-            if previous.stop_deadline.is_none() {
-                previous.stop_deadline = Some(deadline);
-                let _ = kill(previous.pid, signal);
-            }
+        for previous in self.previous.iter_mut().filter(|p| p.stop_deadline.is_none()).take(count) {
+            tracing::info!("previous worker (pid {}) stops", previous.pid);
+            previous.stop_deadline = Some(deadline);
+            let _ = kill(previous.pid, signal);
         }
     }
 
@@ -354,17 +372,13 @@ impl Master<'_> {
         self.start.notify(&systemd::reloading_message());
         self.settled = false;
         if !self.options.lazy_apps {
-            if chain {
-                tracing::info!(
-                    "{why}: a chain reload needs lazy-apps (each worker imports the new code); \
-                     doing a full graceful reload"
-                );
-            }
             tracing::info!(
-                "{why}: graceful reload: the master re-executes itself to import the new code; \
-                 the workers serve until the new ones are ready, then finish their requests"
+                "{why}: {} reload: the master re-executes itself to import the new code; \
+                 the workers serve until new ones are ready, then finish their requests",
+                if chain { "chain" } else { "graceful" }
             );
             self.mode = Mode::Reexec;
+            self.reexec_chain = chain;
         } else if chain {
             let mut ids: Vec<usize> = self
                 .workers
@@ -632,6 +646,12 @@ impl Master<'_> {
                 tracing::info!("chain reload done");
             }
         }
+        if let Some(next) = self.staged.pop_front() {
+            self.retire_previous(Signal::SIGTERM, self.options.reload_mercy, 1);
+            if let Err(err) = self.spawn(next) {
+                tracing::error!("chain reload: worker {next}: {err}");
+            }
+        }
     }
 
     fn check_harakiri(&mut self, i: usize, now: Instant) {
@@ -729,10 +749,7 @@ impl Master<'_> {
         if serving >= self.target && !pending {
             self.settled = true;
             tracing::info!("{serving} worker(s) serving");
-            if !self.previous.is_empty() {
-                tracing::info!("the previous code's {} workers stop now", self.previous.len());
-                self.retire_previous(Signal::SIGTERM, self.options.reload_mercy);
-            }
+            self.retire_previous(Signal::SIGTERM, self.options.reload_mercy, usize::MAX);
             self.start.notify(&format!("READY=1\nSTATUS={serving} workers serving"));
         }
     }

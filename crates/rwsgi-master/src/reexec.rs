@@ -20,12 +20,24 @@ use std::path::Path;
 pub(crate) const REEXEC_VAR: &str = "_RWSGI_REEXEC";
 /// The previous generation's workers, as comma-separated pids.
 const PREVIOUS_VAR: &str = "_RWSGI_PREVIOUS_WORKERS";
+/// Set for a chain reload: the new master starts its workers one at a
+/// time, retiring one old worker as each new one is ready.
+const CHAIN_VAR: &str = "_RWSGI_CHAIN";
+
+/// What a master hands to its next image besides the sockets.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Handover {
+    /// Its workers, still serving the previous code.
+    pub(crate) workers: Vec<Pid>,
+    /// Replace them one at a time.
+    pub(crate) chain: bool,
+}
 
 /// Replaces this process with a fresh copy of itself (same binary, argv
-/// and start directory), handing it the listeners and the `workers` still
+/// and start directory), handing it the listeners and the workers still
 /// serving. Only returns on failure.
-pub(crate) fn reexec(listeners: &[Listener], cwd: &Path, workers: &[Pid]) -> MasterError {
-    match reexec_inner(listeners, cwd, workers) {
+pub(crate) fn reexec(listeners: &[Listener], cwd: &Path, handover: &Handover) -> MasterError {
+    match reexec_inner(listeners, cwd, handover) {
         Ok(never) => match never {},
         Err(err) => err,
     }
@@ -39,12 +51,12 @@ fn to_c(bytes: &[u8]) -> Result<CString, MasterError> {
 fn reexec_inner(
     listeners: &[Listener],
     cwd: &Path,
-    workers: &[Pid],
+    handover: &Handover,
 ) -> Result<std::convert::Infallible, MasterError> {
     let argv: Vec<CString> =
         std::env::args_os().map(|a| to_c(a.as_bytes())).collect::<Result<_, _>>()?;
     let names: Vec<&str> = listeners.iter().map(|l| l.protocol().option()).collect();
-    let pids: Vec<String> = workers.iter().map(|p| p.to_string()).collect();
+    let pids: Vec<String> = handover.workers.iter().map(|p| p.to_string()).collect();
     let mut env: Vec<CString> = std::env::vars_os()
         .filter(|(k, _)| !k.as_bytes().starts_with(b"LISTEN_"))
         .map(|(k, v)| to_c(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
@@ -55,6 +67,7 @@ fn reexec_inner(
         ("LISTEN_FDNAMES", names.join(":")),
         (REEXEC_VAR, "1".to_string()),
         (PREVIOUS_VAR, pids.join(",")),
+        (CHAIN_VAR, if handover.chain { "1" } else { "" }.to_string()),
     ] {
         env.push(to_c(format!("{key}={value}").as_bytes())?);
     }
@@ -83,14 +96,17 @@ fn reexec_inner(
     nix::unistd::execve(&exe, &argv, &env).map_err(MasterError::system("exec"))
 }
 
-/// The workers a previous image of this master left serving, from the
-/// environment (removed, so workers and the app never see it).
-pub(crate) fn take_previous_workers() -> Vec<Pid> {
-    let value = std::env::var(PREVIOUS_VAR).unwrap_or_default();
-    // SAFETY: called at the master's start, before any fork, pool or
-    // runtime: no other thread reads the environment.
-    unsafe { std::env::remove_var(PREVIOUS_VAR) };
-    parse_pids(&value)
+/// What a previous image of this master handed over, from the environment
+/// (removed, so workers and the app never see it).
+pub(crate) fn take_handover() -> Handover {
+    let workers = std::env::var(PREVIOUS_VAR).unwrap_or_default();
+    let chain = std::env::var(CHAIN_VAR).is_ok_and(|v| v == "1");
+    for name in [PREVIOUS_VAR, CHAIN_VAR] {
+        // SAFETY: called at the master's start, before any fork, pool or
+        // runtime: no other thread reads the environment.
+        unsafe { std::env::remove_var(name) };
+    }
+    Handover { workers: parse_pids(&workers), chain }
 }
 
 fn parse_pids(text: &str) -> Vec<Pid> {
