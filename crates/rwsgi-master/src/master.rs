@@ -252,34 +252,29 @@ impl Master<'_> {
             self.tick();
             let all_gone = self.workers.is_empty() && self.previous.is_empty();
             match self.mode {
-                Mode::Reexec => break,
-                Mode::Shutdown { .. } if all_gone => break,
+                Mode::Reexec => return Err(self.reexec()),
+                Mode::Shutdown { failed } if all_gone => {
+                    self.start.finish();
+                    tracing::info!("master stopped");
+                    return if failed { Err(MasterError::NoApp) } else { Ok(()) };
+                }
                 _ => {}
             }
         }
-        match self.mode {
-            Mode::Reexec => {
-                let pids: Vec<Pid> = self
-                    .workers
-                    .iter()
-                    .map(|w| w.pid)
-                    .chain(self.previous.iter().map(|p| p.pid))
-                    .collect();
-                tracing::info!(
-                    "reloading: re-executing the master with the listening sockets; \
-                     its {} workers serve until the new ones are ready",
-                    pids.len()
-                );
-                let handover = reexec::Handover { workers: pids, chain: self.reexec_chain };
-                Err(reexec::reexec(&self.start.listeners, &self.start.cwd, &handover))
-            }
-            Mode::Shutdown { failed } => {
-                self.start.finish();
-                tracing::info!("master stopped");
-                if failed { Err(MasterError::NoApp) } else { Ok(()) }
-            }
-            Mode::Serving => Ok(()),
-        }
+    }
+
+    /// Hands the sockets and the serving workers to a new image of the
+    /// master. Only returns on failure.
+    fn reexec(&mut self) -> MasterError {
+        let workers = self.workers.iter().map(|w| w.pid);
+        let pids: Vec<Pid> = workers.chain(self.previous.iter().map(|p| p.pid)).collect();
+        tracing::info!(
+            "reloading: re-executing the master with the listening sockets; \
+             its {} workers serve until the new ones are ready",
+            pids.len()
+        );
+        let handover = reexec::Handover { workers: pids, chain: self.reexec_chain };
+        reexec::reexec(&self.start.listeners, &self.start.cwd, &handover)
     }
 
     fn wait_for_signals(&mut self) -> Result<(), MasterError> {
@@ -335,6 +330,7 @@ impl Master<'_> {
         self.start.listeners.clear();
         self.respawns.clear();
         self.chain.clear();
+        self.staged.clear();
         if graceful {
             let mercy = self.options.reload_mercy;
             tracing::info!("shutting down: workers finish requests in flight (up to {mercy:?})");
