@@ -135,7 +135,10 @@ fn serve(
     server: ServerConfig,
     ready: impl FnOnce(),
 ) -> Result<(), MasterError> {
-    rwsgi_python::dump_stacks_on(STACKS_SIGNAL as i32)?;
+    // Without it (no stderr to write to) the worker still serves.
+    if let Err(err) = rwsgi_python::dump_stacks_on(STACKS_SIGNAL as i32) {
+        tracing::warn!("no Python stacks on {STACKS_SIGNAL} or harakiri: {err}");
+    }
     let pool = rwsgi_python::PythonPool::start(app, pool)?;
     rwsgi_server::serve(listeners, pool.jobs(), server, ready)?;
     Ok(())
