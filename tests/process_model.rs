@@ -856,3 +856,20 @@ fn recycling_under_keep_alive_clients_fails_no_request() {
     }
     assert!(server.log_contains("max-requests reached"));
 }
+
+#[test]
+fn notify_reaches_an_abstract_socket_without_a_master_too() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("rwsgi-test-notify-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+    let notify = std::os::unix::net::UnixDatagram::bind_addr(&addr).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let target = format!("@{name}");
+    let mut server = Server::start_env(&["--wsgi-file", PROBE], &[("NOTIFY_SOCKET", &target)]);
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("no READY=1 datagram");
+    assert!(buf[..n].starts_with(b"READY=1"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert_eq!(server.stop(Signal::SIGTERM).code(), Some(0));
+    let n = notify.recv(&mut buf).expect("no STOPPING=1 datagram");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+}
