@@ -585,19 +585,11 @@ fn uid_and_gid_are_dropped_after_binding_and_pidfile() {
     assert!(out.stderr.contains("uid no-such-user-x"), "{}", out.stderr);
 }
 
-#[test]
-fn systemd_socket_activation_and_notify() {
-    use std::os::fd::AsRawFd;
+/// Runs rwsgi as systemd would with these sockets: descriptors 3, 4, ...
+/// and `LISTEN_PID` its pid (`sh` sets it to its own, which `exec` keeps).
+fn activated(fds: Vec<std::os::fd::RawFd>) -> impl FnOnce(Command) -> Command {
     use std::os::unix::process::CommandExt;
-    let dir = TempDir::new("sd");
-    let notify_path = dir.join("notify.sock");
-    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let fd = listener.as_raw_fd();
-    // `sh` sets LISTEN_PID to its own pid, which `exec` keeps.
-    let wrap = |rwsgi: Command| {
+    move |rwsgi: Command| {
         let mut sh = Command::new("sh");
         sh.arg("-c").arg("export LISTEN_PID=$$; exec \"$0\" \"$@\"");
         sh.arg(rwsgi.get_program()).args(rwsgi.get_args());
@@ -608,18 +600,42 @@ fn systemd_socket_activation_and_notify() {
             };
         }
         sh.current_dir(rwsgi.get_current_dir().unwrap());
-        // SAFETY: dup2 is async-signal-safe; fd is open (the listener lives
-        // until the server has started) and 3 is where LISTEN_FDS starts.
+        // SAFETY: fcntl and dup2 are async-signal-safe; the descriptors are
+        // open (the caller keeps its sockets until the server has started).
+        // They move above 100 first, so that none is overwritten before it
+        // is copied to its place from 3 (and none keeps CLOEXEC there).
         unsafe {
             sh.pre_exec(move || {
-                if libc::dup2(fd, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
+                let mut high = Vec::with_capacity(fds.len());
+                for fd in &fds {
+                    let copy = libc::fcntl(*fd, libc::F_DUPFD, 100);
+                    if copy < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    high.push(copy);
+                }
+                for (target, fd) in (3..).zip(high) {
+                    if libc::dup2(fd, target) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
         }
         sh
-    };
+    }
+}
+
+#[test]
+fn systemd_socket_activation_and_notify() {
+    use std::os::fd::AsRawFd;
+    let dir = TempDir::new("sd");
+    let notify_path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let wrap = activated(vec![listener.as_raw_fd()]);
     let env = [("LISTEN_FDS", "1"), ("NOTIFY_SOCKET", notify_path.as_str())];
     let mut server = Server::start_with(&["--wsgi-file", PROBE, "--master"], &env, wrap);
     drop(listener);
@@ -855,6 +871,24 @@ fn recycling_under_keep_alive_clients_fails_no_request() {
         assert!(closes > 0, "no recycle announced a close");
     }
     assert!(server.log_contains("max-requests reached"));
+}
+
+#[test]
+fn named_activated_sockets_take_the_places_of_their_protocols_sockets() {
+    use std::os::fd::AsRawFd;
+    let uwsgi = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let wrap = activated(vec![uwsgi.as_raw_fd(), http.as_raw_fd()]);
+    let env = [("LISTEN_FDS", "2"), ("LISTEN_FDNAMES", "socket:http-socket")];
+    // Configured: an HTTP socket, then a uwsgi one (the opposite order).
+    let args = ["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0", "--wsgi-file", PROBE];
+    let server = Server::start_with(&args, &env, wrap);
+    let (http_addr, uwsgi_addr) = (http.local_addr().unwrap(), uwsgi.local_addr().unwrap());
+    drop((http, uwsgi));
+    assert_eq!(server.http_addr(0), http_addr.to_string(), "{}", server.log());
+    assert_eq!(server.uwsgi_addr(0), uwsgi_addr.to_string(), "{}", server.log());
+    assert!(process_over("http-socket", server.http_addr(0)).contains("\"pid\""));
+    assert!(process_over("uwsgi-socket", server.uwsgi_addr(0)).contains("\"pid\""));
 }
 
 #[test]
