@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 CARGO ?= cargo
 
-.PHONY: all build release run venv test lint unit integration bench bench-codec fuzz clean
+.PHONY: all build release run venv test lint unit integration bench bench-rss bench-codec fuzz clean
 
 all: build
 
@@ -45,6 +45,10 @@ test: lint venv
 # Load benchmark against the peers (installed into benches/.venv): see benches/README.md.
 bench: release
 	$(PYTHON) benches/load.py
+
+# Memory per worker, preload vs lazy-apps, on the Django example (a few seconds).
+bench-rss: venv
+	RWSGI_TEST_VENV=$(abspath $(VENV)) $(PYTHON) benches/rss.py
 
 bench-codec:
 	$(CARGO) bench --bench http1_codec --bench proxy_codecs

@@ -93,6 +93,9 @@ class Server:
     # and nginx passes requests to it in `proxy`, a key of UPSTREAMS.
     proxy: str | None = None
     app: str | None = None
+    # Worker processes. Rows with more than one use both cores: neither the
+    # server nor wrk is pinned.
+    workers: int = 1
 
     @property
     def via_nginx(self) -> bool:
@@ -119,6 +122,12 @@ SERVERS = {
                             proxy="fastcgi", app="rwsgi"),
     "uwsgi-fastcgi": Server("uwsgi-fastcgi", "nginx → uWSGI --fastcgi-socket", True,
                             proxy="fastcgi", app="uwsgi"),
+    "rwsgi-2w": Server("rwsgi-2w", "rwsgi, 2 workers", True, fixed_threads=1,
+                       app="rwsgi", workers=2),
+    "uwsgi-2w": Server("uwsgi-2w", "uWSGI --http-socket, 2 workers", True, fixed_threads=1,
+                       app="uwsgi", workers=2),
+    "gunicorn-2w": Server("gunicorn-2w", "gunicorn gthread, 2 workers", True, fixed_threads=1,
+                          app="gunicorn", workers=2),
 }
 
 # Ratio columns: (heading, rwsgi's row, the peer's row), same workload and threads.
@@ -127,6 +136,8 @@ RATIOS = [
     ("rwsgi ÷ granian", "rwsgi", "granian"),
     ("rwsgi ÷ uWSGI (via nginx uwsgi_pass)", "rwsgi-uwsgi", "uwsgi-socket"),
     ("rwsgi ÷ uWSGI (via nginx fastcgi_pass)", "rwsgi-fastcgi", "uwsgi-fastcgi"),
+    ("rwsgi ÷ uWSGI, 2 workers", "rwsgi-2w", "uwsgi-2w"),
+    ("rwsgi ÷ gunicorn, 2 workers", "rwsgi-2w", "gunicorn-2w"),
 ]
 
 
@@ -153,6 +164,18 @@ def server_command(key: str, workload: Workload, threads: int, port: int,
     if key == "rwsgi":
         return [str(RWSGI), "--http-socket", f"{HOST}:{port}", "--wsgi-file", app_file,
                 "--threads", str(threads), "--disable-logging"]
+    if server.workers > 1:  # master + workers, the app imported before the fork
+        n = str(server.workers)
+        if server.app == "rwsgi":
+            return [str(RWSGI), "--http-socket", f"{HOST}:{port}", "--wsgi-file", app_file,
+                    "--master", "--processes", n, "--threads", str(threads),
+                    "--disable-logging"]
+        if server.app == "uwsgi":
+            return [venv_bin("uwsgi"), "--http-socket", f"{HOST}:{port}", "--wsgi-file",
+                    app_file, "--master", "--processes", n, "--threads", str(threads),
+                    "--disable-logging"]
+        return [venv_bin("gunicorn"), "-w", n, "-k", "gthread", "--threads", str(threads),
+                "-b", f"{HOST}:{port}", "--chdir", str(APPS), target, "--log-level", "warning"]
     if key in ("uwsgi", "uwsgi-http11"):
         socket_flag = "--http-socket" if key == "uwsgi" else "--http11-socket"
         # No master: the one worker is the only process.  --threads 1 is
@@ -676,6 +699,8 @@ def wrk_command(workload: Workload, port: int, seconds: float, pinning: bool) ->
 
 
 def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path) -> None:
+    # Several workers are meant to use both cores; wrk shares them.
+    pinning = pinning and cell.server.workers == 1
     port = free_port()  # wrk's target: the server, or nginx in front of it
     threads = cell.threads if cell.threads is not None else 1
     tmp = sock = None
@@ -843,6 +868,9 @@ def legend(args, workloads: list[Workload], pinning: bool, proxies: set[str]) ->
         f"{'pinned to CPU ' + SERVER_CPU + ' (taskset), wrk pinned to CPU ' + WRK_CPU if pinning else 'NOT pinned (fewer than 2 CPUs)'}; "
         f"{WARMUP_SECONDS} s warm-up, then `wrk -t{WRK_THREADS} -c{CONNECTIONS} "
         f"-d{args.duration:g}s --timeout {WRK_TIMEOUT} --latency` on loopback.",
+        "Rows named `2 workers`: a master (arbiter) and two 1-thread workers, the app "
+        "imported before the fork; nothing pinned, so the workers and wrk share both "
+        "CPUs (compare them with each other, not with the pinned rows).",
         "Workloads: " + "; ".join(f"{w.name} = {w.description}" for w in workloads) + ".",
         "peak RSS: max over samples (every 0.2 s) of the sum of VmHWM over the server's "
         "process tree (shared pages counted once per process).",

@@ -83,25 +83,11 @@ fn init_logging() {
 }
 
 fn run(settings: Settings) -> Result<(), String> {
-    // Before any other thread exists, so the runtime and the Python threads
-    // (and the app's own) inherit it.
-    rwsgi_server::prefer_batching();
-    let listeners =
-        rwsgi_server::bind(&settings.server).map_err(|e| settings.describe_bind_error(&e))?;
-    let unix_paths: Vec<_> =
-        listeners.iter().filter_map(|l| l.unix_path().map(ToOwned::to_owned)).collect();
-    let Settings { server, app, pool, .. } = settings;
-    let vacuum = server.vacuum;
-    let result = rwsgi_python::load_app(&app)
-        .and_then(|app| rwsgi_python::PythonPool::start(app, pool))
-        .map_err(|e| e.to_string())
-        .and_then(|pool| {
-            rwsgi_server::serve(listeners, pool.jobs(), server).map_err(|e| e.to_string())
-        });
-    if vacuum {
-        for path in unix_paths {
-            let _ = std::fs::remove_file(path);
+    let Settings { server, app, pool, master, .. } = &settings;
+    rwsgi_master::run(master.clone(), server.clone(), app.clone(), pool.clone()).map_err(|err| {
+        match &err {
+            rwsgi_master::MasterError::Server(bind) => settings.describe_bind_error(bind),
+            _ => err.to_string(),
         }
-    }
-    result
+    })
 }

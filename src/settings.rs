@@ -2,6 +2,7 @@
 //! pool take. Errors name the option and where its value came from.
 
 use rwsgi_config::{Config, Loaded};
+use rwsgi_master::MasterOptions;
 use rwsgi_proto::Limits;
 use rwsgi_python::{AppSpec, PoolSettings};
 use rwsgi_server::{BindAddr, ManagementValues, Protocol, ServerConfig, SocketSpec};
@@ -15,6 +16,7 @@ pub struct Settings {
     pub server: ServerConfig,
     pub app: AppSpec,
     pub pool: PoolSettings,
+    pub master: MasterOptions,
     /// The source of each of `server.sockets`, in the same order.
     pub socket_sources: Vec<String>,
 }
@@ -74,8 +76,10 @@ impl Settings {
             threads: config.threads.max(1),
             multiprocess: false,
             errors_to_peer: config.fastcgi_stderr,
+            observer: None,
         };
-        Ok(Settings { server, app, pool, socket_sources })
+        let master = master_options(config);
+        Ok(Settings { server, app, pool, master, socket_sources })
     }
 
     /// `--check-config`: what can be known without binding or starting
@@ -127,6 +131,37 @@ impl Settings {
             _ => None,
         };
         format!("{}{err}", at.unwrap_or_default())
+    }
+}
+
+/// The process options, uWSGI's spelling to `MasterOptions` (0 = off).
+/// `need-app` and `harakiri-verbose` are always on.
+fn master_options(config: &Config) -> MasterOptions {
+    let process = &config.process;
+    let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+    let procname_prefix = match (&process.procname_prefix, &process.procname_prefix_spaced) {
+        (_, Some(spaced)) => format!("{spaced} "),
+        (Some(prefix), None) => prefix.clone(),
+        (None, None) => String::new(),
+    };
+    MasterOptions {
+        master: process.master,
+        processes: usize::try_from(process.processes).unwrap_or(usize::MAX).max(1),
+        lazy_apps: process.lazy_apps,
+        harakiri: seconds(process.harakiri),
+        max_requests: (process.max_requests > 0).then_some(process.max_requests),
+        max_requests_delta: process.max_requests_delta,
+        max_requests_jitter: process.max_requests_jitter,
+        reload_on_rss: (process.reload_on_rss > 0).then_some(process.reload_on_rss),
+        max_worker_lifetime: seconds(process.max_worker_lifetime),
+        reload_mercy: Duration::from_secs(config.reload_mercy),
+        worker_reload_mercy: Duration::from_secs(process.worker_reload_mercy),
+        pidfile: process.pidfile.clone(),
+        uid: process.uid.clone(),
+        gid: process.gid.clone(),
+        procname_prefix,
+        touch_reload: process.touch_reload.clone(),
+        touch_chain_reload: process.touch_chain_reload.clone(),
     }
 }
 

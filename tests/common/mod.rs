@@ -313,27 +313,39 @@ impl Server {
 
     /// [`Server::start`] with extra environment variables for the child.
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_with(args, env, |command| command)
+    }
+
+    /// [`Server::start_env`], with a last word on the command: descriptors
+    /// to pass, or another command wrapping it.
+    pub fn start_with(
+        args: &[&str],
+        env: &[(&str, &str)],
+        customize: impl FnOnce(Command) -> Command,
+    ) -> Server {
         let mut all: Vec<&str> = Vec::new();
         if !has_socket_arg(args) {
             all.extend(["--http-socket", "127.0.0.1:0"]);
         }
         all.extend_from_slice(args);
-        Server::spawn(&all, env, socket_arg_count(&all))
+        Server::spawn(&all, env, socket_arg_count(&all), customize)
     }
 
     /// Starts rwsgi with exactly `args` (sockets from a config file, say)
     /// and waits until `sockets` sockets are listening.
     pub fn start_listening(args: &[&str], env: &[(&str, &str)], sockets: usize) -> Server {
-        Server::spawn(args, env, sockets)
+        Server::spawn(args, env, sockets, |command| command)
     }
 
-    fn spawn(all: &[&str], env: &[(&str, &str)], sockets: usize) -> Server {
+    fn spawn(
+        all: &[&str],
+        env: &[(&str, &str)],
+        sockets: usize,
+        customize: impl FnOnce(Command) -> Command,
+    ) -> Server {
         let tmp = TempDir::new("srv");
-        let mut child = rwsgi_command(all, env, tmp.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut command = customize(rwsgi_command(all, env, tmp.path()));
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let log = Arc::new(LogBuf::default());
         let pumps = vec![
             pump(child.stdout.take().unwrap(), Arc::clone(&log)),

@@ -4,7 +4,7 @@
 
 use crate::entry::Entry;
 use crate::error::{ConfigError, Source};
-use crate::options::{self, Kind, OPTIONS, Status};
+use crate::options::{self, OPTIONS, Status};
 use figment::Figment;
 use figment::value::Value;
 use serde::Deserialize;
@@ -52,8 +52,8 @@ pub struct Config {
     pub process: ProcessConfig,
 }
 
-/// The process model's options (master, workers, recycling, privileges):
-/// parsed and validated now; they take effect when the process model lands.
+/// The process model's options (master, workers, recycling, privileges),
+/// as `rwsgi-master` takes them (`MasterOptions`, filled by the binary).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ProcessConfig {
@@ -70,6 +70,8 @@ pub struct ProcessConfig {
     pub reload_on_rss: u64,
     /// Seconds; 0 = never.
     pub max_worker_lifetime: u64,
+    /// Seconds a recycled or chain-reloaded worker may finish its requests.
+    pub worker_reload_mercy: u64,
     pub pidfile: Option<PathBuf>,
     /// A user name or number.
     pub uid: Option<String>,
@@ -139,10 +141,7 @@ pub(crate) fn resolve(
     }
     let config: Config =
         figment.extract().map_err(|err| ConfigError::Extract(extract_error(&err)))?;
-    let mut loaded = Loaded { config, warnings, figment };
-    let pending = loaded.pending_warnings();
-    loaded.warnings.extend(pending);
-    Ok(loaded)
+    Ok(Loaded { config, warnings, figment })
 }
 
 /// figment's error, led by the source it names.
@@ -195,35 +194,6 @@ impl Loaded {
             }
         }
         text
-    }
-
-    /// A warning for each process-model option set to something other than
-    /// its default: they are validated, but do nothing yet.
-    fn pending_warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
-        for spec in OPTIONS.iter().filter(|spec| spec.status == Status::Pending) {
-            let Ok(value) = self.figment.find_value(spec.name) else { continue };
-            let shown = match &value {
-                Value::Array(_, items) if items.is_empty() => continue,
-                Value::Array(..) => String::new(),
-                single => value_text(single).unwrap_or_default(),
-            };
-            if spec.kind != Kind::List && shown == spec.default {
-                continue;
-            }
-            let at = self.tag_source(&value);
-            warnings.push(if spec.name == "processes" {
-                format!(
-                    "{at}: processes = {shown}: one process serves until the process model lands"
-                )
-            } else {
-                format!(
-                    "{at}: {} takes effect when the process model lands; ignored for now",
-                    spec.name
-                )
-            });
-        }
-        warnings
     }
 }
 

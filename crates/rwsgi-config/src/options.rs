@@ -24,8 +24,6 @@ pub enum Kind {
 pub enum Status {
     /// Takes effect.
     Implemented,
-    /// Parsed and validated; takes effect when the process model lands.
-    Pending,
     /// Accepted, with a warning that it has no effect.
     Ignored,
 }
@@ -34,7 +32,6 @@ impl Status {
     fn label(self) -> &'static str {
         match self {
             Status::Implemented => "implemented",
-            Status::Pending => "pending (process model)",
             Status::Ignored => "ignored (warns)",
         }
     }
@@ -114,15 +111,6 @@ const fn implemented(
     opt(name, kind, Status::Implemented, value, help)
 }
 
-const fn pending(
-    name: &'static str,
-    kind: Kind,
-    value: &'static str,
-    help: &'static str,
-) -> OptionSpec {
-    opt(name, kind, Status::Pending, value, help)
-}
-
 /// An ignored flag: its value must still be a boolean.
 const fn ignored_flag(name: &'static str, help: &'static str) -> OptionSpec {
     opt(name, Kind::Flag, Status::Ignored, "", help)
@@ -195,28 +183,29 @@ pub static OPTIONS: &[OptionSpec] = &[
     implemented("post-buffering", Number, "BYTES", "bodies up to this size are read before the app is called; longer ones stream").default("1048576"),
     implemented("socket-timeout", Number, "SECONDS", "deadline for a request head, each body read and each write").default("30"),
     implemented("http-keepalive-timeout", Number, "SECONDS", "idle time allowed between requests on a connection; 0 disables keep-alive").default("75"),
-    implemented("reload-mercy", Number, "SECONDS", "how long a graceful shutdown waits for requests in flight").aliases(&["worker-reload-mercy"]).default("30"),
+    implemented("reload-mercy", Number, "SECONDS", "how long a graceful shutdown or reload waits for requests in flight before killing").default("30"),
     implemented("die-on-term", Flag, "", "exit on SIGTERM (always so in rwsgi)"),
     implemented("disable-logging", Flag, "", "no per-request log line"),
-    // The process model (issue 6): parsed and validated now.
-    pending("master", Flag, "", "run a master process that manages the workers").short('M'),
-    pending("processes", Number, "N", "worker processes (one serves until the process model lands)").aliases(&["workers"]).short('p').default("1"),
-    pending("lazy-apps", Flag, "", "load the app in each worker after fork, not in the master"),
-    pending("harakiri", Number, "SECONDS", "kill a worker stuck on one request this long; 0 = never").default("0"),
-    pending("harakiri-verbose", Flag, "", "log more when harakiri kills a worker"),
-    pending("max-requests", Number, "N", "recycle a worker after N requests; 0 = never").default("0"),
-    pending("max-requests-delta", Number, "N", "add worker id × N to max-requests, so workers recycle apart").default("0"),
-    pending("max-requests-jitter", Number, "N", "add a random 0..N to max-requests").default("0"),
-    pending("reload-on-rss", Number, "MIB", "recycle a worker whose RSS exceeds this; 0 = never").default("0"),
-    pending("max-worker-lifetime", Number, "SECONDS", "recycle a worker after this long; 0 = never").default("0"),
-    pending("pidfile", Text, "FILE", "write the master's pid to FILE"),
-    pending("uid", Text, "USER", "drop privileges to this user (name or number) after binding").check(check_not_empty),
-    pending("gid", Text, "GROUP", "drop privileges to this group (name or number) after binding").check(check_not_empty),
-    pending("need-app", Flag, "", "exit if the app cannot be loaded (rwsgi always does)"),
-    pending("procname-prefix", Text, "TEXT", "prefix process names with TEXT"),
-    pending("procname-prefix-spaced", Text, "TEXT", "prefix process names with TEXT and a space"),
-    pending("touch-reload", List, "FILE", "reload gracefully when FILE is touched; repeatable"),
-    pending("touch-chain-reload", List, "FILE", "reload workers one by one when FILE is touched; repeatable"),
+    // The process model (rwsgi-master).
+    implemented("master", Flag, "", "run a master process that forks, supervises and reloads the workers").short('M'),
+    implemented("processes", Number, "N", "worker processes; more than 1 implies master").aliases(&["workers"]).short('p').default("1").check(check_at_least_one),
+    implemented("lazy-apps", Flag, "", "import the app in each worker after the fork, not in the master before it"),
+    implemented("harakiri", Number, "SECONDS", "kill and replace a worker whose request runs longer; 0 = never").default("0"),
+    implemented("harakiri-verbose", Flag, "", "log the Python stacks before a harakiri (always so)"),
+    implemented("max-requests", Number, "N", "recycle a worker after N requests; 0 = never").short('R').default("0"),
+    implemented("max-requests-delta", Number, "N", "add worker id × N to max-requests, so workers recycle apart").default("0"),
+    implemented("max-requests-jitter", Number, "N", "add a random 0..=N to each worker's max-requests").default("0"),
+    implemented("reload-on-rss", Number, "MIB", "recycle a worker whose RSS exceeds this after a request; 0 = never").default("0"),
+    implemented("max-worker-lifetime", Number, "SECONDS", "recycle a worker after this long; 0 = never").default("0"),
+    implemented("worker-reload-mercy", Number, "SECONDS", "how long a recycled, chain-reloaded or removed worker may finish its requests").default("30"),
+    implemented("pidfile", Text, "FILE", "write the master's pid to FILE (before dropping privileges); vacuum removes it"),
+    implemented("uid", Text, "USER", "run as this user (name or number) once the sockets are bound").check(check_not_empty),
+    implemented("gid", Text, "GROUP", "run as this group (name or number) once the sockets are bound").check(check_not_empty),
+    implemented("need-app", Flag, "", "exit 1 if the app cannot be loaded (rwsgi always does)"),
+    implemented("procname-prefix", Text, "TEXT", "put TEXT before the process titles (rwsgi master, rwsgi worker N)"),
+    implemented("procname-prefix-spaced", Text, "TEXT", "put TEXT and a space before the process titles"),
+    implemented("touch-reload", List, "FILE", "reload gracefully when FILE is touched; repeatable"),
+    implemented("touch-chain-reload", List, "FILE", "reload the workers one by one when FILE is touched; repeatable"),
     // Found in real uWSGI files; no effect here.
     ignored_value("plugins", "rwsgi has Python built in").aliases(&["plugin"]),
     ignored_flag("enable-threads", "Python threads are always enabled"),
@@ -226,7 +215,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     ignored_value("py-autoreload", "code changes are NOT picked up: restart rwsgi"),
     ignored_flag("memory-report", "no memory report is logged"),
     ignored_flag("strict", "rwsgi is always strict: unknown options are errors"),
-    ignored_flag("auto-procname", "process names are not changed"),
+    ignored_flag("auto-procname", "process titles are always set: rwsgi master, rwsgi worker N"),
     ignored_flag("log-date", "log lines always carry a timestamp"),
     ignored_value("logto", "logs still go to stderr, NOT to this file").aliases(&["logto2"]),
     ignored_value("daemonize", "rwsgi stays in the foreground and logs to stderr; use a service manager").aliases(&["daemonize2"]),
@@ -309,6 +298,13 @@ fn check_buffer_size(text: &str) -> Result<(), String> {
     }
 }
 
+fn check_at_least_one(text: &str) -> Result<(), String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("at least 1".to_string()),
+        _ => Ok(()),
+    }
+}
+
 fn check_not_empty(text: &str) -> Result<(), String> {
     if text.is_empty() { Err("want a name or a number".to_string()) } else { Ok(()) }
 }
@@ -339,9 +335,6 @@ pub fn help_text() -> String {
         let mut help = spec.help.to_string();
         if !spec.default.is_empty() && spec.kind != Kind::Flag {
             help = format!("{help} [default: {}]", spec.default);
-        }
-        if spec.status == Status::Pending {
-            help = format!("{help} (takes effect with the process model)");
         }
         text.push_str(&format!("  {left}\n          {help}\n"));
     }
@@ -451,6 +444,7 @@ mod tests {
             ('s', "socket"),
             ('w', "module"),
             ('p', "processes"),
+            ('R', "max-requests"),
             ('M', "master"),
             ('H', "home"),
             ('b', "buffer-size"),

@@ -370,7 +370,6 @@ fn environment() {
         [
             "env UWSGI_NO_SUCH: not an rwsgi option; ignored",
             "env UWSGI_PRINT_CONFIG: print-config is only a command-line flag; ignored",
-            "env UWSGI_MASTER: master takes effect when the process model lands; ignored for now",
         ]
     );
     let err = load_env(&[], &[("UWSGI_THREADS", "x")]).unwrap_err().to_string();
@@ -404,7 +403,7 @@ threads = 3
 }
 
 #[test]
-fn ignored_and_pending_options_warn_once() {
+fn ignored_options_warn_once_and_process_options_are_taken_silently() {
     let dir = Dir::new();
     let ini = dir.file(
         "app.ini",
@@ -424,12 +423,6 @@ fn ignored_and_pending_options_warn_once() {
             ),
             format!(
                 "{ini}:11: py-autoreload has no effect in rwsgi: code changes are NOT picked up: restart rwsgi"
-            ),
-            format!("{ini}:6: processes = 4: one process serves until the process model lands"),
-            format!("{ini}:7: harakiri takes effect when the process model lands; ignored for now"),
-            format!("{ini}:10: uid takes effect when the process model lands; ignored for now"),
-            format!(
-                "{ini}:9: touch-reload takes effect when the process model lands; ignored for now"
             ),
         ]
     );

@@ -20,5 +20,7 @@ mod pool;
 mod response;
 
 pub use error::BridgeError;
-pub use loader::{App, AppSpec, load_app};
-pub use pool::{BodyMsg, BodySource, Event, Job, PoolSettings, PythonPool, QUEUED_PER_THREAD};
+pub use loader::{App, AppSpec, dump_stacks_on, load_app};
+pub use pool::{
+    BodyMsg, BodySource, Event, Job, PoolSettings, PythonPool, QUEUED_PER_THREAD, RequestObserver,
+};

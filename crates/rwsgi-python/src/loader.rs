@@ -232,3 +232,20 @@ pub(crate) fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
         .map(|lines| lines.concat().trim_end().to_string())
         .unwrap_or_else(|_| summarize(py, err))
 }
+
+/// Makes `signal` write the Python stack of every thread to the process's
+/// stderr (`faulthandler`, so it works even while a thread holds the GIL
+/// in a loop or sleeps in C): how a supervisor shows what a stuck request
+/// was doing before it kills the process.
+pub fn dump_stacks_on(signal: i32) -> Result<(), BridgeError> {
+    Python::attach(|py| {
+        let faulthandler = py.import("faulthandler")?;
+        let stderr = py.import("sys")?.getattr("__stderr__")?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("file", stderr)?;
+        kwargs.set_item("all_threads", true)?;
+        kwargs.set_item("chain", false)?;
+        faulthandler.call_method("register", (signal,), Some(&kwargs)).map(drop)
+    })
+    .map_err(|e| Python::attach(|py| python_error(py, e)))
+}

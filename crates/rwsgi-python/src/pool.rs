@@ -97,6 +97,19 @@ pub struct PoolSettings {
     /// Also send what a request writes to `wsgi.errors` to the peer, where
     /// its protocol can carry it (FastCGI STDERR); it is logged either way.
     pub errors_to_peer: bool,
+    /// Told when each Python thread starts and ends a request (a process
+    /// supervisor's bookkeeping); `None` costs nothing.
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// Watches the Python threads work, on the Python thread itself, without
+/// the GIL's help: keep both calls short and free of Python.
+pub trait RequestObserver: Send + Sync + std::fmt::Debug {
+    /// Python thread `thread` (from 0) starts serving this request.
+    fn request_started(&self, thread: usize, environ: &Environ);
+    /// Python thread `thread` is done with its request (the response
+    /// iterated and closed, or failed).
+    fn request_finished(&self, thread: usize);
 }
 
 /// The Python threads, fed from one queue.
@@ -125,6 +138,7 @@ impl PythonPool {
             multithread: threads > 1,
             multiprocess: settings.multiprocess,
             errors_to_peer: settings.errors_to_peer,
+            observer: settings.observer,
         });
         let (jobs, queue) = flume::bounded::<Job>(threads * QUEUED_PER_THREAD);
         for index in 0..threads {
@@ -164,11 +178,17 @@ fn serve_jobs(
             },
             Err(flume::TryRecvError::Disconnected) => return,
         };
+        if let Some(observer) = &shared.observer {
+            observer.request_started(index, &job.environ);
+        }
         // A bug of ours must cost one request, not a thread of the pool: the
         // job's channel drops and its connection closes.
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             response::run(py, shared, &mut cache, job)
         }));
+        if let Some(observer) = &shared.observer {
+            observer.request_finished(index);
+        }
         if served.is_err() {
             tracing::error!("python-{index}: a request panicked; the thread serves on");
         }

@@ -23,6 +23,7 @@ pub(crate) struct Shared {
     pub(crate) multithread: bool,
     pub(crate) multiprocess: bool,
     pub(crate) errors_to_peer: bool,
+    pub(crate) observer: Option<std::sync::Arc<dyn crate::RequestObserver>>,
 }
 
 /// The peer went away: stop producing the response.

@@ -39,6 +39,10 @@ const EVENT_QUEUE: usize = 8;
 /// answer instead of a reset (a "lingering close", as nginx does).
 const LINGER_BYTES: usize = 256 * 1024;
 const LINGER_TIME: Duration = Duration::from_secs(2);
+/// How long a stopping server still waits for a request on its way: on a
+/// connection accepted just before the stop, or sent on a keep-alive
+/// connection before the client could know of it.
+const REQUEST_ON_ITS_WAY: Duration = Duration::from_secs(1);
 
 /// How the previous request left the connection.
 enum Next {
@@ -57,10 +61,18 @@ pub(crate) struct Connection<S, C> {
     ctx: Arc<Context>,
     rbuf: BytesMut,
     out: OutBuf,
+    /// True once the server stops: responses then announce the close.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl<S: Stream, C: ServerCodec> Connection<S, C> {
-    pub(crate) fn new(io: S, codec: C, info: ConnInfo, ctx: Arc<Context>) -> Self {
+    pub(crate) fn new(
+        io: S,
+        codec: C,
+        info: ConnInfo,
+        ctx: Arc<Context>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         Connection {
             io,
             codec,
@@ -68,10 +80,12 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             ctx,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             out: OutBuf::new(),
+            shutdown,
         }
     }
 
-    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub(crate) async fn run(mut self) {
+        let mut shutdown = self.shutdown.clone();
         loop {
             let next = match self.read_head(&mut shutdown).await {
                 Ok(Some(head)) => self.serve(head).await,
@@ -96,7 +110,9 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
     }
 
     /// Waits for the next request head. `Ok(None)`: the peer closed, the idle
-    /// keep-alive time ran out, or the server is shutting down.
+    /// keep-alive time ran out, or the server is shutting down and no
+    /// request arrived within [`REQUEST_ON_ITS_WAY`] (a reload must not drop
+    /// a request the client had already sent).
     async fn read_head(
         &mut self,
         shutdown: &mut watch::Receiver<bool>,
@@ -123,15 +139,25 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             if self.rbuf.is_empty() && deadline.is_none() {
                 // Idle between requests: wait for a first byte, or give up.
                 if *shutdown.borrow() {
-                    return Ok(None);
-                }
-                let idle = self.ctx.config.keepalive_timeout;
-                tokio::select! {
-                    read = timeout(idle, self.fill()) => match read {
+                    match timeout(REQUEST_ON_ITS_WAY, self.fill()).await {
                         Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(None),
                         Ok(Ok(_)) => {}
-                    },
-                    _ = shutdown.changed() => return Ok(None),
+                    }
+                } else {
+                    let idle = self.ctx.config.keepalive_timeout;
+                    tokio::select! {
+                        read = timeout(idle, self.fill()) => match read {
+                            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(None),
+                            Ok(Ok(_)) => {}
+                        },
+                        // Stopping: round again, to the shutdown branch.
+                        changed = shutdown.changed() => {
+                            if changed.is_err() {
+                                return Ok(None);
+                            }
+                            continue;
+                        }
+                    }
                 }
                 deadline = Some(Instant::now() + self.ctx.config.socket_timeout);
                 continue;
@@ -463,9 +489,10 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
 
     /// A body the app left unread when its response started (too large to
     /// have been read ahead, or chunked) is not skipped: the connection
-    /// closes, and the head says so.
+    /// closes, and the head says so. The same while the server stops: the
+    /// client must not send another request on this connection.
     fn announce_close(&mut self, body_done: bool) {
-        if !body_done || self.ctx.config.keepalive_timeout.is_zero() {
+        if !body_done || self.ctx.config.keepalive_timeout.is_zero() || *self.shutdown.borrow() {
             self.codec.close_after_response();
         }
     }

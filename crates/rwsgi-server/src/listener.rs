@@ -7,7 +7,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -71,6 +71,50 @@ pub(crate) enum ListenerKind {
 }
 
 impl Listener {
+    /// Binds one socket of `config` (its backlog, `chmod-socket`).
+    pub fn bind(spec: &SocketSpec, config: &ServerConfig) -> Result<Listener, ServerError> {
+        bind_one(spec, config)
+    }
+
+    /// Serves a socket that is already bound and listening, inherited from
+    /// systemd or from the previous master across a re-exec.
+    pub fn adopt(fd: OwnedFd, protocol: Protocol) -> Result<Listener, ServerError> {
+        let socket = Socket::from(fd);
+        let adopt_error = |source| ServerError::Bind {
+            option: protocol.option(),
+            addr: "an inherited socket".into(),
+            source,
+        };
+        socket.set_nonblocking(true).map_err(adopt_error)?;
+        let addr = socket.local_addr().map_err(adopt_error)?;
+        if let Some(tcp) = addr.as_socket() {
+            return Ok(Listener {
+                kind: ListenerKind::Tcp(std::net::TcpListener::from(socket)),
+                protocol,
+                local: SocketAddress::Tcp(tcp),
+            });
+        }
+        let path = addr.as_pathname().map(Path::to_path_buf).ok_or_else(|| {
+            adopt_error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a TCP or unix path socket",
+            ))
+        })?;
+        Ok(Listener {
+            kind: ListenerKind::Unix(
+                std::os::unix::net::UnixListener::from(OwnedFd::from(socket)),
+                path.clone(),
+            ),
+            protocol,
+            local: SocketAddress::Unix(Some(Arc::new(path))),
+        })
+    }
+
+    /// The protocol spoken on this socket.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
     /// The bound address (with the real port when 0 was asked for).
     pub fn local(&self) -> &SocketAddress {
         &self.local
@@ -153,6 +197,15 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.kind {
+            ListenerKind::Tcp(listener) => listener.as_fd(),
+            ListenerKind::Unix(listener, _) => listener.as_fd(),
+        }
     }
 }
 

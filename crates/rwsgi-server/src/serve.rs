@@ -17,23 +17,26 @@ use tokio_util::task::TaskTracker;
 
 /// Serves `listeners` until SIGINT or SIGTERM (graceful: stop accepting,
 /// finish requests in flight within `shutdown_timeout`) or SIGQUIT
-/// (immediate). Runs a current-thread runtime on the calling thread.
+/// (immediate). Runs a current-thread runtime on the calling thread;
+/// `ready` is called once every listener is being accepted on.
 pub fn serve(
     listeners: Vec<Listener>,
     jobs: flume::Sender<Job>,
     config: ServerConfig,
+    ready: impl FnOnce(),
 ) -> Result<(), ServerError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
-    runtime.block_on(run(listeners, jobs, config))
+    runtime.block_on(run(listeners, jobs, config, ready))
 }
 
 async fn run(
     listeners: Vec<Listener>,
     jobs: flume::Sender<Job>,
     config: ServerConfig,
+    ready: impl FnOnce(),
 ) -> Result<(), ServerError> {
     let shutdown_timeout = config.shutdown_timeout;
     let ctx = Arc::new(Context { config, jobs });
@@ -41,11 +44,14 @@ async fn run(
     let tracker = TaskTracker::new();
     let mut signals = Signals::new().map_err(ServerError::Runtime)?;
     for listener in listeners {
-        tracing::info!("{} listening on {}", listener.protocol.option(), listener.local);
         let accept =
             AcceptLoop { ctx: Arc::clone(&ctx), stop: stop_rx.clone(), tracker: tracker.clone() };
         tracker.spawn(accept.run(listener));
     }
+    // The sockets are registered with the runtime when the accept loops
+    // first run: yield once so they have.
+    tokio::task::yield_now().await;
+    ready();
     let graceful = signals.wait().await;
     let _ = stop_tx.send(true);
     tracker.close();
@@ -146,8 +152,8 @@ impl AcceptLoop {
     }
 
     fn spawn_with<S: Stream, C: ServerCodec>(&self, stream: S, info: ConnInfo, codec: C) {
-        let conn = Connection::new(stream, codec, info, Arc::clone(&self.ctx));
-        self.tracker.spawn(conn.run(self.stop.clone()));
+        let conn = Connection::new(stream, codec, info, Arc::clone(&self.ctx), self.stop.clone());
+        self.tracker.spawn(conn.run());
     }
 }
 

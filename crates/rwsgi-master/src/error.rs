@@ -1,0 +1,56 @@
+//! The master's one error type: everything that stops the server from
+//! starting, or the master from going on.
+
+use std::path::PathBuf;
+
+/// A failure of the process model. Each is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    /// A socket could not be bound or adopted.
+    #[error(transparent)]
+    Server(#[from] rwsgi_server::ServerError),
+    /// The app could not be loaded (`need-app`).
+    #[error(transparent)]
+    App(#[from] rwsgi_python::BridgeError),
+    /// Sockets passed by systemd (or a previous master) do not fit the
+    /// configuration.
+    #[error("socket activation: {0}")]
+    Activation(String),
+    /// The pidfile could not be written.
+    #[error("pidfile {path}: {source}")]
+    Pidfile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `uid`/`gid` name no known user or group, or cannot be switched to.
+    #[error("{option} {value}: {reason}")]
+    Privileges {
+        /// `uid` or `gid`.
+        option: &'static str,
+        /// As given.
+        value: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A system call the master depends on failed.
+    #[error("{call}: {source}")]
+    System {
+        /// What was being done.
+        call: &'static str,
+        /// The error.
+        source: nix::Error,
+    },
+    /// A lazy-apps worker could not load the app before any worker started:
+    /// the worker logged why.
+    #[error("the app could not be loaded (need-app)")]
+    NoApp,
+}
+
+impl MasterError {
+    /// Wraps a failed system call.
+    pub(crate) fn system(call: &'static str) -> impl FnOnce(nix::Error) -> MasterError {
+        move |source| MasterError::System { call, source }
+    }
+}

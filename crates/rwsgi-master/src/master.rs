@@ -1,0 +1,752 @@
+//! The master's loop: signals from a signalfd, `waitpid`, and a 100 ms tick
+//! for readiness, harakiri, recycling, mercy deadlines and touch files.
+
+use crate::MasterOptions;
+use crate::error::MasterError;
+use crate::fork::{self, Side};
+use crate::recycle::Backoff;
+use crate::reexec;
+use crate::scoreboard::{Recycle, Scoreboard, now_ms};
+use crate::setup::{self, Start};
+use crate::systemd;
+use crate::worker::{self, AppSource, Identity, NO_APP_STATUS, STACKS_SIGNAL};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use rwsgi_python::{App, AppSpec, PoolSettings};
+use std::collections::VecDeque;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often the master looks at the scoreboard, the clock and touch files.
+const TICK: Duration = Duration::from_millis(100);
+/// How long harakiri waits between asking for the stacks and killing.
+const STACKS_GRACE: Duration = Duration::from_millis(200);
+/// How long an immediate stop (SIGQUIT) waits before SIGKILL.
+const QUIT_GRACE: Duration = Duration::from_secs(1);
+/// Workers `SIGTTIN` may add beyond `processes` (each needs two scoreboard
+/// slots: during a recycle the old worker and its replacement both run).
+const EXTRA_WORKERS: usize = 16;
+
+const HANDLED: [Signal; 9] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGCHLD,
+];
+
+/// Runs the master until it stops, or re-executes itself for a reload.
+pub(crate) fn run(
+    options: &MasterOptions,
+    mut start: Start,
+    spec: &AppSpec,
+    pool: PoolSettings,
+) -> Result<(), MasterError> {
+    // Blocked from the start, so a signal during a long import waits for
+    // the loop (rather than stopping the process, as SIGTTIN's default
+    // would) and is read from the signalfd.
+    let mut signals = SigSet::empty();
+    for signal in HANDLED {
+        signals.add(signal);
+    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
+        .map_err(MasterError::system("sigprocmask"))?;
+    let handover = reexec::take_handover();
+    let previous: Vec<Previous> = handover
+        .workers
+        .iter()
+        .map(|&pid| Previous { pid, stop_deadline: None, killed: false })
+        .collect();
+    if !previous.is_empty() {
+        tracing::info!(
+            "reloaded: the {} workers of the previous code serve until the new ones are ready{}",
+            previous.len(),
+            if handover.chain { " (chain reload: one at a time)" } else { "" }
+        );
+    }
+    let app = if options.lazy_apps {
+        None
+    } else {
+        match rwsgi_python::load_app(spec) {
+            Ok(app) => Some(app),
+            Err(err) => {
+                start.finish();
+                return Err(err.into());
+            }
+        }
+    };
+    // The master enforces each mercy (reload or worker reload): a worker
+    // never gives up on its requests first.
+    start.server.shutdown_timeout = options.reload_mercy.max(options.worker_reload_mercy);
+    setup::set_title(&options.procname_prefix, "rwsgi master");
+    start.log_listening();
+    let signalfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(MasterError::system("signalfd"))?;
+    let processes = options.processes.max(1);
+    // A chain reload with preload: worker 1 first, each next one once the
+    // one before is ready (and an old worker retired).
+    let staged = if handover.chain && !previous.is_empty() {
+        (2..=processes).collect()
+    } else {
+        VecDeque::new()
+    };
+    let board = Scoreboard::new(2 * (processes + EXTRA_WORKERS), pool.threads)?;
+    let pool = PoolSettings { multiprocess: processes > 1, ..pool };
+    let touch = options
+        .touch_reload
+        .iter()
+        .map(|p| Touch::new(p, false))
+        .chain(options.touch_chain_reload.iter().map(|p| Touch::new(p, true)))
+        .collect();
+    tracing::info!(
+        "master (pid {}): {processes} worker(s), {} app",
+        std::process::id(),
+        if options.lazy_apps { "lazy-apps: each worker imports the" } else { "preloaded" }
+    );
+    let mut master = Master {
+        options,
+        start,
+        app,
+        spec,
+        pool,
+        board,
+        signalfd: Some(signalfd),
+        workers: Vec::new(),
+        previous,
+        target: processes,
+        mode: Mode::Serving,
+        reexec_chain: false,
+        backoff: Backoff::default(),
+        respawns: Vec::new(),
+        chain: VecDeque::new(),
+        chain_waiting: None,
+        staged,
+        ever_ready: false,
+        settled: false,
+        touch,
+        me: nix::unistd::getpid(),
+    };
+    let result = master.run();
+    if result.is_err() {
+        master.start.finish();
+    }
+    result
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Serving,
+    /// The master re-executes itself at the end of this turn of the loop;
+    /// its workers serve on until the new image's are ready.
+    Reexec,
+    /// Workers are stopping; then the master exits (with an error when
+    /// `failed`: a lazy app could not load).
+    Shutdown {
+        failed: bool,
+    },
+}
+
+#[derive(Debug)]
+struct Worker {
+    id: usize,
+    slot: usize,
+    pid: Pid,
+    spawned: Instant,
+    ready: bool,
+    /// A replacement is starting; this one stops once it is ready.
+    successor: Option<Pid>,
+    /// Told to stop; killed at this instant if still alive.
+    stop_deadline: Option<Instant>,
+    /// SIGKILL was sent.
+    killed: bool,
+    /// Harakiri asked for its stacks; killed at this instant.
+    harakiri_at: Option<Instant>,
+    /// No recycle before this instant (a replacement died young).
+    recycle_after: Instant,
+}
+
+impl Worker {
+    fn live(&self) -> bool {
+        self.stop_deadline.is_none() && self.harakiri_at.is_none()
+    }
+}
+
+/// A worker of this master's previous image (before a preload reload,
+/// see [`reexec`]): it serves until this image's workers are ready, then
+/// stops gracefully. It has no scoreboard slot here.
+#[derive(Debug)]
+struct Previous {
+    pid: Pid,
+    stop_deadline: Option<Instant>,
+    killed: bool,
+}
+
+/// A `touch-reload`/`touch-chain-reload` file and the mtime last seen.
+#[derive(Debug)]
+struct Touch {
+    path: PathBuf,
+    seen: Option<SystemTime>,
+    chain: bool,
+}
+
+impl Touch {
+    fn new(path: &std::path::Path, chain: bool) -> Touch {
+        Touch { path: path.to_path_buf(), seen: mtime(path), chain }
+    }
+}
+
+fn mtime(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[derive(Debug)]
+struct Master<'a> {
+    options: &'a MasterOptions,
+    start: Start,
+    app: Option<App>,
+    spec: &'a AppSpec,
+    pool: PoolSettings,
+    board: Scoreboard,
+    /// `None` only in a forked child, which drops it.
+    signalfd: Option<SignalFd>,
+    workers: Vec<Worker>,
+    previous: Vec<Previous>,
+    /// How many workers should serve (`processes`, changed by TTIN/TTOU).
+    target: usize,
+    mode: Mode,
+    /// The coming re-exec is for a chain reload.
+    reexec_chain: bool,
+    backoff: Backoff,
+    /// Worker numbers to respawn, and when.
+    respawns: Vec<(Instant, usize)>,
+    /// Worker numbers a chain reload has yet to replace.
+    chain: VecDeque<usize>,
+    /// The replacement the chain reload waits for.
+    chain_waiting: Option<Pid>,
+    /// Worker numbers a preload chain reload has yet to start.
+    staged: VecDeque<usize>,
+    ever_ready: bool,
+    /// Every worker wanted is ready and systemd was told.
+    settled: bool,
+    touch: Vec<Touch>,
+    me: Pid,
+}
+
+impl Master<'_> {
+    fn run(&mut self) -> Result<(), MasterError> {
+        for id in 1..=self.target {
+            if !self.staged.contains(&id) {
+                self.spawn(id)?;
+            }
+        }
+        loop {
+            self.wait_for_signals()?;
+            self.reap();
+            self.tick();
+            let all_gone = self.workers.is_empty() && self.previous.is_empty();
+            match self.mode {
+                Mode::Reexec => return Err(self.reexec()),
+                Mode::Shutdown { failed } if all_gone => {
+                    self.start.finish();
+                    tracing::info!("master stopped");
+                    return if failed { Err(MasterError::NoApp) } else { Ok(()) };
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Hands the sockets and the serving workers to a new image of the
+    /// master. Only returns on failure.
+    fn reexec(&mut self) -> MasterError {
+        let workers = self.workers.iter().map(|w| w.pid);
+        let pids: Vec<Pid> = workers.chain(self.previous.iter().map(|p| p.pid)).collect();
+        tracing::info!(
+            "reloading: re-executing the master with the listening sockets; \
+             its {} workers serve until the new ones are ready",
+            pids.len()
+        );
+        let handover = reexec::Handover { workers: pids, chain: self.reexec_chain };
+        reexec::reexec(&self.start.listeners, &self.start.cwd, &handover)
+    }
+
+    fn wait_for_signals(&mut self) -> Result<(), MasterError> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let Some(signalfd) = &mut self.signalfd else { return Ok(()) };
+        let mut fds = [PollFd::new(signalfd.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(TICK).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(err) => return Err(MasterError::System { call: "poll", source: err }),
+        }
+        let mut received = Vec::new();
+        while let Ok(Some(info)) = signalfd.read_signal() {
+            if let Ok(signal) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) {
+                received.push(signal);
+            }
+        }
+        for signal in received {
+            self.on_signal(signal);
+        }
+        Ok(())
+    }
+
+    fn on_signal(&mut self, signal: Signal) {
+        match signal {
+            Signal::SIGTERM | Signal::SIGINT => self.shut_down(true, false),
+            Signal::SIGQUIT => self.shut_down(false, false),
+            Signal::SIGHUP => self.reload(false, "SIGHUP"),
+            Signal::SIGUSR2 => self.reload(true, "SIGUSR2"),
+            Signal::SIGTTIN => self.add_worker(),
+            Signal::SIGTTOU => self.remove_worker(),
+            Signal::SIGUSR1 => {
+                let pids =
+                    self.workers.iter().map(|w| w.pid).chain(self.previous.iter().map(|p| p.pid));
+                for pid in pids {
+                    let _ = kill(pid, STACKS_SIGNAL);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Graceful: workers finish their requests within `reload-mercy`.
+    /// Immediate: SIGQUIT to the workers, SIGKILL a second later.
+    fn shut_down(&mut self, graceful: bool, failed: bool) {
+        if graceful && matches!(self.mode, Mode::Shutdown { .. }) {
+            return;
+        }
+        self.mode = Mode::Shutdown { failed };
+        self.start.notify("STOPPING=1");
+        // The master's copies go now: once the workers close theirs, new
+        // connections are refused instead of waiting in a dead backlog.
+        self.start.listeners.clear();
+        self.respawns.clear();
+        self.chain.clear();
+        self.staged.clear();
+        if graceful {
+            let mercy = self.options.reload_mercy;
+            tracing::info!("shutting down: workers finish requests in flight (up to {mercy:?})");
+            for i in 0..self.workers.len() {
+                self.stop(i, Signal::SIGTERM, mercy);
+            }
+            self.retire_previous(Signal::SIGTERM, mercy, usize::MAX);
+        } else {
+            tracing::info!("shutting down now");
+            for i in 0..self.workers.len() {
+                self.workers[i].stop_deadline = None;
+                self.stop(i, Signal::SIGQUIT, QUIT_GRACE);
+            }
+            for previous in &mut self.previous {
+                previous.stop_deadline = None;
+            }
+            self.retire_previous(Signal::SIGQUIT, QUIT_GRACE, usize::MAX);
+        }
+    }
+
+    /// Tells up to `count` of the previous image's workers to stop.
+    fn retire_previous(&mut self, signal: Signal, mercy: Duration, count: usize) {
+        let deadline = Instant::now() + mercy;
+        for previous in self.previous.iter_mut().filter(|p| p.stop_deadline.is_none()).take(count) {
+            tracing::info!("previous worker (pid {}) stops", previous.pid);
+            previous.stop_deadline = Some(deadline);
+            let _ = kill(previous.pid, signal);
+        }
+    }
+
+    fn reload(&mut self, chain: bool, why: &str) {
+        if self.mode != Mode::Serving {
+            return;
+        }
+        self.start.notify(&systemd::reloading_message());
+        self.settled = false;
+        if !self.options.lazy_apps {
+            tracing::info!(
+                "{why}: {} reload: the master re-executes itself to import the new code; \
+                 the workers serve until new ones are ready, then finish their requests",
+                if chain { "chain" } else { "graceful" }
+            );
+            self.mode = Mode::Reexec;
+            self.reexec_chain = chain;
+        } else if chain {
+            let mut ids: Vec<usize> = self
+                .workers
+                .iter()
+                .filter(|w| w.live() && w.successor.is_none())
+                .map(|w| w.id)
+                .collect();
+            ids.sort_unstable();
+            tracing::info!("{why}: chain reload of {} worker(s), one at a time", ids.len());
+            self.chain = ids.into();
+            self.advance_chain();
+        } else {
+            tracing::info!("{why}: graceful reload: new workers start, then the old ones stop");
+            for i in 0..self.workers.len() {
+                if self.workers[i].live() && self.workers[i].successor.is_none() {
+                    self.replace(i);
+                }
+            }
+        }
+    }
+
+    /// Replaces the next worker of a chain reload, if any is left.
+    fn advance_chain(&mut self) {
+        self.chain_waiting = None;
+        while let Some(id) = self.chain.pop_front() {
+            if let Some(i) =
+                self.workers.iter().position(|w| w.id == id && w.live() && w.successor.is_none())
+            {
+                self.chain_waiting = self.replace(i);
+                if self.chain_waiting.is_some() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_worker(&mut self) {
+        if self.mode != Mode::Serving {
+            return;
+        }
+        let limit = self.board.slots() / 2;
+        if self.target >= limit {
+            tracing::warn!("SIGTTIN: already {} workers, the most this master allows", self.target);
+            return;
+        }
+        self.target += 1;
+        tracing::info!("SIGTTIN: {} workers", self.target);
+        if let Err(err) = self.spawn(self.target) {
+            tracing::error!("{err}");
+        }
+    }
+
+    fn remove_worker(&mut self) {
+        if self.mode != Mode::Serving {
+            return;
+        }
+        if self.target <= 1 {
+            tracing::warn!("SIGTTOU: one worker left; keeping it");
+            return;
+        }
+        let id = self.target;
+        self.target -= 1;
+        tracing::info!("SIGTTOU: {} workers", self.target);
+        let mercy = self.options.worker_reload_mercy;
+        for i in 0..self.workers.len() {
+            if self.workers[i].id == id {
+                self.stop(i, Signal::SIGTERM, mercy);
+            }
+        }
+    }
+
+    /// Tells worker `i` to stop, and when it will be killed.
+    fn stop(&mut self, i: usize, signal: Signal, mercy: Duration) {
+        let worker = &mut self.workers[i];
+        let deadline = Instant::now() + mercy;
+        if worker.stop_deadline.is_some_and(|d| d <= deadline) {
+            return;
+        }
+        worker.stop_deadline = Some(deadline);
+        let _ = kill(worker.pid, signal);
+    }
+
+    /// Starts a replacement for worker `i`, which stops once it is ready.
+    fn replace(&mut self, i: usize) -> Option<Pid> {
+        let id = self.workers[i].id;
+        match self.spawn(id) {
+            Ok(pid) => {
+                self.workers[i].successor = pid;
+                pid
+            }
+            Err(err) => {
+                tracing::error!("{err}");
+                None
+            }
+        }
+    }
+
+    /// Forks worker number `id`. `None` when no scoreboard slot is free.
+    fn spawn(&mut self, id: usize) -> Result<Option<Pid>, MasterError> {
+        let Some(slot) =
+            (0..self.board.slots()).find(|s| self.workers.iter().all(|w| w.slot != *s))
+        else {
+            tracing::error!("worker {id}: no free scoreboard slot");
+            return Ok(None);
+        };
+        self.board.clear(slot);
+        match fork::fork(self.app.is_some())? {
+            Side::Child => {
+                self.signalfd = None;
+                let listeners = std::mem::take(&mut self.start.listeners);
+                let who = Identity { id, slot, board: self.board, master: self.me };
+                let app = match &self.app {
+                    Some(app) => AppSource::Preloaded(app),
+                    None => AppSource::Lazy(self.spec),
+                };
+                worker::run_forked(
+                    self.options,
+                    who,
+                    listeners,
+                    self.start.server.clone(),
+                    app,
+                    self.pool.clone(),
+                )
+            }
+            Side::Parent(pid) => {
+                tracing::info!("spawned worker {id} (pid {pid})");
+                let now = Instant::now();
+                self.workers.push(Worker {
+                    id,
+                    slot,
+                    pid,
+                    spawned: now,
+                    ready: false,
+                    successor: None,
+                    stop_deadline: None,
+                    killed: false,
+                    harakiri_at: None,
+                    recycle_after: now,
+                });
+                Ok(Some(pid))
+            }
+        }
+    }
+
+    /// Collects every worker that exited, and decides what replaces it.
+    fn reap(&mut self) {
+        loop {
+            let (pid, how, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    (pid, format!("exit status {code}"), Some(code))
+                }
+                Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                    (pid, format!("killed by {signal}"), None)
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => continue,
+            };
+            if let Some(i) = self.workers.iter().position(|w| w.pid == pid) {
+                let worker = self.workers.swap_remove(i);
+                self.board.clear(worker.slot);
+                self.on_exit(worker, &how, status);
+            } else if let Some(i) = self.previous.iter().position(|p| p.pid == pid) {
+                self.previous.swap_remove(i);
+                tracing::info!("previous worker (pid {pid}) stopped ({how})");
+            }
+        }
+    }
+
+    fn on_exit(&mut self, worker: Worker, how: &str, status: Option<i32>) {
+        let Worker { id, pid, .. } = worker;
+        if worker.stop_deadline.is_some() {
+            tracing::info!("worker {id} (pid {pid}) stopped ({how})");
+            return;
+        }
+        if worker.harakiri_at.is_none() {
+            tracing::warn!("worker {id} (pid {pid}) died ({how})");
+        }
+        let lived = worker.spawned.elapsed();
+        // A replacement that died before it was ready: the old worker
+        // serves on; a chain reload stops there.
+        if let Some(old) = self.workers.iter_mut().find(|w| w.successor == Some(pid)) {
+            old.successor = None;
+            old.recycle_after = Instant::now() + self.backoff.died(lived);
+            if self.chain_waiting == Some(pid) {
+                tracing::error!(
+                    "chain reload aborted: the new worker {id} died before it was ready; \
+                     the other workers serve on"
+                );
+                self.chain.clear();
+                self.chain_waiting = None;
+            }
+            return;
+        }
+        if status == Some(NO_APP_STATUS) && !self.ever_ready {
+            tracing::error!("worker {id} could not load the app (need-app): stopping");
+            self.shut_down(true, true);
+            return;
+        }
+        let wanted = self.mode == Mode::Serving
+            && id <= self.target
+            && !self.workers.iter().any(|w| w.id == id && w.live());
+        if !wanted {
+            return;
+        }
+        let delay =
+            if worker.harakiri_at.is_some() { Duration::ZERO } else { self.backoff.died(lived) };
+        if !delay.is_zero() {
+            tracing::warn!("respawning too fast: worker {id} is respawned in {delay:?}");
+        }
+        self.respawns.push((Instant::now() + delay, id));
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        self.respawn_due(now);
+        for i in 0..self.workers.len() {
+            self.check_ready(i);
+            self.check_harakiri(i, now);
+            self.check_deadline(i, now);
+            self.check_recycle(i, now);
+        }
+        for previous in &mut self.previous {
+            if !previous.killed && previous.stop_deadline.is_some_and(|d| d <= now) {
+                tracing::warn!("previous worker (pid {}) still busy: killing it", previous.pid);
+                previous.killed = true;
+                let _ = kill(previous.pid, Signal::SIGKILL);
+            }
+        }
+        self.check_touch();
+        self.check_settled();
+    }
+
+    fn respawn_due(&mut self, now: Instant) {
+        let (due, later): (Vec<_>, Vec<_>) =
+            self.respawns.drain(..).partition(|(at, _)| *at <= now);
+        self.respawns = later;
+        for (_, id) in due {
+            let wanted = self.mode == Mode::Serving
+                && id <= self.target
+                && !self.workers.iter().any(|w| w.id == id && w.live());
+            if wanted && let Err(err) = self.spawn(id) {
+                tracing::error!("respawning worker {id}: {err}");
+            }
+        }
+    }
+
+    fn check_ready(&mut self, i: usize) {
+        let worker = &mut self.workers[i];
+        if worker.ready || !self.board.is_ready(worker.slot) {
+            return;
+        }
+        worker.ready = true;
+        self.ever_ready = true;
+        let (id, pid) = (worker.id, worker.pid);
+        if let Some(old) = self.workers.iter().position(|w| w.successor == Some(pid)) {
+            tracing::info!(
+                "worker {id} (pid {}) replaced by pid {pid}: stopping it",
+                self.workers[old].pid
+            );
+            self.stop(old, Signal::SIGTERM, self.options.worker_reload_mercy);
+        }
+        if self.chain_waiting == Some(pid) {
+            self.advance_chain();
+            if self.chain_waiting.is_none() {
+                tracing::info!("chain reload done");
+            }
+        }
+        if let Some(next) = self.staged.pop_front() {
+            self.retire_previous(Signal::SIGTERM, self.options.reload_mercy, 1);
+            if let Err(err) = self.spawn(next) {
+                tracing::error!("chain reload: worker {next}: {err}");
+            }
+        }
+    }
+
+    fn check_harakiri(&mut self, i: usize, now: Instant) {
+        let Some(limit) = self.options.harakiri else { return };
+        let worker = &mut self.workers[i];
+        if let Some(at) = worker.harakiri_at {
+            if at <= now && !worker.killed {
+                worker.killed = true;
+                let _ = kill(worker.pid, Signal::SIGKILL);
+            }
+            return;
+        }
+        let Some(running) = self.board.oldest_request(worker.slot) else { return };
+        let elapsed = Duration::from_millis(now_ms().saturating_sub(running.started_ms));
+        if elapsed <= limit {
+            return;
+        }
+        let threads = self.pool.threads.max(1);
+        let whole =
+            if threads > 1 { "the whole worker is recycled" } else { "the worker is recycled" };
+        tracing::error!(
+            "harakiri: worker {} (pid {}) request {} running {:.1} s > {} s; killing the worker \
+             (threads={threads}: {whole}); its Python stacks follow",
+            worker.id,
+            worker.pid,
+            running.request,
+            elapsed.as_secs_f64(),
+            limit.as_secs_f64(),
+        );
+        let _ = kill(worker.pid, STACKS_SIGNAL);
+        worker.harakiri_at = Some(now + STACKS_GRACE);
+    }
+
+    fn check_deadline(&mut self, i: usize, now: Instant) {
+        let worker = &mut self.workers[i];
+        if worker.killed || worker.stop_deadline.is_none_or(|d| d > now) {
+            return;
+        }
+        tracing::warn!(
+            "worker {} (pid {}) still busy when its mercy ran out: killing it",
+            worker.id,
+            worker.pid
+        );
+        worker.killed = true;
+        let _ = kill(worker.pid, Signal::SIGKILL);
+    }
+
+    fn check_recycle(&mut self, i: usize, now: Instant) {
+        let worker = &self.workers[i];
+        if self.mode != Mode::Serving
+            || !worker.ready
+            || !worker.live()
+            || worker.successor.is_some()
+            || worker.recycle_after > now
+        {
+            return;
+        }
+        if self.options.max_worker_lifetime.is_some_and(|life| worker.spawned.elapsed() >= life) {
+            self.board.request_recycle(worker.slot, Recycle::Lifetime);
+        }
+        let Some(reason) = self.board.recycle_reason(worker.slot) else { return };
+        tracing::info!(
+            "worker {} (pid {}) recycled: {} ({} requests served); starting its replacement",
+            worker.id,
+            worker.pid,
+            reason.describe(),
+            self.board.requests(worker.slot),
+        );
+        self.replace(i);
+    }
+
+    fn check_touch(&mut self) {
+        let mut reloads = Vec::new();
+        for touch in &mut self.touch {
+            let now = mtime(&touch.path);
+            if now.is_some() && now != touch.seen {
+                reloads.push((touch.chain, touch.path.display().to_string()));
+            }
+            touch.seen = now;
+        }
+        for (chain, path) in reloads {
+            let option = if chain { "touch-chain-reload" } else { "touch-reload" };
+            self.reload(chain, &format!("{option} {path}"));
+        }
+    }
+
+    /// Once every wanted worker is ready (at start, after a reload), tells
+    /// systemd and the log.
+    fn check_settled(&mut self) {
+        if self.settled || self.mode != Mode::Serving || !self.chain.is_empty() {
+            return;
+        }
+        let serving = self.workers.iter().filter(|w| w.live() && w.ready).count();
+        let pending = self.workers.iter().any(|w| w.live() && (!w.ready || w.successor.is_some()));
+        if serving >= self.target && !pending {
+            self.settled = true;
+            tracing::info!("{serving} worker(s) serving");
+            self.retire_previous(Signal::SIGTERM, self.options.reload_mercy, usize::MAX);
+            self.start.notify(&format!("READY=1\nSTATUS={serving} workers serving"));
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The scoreboard: what workers tell the master, in memory shared across
+//! `fork` (an anonymous `MAP_SHARED` mapping made before the first fork).
+//!
+//! Every field is an `AtomicU64`, so master and workers read and write it
+//! without locks or torn values. One slot per worker process: whether it is
+//! ready, why it asks to be recycled, requests served; inside it one
+//! sub-slot per Python thread: when its current request started (0: idle)
+//! and its method and URI, for the harakiri log line. The text is written
+//! before the start time is published, and read after it; a request that
+//! ends meanwhile can only garble a log line.
+
+use crate::error::MasterError;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a worker asks to be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recycle {
+    /// `max-requests` reached.
+    MaxRequests = 1,
+    /// `reload-on-rss` exceeded.
+    Rss = 2,
+    /// `max-worker-lifetime` reached (set by the master).
+    Lifetime = 3,
+}
+
+impl Recycle {
+    fn from_word(word: u64) -> Option<Recycle> {
+        match word {
+            1 => Some(Recycle::MaxRequests),
+            2 => Some(Recycle::Rss),
+            3 => Some(Recycle::Lifetime),
+            _ => None,
+        }
+    }
+
+    /// What the log says.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Recycle::MaxRequests => "max-requests reached",
+            Recycle::Rss => "reload-on-rss exceeded",
+            Recycle::Lifetime => "max-worker-lifetime reached",
+        }
+    }
+}
+
+/// Bytes of `METHOD URI` kept per thread for the harakiri log line.
+const TEXT_WORDS: usize = 16;
+const THREAD_WORDS: usize = 1 + TEXT_WORDS;
+/// ready, recycle reason, requests served.
+const WORKER_WORDS: usize = 3;
+
+/// The shared table. Cloning it copies the view, not the memory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scoreboard {
+    words: &'static [AtomicU64],
+    threads: usize,
+    slots: usize,
+}
+
+/// A request running on a worker's thread, as the master sees it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Running {
+    /// When it started, in [`now_ms`] time.
+    pub(crate) started_ms: u64,
+    /// `METHOD URI`, cut to fit.
+    pub(crate) request: String,
+}
+
+impl Scoreboard {
+    /// Maps a zeroed table for `slots` workers of `threads` threads each.
+    /// It is never unmapped: the master and every worker use it until exit.
+    pub(crate) fn new(slots: usize, threads: usize) -> Result<Scoreboard, MasterError> {
+        let threads = threads.max(1);
+        let count = slots * (WORKER_WORDS + threads * THREAD_WORDS);
+        let bytes = NonZeroUsize::new(count * size_of::<AtomicU64>())
+            .ok_or(MasterError::System { call: "scoreboard", source: nix::Error::EINVAL })?;
+        use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
+        // SAFETY: a fresh anonymous mapping, no address hint: it aliases no
+        // Rust object.
+        let base = unsafe {
+            mmap_anonymous(
+                None,
+                bytes,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )
+        }
+        .map_err(MasterError::system("mmap scoreboard"))?;
+        // SAFETY: the mapping is page-aligned (so aligned for u64), `count`
+        // words long, zero-filled (a valid AtomicU64, same layout as u64),
+        // and never unmapped, so `'static` holds. All access is atomic, so
+        // sharing it with other processes after fork is sound.
+        let words = unsafe { std::slice::from_raw_parts(base.as_ptr().cast::<AtomicU64>(), count) };
+        Ok(Scoreboard { words, threads, slots })
+    }
+
+    /// How many workers it has room for.
+    pub(crate) fn slots(&self) -> usize {
+        self.slots
+    }
+
+    fn worker_base(&self, slot: usize) -> usize {
+        slot * (WORKER_WORDS + self.threads * THREAD_WORDS)
+    }
+
+    fn thread_base(&self, slot: usize, thread: usize) -> usize {
+        self.worker_base(slot) + WORKER_WORDS + thread.min(self.threads - 1) * THREAD_WORDS
+    }
+
+    /// Zeroes a slot before a new worker takes it.
+    pub(crate) fn clear(&self, slot: usize) {
+        let start = self.worker_base(slot);
+        let end = self.worker_base(slot + 1);
+        for word in &self.words[start..end] {
+            word.store(0, Ordering::Relaxed);
+        }
+        std::sync::atomic::fence(Ordering::Release);
+    }
+
+    /// The worker: its listeners are being served.
+    pub(crate) fn set_ready(&self, slot: usize) {
+        self.words[self.worker_base(slot)].store(1, Ordering::Release);
+    }
+
+    pub(crate) fn is_ready(&self, slot: usize) -> bool {
+        self.words[self.worker_base(slot)].load(Ordering::Acquire) == 1
+    }
+
+    /// Asks for a replacement; the first reason given stays.
+    pub(crate) fn request_recycle(&self, slot: usize, reason: Recycle) {
+        let _ = self.words[self.worker_base(slot) + 1].compare_exchange(
+            0,
+            reason as u64,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+
+    pub(crate) fn recycle_reason(&self, slot: usize) -> Option<Recycle> {
+        Recycle::from_word(self.words[self.worker_base(slot) + 1].load(Ordering::Acquire))
+    }
+
+    /// Counts a finished request; returns the count so far.
+    pub(crate) fn count_request(&self, slot: usize) -> u64 {
+        self.words[self.worker_base(slot) + 2].fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn requests(&self, slot: usize) -> u64 {
+        self.words[self.worker_base(slot) + 2].load(Ordering::Relaxed)
+    }
+
+    /// A worker's thread starts `request` (`METHOD URI`).
+    pub(crate) fn request_started(&self, slot: usize, thread: usize, request: &[u8]) {
+        let base = self.thread_base(slot, thread);
+        let mut text = [0u8; TEXT_WORDS * 8];
+        let len = request.len().min(text.len());
+        text[..len].copy_from_slice(&request[..len]);
+        for (word, chunk) in self.words[base + 1..base + THREAD_WORDS].iter().zip(text.chunks(8)) {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(chunk);
+            word.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
+        }
+        // Never 0, which means idle.
+        self.words[base].store(now_ms().max(1), Ordering::Release);
+    }
+
+    pub(crate) fn request_finished(&self, slot: usize, thread: usize) {
+        self.words[self.thread_base(slot, thread)].store(0, Ordering::Release);
+    }
+
+    /// The oldest request running on any thread of the worker, if any.
+    pub(crate) fn oldest_request(&self, slot: usize) -> Option<Running> {
+        (0..self.threads)
+            .filter_map(|thread| {
+                let base = self.thread_base(slot, thread);
+                let started_ms = self.words[base].load(Ordering::Acquire);
+                (started_ms != 0).then_some((started_ms, base))
+            })
+            .min()
+            .map(|(started_ms, base)| {
+                let bytes: Vec<u8> = self.words[base + 1..base + THREAD_WORDS]
+                    .iter()
+                    .flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes())
+                    .take_while(|b| *b != 0)
+                    .collect();
+                Running { started_ms, request: String::from_utf8_lossy(&bytes).into_owned() }
+            })
+    }
+}
+
+/// Milliseconds on the monotonic clock, which every process shares.
+pub(crate) fn now_ms() -> u64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|t| {
+            let secs = u64::try_from(t.tv_sec()).unwrap_or(0);
+            let millis = u64::try_from(t.tv_nsec()).unwrap_or(0) / 1_000_000;
+            secs * 1000 + millis
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_independent_and_clear_resets_them() {
+        let board = Scoreboard::new(4, 2).unwrap();
+        assert_eq!(board.slots(), 4);
+        board.set_ready(1);
+        board.request_recycle(1, Recycle::Rss);
+        board.request_recycle(1, Recycle::MaxRequests);
+        assert_eq!(board.count_request(1), 1);
+        assert_eq!(board.count_request(1), 2);
+        assert!(board.is_ready(1) && !board.is_ready(0) && !board.is_ready(2));
+        assert_eq!(board.recycle_reason(1), Some(Recycle::Rss), "the first reason stays");
+        assert_eq!(board.recycle_reason(2), None);
+        assert_eq!(board.requests(1), 2);
+        board.clear(1);
+        assert!(!board.is_ready(1));
+        assert_eq!((board.recycle_reason(1), board.requests(1)), (None, 0));
+    }
+
+    #[test]
+    fn oldest_request_of_a_worker_and_its_text() {
+        let board = Scoreboard::new(2, 3).unwrap();
+        assert_eq!(board.oldest_request(0), None);
+        board.request_started(0, 2, b"GET /slow");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        board.request_started(0, 0, b"POST /later");
+        let oldest = board.oldest_request(0).unwrap();
+        assert_eq!(oldest.request, "GET /slow");
+        assert!(oldest.started_ms <= now_ms());
+        board.request_finished(0, 2);
+        assert_eq!(board.oldest_request(0).unwrap().request, "POST /later");
+        assert_eq!(board.oldest_request(1), None, "another worker's slot is untouched");
+        let long = vec![b'x'; 500];
+        board.request_started(1, 0, &long);
+        assert_eq!(board.oldest_request(1).unwrap().request.len(), TEXT_WORDS * 8);
+    }
+
+    #[test]
+    fn is_shared_with_a_forked_child() {
+        let board = Scoreboard::new(1, 1).unwrap();
+        // SAFETY: the child only touches the scoreboard (atomics) and calls
+        // `_exit`, both async-signal-safe, so forking this multi-threaded
+        // test process is sound.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                board.set_ready(0);
+                board.count_request(0);
+                // SAFETY: `_exit` ends the child at once, running nothing of the parent's.
+                unsafe { libc::_exit(0) };
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                nix::sys::wait::waitpid(child, None).unwrap();
+                assert!(board.is_ready(0));
+                assert_eq!(board.requests(0), 1);
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! What happens once, before serving: the listen backlog, the sockets, the
+//! pidfile, dropping privileges; and after: `vacuum`. Also process titles.
+
+use crate::MasterOptions;
+use crate::error::MasterError;
+use crate::systemd::{self, Notifier};
+use nix::unistd::{Gid, Group, Uid, User};
+use rwsgi_server::{Listener, ServerConfig};
+use std::path::{Path, PathBuf};
+
+/// Everything prepared for serving.
+#[derive(Debug)]
+pub(crate) struct Start {
+    pub(crate) listeners: Vec<Listener>,
+    pub(crate) server: ServerConfig,
+    pub(crate) notifier: Option<Notifier>,
+    /// The directory we started in, for a re-exec (the app may `chdir`).
+    pub(crate) cwd: PathBuf,
+    /// Files `vacuum` removes on exit: our unix sockets and the pidfile.
+    vacuum: Vec<PathBuf>,
+}
+
+impl Start {
+    pub(crate) fn prepare(
+        options: &MasterOptions,
+        mut server: ServerConfig,
+    ) -> Result<Start, MasterError> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let reexec = std::env::var_os(crate::reexec::REEXEC_VAR).is_some();
+        server.listen_backlog = cap_backlog(server.listen_backlog, somaxconn());
+        // Before any other thread or process exists, so all inherit it.
+        rwsgi_server::prefer_batching();
+        let owned = systemd::listeners(&server)?;
+        let mut vacuum: Vec<PathBuf> = owned
+            .iter()
+            .filter(|o| o.ours)
+            .filter_map(|o| o.listener.unix_path().map(Path::to_path_buf))
+            .collect();
+        let listeners = owned.into_iter().map(|o| o.listener).collect();
+        if let Some(path) = &options.pidfile {
+            // A re-executed master has the same pid, and may have given up
+            // the rights to write it.
+            if !reexec {
+                write_pidfile(path)?;
+            }
+            vacuum.push(path.clone());
+        }
+        drop_privileges(options.uid.as_deref(), options.gid.as_deref())?;
+        if !server.vacuum {
+            vacuum.clear();
+        }
+        Ok(Start { listeners, server, notifier: Notifier::from_env(), cwd, vacuum })
+    }
+
+    /// The lines the operator (and the tests) wait for.
+    pub(crate) fn log_listening(&self) {
+        for listener in &self.listeners {
+            tracing::info!("{} listening on {}", listener.protocol().option(), listener.local());
+        }
+    }
+
+    /// Tells systemd, if it asked.
+    pub(crate) fn notify(&self, state: &str) {
+        if let Some(notifier) = &self.notifier {
+            notifier.notify(state);
+        }
+    }
+
+    /// Closes the listeners (new connections are refused from now on, once
+    /// the workers have closed theirs too) and removes what `vacuum` names.
+    pub(crate) fn finish(&mut self) {
+        self.listeners.clear();
+        for path in self.vacuum.drain(..) {
+            if let Err(err) = std::fs::remove_file(&path)
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("vacuum {}: {err}", path.display());
+            }
+        }
+    }
+}
+
+/// `listen` beyond the kernel's `somaxconn` is silently cut by the kernel:
+/// say so instead, and use what the kernel allows.
+fn cap_backlog(asked: u32, somaxconn: Option<u32>) -> u32 {
+    match somaxconn {
+        Some(max) if asked > max => {
+            tracing::warn!(
+                "listen = {asked} exceeds net.core.somaxconn = {max}; using {max} (raise it with sysctl)"
+            );
+            max
+        }
+        _ => asked,
+    }
+}
+
+fn somaxconn() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?.trim().parse().ok()
+}
+
+fn write_pidfile(path: &Path) -> Result<(), MasterError> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .map_err(|source| MasterError::Pidfile { path: path.to_path_buf(), source })
+}
+
+fn privileges_error(option: &'static str, value: &str) -> impl Fn(String) -> MasterError + use<> {
+    let value = value.to_string();
+    move |reason| MasterError::Privileges { option, value: value.clone(), reason }
+}
+
+/// A user by name or number, and its primary group when it has an entry.
+fn resolve_user(value: &str) -> Result<(Uid, Option<Gid>), MasterError> {
+    let error = privileges_error("uid", value);
+    let user = match value.parse::<u32>() {
+        Ok(n) => User::from_uid(Uid::from_raw(n)).map_err(|e| error(e.to_string()))?,
+        Err(_) => Some(
+            User::from_name(value)
+                .map_err(|e| error(e.to_string()))?
+                .ok_or_else(|| error("no such user".into()))?,
+        ),
+    };
+    Ok(match (user, value.parse::<u32>()) {
+        (Some(user), _) => (user.uid, Some(user.gid)),
+        (None, Ok(n)) => (Uid::from_raw(n), None),
+        (None, Err(_)) => return Err(error("no such user".into())),
+    })
+}
+
+fn resolve_group(value: &str) -> Result<Gid, MasterError> {
+    let error = privileges_error("gid", value);
+    if let Ok(n) = value.parse::<u32>() {
+        return Ok(Gid::from_raw(n));
+    }
+    Group::from_name(value)
+        .map_err(|e| error(e.to_string()))?
+        .map(|g| g.gid)
+        .ok_or_else(|| error("no such group".into()))
+}
+
+/// `uid`/`gid`: after binding (privileged ports) and the pidfile, become
+/// the given user and group, with no other supplementary group. Already
+/// being them (a re-executed master) is fine; becoming them without root
+/// is an error.
+fn drop_privileges(uid: Option<&str>, gid: Option<&str>) -> Result<(), MasterError> {
+    let user = uid.map(resolve_user).transpose()?;
+    let group = gid.map(resolve_group).transpose()?.or(user.and_then(|(_, g)| g));
+    let want_uid = user.map(|(u, _)| u);
+    if want_uid.is_none_or(|u| u == Uid::current()) && group.is_none_or(|g| g == Gid::current()) {
+        return Ok(());
+    }
+    if !Uid::effective().is_root() {
+        let (option, value) = match uid {
+            Some(uid) => ("uid", uid),
+            None => ("gid", gid.unwrap_or_default()),
+        };
+        return Err(privileges_error(option, value)("only root can switch users".into()));
+    }
+    if let Some(gid) = group {
+        let error = privileges_error("gid", &gid.to_string());
+        nix::unistd::setgroups(&[gid]).map_err(|e| error(format!("setgroups: {e}")))?;
+        nix::unistd::setgid(gid).map_err(|e| error(format!("setgid: {e}")))?;
+    }
+    if let Some(uid) = want_uid {
+        let error = privileges_error("uid", &uid.to_string());
+        nix::unistd::setuid(uid).map_err(|e| error(format!("setuid: {e}")))?;
+    }
+    tracing::info!("running as uid {} gid {}", Uid::current(), Gid::current());
+    Ok(())
+}
+
+/// Names this process as `ps`/`top` show it (`/proc/PID/comm`, 15 bytes),
+/// with `procname-prefix` before `title`.
+pub(crate) fn set_title(prefix: &str, title: &str) {
+    let mut name: Vec<u8> = format!("{prefix}{title}").into_bytes();
+    name.retain(|b| *b != 0);
+    name.truncate(15);
+    if let Ok(name) = std::ffi::CString::new(name)
+        && let Err(err) = nix::sys::prctl::set_name(&name)
+    {
+        tracing::debug!("process title: {err}");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backlog_is_capped_at_somaxconn() {
+        assert_eq!(cap_backlog(1024, Some(4096)), 1024);
+        assert_eq!(cap_backlog(8192, Some(4096)), 4096);
+        assert_eq!(cap_backlog(8192, None), 8192);
+    }
+
+    #[test]
+    fn users_and_groups_by_name_or_number() {
+        assert_eq!(resolve_user("0").unwrap().0, Uid::from_raw(0));
+        assert_eq!(resolve_user("root").unwrap(), (Uid::from_raw(0), Some(Gid::from_raw(0))));
+        assert_eq!(resolve_user("4242").unwrap().0, Uid::from_raw(4242));
+        assert!(resolve_user("no-such-user-here").is_err());
+        assert_eq!(resolve_group("0").unwrap(), Gid::from_raw(0));
+        assert!(resolve_group("no-such-group-here").is_err());
+        // Already who we are: nothing to do, even without root.
+        let me = Uid::current().to_string();
+        drop_privileges(Some(&me), None).unwrap();
+    }
+
+    #[test]
+    fn title_is_cut_to_what_the_kernel_keeps() {
+        let before = nix::sys::prctl::get_name().unwrap();
+        set_title("app-", "rwsgi worker 12");
+        assert_eq!(nix::sys::prctl::get_name().unwrap().to_str().unwrap(), "app-rwsgi worke");
+        nix::sys::prctl::set_name(&before).unwrap();
+    }
+}

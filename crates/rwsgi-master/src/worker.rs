@@ -1,0 +1,214 @@
+//! A worker: the Python threads and the tokio core serving the inherited
+//! listeners, in a forked child or, without a master, in this process.
+
+use crate::MasterOptions;
+use crate::error::MasterError;
+use crate::recycle;
+use crate::scoreboard::{Recycle, Scoreboard};
+use crate::setup::{self, Start};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::unistd::Pid;
+use rwsgi_proto::Environ;
+use rwsgi_python::{App, AppSpec, PoolSettings, RequestObserver};
+use rwsgi_server::{Listener, ServerConfig};
+use std::sync::Arc;
+
+/// A worker's exit status when a lazy app fails to load: the master stops
+/// with an error if no worker ever started (`need-app`).
+pub(crate) const NO_APP_STATUS: i32 = 22;
+
+/// The signal a worker answers by writing every thread's Python stack to
+/// the log (harakiri sends it first; an operator may too).
+pub(crate) const STACKS_SIGNAL: Signal = Signal::SIGUSR1;
+
+/// Without a master: load the app, serve in this process until a stop
+/// signal, clean up.
+pub(crate) fn run_alone(
+    mut start: Start,
+    spec: &AppSpec,
+    pool: PoolSettings,
+) -> Result<(), MasterError> {
+    let result = rwsgi_python::load_app(spec).map_err(MasterError::from).and_then(|app| {
+        start.log_listening();
+        let listeners = std::mem::take(&mut start.listeners);
+        let ready = || start.notify("READY=1\nSTATUS=serving");
+        serve(listeners, app, pool, start.server.clone(), ready)
+    });
+    start.notify("STOPPING=1");
+    start.finish();
+    result
+}
+
+/// The app a forked worker serves.
+#[derive(Debug)]
+pub(crate) enum AppSource<'a> {
+    /// Loaded by the master before the fork (shared copy-on-write).
+    Preloaded(&'a App),
+    /// Imported by each worker after the fork (`lazy-apps`).
+    Lazy(&'a AppSpec),
+}
+
+/// Who a forked worker is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Identity {
+    /// Its number, from 1, as logs and titles show it.
+    pub(crate) id: usize,
+    /// Its scoreboard slot.
+    pub(crate) slot: usize,
+    pub(crate) board: Scoreboard,
+    pub(crate) master: Pid,
+}
+
+/// A forked worker's life. Never returns: the process exits.
+pub(crate) fn run_forked(
+    options: &MasterOptions,
+    who: Identity,
+    listeners: Vec<Listener>,
+    server: ServerConfig,
+    app: AppSource<'_>,
+    pool: PoolSettings,
+) -> ! {
+    // Every line this worker's I/O thread logs (requests, errors) says which
+    // worker it is.
+    let _span = tracing::info_span!("worker", n = who.id).entered();
+    if let Err(err) = become_worker(options, who) {
+        tracing::error!("{err}");
+        std::process::exit(1);
+    }
+    let app = match app {
+        AppSource::Preloaded(app) => {
+            pyo3::Python::attach(|py| App { callable: app.callable.clone_ref(py) })
+        }
+        AppSource::Lazy(spec) => match rwsgi_python::load_app(spec) {
+            Ok(app) => app,
+            Err(err) => {
+                tracing::error!("{err}");
+                std::process::exit(NO_APP_STATUS);
+            }
+        },
+    };
+    let pool = PoolSettings { observer: Bookkeeping::observer(options, who), ..pool };
+    let ready = || {
+        tracing::info!("worker {} (pid {}) ready", who.id, std::process::id());
+        who.board.set_ready(who.slot);
+    };
+    match serve(listeners, app, pool, server, ready) {
+        Ok(()) => std::process::exit(0),
+        Err(err) => {
+            tracing::error!("{err}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Undoes what the master set up for itself, and ties the worker's life to
+/// the master's.
+fn become_worker(options: &MasterOptions, who: Identity) -> Result<(), MasterError> {
+    // The master reads its signals from a signalfd, so it blocks them; the
+    // worker's runtime needs them delivered.
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(MasterError::system("sigprocmask"))?;
+    // Reload and scaling signals are the master's business: a stray one
+    // (a terminal's SIGHUP to the process group) must not kill a worker.
+    for signal in [Signal::SIGHUP, Signal::SIGUSR2, Signal::SIGTTIN, Signal::SIGTTOU] {
+        // SAFETY: SIG_IGN installs no handler code.
+        unsafe { nix::sys::signal::signal(signal, SigHandler::SigIgn) }
+            .map_err(MasterError::system("signal"))?;
+    }
+    // A master killed without a chance to stop its workers must not leave
+    // them serving: they stop gracefully. If it died before this line, the
+    // parent is already someone else.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(MasterError::system("prctl"))?;
+    if nix::unistd::getppid() != who.master {
+        std::process::exit(0);
+    }
+    setup::set_title(&options.procname_prefix, &format!("rwsgi worker {}", who.id));
+    Ok(())
+}
+
+/// The part both kinds of worker share: stack dumps on [`STACKS_SIGNAL`],
+/// the Python threads, the core.
+fn serve(
+    listeners: Vec<Listener>,
+    app: App,
+    pool: PoolSettings,
+    server: ServerConfig,
+    ready: impl FnOnce(),
+) -> Result<(), MasterError> {
+    // Without it (no stderr to write to) the worker still serves.
+    if let Err(err) = rwsgi_python::dump_stacks_on(STACKS_SIGNAL as i32) {
+        tracing::warn!("no Python stacks on {STACKS_SIGNAL} or harakiri: {err}");
+    }
+    let pool = rwsgi_python::PythonPool::start(app, pool)?;
+    rwsgi_server::serve(listeners, pool.jobs(), server, ready)?;
+    Ok(())
+}
+
+/// A forked worker's scoreboard bookkeeping, on each Python thread.
+#[derive(Debug)]
+struct Bookkeeping {
+    who: Identity,
+    /// Record each running request (for harakiri).
+    track_requests: bool,
+    /// `max-requests` for this worker (with its stagger).
+    request_limit: Option<u64>,
+    /// `reload-on-rss`, in bytes.
+    rss_limit: Option<u64>,
+}
+
+impl Bookkeeping {
+    /// Only when an option needs it: otherwise requests cost nothing more.
+    fn observer(options: &MasterOptions, who: Identity) -> Option<Arc<dyn RequestObserver>> {
+        let request_limit = options.max_requests.map(|max| {
+            let (delta, jitter) = (options.max_requests_delta, options.max_requests_jitter);
+            recycle::request_limit(max, delta, jitter, who.id, recycle::random_u64())
+        });
+        let keeping = Bookkeeping {
+            who,
+            track_requests: options.harakiri.is_some(),
+            request_limit,
+            rss_limit: options.reload_on_rss.map(|mib| mib.saturating_mul(1 << 20)),
+        };
+        let needed = keeping.track_requests
+            || keeping.request_limit.is_some()
+            || keeping.rss_limit.is_some();
+        needed.then(|| Arc::new(keeping) as Arc<dyn RequestObserver>)
+    }
+}
+
+impl RequestObserver for Bookkeeping {
+    fn request_started(&self, thread: usize, environ: &Environ) {
+        if !self.track_requests {
+            return;
+        }
+        let mut text = [0u8; 128];
+        let mut len = 0;
+        let method = environ.get("REQUEST_METHOD").map_or(&b"?"[..], |m| &m[..]);
+        let uri = environ
+            .get("REQUEST_URI")
+            .or_else(|| environ.get("PATH_INFO"))
+            .map_or(&b""[..], |u| &u[..]);
+        for part in [method, b" ", uri] {
+            let n = part.len().min(text.len() - len);
+            text[len..len + n].copy_from_slice(&part[..n]);
+            len += n;
+        }
+        self.who.board.request_started(self.who.slot, thread, &text[..len]);
+    }
+
+    fn request_finished(&self, thread: usize) {
+        let (board, slot) = (self.who.board, self.who.slot);
+        if self.track_requests {
+            board.request_finished(slot, thread);
+        }
+        let served = board.count_request(slot);
+        if self.request_limit.is_some_and(|limit| served >= limit) {
+            board.request_recycle(slot, Recycle::MaxRequests);
+        }
+        if let Some(limit) = self.rss_limit
+            && recycle::rss_bytes().is_some_and(|rss| rss > limit)
+        {
+            board.request_recycle(slot, Recycle::Rss);
+        }
+    }
+}
