@@ -135,9 +135,18 @@ impl Settings {
 }
 
 /// The process options, uWSGI's spelling to `MasterOptions` (0 = off).
-/// `need-app` and `harakiri-verbose` are always on.
+/// `need-app` and `harakiri-verbose` are always on: turning them off is
+/// said once, not obeyed.
 fn master_options(config: &Config) -> MasterOptions {
     let process = &config.process;
+    if !process.need_app {
+        tracing::warn!("need-app = false has no effect: rwsgi exits 1 when the app cannot load");
+    }
+    if !process.harakiri_verbose {
+        tracing::warn!(
+            "harakiri-verbose = false has no effect: a harakiri always logs the Python stacks"
+        );
+    }
     let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let procname_prefix = match (&process.procname_prefix, &process.procname_prefix_spaced) {
         (_, Some(spaced)) => format!("{spaced} "),
