@@ -62,6 +62,9 @@ impl Settings {
             log_requests: !config.disable_logging,
             shutdown_timeout: Duration::from_secs(config.reload_mercy),
             fastcgi: fastcgi_values(config.threads),
+            // Sibling workers share the sockets: a busy one leaves new
+            // connections to the others.
+            accept_limit: (config.process.processes > 1).then_some(config.threads.max(1)),
         };
         let app = AppSpec {
             wsgi_file: config.wsgi_file.clone(),

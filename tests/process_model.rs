@@ -907,3 +907,28 @@ fn notify_reaches_an_abstract_socket_without_a_master_too() {
     let n = notify.recv(&mut buf).expect("no STOPPING=1 datagram");
     assert_eq!(&buf[..n], b"STOPPING=1");
 }
+
+#[test]
+fn a_busy_worker_leaves_new_connections_to_its_idle_sibling() {
+    let mut args = vec!["--wsgi-file", PROBE, "--master", "--processes", "2"];
+    args.extend(MERCY);
+    let server = Server::start(&args);
+    wait_workers(&server, 2);
+    let addr = server.addr().to_string();
+    let slow = {
+        let addr = addr.clone();
+        std::thread::spawn(move || fetch(&addr, "/sleep?s=3"))
+    };
+    // Let one worker take the slow request and start sleeping.
+    std::thread::sleep(Duration::from_millis(300));
+    // With one worker asleep, every quick request must go to the other
+    // one, not wait its turn behind the sleeper.
+    for n in 0..20 {
+        let started = Instant::now();
+        let outcome = fetch(&addr, "/process");
+        let took = started.elapsed();
+        assert!(matches!(outcome, Ok((200, _))), "request {n}: {outcome:?}");
+        assert!(took < Duration::from_secs(1), "request {n} waited {took:?} behind the sleeper");
+    }
+    assert!(matches!(slow.join().unwrap(), Ok((200, _))));
+}

@@ -9,6 +9,7 @@
 
 use crate::date::with_date;
 use crate::listener::Stream;
+use crate::load::{Active, Load};
 use bytes::{Bytes, BytesMut};
 use rwsgi_proto::{
     BodyLength, ConnInfo, Environ, Fault, Frame, OutBuf, ProtoError, RequestHead, ServerCodec,
@@ -27,6 +28,20 @@ use tokio::time::timeout;
 pub(crate) struct Context {
     pub(crate) config: crate::ServerConfig,
     pub(crate) jobs: flume::Sender<Job>,
+    /// Requests in progress, counted only with an `accept_limit`.
+    pub(crate) load: Option<Arc<Load>>,
+}
+
+impl Context {
+    pub(crate) fn new(config: crate::ServerConfig, jobs: flume::Sender<Job>) -> Self {
+        let load = config.accept_limit.map(|_| Arc::new(Load::default()));
+        Context { config, jobs, load }
+    }
+
+    /// Counts a request in progress, if anyone is counting.
+    fn enter(&self) -> Option<Active> {
+        self.load.as_ref().map(Load::enter)
+    }
 }
 
 /// Room kept free in the read buffer before each read.
@@ -63,6 +78,9 @@ pub(crate) struct Connection<S, C> {
     out: OutBuf,
     /// True once the server stops: responses then announce the close.
     shutdown: watch::Receiver<bool>,
+    /// A request is being read or served; `None` while idle between
+    /// keep-alive requests, when the connection is no load on the worker.
+    active: Option<Active>,
 }
 
 impl<S: Stream, C: ServerCodec> Connection<S, C> {
@@ -77,10 +95,12 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             io,
             codec,
             info,
-            ctx,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             out: OutBuf::new(),
             shutdown,
+            // A fresh connection counts at once: its request is on its way.
+            active: ctx.enter(),
+            ctx,
         }
     }
 
@@ -93,7 +113,10 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                 Err(err) => Next::Fail(err),
             };
             match next {
-                Next::KeepAlive if !*shutdown.borrow() => continue,
+                Next::KeepAlive if !*shutdown.borrow() => {
+                    self.active = None;
+                    continue;
+                }
                 Next::KeepAlive | Next::Close => break,
                 Next::Linger => {
                     self.linger().await;
@@ -158,6 +181,9 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                             continue;
                         }
                     }
+                }
+                if self.active.is_none() {
+                    self.active = self.ctx.enter();
                 }
                 deadline = Some(Instant::now() + self.ctx.config.socket_timeout);
                 continue;

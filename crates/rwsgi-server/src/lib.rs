@@ -12,6 +12,7 @@ mod conn;
 mod date;
 mod error;
 mod listener;
+mod load;
 mod sched;
 mod serve;
 
@@ -84,6 +85,12 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// What FastCGI `GET_VALUES` reports.
     pub fastcgi: ManagementValues,
+    /// With sibling workers on the same sockets: accept a connection only
+    /// while fewer than this many requests are in progress, so a busy
+    /// worker leaves new connections to an idle one instead of queueing
+    /// them behind a slow request (as uWSGI's workers do). `None` for a
+    /// lone worker, which gains nothing by leaving them in the backlog.
+    pub accept_limit: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -100,6 +107,7 @@ impl Default for ServerConfig {
             log_requests: true,
             shutdown_timeout: Duration::from_secs(30),
             fastcgi: ManagementValues { max_conns: 65, max_reqs: 1 },
+            accept_limit: None,
         }
     }
 }

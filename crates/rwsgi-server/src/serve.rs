@@ -39,7 +39,7 @@ async fn run(
     ready: impl FnOnce(),
 ) -> Result<(), ServerError> {
     let shutdown_timeout = config.shutdown_timeout;
-    let ctx = Arc::new(Context { config, jobs });
+    let ctx = Arc::new(Context::new(config, jobs));
     let (stop_tx, stop_rx) = watch::channel(false);
     let tracker = TaskTracker::new();
     let mut signals = Signals::new().map_err(ServerError::Runtime)?;
@@ -103,6 +103,9 @@ impl AcceptLoop {
         match listener.kind {
             ListenerKind::Tcp(std) => match tokio::net::TcpListener::from_std(std) {
                 Ok(tcp) => loop {
+                    if !self.room_for_more().await {
+                        return;
+                    }
                     let accepted = tokio::select! {
                         accepted = tcp.accept() => accepted,
                         _ = self.stop.changed() => return,
@@ -121,6 +124,9 @@ impl AcceptLoop {
             },
             ListenerKind::Unix(std, _) => match tokio::net::UnixListener::from_std(std) {
                 Ok(unix) => loop {
+                    if !self.room_for_more().await {
+                        return;
+                    }
                     let accepted = tokio::select! {
                         accepted = unix.accept() => accepted,
                         _ = self.stop.changed() => return,
@@ -136,6 +142,18 @@ impl AcceptLoop {
                 },
                 Err(err) => tracing::error!("{local}: {err}"),
             },
+        }
+    }
+
+    /// Waits while the worker is at its `accept_limit`; false when the
+    /// server stops meanwhile.
+    async fn room_for_more(&mut self) -> bool {
+        let (Some(load), Some(limit)) = (&self.ctx.load, self.ctx.config.accept_limit) else {
+            return true;
+        };
+        tokio::select! {
+            () = load.below(limit) => true,
+            _ = self.stop.changed() => false,
         }
     }
 
