@@ -18,11 +18,13 @@ use common::{
     Conn, FCGI_ABORT_REQUEST, FCGI_AUTHORIZER, FCGI_BEGIN_REQUEST, FCGI_CANT_MPX_CONN, FCGI_DATA,
     FCGI_END_REQUEST, FCGI_FILTER, FCGI_GET_VALUES, FCGI_GET_VALUES_RESULT, FCGI_KEEP_CONN,
     FCGI_PARAMS, FCGI_REQUEST_COMPLETE, FCGI_RESPONDER, FCGI_STDIN, FCGI_STDOUT, FCGI_UNKNOWN_ROLE,
-    FCGI_UNKNOWN_TYPE, FcgiPairs, FcgiRecord, FcgiResponse, LOG_TIMEOUT, Nginx, Server, Signal,
-    TempDir, add_var as add, as_post, curl, django_through, drop_var, fcgi_begin, fcgi_length,
-    fcgi_nginx_params, fcgi_pairs, fcgi_pairs_with, fcgi_params, fcgi_parse_pairs, fcgi_record,
-    fcgi_record_with, fcgi_request, fcgi_stdin, fcgi_stream, flask_through, latin1, mode_of,
-    pattern, post_file, set_var, wait_until, with_vars,
+    FCGI_UNKNOWN_TYPE, FcgiPairs, FcgiRecord, FcgiResponse, Frameworks, LOG_TIMEOUT, NGINX_COMMON,
+    Nginx, Server, Signal, TempDir, add_var as add, as_post, assert_logged_once,
+    assert_same_client_headers, assert_same_fields, curl, django_through, drop_var, environ_via,
+    fcgi_begin, fcgi_length, fcgi_nginx_params, fcgi_pairs, fcgi_pairs_with, fcgi_params,
+    fcgi_parse_pairs, fcgi_record, fcgi_record_with, fcgi_request, fcgi_stdin, fcgi_stream,
+    flask_through, latin1, mentions, mode_of, nginx_tools as tools, pattern, post_file, set_var,
+    wait_until, with_vars,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -139,25 +141,6 @@ fn wait_outcome(server: &Server, tag: &str, pred: impl Fn(&str) -> bool) -> Vec<
     seen
 }
 
-/// Whether `line` names the client address `peer` (and not a longer port).
-fn mentions(line: &str, peer: &str) -> bool {
-    line.match_indices(peer)
-        .any(|(i, _)| !line[i + peer.len()..].starts_with(|c: char| c.is_ascii_digit()))
-}
-
-/// The log names `peer` on exactly one line, a FastCGI line with `needle`.
-fn assert_logged_once(server: &Server, peer: &str, needle: &str, what: &str) {
-    let found = server.wait_log_line(LOG_TIMEOUT, |line| {
-        mentions(line, peer) && line.contains("fastcgi") && line.contains(needle)
-    });
-    assert!(found, "{what}: no log line with {peer} and {needle:?}:\n{}", server.log());
-    // Give a second line (if any is coming) a moment to show up.
-    std::thread::sleep(Duration::from_millis(100));
-    let lines: Vec<String> =
-        server.log().lines().filter(|l| mentions(l, peer)).map(str::to_string).collect();
-    assert_eq!(lines.len(), 1, "{what}: want one log line about {peer}: {lines:#?}");
-}
-
 /// A valid request sent after every rejected one: it must never run.
 fn smuggled() -> Vec<u8> {
     fcgi_request(1, 0, &fcgi_nginx_params("GET", "/read-record?tag=smuggled"), b"")
@@ -180,7 +163,7 @@ fn assert_rejected(server: &Server, bytes: &[u8], status: u16, what: &str) -> Fc
     assert_well_formed(&response, 1, what);
     assert_eq!(response.status, status, "{what}: {:?}", latin1(&response.stdout));
     assert_closed(&mut conn, what);
-    assert_logged_once(server, &peer, &format!("=> {status}"), what);
+    assert_logged_once(server, "fastcgi", &peer, &format!("=> {status}"), what);
     response
 }
 
@@ -1056,7 +1039,7 @@ fn a_version_other_than_1_closes_the_connection() {
         let (data, closed) = conn.read_until_close(Duration::from_secs(5));
         assert!(data.is_empty(), "version {version}: answered {:?}", latin1(&data));
         assert!(closed, "version {version}: the connection stayed open");
-        assert_logged_once(&server, &peer, "version", &format!("version {version}"));
+        assert_logged_once(&server, "fastcgi", &peer, "version", &format!("version {version}"));
     }
     // In the middle of a request: nothing more is trusted, the connection closes.
     let mut conn = server.fastcgi_conn();
@@ -1081,7 +1064,7 @@ fn http_on_a_fastcgi_socket_is_closed() {
     let (data, closed) = conn.read_until_close(Duration::from_secs(5));
     assert!(data.is_empty(), "HTTP got an answer: {:?}", latin1(&data));
     assert!(closed);
-    assert_logged_once(&server, &peer, "fastcgi", "HTTP on a FastCGI socket");
+    assert_logged_once(&server, "fastcgi", &peer, "fastcgi", "HTTP on a FastCGI socket");
     assert_still_serving(&server);
 }
 
@@ -1265,7 +1248,7 @@ fn content_length_over_limit_post_is_413_before_the_body() {
         assert_well_formed(&response, 1, "413");
         assert_eq!(response.status, 413, "CONTENT_LENGTH {cl}: {:?}", latin1(&response.stdout));
         assert_closed(&mut conn, "413");
-        assert_logged_once(&server, &peer, "=> 413", "413");
+        assert_logged_once(&server, "fastcgi", &peer, "=> 413", "413");
     }
     let body = pattern(1000);
     let response = request(&server, &post_params("/echo", 1000), &body, "1000 bytes");
@@ -1614,16 +1597,11 @@ fn cgi_fcgi_is_served() {
 // nginx fastcgi_pass
 // ---------------------------------------------------------------------------
 
-/// Whether nginx and curl are here (else skip, or fail under CI=true).
-fn tools() -> bool {
-    common::nginx_available() && common::curl_available()
-}
-
-/// nginx settings for every test; `fastcgi_buffer_size` is raised from its
-/// 4 KiB default so a 32 KiB response head fits.
-const COMMON: &str = "client_max_body_size 64m;\nlarge_client_header_buffers 4 16k;\n\
-                      fastcgi_buffer_size 64k;\nfastcgi_buffers 8 64k;\n\
-                      fastcgi_busy_buffers_size 128k;\n";
+/// nginx settings for every test besides [`NGINX_COMMON`]:
+/// `fastcgi_buffer_size` is raised from its 4 KiB default so a 32 KiB
+/// response head fits.
+const FASTCGI_BUFFERS: &str =
+    "fastcgi_buffer_size 64k;\nfastcgi_buffers 8 64k;\nfastcgi_busy_buffers_size 128k;\n";
 
 /// nginx passing everything to `pass` (`127.0.0.1:PORT` or `unix:/path`)
 /// with Debian's fastcgi_params. `keep`: through an upstream with
@@ -1642,7 +1620,7 @@ fn fcgi_nginx(pass: &str, keep: bool) -> Nginx {
     };
     let fcgi = format!("include /etc/nginx/fastcgi_params; fastcgi_pass {target}; {keep_conn}");
     Nginx::start(&format!(
-        "{upstream}server {{\nlisten 127.0.0.1:@PORT@;\n{COMMON}\n\
+        "{upstream}server {{\nlisten 127.0.0.1:@PORT@;\n{NGINX_COMMON}{FASTCGI_BUFFERS}\n\
          location / {{ {fcgi} }}\n\
          location /nobuf/ {{ rewrite ^/nobuf(/.*)$ $1 break; {fcgi} \
          fastcgi_request_buffering off; }}\n\
@@ -1654,19 +1632,10 @@ fn fcgi_nginx(pass: &str, keep: bool) -> Nginx {
     ))
 }
 
-fn environ_via(url: &str, extra: &[&str]) -> Value {
-    let mut args = vec!["-H", "X-Custom: custom value", "-A", "rwsgi-test/1.0"];
-    args.extend_from_slice(extra);
-    args.push(url);
-    let response = curl(&args);
-    assert_eq!(response.status, 200, "{url}: {}", response.text());
-    response.json()
-}
-
 /// The request fields nginx must pass on unchanged (`HTTP_HOST` aside,
 /// which Debian's params set to `$host`).
 fn assert_same_request(direct: &Value, proxied: &Value) {
-    for key in [
+    let keys = [
         "REQUEST_METHOD",
         "PATH_INFO",
         "SCRIPT_NAME",
@@ -1676,22 +1645,9 @@ fn assert_same_request(direct: &Value, proxied: &Value) {
         "HTTP_X_CUSTOM",
         "HTTP_USER_AGENT",
         "wsgi.url_scheme",
-    ] {
-        assert!(direct[key].is_string(), "{key} missing: {direct}");
-        assert_eq!(direct[key], proxied[key], "{key}: direct {direct}\nproxied {proxied}");
-    }
-    for key in ["CONTENT_TYPE", "CONTENT_LENGTH"] {
-        assert_eq!(direct.get(key), proxied.get(key), "{key}: direct {direct}\nproxied {proxied}");
-    }
-    let http = |env: &Value| -> Vec<(String, Value)> {
-        env.as_object()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| k.starts_with("HTTP_") && *k != "HTTP_HOST")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    };
-    assert_eq!(http(direct), http(proxied), "the client's headers");
+    ];
+    assert_same_fields(direct, proxied, &keys);
+    assert_same_client_headers(direct, proxied);
     assert_eq!(proxied["SCRIPT_NAME"], "");
     assert_eq!(proxied["wsgi.url_scheme"], "http");
 }
@@ -1939,36 +1895,13 @@ fn flask_and_django_through_nginx_fastcgi_pass() {
     if !tools() {
         return;
     }
-    let Some(venv) = common::venv() else { return };
-    let venv = venv.to_string_lossy().into_owned();
-    let dir = TempDir::new("ffw");
-    let flask_sock = dir.join("flask.sock");
-    let flask = Server::start(&[
-        "--fastcgi-socket",
-        &flask_sock,
-        "--chmod-socket=666",
-        "--wsgi-file",
-        "examples/flask/app.py",
-        "--home",
-        &venv,
-    ]);
-    let django = Server::start(&[
-        "--fastcgi-socket",
-        "127.0.0.1:0",
-        "--chdir",
-        "examples/django",
-        "--module",
-        "mysite.wsgi",
-        "--home",
-        &venv,
-    ]);
-    let flask_nginx = fcgi_nginx(&format!("unix:{flask_sock}"), true);
-    let django_nginx = fcgi_nginx(django.fastcgi_addr(0), false);
+    let Some(apps) = Frameworks::start("--fastcgi-socket") else { return };
+    let flask_nginx = fcgi_nginx(&format!("unix:{}", apps.flask_sock), true);
+    let django_nginx = fcgi_nginx(apps.django.fastcgi_addr(0), false);
 
     flask_through(&flask_nginx, "/nobuf/echo");
     django_through(&django_nginx);
-    assert!(flask.log_contains("boom from flask"), "{}", flask.log());
-    assert!(django.log_contains("boom from django"), "{}", django.log());
+    apps.assert_booms_logged();
     // Mounted under /app with fastcgi_split_path_info.
     let mounted = curl(&[&django_nginx.url("/app/meta")]).json();
     assert_eq!(mounted["script_name"], "/app", "{mounted}");

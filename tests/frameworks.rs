@@ -5,27 +5,18 @@
 
 mod common;
 
-use common::{Server, chunked, pattern};
+use common::{Server, chunked, django_options, flask_options, pattern};
 use serde_json::json;
 use std::path::Path;
 
 fn flask(venv: &Path) -> Server {
     let venv = venv.to_string_lossy().into_owned();
-    Server::start(&["--wsgi-file", "examples/flask/app.py", "--home", &venv, "--threads", "2"])
+    Server::start(&[&flask_options(&venv)[..], &["--threads", "2"]].concat())
 }
 
 fn django(venv: &Path) -> Server {
     let venv = venv.to_string_lossy().into_owned();
-    Server::start(&[
-        "--chdir",
-        "examples/django",
-        "--module",
-        "mysite.wsgi",
-        "--home",
-        &venv,
-        "--threads",
-        "2",
-    ])
+    Server::start(&[&django_options(&venv)[..], &["--threads", "2"]].concat())
 }
 
 /// A hand-built multipart/form-data body.

@@ -5,16 +5,12 @@
 
 mod common;
 
-use common::{CurlResponse, Nginx, Server, TempDir, curl, pattern};
+use common::{
+    NGINX_COMMON as COMMON, Nginx, Server, TempDir, assert_same_fields, curl, django_options,
+    environ_via, flask_options, nginx_tools as tools, pattern, post_file,
+};
 use serde_json::Value;
 use std::process::Command;
-
-/// Whether nginx and curl are here (else skip, or fail under CI=true).
-fn tools() -> bool {
-    common::nginx_available() && common::curl_available()
-}
-
-const COMMON: &str = "client_max_body_size 64m;\nlarge_client_header_buffers 4 16k;\n";
 
 /// nginx proxying everything to `upstream` (a `proxy_pass` URL) with
 /// nginx's defaults (HTTP/1.0 to the upstream, request buffering on).
@@ -36,31 +32,17 @@ fn keepalive_proxy(addr: &str) -> Nginx {
     ))
 }
 
-fn environ_via(url: &str, extra: &[&str]) -> Value {
-    let mut args = vec!["-H", "X-Custom: custom value"];
-    args.extend_from_slice(extra);
-    args.push(url);
-    let response = curl(&args);
-    assert_eq!(response.status, 200, "{url}: {}", response.text());
-    response.json()
-}
-
 /// The fields a proxy must not change.
 fn assert_same_request(direct: &Value, proxied: &Value) {
-    for key in [
+    let keys = [
         "REQUEST_METHOD",
         "PATH_INFO",
         "QUERY_STRING",
         "REQUEST_URI",
         "HTTP_X_CUSTOM",
         "SCRIPT_NAME",
-    ] {
-        assert_eq!(direct[key], proxied[key], "{key}: direct {direct}\nproxied {proxied}");
-        assert!(direct[key].is_string(), "{key} missing: {direct}");
-    }
-    for key in ["CONTENT_TYPE", "CONTENT_LENGTH"] {
-        assert_eq!(direct.get(key), proxied.get(key), "{key}");
-    }
+    ];
+    assert_same_fields(direct, proxied, &keys);
 }
 
 #[test]
@@ -137,18 +119,6 @@ fn keepalive_upstream_speaks_http11_and_reuses_connections() {
     assert_eq!(stream.text(), want);
     let third = environ_via(&nginx.url("/environ?k=1"), &[]);
     assert_eq!(first["REMOTE_PORT"], third["REMOTE_PORT"], "not reused after a chunked response");
-}
-
-/// POSTs `body` from a file with curl.
-fn post_file(url: &str, body: &[u8], extra: &[&str]) -> CurlResponse {
-    let dir = TempDir::new("body");
-    let file = dir.join("body.bin");
-    std::fs::write(&file, body).unwrap();
-    let data = format!("@{file}");
-    let mut args = vec!["-H", "Content-Type: application/octet-stream", "--data-binary", &data];
-    args.extend_from_slice(extra);
-    args.push(url);
-    curl(&args)
 }
 
 #[test]
@@ -249,9 +219,8 @@ fn flask_and_django_through_nginx() {
     }
     let Some(venv) = common::venv() else { return };
     let venv = venv.to_string_lossy().into_owned();
-    let flask = Server::start(&["--wsgi-file", "examples/flask/app.py", "--home", &venv]);
-    let django =
-        Server::start(&["--chdir", "examples/django", "--module", "mysite.wsgi", "--home", &venv]);
+    let flask = Server::start(&flask_options(&venv));
+    let django = Server::start(&django_options(&venv));
     let nginx = Nginx::start(&format!(
         "server {{\nlisten 127.0.0.1:@PORT@;\n{COMMON}\
          location /flask/ {{ proxy_pass http://{}/; proxy_set_header Host $http_host; }}\n\

@@ -13,9 +13,11 @@
 mod common;
 
 use common::{
-    Conn, LOG_TIMEOUT, Nginx, Response, Server, Signal, TempDir, add_var as add, as_post, curl,
-    django_through, drop_var, flask_through, latin1, mode_of, nginx_vars, pattern, post_file,
-    set_var, uwsgi_header, uwsgi_packet, uwsgi_packet_with, uwsgi_vars, wait_until, with_vars,
+    Conn, Frameworks, LOG_TIMEOUT, NGINX_COMMON as COMMON, Nginx, Response, Server, Signal,
+    TempDir, add_var as add, as_post, assert_logged_once, assert_same_client_headers,
+    assert_same_fields, curl, django_through, drop_var, environ_via, flask_through, latin1,
+    mentions, mode_of, nginx_tools as tools, nginx_vars, pattern, post_file, set_var, uwsgi_header,
+    uwsgi_packet, uwsgi_packet_with, uwsgi_vars, wait_until, with_vars,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -66,25 +68,6 @@ fn environ_of(server: &Server, vars: &Vars, body: &[u8]) -> Value {
     response.json()
 }
 
-/// Whether `line` names the client address `peer` (and not a longer port).
-fn mentions(line: &str, peer: &str) -> bool {
-    line.match_indices(peer)
-        .any(|(i, _)| !line[i + peer.len()..].starts_with(|c: char| c.is_ascii_digit()))
-}
-
-/// The log names `peer` on exactly one line, and that line contains `needle`.
-fn assert_logged_once(server: &Server, peer: &str, needle: &str, what: &str) {
-    let found = server.wait_log_line(LOG_TIMEOUT, |line| {
-        mentions(line, peer) && line.contains("uwsgi") && line.contains(needle)
-    });
-    assert!(found, "{what}: no log line with {peer} and {needle:?}:\n{}", server.log());
-    // Give a second line (if any is coming) a moment to show up.
-    std::thread::sleep(Duration::from_millis(100));
-    let lines: Vec<String> =
-        server.log().lines().filter(|l| mentions(l, peer)).map(str::to_string).collect();
-    assert_eq!(lines.len(), 1, "{what}: want one log line about {peer}: {lines:#?}");
-}
-
 /// A valid request sent after every rejected one: it must never reach the app.
 fn smuggled() -> Vec<u8> {
     uwsgi_packet(&nginx_vars("GET", "/read-record?tag=smuggled"), b"")
@@ -111,7 +94,7 @@ fn assert_rejected(server: &Server, bytes: &[u8], status: u16, what: &str) -> Re
     });
     assert_eq!(response.status, status, "{what}: {response:?}");
     assert_closes(&mut conn, &response, what);
-    assert_logged_once(server, &peer, &format!("=> {status}"), what);
+    assert_logged_once(server, "uwsgi", &peer, &format!("=> {status}"), what);
     response
 }
 
@@ -583,7 +566,7 @@ fn vars_block_shorter_than_datasize_times_out_with_400() {
         "{elapsed:?}"
     );
     assert_closes(&mut conn, &response, "truncated block");
-    assert_logged_once(&server, &peer, "=> 400", "truncated block");
+    assert_logged_once(&server, "uwsgi", &peer, "=> 400", "truncated block");
     assert_still_serving(&server);
 }
 
@@ -646,7 +629,7 @@ fn content_length_over_limit_post_is_413_before_the_body() {
         let response = conn.read_response();
         assert_eq!(response.status, 413, "CL {cl}: {response:?}");
         assert_closes(&mut conn, &response, "413");
-        assert_logged_once(&server, &peer, "=> 413", "413");
+        assert_logged_once(&server, "uwsgi", &peer, "=> 413", "413");
     }
     let body = pattern(1000);
     let response = exchange(&server, &uwsgi_packet(&post_vars("/echo", 1000), &body), "1000 bytes");
@@ -930,13 +913,6 @@ fn http_and_uwsgi_listeners_serve_one_app() {
 // nginx uwsgi_pass
 // ---------------------------------------------------------------------------
 
-/// Whether nginx and curl are here (else skip, or fail under CI=true).
-fn tools() -> bool {
-    common::nginx_available() && common::curl_available()
-}
-
-const COMMON: &str = "client_max_body_size 64m;\nlarge_client_header_buffers 4 16k;\n";
-
 /// nginx passing everything to `pass` (`127.0.0.1:PORT` or `unix:/path`)
 /// with Debian's uwsgi_params; `/nobuf/…` is `/…` with request buffering off.
 fn uwsgi_nginx(pass: &str, extra: &str) -> Nginx {
@@ -951,19 +927,10 @@ fn uwsgi_nginx(pass: &str, extra: &str) -> Nginx {
     ))
 }
 
-fn environ_via(url: &str, extra: &[&str]) -> Value {
-    let mut args = vec!["-H", "X-Custom: custom value", "-A", "rwsgi-test/1.0"];
-    args.extend_from_slice(extra);
-    args.push(url);
-    let response = curl(&args);
-    assert_eq!(response.status, 200, "{url}: {}", response.text());
-    response.json()
-}
-
 /// The `HTTP_*` and request fields nginx must pass on unchanged (except
 /// `HTTP_HOST`, which Debian's params set to `$host`).
 fn assert_same_request(direct: &Value, proxied: &Value) {
-    for key in [
+    let keys = [
         "REQUEST_METHOD",
         "PATH_INFO",
         "QUERY_STRING",
@@ -973,22 +940,9 @@ fn assert_same_request(direct: &Value, proxied: &Value) {
         "HTTP_X_CUSTOM",
         "HTTP_USER_AGENT",
         "wsgi.url_scheme",
-    ] {
-        assert!(direct[key].is_string(), "{key} missing: {direct}");
-        assert_eq!(direct[key], proxied[key], "{key}: direct {direct}\nproxied {proxied}");
-    }
-    for key in ["CONTENT_TYPE", "CONTENT_LENGTH"] {
-        assert_eq!(direct.get(key), proxied.get(key), "{key}: direct {direct}\nproxied {proxied}");
-    }
-    let http = |env: &Value| -> Vec<(String, Value)> {
-        env.as_object()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| k.starts_with("HTTP_") && *k != "HTTP_HOST")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    };
-    assert_eq!(http(direct), http(proxied), "the client's headers");
+    ];
+    assert_same_fields(direct, proxied, &keys);
+    assert_same_client_headers(direct, proxied);
     assert_eq!(proxied["wsgi.url_scheme"], "http");
 }
 
@@ -1156,34 +1110,11 @@ fn flask_and_django_through_nginx_uwsgi_pass() {
     if !tools() {
         return;
     }
-    let Some(venv) = common::venv() else { return };
-    let venv = venv.to_string_lossy().into_owned();
-    let dir = TempDir::new("fw");
-    let flask_sock = dir.join("flask.sock");
-    let flask = Server::start(&[
-        "--socket",
-        &flask_sock,
-        "--chmod-socket=666",
-        "--wsgi-file",
-        "examples/flask/app.py",
-        "--home",
-        &venv,
-    ]);
-    let django = Server::start(&[
-        "--socket",
-        "127.0.0.1:0",
-        "--chdir",
-        "examples/django",
-        "--module",
-        "mysite.wsgi",
-        "--home",
-        &venv,
-    ]);
-    let flask_nginx = uwsgi_nginx(&format!("unix:{flask_sock}"), "");
-    let django_nginx = uwsgi_nginx(django.uwsgi_addr(0), "");
+    let Some(apps) = Frameworks::start("--socket") else { return };
+    let flask_nginx = uwsgi_nginx(&format!("unix:{}", apps.flask_sock), "");
+    let django_nginx = uwsgi_nginx(apps.django.uwsgi_addr(0), "");
 
     flask_through(&flask_nginx, "/echo");
     django_through(&django_nginx);
-    assert!(flask.log_contains("boom from flask"), "{}", flask.log());
-    assert!(django.log_contains("boom from django"), "{}", django.log());
+    apps.assert_booms_logged();
 }

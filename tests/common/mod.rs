@@ -1896,3 +1896,113 @@ pub fn post_file(url: &str, body: &[u8], extra: &[&str]) -> CurlResponse {
     args.push(url);
     curl(&args)
 }
+
+/// Whether nginx and curl are here (else skip, or fail under CI=true).
+pub fn nginx_tools() -> bool {
+    nginx_available() && curl_available()
+}
+
+/// The nginx settings every nginx-fronted suite starts from.
+pub const NGINX_COMMON: &str = "client_max_body_size 64m;\nlarge_client_header_buffers 4 16k;\n";
+
+/// The probe's environ for a curl request to `url` (with `extra` options),
+/// which always sends `X-Custom` and a known user agent, so that the
+/// suites can compare them between a direct and a proxied request.
+pub fn environ_via(url: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["-H", "X-Custom: custom value", "-A", "rwsgi-test/1.0"];
+    args.extend_from_slice(extra);
+    args.push(url);
+    let response = curl(&args);
+    assert_eq!(response.status, 200, "{url}: {}", response.text());
+    response.json()
+}
+
+/// Asserts that each of `keys` is a string in `direct` and the same in
+/// `proxied`, and that the body's CONTENT_TYPE and CONTENT_LENGTH match
+/// (or are both absent): each suite names the fields its proxy must keep.
+pub fn assert_same_fields(direct: &serde_json::Value, proxied: &serde_json::Value, keys: &[&str]) {
+    for key in keys {
+        assert!(direct[key].is_string(), "{key} missing: {direct}");
+        assert_eq!(direct[key], proxied[key], "{key}: direct {direct}\nproxied {proxied}");
+    }
+    for key in ["CONTENT_TYPE", "CONTENT_LENGTH"] {
+        assert_eq!(direct.get(key), proxied.get(key), "{key}: direct {direct}\nproxied {proxied}");
+    }
+}
+
+/// Asserts that the client's `HTTP_*` fields reach the app unchanged
+/// through nginx, except `HTTP_HOST`, which Debian's params set to `$host`.
+pub fn assert_same_client_headers(direct: &serde_json::Value, proxied: &serde_json::Value) {
+    let http = |env: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        env.as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("HTTP_") && *k != "HTTP_HOST")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    assert_eq!(http(direct), http(proxied), "the client's headers");
+}
+
+/// The options that serve the example Flask app from `venv`.
+pub fn flask_options(venv: &str) -> [&str; 4] {
+    ["--wsgi-file", "examples/flask/app.py", "--home", venv]
+}
+
+/// The options that serve the example Django project from `venv`.
+pub fn django_options(venv: &str) -> [&str; 6] {
+    ["--chdir", "examples/django", "--module", "mysite.wsgi", "--home", venv]
+}
+
+/// The example Flask app on a unix socket and the Django project on TCP,
+/// both from the test virtualenv and listening with one protocol, to be
+/// put behind nginx.
+pub struct Frameworks {
+    pub flask: Server,
+    pub flask_sock: String,
+    pub django: Server,
+    /// Holds Flask's socket; dropped last.
+    _dir: TempDir,
+}
+
+impl Frameworks {
+    /// Both apps on `socket_option` (`--socket`, `--fastcgi-socket`); None
+    /// without the test virtualenv (skip).
+    pub fn start(socket_option: &str) -> Option<Frameworks> {
+        let venv = venv()?.to_string_lossy().into_owned();
+        let dir = TempDir::new("fw");
+        let flask_sock = dir.join("flask.sock");
+        let listen = [socket_option, flask_sock.as_str(), "--chmod-socket=666"];
+        let flask = Server::start(&[&listen[..], &flask_options(&venv)].concat());
+        let listen = [socket_option, "127.0.0.1:0"];
+        let django = Server::start(&[&listen[..], &django_options(&venv)].concat());
+        Some(Frameworks { flask, flask_sock, django, _dir: dir })
+    }
+
+    /// Asserts that each app logged the exception its `/boom` raised.
+    pub fn assert_booms_logged(&self) {
+        let (flask, django) = (&self.flask, &self.django);
+        assert!(flask.log_contains("boom from flask"), "{}", flask.log());
+        assert!(django.log_contains("boom from django"), "{}", django.log());
+    }
+}
+
+/// Whether `line` names the client address `peer` (and not a longer port).
+pub fn mentions(line: &str, peer: &str) -> bool {
+    line.match_indices(peer)
+        .any(|(i, _)| !line[i + peer.len()..].starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// The log names `peer` on exactly one line, a `protocol` line (`uwsgi`,
+/// `fastcgi`) with `needle`.
+pub fn assert_logged_once(server: &Server, protocol: &str, peer: &str, needle: &str, what: &str) {
+    let found = server.wait_log_line(LOG_TIMEOUT, |line| {
+        mentions(line, peer) && line.contains(protocol) && line.contains(needle)
+    });
+    assert!(found, "{what}: no log line with {peer} and {needle:?}:\n{}", server.log());
+    // Give a second line (if any is coming) a moment to show up.
+    std::thread::sleep(Duration::from_millis(100));
+    let lines: Vec<String> =
+        server.log().lines().filter(|l| mentions(l, peer)).map(str::to_string).collect();
+    assert_eq!(lines.len(), 1, "{what}: want one log line about {peer}: {lines:#?}");
+}
