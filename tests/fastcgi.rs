@@ -19,12 +19,12 @@ use common::{
     FCGI_END_REQUEST, FCGI_FILTER, FCGI_GET_VALUES, FCGI_GET_VALUES_RESULT, FCGI_KEEP_CONN,
     FCGI_PARAMS, FCGI_REQUEST_COMPLETE, FCGI_RESPONDER, FCGI_STDIN, FCGI_STDOUT, FCGI_UNKNOWN_ROLE,
     FCGI_UNKNOWN_TYPE, FcgiPairs, FcgiRecord, FcgiResponse, Frameworks, LOG_TIMEOUT, NGINX_COMMON,
-    Nginx, Server, Signal, TempDir, add_var as add, as_post, assert_logged_once,
-    assert_same_client_headers, assert_same_fields, curl, django_through, drop_var, environ_via,
-    fcgi_begin, fcgi_length, fcgi_nginx_params, fcgi_pairs, fcgi_pairs_with, fcgi_params,
-    fcgi_parse_pairs, fcgi_record, fcgi_record_with, fcgi_request, fcgi_stdin, fcgi_stream,
-    flask_through, latin1, mentions, mode_of, nginx_tools as tools, pattern, post_file, set_var,
-    wait_until, with_vars,
+    Nginx, Server, Signal, TempDir, add_var as add, as_post, assert_error_then_next,
+    assert_file_through, assert_logged_once, assert_same_client_headers, assert_same_fields,
+    assert_streams_through, curl, django_through, drop_var, environ_via, fcgi_begin, fcgi_length,
+    fcgi_nginx_params, fcgi_pairs, fcgi_pairs_with, fcgi_params, fcgi_parse_pairs, fcgi_record,
+    fcgi_record_with, fcgi_request, fcgi_stdin, fcgi_stream, flask_through, latin1, mentions,
+    mode_of, nginx_tools as tools, pattern, post_file, set_var, wait_until, with_vars,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -1863,23 +1863,14 @@ fn streaming_and_errors_through_nginx() {
     let server = fcgi_probe(&[]);
     for keep in [false, true] {
         let nginx = fcgi_nginx(server.fastcgi_addr(0), keep);
-        let stream = curl(&[&nginx.url("/stream?n=100")]);
-        assert_eq!(stream.status, 200);
-        assert_eq!(stream.text(), (0..100).map(|i| format!("chunk {i}\n")).collect::<String>());
+        assert_streams_through(&nginx, 100);
         let slow = curl(&[&nginx.url("/slow-stream?n=5&delay=0.05&tag=ngx")]);
         assert_eq!(slow.text(), "tick 0\ntick 1\ntick 2\ntick 3\ntick 4\n");
-        let file = curl(&[&nginx.url("/file")]);
-        assert_eq!(file.body.len(), 1 << 20);
-        assert!(file.body.iter().enumerate().all(|(i, &b)| b == (i % 256) as u8));
+        assert_file_through(&nginx);
         let big = curl(&[&nginx.url("/big-header")]);
         assert_eq!(big.header("x-big").map(str::len), Some(32768), "keep {keep}");
 
-        // An app exception: nginx shows the 500, and the next request works.
-        let error = curl(&[&nginx.url("/error-before")]);
-        assert_eq!(error.status, 500);
-        assert_eq!(error.body, b"Internal Server Error\n");
-        let next = curl(&[&nginx.url("/closing")]);
-        assert_eq!((next.status, next.text().as_str()), (200, "ab"));
+        assert_error_then_next(&nginx);
         let status = curl(&[&nginx.url("/status?code=418")]);
         assert_eq!(status.status, 418);
         let head = curl(&["-I", &nginx.url("/head-aware")]);

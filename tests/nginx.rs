@@ -6,8 +6,9 @@
 mod common;
 
 use common::{
-    NGINX_COMMON as COMMON, Nginx, Server, TempDir, assert_same_fields, curl, django_options,
-    environ_via, flask_options, nginx_tools as tools, pattern, post_file,
+    NGINX_COMMON as COMMON, Nginx, Server, TempDir, assert_error_then_next, assert_file_through,
+    assert_same_fields, assert_streams_through, curl, django_options, environ_via, flask_options,
+    nginx_tools as tools, pattern, post_file,
 };
 use serde_json::Value;
 use std::process::Command;
@@ -160,18 +161,9 @@ fn streaming_and_errors_through_nginx() {
     }
     let server = Server::probe(&[]);
     let nginx = plain_proxy(&format!("http://{}", server.addr()));
-    let stream = curl(&[&nginx.url("/stream?n=50")]);
-    assert_eq!(stream.status, 200);
-    assert_eq!(stream.text(), (0..50).map(|i| format!("chunk {i}\n")).collect::<String>());
-    let file = curl(&[&nginx.url("/file")]);
-    assert_eq!(file.body.len(), 1 << 20);
-    assert!(file.body.iter().enumerate().all(|(i, &b)| b == (i % 256) as u8));
-
-    let error = curl(&[&nginx.url("/error-before")]);
-    assert_eq!(error.status, 500);
-    assert_eq!(error.body, b"Internal Server Error\n");
-    let next = curl(&[&nginx.url("/closing")]);
-    assert_eq!((next.status, next.text().as_str()), (200, "ab"));
+    assert_streams_through(&nginx, 50);
+    assert_file_through(&nginx);
+    assert_error_then_next(&nginx);
 }
 
 #[test]

@@ -52,12 +52,27 @@ fn served_by(addr: &str) -> Result<u32, String> {
     json["pid"].as_u64().map(|p| p as u32).ok_or_else(|| format!("no pid in {body}"))
 }
 
-/// Requests one after the other until `stop` (at most `max`), each on a
-/// new connection; every outcome, in order.
+/// Requests running in a thread, one after the other, each on a new
+/// connection, until [`Load::finish`].
+struct Load<T> {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Vec<Result<T, String>>>,
+}
+
+impl<T> Load<T> {
+    /// Stops the requests; every outcome, in order.
+    fn finish(self) -> Vec<Result<T, String>> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.join().unwrap()
+    }
+}
+
+/// Starts requests one after the other (at most `max`), each on a new
+/// connection.
 fn request_loop<T: Send + 'static>(
     max: usize,
     request: impl Fn() -> Result<T, String> + Send + 'static,
-) -> (Arc<AtomicBool>, JoinHandle<Vec<Result<T, String>>>) {
+) -> Load<T> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let handle = std::thread::spawn(move || {
@@ -68,7 +83,22 @@ fn request_loop<T: Send + 'static>(
         }
         outcomes
     });
-    (stop, handle)
+    Load { stop, handle }
+}
+
+/// [`version_of`] requests to `addr` in a loop (at most `max`): the load
+/// a reload must serve through.
+fn version_load(addr: &str, max: usize) -> Load<(String, u32)> {
+    let addr = addr.to_string();
+    request_loop(max, move || version_of(&addr))
+}
+
+/// 200 ms into the load, the app in `dir` becomes "version-two" and the
+/// master gets `signal` to reload it.
+fn reload_version_two(server: &Server, dir: &TempDir, signal: Signal) {
+    std::thread::sleep(Duration::from_millis(200));
+    write_versioned_app(dir, "version-two");
+    server.signal(signal);
 }
 
 fn failures<T>(outcomes: &[Result<T, String>]) -> Vec<&String> {
@@ -145,7 +175,7 @@ fn sigkilled_worker_is_respawned_within_a_second_and_the_other_serves_on() {
     let server = Server::start(&args);
     let before = wait_workers(&server, 2);
     let addr = server.addr().to_string();
-    let (stop, handle) = request_loop(2000, move || served_by(&addr));
+    let load = request_loop(2000, move || served_by(&addr));
     std::thread::sleep(Duration::from_millis(200));
     let victim = before[0];
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
@@ -156,8 +186,7 @@ fn sigkilled_worker_is_respawned_within_a_second_and_the_other_serves_on() {
     });
     let took = killed_at.elapsed();
     std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::SeqCst);
-    let outcomes = handle.join().unwrap();
+    let outcomes = load.finish();
     assert!(respawned, "no new worker within 1 s ({took:?}); log:\n{}", server.log());
     // The one request the killed worker may have accepted can fail;
     // nothing else may.
@@ -179,23 +208,19 @@ fn sighup_reloads_new_code_preloaded_at_once_with_zero_failed_requests() {
     wait_workers(&server, 2);
     let addr = server.addr().to_string();
     assert_eq!(version_of(&addr).unwrap().0, "v1");
-    let loop_addr = addr.clone();
-    let (stop, handle) = request_loop(3000, move || version_of(&loop_addr));
+    let load = version_load(&addr, 3000);
     // A long request in flight: it finishes on the old code, and does not
     // hold up the new code meanwhile.
     let slow_addr = addr.clone();
     let slow = std::thread::spawn(move || fetch(&slow_addr, "/sleep"));
-    std::thread::sleep(Duration::from_millis(200));
-    write_versioned_app(&dir, "version-two");
-    server.signal(Signal::SIGHUP);
+    reload_version_two(&server, &dir, Signal::SIGHUP);
     let sent = Instant::now();
     let reloaded = wait_until(Duration::from_secs(15), || {
         version_of(&addr).is_ok_and(|(v, _)| v == "version-two")
     });
     let took = sent.elapsed();
     std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::SeqCst);
-    let outcomes = handle.join().unwrap();
+    let outcomes = load.finish();
     assert!(reloaded, "the new code is not served; log:\n{}", server.log());
     assert!(took < Duration::from_millis(1500), "new code after {took:?}: the reload waited");
     assert_eq!(failures(&outcomes), Vec::<&String>::new());
@@ -217,18 +242,14 @@ fn chain_reload_with_preload_replaces_workers_one_at_a_time_with_zero_failed_req
     let server = Server::start(&args);
     let old = wait_workers(&server, 2);
     let addr = server.addr().to_string();
-    let loop_addr = addr.clone();
-    let (stop, handle) = request_loop(4000, move || version_of(&loop_addr));
-    std::thread::sleep(Duration::from_millis(200));
-    write_versioned_app(&dir, "version-two");
-    server.signal(Signal::SIGUSR2);
+    let load = version_load(&addr, 4000);
+    reload_version_two(&server, &dir, Signal::SIGUSR2);
     let new = wait_until(Duration::from_secs(15), || {
         let now = children(server.pid());
         now.len() == 2 && now.iter().all(|p| !old.contains(p))
     });
     std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::SeqCst);
-    let outcomes = handle.join().unwrap();
+    let outcomes = load.finish();
     assert!(new, "the old workers were not replaced; log:\n{}", server.log());
     assert_eq!(failures(&outcomes), Vec::<&String>::new());
     assert_eq!(version_of(&addr).unwrap().0, "version-two");
@@ -260,11 +281,8 @@ fn lazy_apps_chain_and_full_reloads_serve_new_code_with_zero_failed_requests() {
     let server = Server::start(&args);
     let first = wait_workers(&server, 2);
     let addr = server.addr().to_string();
-    let loop_addr = addr.clone();
-    let (stop, handle) = request_loop(4000, move || version_of(&loop_addr));
-    std::thread::sleep(Duration::from_millis(200));
-    write_versioned_app(&dir, "version-two");
-    server.signal(Signal::SIGUSR2);
+    let load = version_load(&addr, 4000);
+    reload_version_two(&server, &dir, Signal::SIGUSR2);
     assert!(server.wait_log("chain reload done", Duration::from_secs(15)), "{}", server.log());
     let second = wait_workers(&server, 2);
     assert!(second.iter().all(|p| !first.contains(p)), "{first:?} -> {second:?}");
@@ -291,8 +309,7 @@ fn lazy_apps_chain_and_full_reloads_serve_new_code_with_zero_failed_requests() {
         "{}",
         server.log()
     );
-    stop.store(true, Ordering::SeqCst);
-    let outcomes = handle.join().unwrap();
+    let outcomes = load.finish();
     assert_eq!(failures(&outcomes), Vec::<&String>::new());
     assert_eq!(version_of(&addr).unwrap().0, "four");
     // One at a time: the second replacement started only after the first was ready.

@@ -14,10 +14,11 @@ mod common;
 
 use common::{
     Conn, Frameworks, LOG_TIMEOUT, NGINX_COMMON as COMMON, Nginx, Response, Server, Signal,
-    TempDir, add_var as add, as_post, assert_logged_once, assert_same_client_headers,
-    assert_same_fields, curl, django_through, drop_var, environ_via, flask_through, latin1,
-    mentions, mode_of, nginx_tools as tools, nginx_vars, pattern, post_file, set_var, uwsgi_header,
-    uwsgi_packet, uwsgi_packet_with, uwsgi_vars, wait_until, with_vars,
+    TempDir, add_var as add, as_post, assert_error_then_next, assert_file_through,
+    assert_logged_once, assert_same_client_headers, assert_same_fields, assert_streams_through,
+    curl, django_through, drop_var, environ_via, flask_through, latin1, mentions, mode_of,
+    nginx_tools as tools, nginx_vars, pattern, post_file, set_var, uwsgi_header, uwsgi_packet,
+    uwsgi_packet_with, uwsgi_vars, wait_until, with_vars,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -1063,19 +1064,9 @@ fn streaming_and_errors_through_nginx() {
     }
     let server = uwsgi_probe(&[]);
     let nginx = uwsgi_nginx(server.uwsgi_addr(0), "");
-    let stream = curl(&[&nginx.url("/stream?n=100")]);
-    assert_eq!(stream.status, 200);
-    assert_eq!(stream.text(), (0..100).map(|i| format!("chunk {i}\n")).collect::<String>());
-    let file = curl(&[&nginx.url("/file")]);
-    assert_eq!(file.body.len(), 1 << 20);
-    assert!(file.body.iter().enumerate().all(|(i, &b)| b == (i % 256) as u8));
-
-    // An app exception: nginx shows the 500, and the next request works.
-    let error = curl(&[&nginx.url("/error-before")]);
-    assert_eq!(error.status, 500);
-    assert_eq!(error.body, b"Internal Server Error\n");
-    let next = curl(&[&nginx.url("/closing")]);
-    assert_eq!((next.status, next.text().as_str()), (200, "ab"));
+    assert_streams_through(&nginx, 100);
+    assert_file_through(&nginx);
+    assert_error_then_next(&nginx);
     let status = curl(&[&nginx.url("/status?code=418")]);
     assert_eq!(status.status, 418);
     assert!(!nginx.error_log().contains("upstream prematurely closed"), "{}", nginx.error_log());

@@ -2006,3 +2006,27 @@ pub fn assert_logged_once(server: &Server, protocol: &str, peer: &str, needle: &
         server.log().lines().filter(|l| mentions(l, peer)).map(str::to_string).collect();
     assert_eq!(lines.len(), 1, "{what}: want one log line about {peer}: {lines:#?}");
 }
+
+/// The probe's `/stream?n=N` through `nginx`: a 200 with every chunk.
+pub fn assert_streams_through(nginx: &Nginx, n: usize) {
+    let stream = curl(&[&nginx.url(&format!("/stream?n={n}"))]);
+    assert_eq!(stream.status, 200);
+    assert_eq!(stream.text(), (0..n).map(|i| format!("chunk {i}\n")).collect::<String>());
+}
+
+/// The probe's 1 MiB `/file` through `nginx`, byte for byte.
+pub fn assert_file_through(nginx: &Nginx) {
+    let file = curl(&[&nginx.url("/file")]);
+    assert_eq!(file.body.len(), 1 << 20);
+    assert!(file.body.iter().enumerate().all(|(i, &b)| b == (i % 256) as u8));
+}
+
+/// An app exception through `nginx`: nginx shows the 500, and the next
+/// request works.
+pub fn assert_error_then_next(nginx: &Nginx) {
+    let error = curl(&[&nginx.url("/error-before")]);
+    assert_eq!(error.status, 500);
+    assert_eq!(error.body, b"Internal Server Error\n");
+    let next = curl(&[&nginx.url("/closing")]);
+    assert_eq!((next.status, next.text().as_str()), (200, "ab"));
+}
