@@ -8,8 +8,8 @@
 //! side sees as a closed channel.
 
 use crate::date::with_date;
-use crate::listener::Stream;
 use crate::load::{Active, Load};
+use crate::stream::Stream;
 use bytes::{Bytes, BytesMut};
 use rwsgi_proto::{
     BodyLength, ConnInfo, Environ, Fault, Frame, OutBuf, ProtoError, RequestHead, ServerCodec,

@@ -15,6 +15,7 @@ mod listener;
 mod load;
 mod sched;
 mod serve;
+mod stream;
 
 pub use error::ServerError;
 pub use listener::{BindAddr, Listener, bind};

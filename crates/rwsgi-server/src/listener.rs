@@ -12,7 +12,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncWrite, Interest};
 
 /// Where to bind, in uWSGI's spelling: `host:port`, `:port` (all IPv4
 /// interfaces), `[::1]:port`, or a path (anything with a `/`) for a unix socket.
@@ -208,62 +207,6 @@ impl AsFd for Listener {
         }
     }
 }
-
-/// What the connection loop needs of an accepted stream beyond async I/O:
-/// sending a file straight from the page cache.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// Sends `len` bytes of `file` from `offset` with `sendfile(2)`.
-    fn send_file(
-        &self,
-        file: &std::fs::File,
-        offset: u64,
-        len: u64,
-    ) -> impl Future<Output = io::Result<()>> + Send;
-}
-
-macro_rules! impl_stream {
-    ($ty:ty) => {
-        impl Stream for $ty {
-            async fn send_file(
-                &self,
-                file: &std::fs::File,
-                offset: u64,
-                len: u64,
-            ) -> io::Result<()> {
-                let mut offset = i64::try_from(offset).map_err(io::Error::other)?;
-                let mut left = len;
-                while left > 0 {
-                    self.writable().await?;
-                    let chunk = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
-                    let sent = self.try_io(Interest::WRITABLE, || {
-                        nix::sys::sendfile::sendfile(
-                            self.as_fd(),
-                            file.as_fd(),
-                            Some(&mut offset),
-                            chunk,
-                        )
-                        .map_err(io::Error::from)
-                    });
-                    match sent {
-                        Ok(0) => {
-                            return Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "file shorter than expected",
-                            ));
-                        }
-                        Ok(n) => left -= n as u64,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(())
-            }
-        }
-    };
-}
-
-impl_stream!(tokio::net::TcpStream);
-impl_stream!(tokio::net::UnixStream);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

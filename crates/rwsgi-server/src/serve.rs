@@ -2,15 +2,18 @@
 
 use crate::conn::{Connection, Context};
 use crate::error::ServerError;
-use crate::listener::{Listener, ListenerKind, Stream};
+use crate::listener::{Listener, ListenerKind};
+use crate::stream::{Acceptor, LazyStream, Stream};
 use crate::{Protocol, ServerConfig};
 use rwsgi_fastcgi::FastCgiCodec;
 use rwsgi_http1::Http1Codec;
 use rwsgi_proto::{ConnInfo, ServerCodec, SocketAddress};
 use rwsgi_python::Job;
 use rwsgi_uwsgi::UwsgiCodec;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
@@ -100,48 +103,42 @@ struct AcceptLoop {
 impl AcceptLoop {
     async fn run(mut self, listener: Listener) {
         let local = listener.local.clone();
-        match listener.kind {
-            ListenerKind::Tcp(std) => match tokio::net::TcpListener::from_std(std) {
-                Ok(tcp) => loop {
-                    if !self.room_for_more().await {
-                        return;
-                    }
-                    let accepted = tokio::select! {
-                        accepted = tcp.accept() => accepted,
-                        _ = self.stop.changed() => return,
-                    };
-                    match accepted {
-                        Ok((stream, peer)) => {
-                            let _ = stream.set_nodelay(true);
-                            let info =
-                                ConnInfo { peer: SocketAddress::Tcp(peer), local: local.clone() };
-                            self.spawn(stream, info, listener.protocol);
-                        }
-                        Err(err) => accept_failed(err).await,
-                    }
+        let (fd, tcp) = match listener.kind {
+            ListenerKind::Tcp(std) => (OwnedFd::from(std), true),
+            ListenerKind::Unix(std, _) => (OwnedFd::from(std), false),
+        };
+        let acceptor = match Acceptor::new(fd) {
+            Ok(acceptor) => acceptor,
+            Err(err) => return tracing::error!("{local}: {err}"),
+        };
+        loop {
+            if !self.room_for_more().await {
+                return;
+            }
+            let accepted = tokio::select! {
+                accepted = acceptor.accept() => accepted,
+                _ = self.stop.changed() => return,
+            };
+            let (socket, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    accept_failed(err).await;
+                    continue;
+                }
+            };
+            let info = ConnInfo {
+                peer: match peer.as_socket() {
+                    Some(addr) => SocketAddress::Tcp(addr),
+                    None => SocketAddress::Unix(None),
                 },
-                Err(err) => tracing::error!("{local}: {err}"),
-            },
-            ListenerKind::Unix(std, _) => match tokio::net::UnixListener::from_std(std) {
-                Ok(unix) => loop {
-                    if !self.room_for_more().await {
-                        return;
-                    }
-                    let accepted = tokio::select! {
-                        accepted = unix.accept() => accepted,
-                        _ = self.stop.changed() => return,
-                    };
-                    match accepted {
-                        Ok((stream, _)) => {
-                            let info =
-                                ConnInfo { peer: SocketAddress::Unix(None), local: local.clone() };
-                            self.spawn(stream, info, listener.protocol);
-                        }
-                        Err(err) => accept_failed(err).await,
-                    }
-                },
-                Err(err) => tracing::error!("{local}: {err}"),
-            },
+                local: local.clone(),
+            };
+            if tcp {
+                let _ = socket.set_tcp_nodelay(true);
+                self.spawn(LazyStream::<TcpStream>::new(socket), info, listener.protocol);
+            } else {
+                self.spawn(LazyStream::<UnixStream>::new(socket), info, listener.protocol);
+            }
         }
     }
 
