@@ -389,6 +389,18 @@ fn long_content_length_body_is_cut_and_closed() {
 }
 
 #[test]
+fn close_of_a_list_subclass_is_called() {
+    // A plain list has no close() and rwsgi does not look for one; a
+    // subclass may define it, and PEP 3333 wants it called.
+    let server = Server::probe(&[]);
+    let before = server.closes();
+    assert_eq!(server.get("/closing-list").text(), "ab");
+    assert_eq!(server.closes(), before + 1);
+    // /closes answers with a plain list: asking again changes nothing.
+    assert_eq!(server.closes(), before + 1);
+}
+
+#[test]
 fn error_before_start_response_is_a_clean_500() {
     let server = Server::probe(&[]);
     let mut conn = server.conn();

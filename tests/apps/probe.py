@@ -20,6 +20,7 @@ Paths (see `application` at the bottom):
   /cl-short        Content-Length 100, 10 bytes of body
   /cl-long         Content-Length 2, 12 bytes of body
   /endless         an endless generator; counts close() calls in /closes
+  /closing-list    a list subclass with close(), counted in /closes
   /closes          how many response iterables had close() called
   /closing         "ab" from an iterable whose close() is counted
   /errors          writes two lines to wsgi.errors
@@ -84,6 +85,14 @@ class Closing:
 
     def __iter__(self):
         return iter(self.chunks)
+
+    def close(self):
+        with _lock:
+            _closes["count"] += 1
+
+
+class ClosingList(list):
+    """A list subclass with close(): PEP 3333 still wants it called."""
 
     def close(self):
         with _lock:
@@ -235,6 +244,9 @@ def application(environ, start_response):
     if path == "/closing":
         start_response("200 OK", text)
         return Closing([b"a", b"b"])
+    if path == "/closing-list":
+        start_response("200 OK", text)
+        return ClosingList([b"a", b"b"])
     if path == "/errors":
         environ["wsgi.errors"].write("first error line\nsecond ")
         environ["wsgi.errors"].writelines(["error line\n"])

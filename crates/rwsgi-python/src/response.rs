@@ -270,8 +270,10 @@ pub(crate) fn run(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Jo
         Err(err) => return fail(py, &events, Some(&start), &what, &err),
     };
     let outcome = respond(py, &start, &result);
-    // PEP 3333: close() on completion, on error and on disconnect alike.
-    let closed = match result.getattr_opt(intern!(py, "close")) {
+    // PEP 3333: close() on completion, on error and on disconnect alike. A
+    // plain list or tuple has none, and asking costs an AttributeError.
+    let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
+    let closed = match if plain { Ok(None) } else { result.getattr_opt(intern!(py, "close")) } {
         Ok(Some(close)) => close.call0().map(drop),
         Ok(None) => Ok(()),
         Err(err) => Err(err),
