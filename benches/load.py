@@ -683,6 +683,76 @@ class Cell:
     server_cmd: str = ""
     wrk_cmd: str = ""
     cpu: dict[str, float] = dataclasses.field(default_factory=dict)  # % of one core
+    # One entry per successful run (--repeat): rps, p99_ms, rss_mib, errors,
+    # requests, cpu. The fields above then hold the median run's.
+    runs: list[dict] = dataclasses.field(default_factory=list)
+
+    def record_run(self) -> None:
+        self.runs.append({"rps": self.rps, "p99_ms": self.p99_ms, "rss_mib": self.rss_mib,
+                          "errors": self.errors, "requests": self.requests,
+                          "cpu": dict(self.cpu)})
+
+    def settle(self) -> None:
+        """Shows the median run (by requests/s): the ratios compare medians."""
+        if not self.runs:
+            return
+        ranked = sorted(self.runs, key=lambda run: run["rps"])
+        median = ranked[(len(ranked) - 1) // 2]
+        for field, value in median.items():
+            setattr(self, field, value)
+        self.rss_mib = max(run["rss_mib"] for run in self.runs)
+
+    def spread(self) -> str:
+        """min–max requests/s over the runs, when there were several."""
+        if len(self.runs) < 2:
+            return ""
+        rates = [run["rps"] for run in self.runs]
+        return f"{min(rates):,.0f}–{max(rates):,.0f}"
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CPU_PERIOD_US = 10_000  # a short period keeps the throttling smooth
+
+
+def cpu_cgroup_parent() -> Path | None:
+    """Where a CPU-limited cgroup can be made: cgroup v2 with the cpu
+    controller, or v1's cpu hierarchy; None if neither is writable."""
+    v2 = CGROUP_ROOT / "cgroup.controllers"
+    if v2.exists() and "cpu" in v2.read_text().split() and os.access(CGROUP_ROOT, os.W_OK):
+        return CGROUP_ROOT
+    v1 = CGROUP_ROOT / "cpu"
+    if (v1 / "cpu.cfs_quota_us").exists() and os.access(v1, os.W_OK):
+        return v1
+    return None
+
+
+def limit_cpu(pid: int, percent: float) -> Path:
+    """Moves `pid` (and so every process it starts later) into a new cgroup
+    allowed `percent` % of one CPU; returns it for release_cgroup()."""
+    parent = cpu_cgroup_parent()
+    if parent is None:
+        raise ValueError("--cpu-quota needs a writable cgroup cpu controller (run as root)")
+    group = parent / f"rwsgi-bench-{os.getpid()}-{pid}"
+    group.mkdir()
+    quota = max(1000, int(CPU_PERIOD_US * percent / 100))
+    if parent == CGROUP_ROOT:
+        (group / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+    else:
+        (group / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(quota))
+    (group / "cgroup.procs").write_text(str(pid))
+    return group
+
+
+def release_cgroup(group: Path) -> None:
+    """Removes the cgroup once its processes are gone."""
+    for _ in range(50):
+        try:
+            group.rmdir()
+            return
+        except OSError:
+            time.sleep(0.1)
+    log(f"warning: could not remove {group}")
 
 
 def pin(cpu: str, cmd: list[str], pinning: bool) -> list[str]:
@@ -698,7 +768,9 @@ def wrk_command(workload: Workload, port: int, seconds: float, pinning: bool) ->
     return pin(WRK_CPU, cmd, pinning)
 
 
-def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path) -> None:
+def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path,
+             cpu_quota: float | None = None, run: int | None = None) -> None:
+    """One run of the cell; a success is added to `cell.runs`."""
     # Several workers are meant to use both cores; wrk shares them.
     pinning = pinning and cell.server.workers == 1
     port = free_port()  # wrk's target: the server, or nginx in front of it
@@ -711,6 +783,8 @@ def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path) -> None:
                                          str(sock) if sock else ""), pinning)
     cell.server_cmd = shlex.join(cmd)
     tag = f"{cell.server.key}-{cell.threads or 'x'}-{cell.workload.name}"
+    if run is not None:
+        tag += f"-run{run}"
     logfile = logdir / f"{tag}.log"
     nginx_log = logdir / f"{tag}.nginx.log"
     for stale in (nginx_log, logdir / f"{tag}.nginx-error.log"):
@@ -718,7 +792,8 @@ def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path) -> None:
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)  # rwsgi would load it; the apps need only the stdlib
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    log(f"--- {cell.server.label} threads={cell.threads or '-'} workload={cell.workload.name}")
+    log(f"--- {cell.server.label} threads={cell.threads or '-'} workload={cell.workload.name}"
+        + (f" run {run}" if run is not None else ""))
     log(f"    server: {cell.server_cmd}")
     procs: list[subprocess.Popen] = []  # started in this order, stopped in reverse
     with open(logfile, "wb") as out:
@@ -726,7 +801,10 @@ def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path) -> None:
                                 cwd=APPS, env=env, start_new_session=True)
         _live_groups.add(proc.pid)
         procs.append(proc)
+        cgroup = None
         try:
+            if cpu_quota is not None:
+                cgroup = limit_cpu(proc.pid, cpu_quota)
             if sock is None:
                 why = wait_ready(proc, port)
             else:
@@ -787,6 +865,7 @@ def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path) -> None:
             result = parse_wrk(done.stdout)
             cell.rps, cell.p99_ms = result["rps"], result["p99_ms"]
             cell.errors, cell.requests = result["errors"], result["requests"]
+            cell.record_run()
             log(f"    {cell.rps:,.0f} req/s  p99 {fmt_ms(cell.p99_ms)}  "
                 f"peak RSS {cell.rss_mib:.1f} MiB  errors {cell.errors}  CPU "
                 + ", ".join(f"{name} {pct:.0f}%" for name, pct in cell.cpu.items()))
@@ -797,6 +876,8 @@ def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path) -> None:
         finally:
             for p in reversed(procs):
                 kill_group(p)
+            if cgroup is not None:
+                release_cgroup(cgroup)
             if tmp is not None:
                 error_log = tmp / "error.log"
                 if error_log.exists():
@@ -843,19 +924,26 @@ def table(cells: list[Cell]) -> str:
                 return other
         return None
 
-    rows = ["| server | threads | workload | requests/s | p99 latency | peak RSS (MiB) "
+    runs = max((len(cell.runs) for cell in cells), default=0)
+    spread = runs > 1  # --repeat: requests/s is the median run's; add the range
+    rows = ["| server | threads | workload | requests/s | "
+            + ("range over the runs | " if spread else "")
+            + "p99 latency | peak RSS (MiB) "
             "| errors | " + " | ".join(heading for heading, _, _ in RATIOS) + " |",
-            "|---|---:|---|---:|---:|---:|---:|" + "---:|" * len(RATIOS)]
+            "|---|---:|---|---:|" + ("---:|" if spread else "") + "---:|---:|---:|"
+            + "---:|" * len(RATIOS)]
     for cell in cells:
         threads = str(cell.threads) if cell.threads is not None else "-"
         if cell.failure:
             rows.append(f"| {cell.server.label} | {threads} | {cell.workload.name} "
-                        f"| failed | — | — | — |" + " — |" * len(RATIOS))
+                        f"| failed |" + (" — |" if spread else "") + " — | — | — |"
+                        + " — |" * len(RATIOS))
             continue
         ratios = [ratio(cell, find(peer, cell)) if cell.server.key == mine else ""
                   for _, mine, peer in RATIOS]
         rows.append(f"| {cell.server.label} | {threads} | {cell.workload.name} "
-                    f"| {cell.rps:,.0f} | {fmt_ms(cell.p99_ms)} | {cell.rss_mib:.1f} "
+                    f"| {cell.rps:,.0f} | " + (f"{cell.spread()} | " if spread else "")
+                    + f"{fmt_ms(cell.p99_ms)} | {cell.rss_mib:.1f} "
                     f"| {cell.errors} | " + " | ".join(ratios) + " |")
     return "\n".join(rows)
 
@@ -879,6 +967,20 @@ def legend(args, workloads: list[Workload], pinning: bool, proxies: set[str]) ->
         "answers HTTP/1.1 without `Connection: close` and then closes, so wrk counts one "
         "read error per request and reconnects.",
         "Ratios: rwsgi requests/s divided by the peer's, same workload and thread count.",
+    ]
+    if args.repeat > 1:
+        lines.append(
+            f"Each cell ran {args.repeat} times, in rounds (every cell once, then again): "
+            "requests/s, p99 and the CPU figures are the median run's (by requests/s), the "
+            "range is the slowest and fastest run, peak RSS the largest; ratios compare "
+            "medians.")
+    if args.cpu_quota is not None:
+        lines.append(
+            f"CPU budget: each server's processes (the app server only, never nginx or wrk) "
+            f"ran in a cgroup allowed {args.cpu_quota:g}% of one CPU ({CPU_PERIOD_US // 1000} "
+            "ms period), so the server is the bottleneck and requests/s measure what it "
+            "does with the same CPU: the ratios compare CPU efficiency.")
+    lines += [
         "uWSGI --http-socket closes the connection after every response (no keep-alive): "
         "wrk reconnects for each request, which is what its users get. "
         "uWSGI --http11-socket is its keep-alive mode, run with 8 threads only; "
@@ -965,6 +1067,12 @@ def main() -> int:
                         help="comma-separated, from: " + ",".join(WORKLOADS))
     parser.add_argument("--threads", type=lambda t: [int(x) for x in csv_list(t)],
                         default=[1, 8], help="thread counts (default 1,8)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per cell, in rounds; the table shows the median run "
+                             "and the range (default 1)")
+    parser.add_argument("--cpu-quota", type=float, default=None, metavar="PCT",
+                        help="limit the server's processes to PCT%% of one CPU (a cgroup "
+                             "CPU quota), so the server, not wrk or nginx, is the bottleneck")
     parser.add_argument("--install-deps", action="store_true",
                         help="as root, apt-get install the build dependencies (libev-dev)")
     args = parser.parse_args()
@@ -980,6 +1088,13 @@ def main() -> int:
             parser.error(f"unknown workload {name!r} (choose from {', '.join(WORKLOADS)})")
     if any(t < 1 for t in args.threads):
         parser.error("--threads: counts must be at least 1")
+    if args.repeat < 1:
+        parser.error("--repeat: at least 1")
+    if args.cpu_quota is not None:
+        if not 1 <= args.cpu_quota <= 100:
+            parser.error("--cpu-quota: a percentage of one CPU, from 1 to 100")
+        if cpu_cgroup_parent() is None:
+            parser.error("--cpu-quota needs a writable cgroup cpu controller (run as root)")
     if shutil.which("wrk") is None:
         log("wrk is not installed: `apt-get install -y wrk` (Debian/Ubuntu) or build it "
             "from https://github.com/wg/wrk")
@@ -1039,10 +1154,16 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     interrupted = False
     try:
-        for cell in cells:
-            run_cell(cell, args.duration, pinning, logdir)
-            if cell.failure:
-                log(f"    FAILED: {cell.failure}")
+        # Rounds rather than a cell's runs back to back: a slow spell of the
+        # machine then falls on every server alike.
+        for round_ in range(args.repeat):
+            for cell in cells:
+                if cell.failure:
+                    continue
+                run_cell(cell, args.duration, pinning, logdir, args.cpu_quota,
+                         round_ + 1 if args.repeat > 1 else None)
+                if cell.failure:
+                    log(f"    FAILED: {cell.failure}")
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: servers stopped; partial results follow")
@@ -1053,6 +1174,8 @@ def main() -> int:
             except ProcessLookupError:
                 pass
     load_after = loadavg()
+    for cell in cells:
+        cell.settle()
 
     done = [c for c in cells if c.rps is not None or c.failure]
     body = table(done)
@@ -1085,10 +1208,16 @@ def main() -> int:
                    f"share CPU {WRK_CPU}):", ""]
         for c in cpu_rows:
             per_request = 1e4 * c.cpu.get("server", 0) / c.rps  # µs of CPU per request
+            every_run = ""
+            if len(c.runs) > 1:
+                each = ", ".join(f"{1e4 * run['cpu'].get('server', 0) / run['rps']:.0f}"
+                                 for run in c.runs)
+                every_run = f"; every run, in order: {each} µs"
             report.append(f"- {c.server.label}, threads {c.threads}, {c.workload.name}: "
                           f"app server {c.cpu.get('server', 0):.0f}% "
                           f"({per_request:.0f} µs CPU per request), "
-                          f"nginx {c.cpu.get('nginx', 0):.0f}%, wrk {c.cpu.get('wrk', 0):.0f}%")
+                          f"nginx {c.cpu.get('nginx', 0):.0f}%, wrk {c.cpu.get('wrk', 0):.0f}%"
+                          + every_run)
     if notes:
         report += ["", "Not measured:", *notes]
     if interrupted:
