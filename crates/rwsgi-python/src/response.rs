@@ -229,6 +229,9 @@ fn validate_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
 }
 
 fn latin1_bytes(text: &str, what: &str) -> PyResult<Vec<u8>> {
+    if text.is_ascii() {
+        return Ok(text.as_bytes().to_vec());
+    }
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect::<Option<Vec<u8>>>()
@@ -534,6 +537,16 @@ mod tests {
             assert_eq!(h.content_length, Some(5));
             assert_eq!(h.headers.len(), 2);
             assert_eq!(&head(py, "204", vec![]).unwrap().status_line[..], b"204 ");
+        });
+    }
+
+    #[test]
+    fn latin1_text_becomes_one_byte_per_character() {
+        Python::attach(|py| {
+            let h = head(py, "200 Très bien", vec![("X-Name", "café")]).unwrap();
+            assert_eq!(&h.status_line[..], b"200 Tr\xe8s bien");
+            assert_eq!(&h.headers[0].1[..], b"caf\xe9");
+            assert!(head(py, "200 OK", vec![("X-Euro", "\u{20ac}")]).is_err());
         });
     }
 
