@@ -133,14 +133,14 @@ fn serve(
     app: App,
     pool: PoolSettings,
     server: ServerConfig,
-    ready: impl FnOnce(),
+    ready: impl FnOnce() + Send,
 ) -> Result<(), MasterError> {
     // Without it (no stderr to write to) the worker still serves.
     if let Err(err) = rwsgi_python::dump_stacks_on(STACKS_SIGNAL as i32) {
         tracing::warn!("no Python stacks on {STACKS_SIGNAL} or harakiri: {err}");
     }
     let pool = rwsgi_python::PythonPool::start(app, pool)?;
-    rwsgi_server::serve(listeners, pool.jobs(), server, ready)?;
+    rwsgi_server::serve(listeners, pool.dispatch(), server, ready)?;
     Ok(())
 }
 
