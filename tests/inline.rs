@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{FCGI_KEEP_CONN, Server, fcgi_nginx_params, fcgi_request, parallel};
+use common::{FCGI_KEEP_CONN, Server, TempDir, fcgi_nginx_params, fcgi_request, parallel};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
@@ -140,7 +140,17 @@ fn requests_never_run_python_at_once() {
 
 #[test]
 fn sigquit_cuts_an_inline_request_at_once() {
-    let mut server = Server::probe(&["--threads", "1"]);
+    let dir = TempDir::new("inline-quit");
+    let sock = dir.join("http.sock");
+    let mut server = Server::probe(&[
+        "--threads",
+        "1",
+        "--http-socket",
+        "127.0.0.1:0",
+        "--http-socket",
+        &sock,
+        "--vacuum",
+    ]);
     let mut conn = server.conn();
     conn.send(get("/sleep?s=30&mark=1"));
     assert!(server.wait_log("sleep started", Duration::from_secs(5)));
@@ -151,6 +161,9 @@ fn sigquit_cuts_an_inline_request_at_once() {
     assert_eq!(status.code(), Some(0));
     let (data, closed) = conn.read_until_close(Duration::from_secs(5));
     assert!(closed && data.is_empty(), "{data:?}");
+    // The exit came from the watchdog thread, and still vacuumed.
+    assert!(server.log_contains("the request running inline is cut"), "{}", server.log());
+    assert!(!std::path::Path::new(&sock).exists(), "--vacuum left {sock}");
 }
 
 #[test]

@@ -28,18 +28,20 @@ use tokio_util::task::TaskTracker;
 /// ([`Dispatch::inline_now`]) attach to it cheaply. While one does, the
 /// runtime sees no signal: SIGINT and SIGTERM take effect after it, and
 /// SIGQUIT is seen by a watchdog thread, which ends the process if the
-/// runtime has not stopped within [`QUIT_GRACE`].
+/// runtime has not stopped within [`QUIT_GRACE`], after calling `on_quit`
+/// (the clean-up the caller would have done after this returned).
 pub fn serve(
     listeners: Vec<Listener>,
     dispatch: Dispatch,
     config: ServerConfig,
     ready: impl FnOnce() + Send,
+    on_quit: impl FnOnce() + Send + 'static,
 ) -> Result<(), ServerError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
-    let watchdog = if dispatch.has_inline() { Some(QuitWatchdog::start()?) } else { None };
+    let watchdog = if dispatch.has_inline() { Some(QuitWatchdog::start(on_quit)?) } else { None };
     let served = rwsgi_python::with_python_thread_state(|| {
         runtime.block_on(run(listeners, dispatch, config, ready))
     });
@@ -62,7 +64,7 @@ struct QuitWatchdog {
 }
 
 impl QuitWatchdog {
-    fn start() -> Result<QuitWatchdog, ServerError> {
+    fn start(on_quit: impl FnOnce() + Send + 'static) -> Result<QuitWatchdog, ServerError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -81,6 +83,7 @@ impl QuitWatchdog {
                     }
                     if tokio::time::timeout(QUIT_GRACE, &mut stopped).await.is_err() {
                         tracing::info!("shutting down now (the request running inline is cut)");
+                        on_quit();
                         std::process::exit(0);
                     }
                 });
