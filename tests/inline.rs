@@ -64,6 +64,24 @@ fn fastcgi_keep_alive_mixes_lists_and_generators() {
 }
 
 #[test]
+fn wsgi_errors_reach_the_peer_from_both_phases_in_order() {
+    let server =
+        Server::probe(&["--threads", "1", "--fastcgi-socket", "127.0.0.1:0", "--fastcgi-stderr"]);
+    let mut conn = server.fastcgi_conn();
+    for target in ["/errors-gen", "/errors"] {
+        conn.send(fcgi_request(1, FCGI_KEEP_CONN, &fcgi_nginx_params("GET", target), b""));
+        let response = conn.read_fcgi_response(1);
+        assert_eq!(response.status, 200, "{target}");
+        let stderr = String::from_utf8_lossy(&response.stderr).into_owned();
+        if target == "/errors-gen" {
+            assert_eq!((&response.body[..], stderr.as_str()), (&b"ab"[..], "call\niter\nend\n"));
+        } else {
+            assert_eq!(stderr, "first error line\nsecond error line\n");
+        }
+    }
+}
+
+#[test]
 fn a_generator_to_a_slow_reader_leaves_the_io_thread_free() {
     let server = Server::probe(&["--threads", "1"]);
     // 256 MiB the client does not read: the pool thread waits for room in

@@ -67,6 +67,8 @@ For tests/inline.rs (where Python runs with threads = 1):
   /where?kind=list|gen
                    JSON {"call": thread ident during the app call, "iter":
                    thread ident while the body is iterated (gen only)}
+  /errors-gen      "call" to wsgi.errors in the app call, "iter" and "end"
+                   while its generator yields "a" and "b"
   /big-stream?n=N&size=K
                    a generator of N chunks of K bytes
   /overlap?kind=list|gen&s=S
@@ -502,6 +504,18 @@ def _more(environ, start_response, path, query, text):
         if query.get("kind") == "gen":
             return (json.dumps({"call": call, "iter": threading.get_ident()}).encode() for _ in [1])
         return [json.dumps({"call": call}).encode()]
+    if path == "/errors-gen":
+        errors = environ["wsgi.errors"]
+        errors.write("call\n")
+        start_response("200 OK", text)
+
+        def gen():
+            errors.write("iter\n")
+            yield b"a"
+            errors.write("end\n")
+            yield b"b"
+
+        return gen()
     if path == "/big-stream":
         start_response("200 OK", text)
         chunk = b"x" * int(query.get("size", 65536))
