@@ -336,6 +336,12 @@ fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_vacuums() {
         "--master",
         "--processes",
         "2",
+        // With one thread the request runs on the I/O thread, which sees
+        // SIGTERM (and closes its listeners) only once the request is over:
+        // connections made meanwhile wait in the backlog. Two threads keep
+        // the I/O thread free to stop accepting at once.
+        "--threads",
+        "2",
         "--vacuum",
         "--pidfile",
         &pidfile,

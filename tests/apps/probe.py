@@ -62,6 +62,19 @@ For tests/fastcgi.rs (what an aborted request did, recorded in /read-records):
   /read-lazy?tag=T an iterable that yields "reading\n", then reads wsgi.input
                    (recording [T, "read N bytes"] or [T, "OSError: ..."]) and
                    yields the outcome; close() records [T, "closed"]
+
+For tests/inline.rs (where Python runs with threads = 1):
+  /where?kind=list|gen
+                   JSON {"call": thread ident during the app call, "iter":
+                   thread ident while the body is iterated (gen only)}
+  /errors-gen      "call" to wsgi.errors in the app call, "iter" and "end"
+                   while its generator yields "a" and "b"
+  /big-stream?n=N&size=K
+                   a generator of N chunks of K bytes
+  /overlap?kind=list|gen&s=S
+                   counts requests in Python at once (app call to the end of
+                   the iteration), sleeping S seconds in it; /overlap-max:
+                   the most seen at once, and every wsgi.multithread seen
 """
 
 import json
@@ -322,6 +335,38 @@ _BAD_STATUS = {
 }
 
 
+_overlaps = {"active": 0, "max": 0, "multithread": []}
+
+
+def _overlap(environ, start_response, query):
+    delay = float(query.get("s", 0.01))
+    with _lock:
+        _overlaps["active"] += 1
+        _overlaps["max"] = max(_overlaps["max"], _overlaps["active"])
+        if environ["wsgi.multithread"] not in _overlaps["multithread"]:
+            _overlaps["multithread"].append(environ["wsgi.multithread"])
+
+    def leave():
+        with _lock:
+            _overlaps["active"] -= 1
+
+    time.sleep(delay)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if query.get("kind") != "gen":
+        leave()
+        return [b"list"]
+
+    def gen():
+        try:
+            for piece in (b"g", b"e", b"n"):
+                time.sleep(delay)
+                yield piece
+        finally:
+            leave()
+
+    return gen()
+
+
 def _input_api(stream):
     """Each call's result: bytes as latin-1 str, lists as lists."""
     def show(value):
@@ -453,6 +498,35 @@ def _more(environ, start_response, path, query, text):
     if path == "/read-lazy":
         start_response("200 OK", text)
         return ReadLazy(environ["wsgi.input"], query.get("tag", ""))
+    if path == "/where":
+        call = threading.get_ident()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        if query.get("kind") == "gen":
+            return (json.dumps({"call": call, "iter": threading.get_ident()}).encode() for _ in [1])
+        return [json.dumps({"call": call}).encode()]
+    if path == "/errors-gen":
+        errors = environ["wsgi.errors"]
+        errors.write("call\n")
+        start_response("200 OK", text)
+
+        def gen():
+            errors.write("iter\n")
+            yield b"a"
+            errors.write("end\n")
+            yield b"b"
+
+        return gen()
+    if path == "/big-stream":
+        start_response("200 OK", text)
+        chunk = b"x" * int(query.get("size", 65536))
+        return (chunk for _ in range(int(query.get("n", 10))))
+    if path == "/overlap":
+        return _overlap(environ, start_response, query)
+    if path == "/overlap-max":
+        with _lock:
+            body = json.dumps(_overlaps).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
     if path == "/204-body":
         start_response("204 No Content", [])
         return [b"must not be sent"]

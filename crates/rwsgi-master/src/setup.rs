@@ -70,12 +70,23 @@ impl Start {
     /// the workers have closed theirs too) and removes what `vacuum` names.
     pub(crate) fn finish(&mut self) {
         self.listeners.clear();
-        for path in self.vacuum.drain(..) {
-            if let Err(err) = std::fs::remove_file(&path)
-                && err.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!("vacuum {}: {err}", path.display());
-            }
+        vacuum(std::mem::take(&mut self.vacuum));
+    }
+
+    /// What [`Start::finish`] removes, for an exit that cannot come back
+    /// here (SIGQUIT while a request runs on the I/O thread).
+    pub(crate) fn vacuum_on_quit(&self) -> impl FnOnce() + Send + 'static {
+        let paths = self.vacuum.clone();
+        move || vacuum(paths)
+    }
+}
+
+fn vacuum(paths: Vec<PathBuf>) {
+    for path in paths {
+        if let Err(err) = std::fs::remove_file(&path)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("vacuum {}: {err}", path.display());
         }
     }
 }

@@ -32,7 +32,8 @@ pub(crate) fn run_alone(
         start.log_listening();
         let listeners = std::mem::take(&mut start.listeners);
         let ready = || start.notify("READY=1\nSTATUS=serving");
-        serve(listeners, app, pool, start.server.clone(), ready)
+        let on_quit = start.vacuum_on_quit();
+        serve(listeners, app, pool, start.server.clone(), ready, on_quit)
     });
     start.notify("STOPPING=1");
     start.finish();
@@ -92,7 +93,8 @@ pub(crate) fn run_forked(
         tracing::info!("worker {} (pid {}) ready", who.id, std::process::id());
         who.board.set_ready(who.slot);
     };
-    match serve(listeners, app, pool, server, ready) {
+    // The master vacuums.
+    match serve(listeners, app, pool, server, ready, || {}) {
         Ok(()) => std::process::exit(0),
         Err(err) => {
             tracing::error!("{err}");
@@ -133,14 +135,15 @@ fn serve(
     app: App,
     pool: PoolSettings,
     server: ServerConfig,
-    ready: impl FnOnce(),
+    ready: impl FnOnce() + Send,
+    on_quit: impl FnOnce() + Send + 'static,
 ) -> Result<(), MasterError> {
     // Without it (no stderr to write to) the worker still serves.
     if let Err(err) = rwsgi_python::dump_stacks_on(STACKS_SIGNAL as i32) {
         tracing::warn!("no Python stacks on {STACKS_SIGNAL} or harakiri: {err}");
     }
     let pool = rwsgi_python::PythonPool::start(app, pool)?;
-    rwsgi_server::serve(listeners, pool.jobs(), server, ready)?;
+    rwsgi_server::serve(listeners, pool.dispatch(), server, ready, on_quit)?;
     Ok(())
 }
 

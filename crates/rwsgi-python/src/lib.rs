@@ -7,6 +7,11 @@
 //! pieces, a file to `sendfile`, the end. The GIL is held only while Python
 //! runs: a thread waiting for a job, for body bytes, or for room to send a
 //! response piece has detached from the interpreter.
+//!
+//! With one Python thread, the core may instead run a request on its own
+//! thread ([`Dispatch::inline_now`], [`Inline::run`]); an iterable that is not
+//! a plain list or tuple then continues on the pool thread
+//! ([`Dispatch::resume`]).
 
 #![deny(unsafe_code)]
 
@@ -22,5 +27,6 @@ mod response;
 pub use error::BridgeError;
 pub use loader::{App, AppSpec, dump_stacks_on, load_app};
 pub use pool::{
-    BodyMsg, BodySource, Event, Job, PoolSettings, PythonPool, QUEUED_PER_THREAD, RequestObserver,
+    BodyMsg, BodySource, Continuation, Dispatch, Event, Inline, Job, PoolGone, PoolSettings,
+    PythonPool, QUEUED_PER_THREAD, RequestObserver, with_python_thread_state,
 };

@@ -6,7 +6,8 @@ use crate::response;
 use bytes::Bytes;
 use pyo3::prelude::*;
 use rwsgi_proto::{Environ, ResponseHead};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// One request handed to a Python thread.
 #[derive(Debug)]
@@ -115,7 +116,129 @@ pub trait RequestObserver: Send + Sync + std::fmt::Debug {
 /// The Python threads, fed from one queue.
 #[derive(Debug)]
 pub struct PythonPool {
-    jobs: flume::Sender<Job>,
+    dispatch: Dispatch,
+}
+
+/// What the pool threads are given.
+#[derive(Debug)]
+enum Work {
+    /// A whole request.
+    Job(Job),
+    /// The iteration of a response whose app call ran inline.
+    Continue(response::Continuation),
+}
+
+/// How the core hands requests to Python: to the pool's queue, or, with
+/// `threads = 1`, run on the calling thread itself ([`Inline`]).
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    queue: flume::Sender<Work>,
+    /// Jobs queued or running in the pool.
+    busy: Arc<AtomicUsize>,
+    inline: Option<Inline>,
+}
+
+/// The pool is gone (its threads ended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolGone;
+
+impl Dispatch {
+    /// Queues a job for the pool, waiting while the queue is full.
+    pub async fn submit(&self, job: Job) -> Result<(), PoolGone> {
+        self.send(Work::Job(job)).await
+    }
+
+    async fn send(&self, work: Work) -> Result<(), PoolGone> {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        if self.queue.send_async(work).await.is_err() {
+            self.busy.fetch_sub(1, Ordering::AcqRel);
+            return Err(PoolGone);
+        }
+        Ok(())
+    }
+
+    /// The inline runner, when a request may run on the calling thread now:
+    /// with `threads = 1`, and only while the pool has nothing queued or
+    /// running, so that two requests never run Python at once.
+    pub fn inline_now(&self) -> Option<&Inline> {
+        self.inline.as_ref().filter(|_| self.busy.load(Ordering::Acquire) == 0)
+    }
+
+    /// Whether requests may run inline at all (`threads = 1`).
+    pub fn has_inline(&self) -> bool {
+        self.inline.is_some()
+    }
+
+    /// Hands the rest of an inline request to the pool: the events it
+    /// produces from now on go to `events`.
+    pub async fn resume(
+        &self,
+        continuation: Continuation,
+        events: flume::Sender<Event>,
+    ) -> Result<(), PoolGone> {
+        let Continuation(continuation) = continuation;
+        Python::attach(|py| continuation.redirect(py, events));
+        self.send(Work::Continue(continuation)).await
+    }
+}
+
+/// Runs requests on the calling thread, which must hold a Python thread
+/// state ([`with_python_thread_state`]) so that each request only attaches.
+#[derive(Debug, Clone)]
+pub struct Inline {
+    shared: Arc<response::Shared>,
+    /// The calling thread's environ key cache (only one thread runs inline).
+    cache: Arc<Mutex<KeyCache>>,
+}
+
+/// A response whose app call ran inline and returned an iterable other
+/// than a plain list or tuple: a pool thread iterates it
+/// ([`Dispatch::resume`]), so a slow generator or a slow reader never
+/// holds the I/O thread. Everything the call phase sent is already in its
+/// channel.
+#[derive(Debug)]
+pub struct Continuation(response::Continuation);
+
+impl Inline {
+    /// Runs `job` here: the app call, and for a plain list or tuple the
+    /// whole response. Its events must go to an unbounded channel, since
+    /// nobody reads them until this returns.
+    pub fn run(&self, job: Job) -> Option<Continuation> {
+        let shared = &*self.shared;
+        if let Some(observer) = &shared.observer {
+            observer.request_started(0, &job.environ);
+        }
+        let continuation = Python::attach(|py| {
+            let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            serve_one("inline", || response::run_inline(py, shared, &mut cache, job))
+        })
+        .flatten();
+        if continuation.is_none()
+            && let Some(observer) = &shared.observer
+        {
+            observer.request_finished(0);
+        }
+        continuation.map(Continuation)
+    }
+}
+
+/// Gives the calling thread a Python thread state for as long as `f` runs,
+/// detached from the interpreter: the [`Inline`] requests `f` runs then
+/// attach cheaply, to that same thread state.
+pub fn with_python_thread_state<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    Python::attach(|py| py.detach(f))
+}
+
+/// Runs one request's Python; a bug of ours must cost one request, not a
+/// thread: the request's channel drops and its connection closes.
+fn serve_one<R>(who: &str, f: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(done) => Some(done),
+        Err(_) => {
+            tracing::error!("{who}: a request panicked; the thread serves on");
+            None
+        }
+    }
 }
 
 /// Requests that may wait for each Python thread: enough to absorb a burst;
@@ -140,22 +263,27 @@ impl PythonPool {
             errors_to_peer: settings.errors_to_peer,
             observer: settings.observer,
         });
-        let (jobs, queue) = flume::bounded::<Job>(threads * QUEUED_PER_THREAD);
+        let (jobs, queue) = flume::bounded::<Work>(threads * QUEUED_PER_THREAD);
+        let busy = Arc::new(AtomicUsize::new(0));
         for index in 0..threads {
             let queue = queue.clone();
             let shared = Arc::clone(&shared);
+            let busy = Arc::clone(&busy);
             std::thread::Builder::new()
                 .name(format!("python-{index}"))
                 .stack_size(PYTHON_THREAD_STACK)
-                .spawn(move || Python::attach(|py| serve_jobs(py, index, &queue, &shared)))
+                .spawn(move || Python::attach(|py| serve_jobs(py, index, &queue, &shared, &busy)))
                 .map_err(|e| crate::BridgeError::Python(format!("cannot start a thread: {e}")))?;
         }
-        Ok(PythonPool { jobs })
+        // With one Python thread, wsgi.multithread is false: a request runs
+        // inline only while that thread has nothing to do.
+        let inline = (threads == 1).then(|| Inline { shared, cache: Arc::default() });
+        Ok(PythonPool { dispatch: Dispatch { queue: jobs, busy, inline } })
     }
 
-    /// The queue to submit jobs to.
-    pub fn jobs(&self) -> flume::Sender<Job> {
-        self.jobs.clone()
+    /// How the core hands requests over.
+    pub fn dispatch(&self) -> Dispatch {
+        self.dispatch.clone()
     }
 }
 
@@ -165,32 +293,159 @@ impl PythonPool {
 fn serve_jobs(
     py: Python<'_>,
     index: usize,
-    queue: &flume::Receiver<Job>,
+    queue: &flume::Receiver<Work>,
     shared: &response::Shared,
+    busy: &AtomicUsize,
 ) {
     let mut cache = KeyCache::default();
+    let who = format!("python-{index}");
     loop {
-        let job = match queue.try_recv() {
-            Ok(job) => job,
+        let work = match queue.try_recv() {
+            Ok(work) => work,
             Err(flume::TryRecvError::Empty) => match py.detach(|| queue.recv()) {
-                Ok(job) => job,
+                Ok(work) => work,
                 Err(_) => return,
             },
             Err(flume::TryRecvError::Disconnected) => return,
         };
-        if let Some(observer) = &shared.observer {
-            observer.request_started(index, &job.environ);
+        match work {
+            Work::Job(job) => {
+                if let Some(observer) = &shared.observer {
+                    observer.request_started(index, &job.environ);
+                }
+                serve_one(&who, || response::run(py, shared, &mut cache, job));
+            }
+            // Started inline, as thread 0 (there is only one).
+            Work::Continue(continuation) => {
+                serve_one(&who, || continuation.finish(py));
+            }
         }
-        // A bug of ours must cost one request, not a thread of the pool: the
-        // job's channel drops and its connection closes.
-        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            response::run(py, shared, &mut cache, job)
-        }));
         if let Some(observer) = &shared.observer {
             observer.request_finished(index);
         }
-        if served.is_err() {
-            tracing::error!("python-{index}: a request panicked; the thread serves on");
+        busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rwsgi_proto::CgiVar;
+    use std::future::Future;
+    use std::time::Duration;
+
+    const APP: &std::ffi::CStr = c"
+import threading
+
+def app(environ, start_response):
+    start_response('200 OK', [('X-Thread', str(threading.get_ident()))])
+    environ['wsgi.errors'].write('called\\n')
+    if environ['PATH_INFO'] == '/gen':
+        return (b'%d' % threading.get_ident() for _ in [1])
+    if environ['PATH_INFO'] == '/boom':
+        raise RuntimeError('boom')
+    return [b'list']
+";
+
+    fn pool(threads: usize) -> PythonPool {
+        let callable = Python::attach(|py| {
+            let module = PyModule::from_code(py, APP, c"inline_app.py", c"inline_app").unwrap();
+            module.getattr("app").unwrap().unbind()
+        });
+        let settings =
+            PoolSettings { threads, multiprocess: false, errors_to_peer: true, observer: None };
+        PythonPool::start(App { callable }, settings).unwrap()
+    }
+
+    fn job(path: &str, events: flume::Sender<Event>) -> Job {
+        let mut environ = Environ::default();
+        environ.set(CgiVar::RequestMethod, "GET");
+        environ.set(CgiVar::PathInfo, path.to_string());
+        Job { environ, body: BodySource::Buffered(Bytes::new()), events }
+    }
+
+    /// Polls a future that completes without waiting for a wake-up.
+    fn ready<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::yield_now();
         }
+    }
+
+    fn kinds(events: &flume::Receiver<Event>) -> Vec<&'static str> {
+        events
+            .try_iter()
+            .map(|event| match event {
+                Event::Whole { .. } => "whole",
+                Event::Head { .. } => "head",
+                Event::Data(_) => "data",
+                Event::Stderr(_) => "stderr",
+                Event::End { .. } => "end",
+                _ => "other",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_one_thread_runs_inline_and_only_while_the_pool_is_idle() {
+        assert!(pool(2).dispatch().inline_now().is_none());
+        let dispatch = pool(1).dispatch();
+        assert!(dispatch.inline_now().is_some());
+        // A job in the pool: the next request must wait its turn there.
+        let (tx, rx) = flume::bounded(8);
+        dispatch.busy.fetch_add(1, Ordering::AcqRel);
+        assert!(dispatch.inline_now().is_none());
+        dispatch.busy.fetch_sub(1, Ordering::AcqRel);
+        ready(dispatch.submit(job("/list", tx))).unwrap();
+        assert!(matches!(rx.recv_timeout(Duration::from_secs(5)), Ok(Event::Stderr(_))));
+        assert!(matches!(rx.recv_timeout(Duration::from_secs(5)), Ok(Event::Whole { .. })));
+        let idle = std::time::Instant::now();
+        while dispatch.inline_now().is_none() {
+            assert!(idle.elapsed() < Duration::from_secs(5), "the pool stayed busy");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_list_is_answered_inline_a_generator_continues_on_the_pool() {
+        let dispatch = pool(1).dispatch();
+        with_python_thread_state(|| {
+            let (tx, inline_events) = flume::unbounded();
+            assert!(dispatch.inline_now().unwrap().run(job("/list", tx)).is_none());
+            assert_eq!(kinds(&inline_events), ["stderr", "whole"]);
+            assert!(inline_events.is_disconnected());
+
+            let (tx, inline_events) = flume::unbounded();
+            let continuation = dispatch.inline_now().unwrap().run(job("/gen", tx)).unwrap();
+            // The call phase is over: its wsgi.errors line is there, the
+            // head waits for the first body piece.
+            assert_eq!(kinds(&inline_events), ["stderr"]);
+            // Room for one event: the pool thread cannot finish before the
+            // head is taken.
+            let (tx, events) = flume::bounded(1);
+            ready(dispatch.resume(continuation, tx)).unwrap();
+            assert!(dispatch.inline_now().is_none(), "a continuation counts as pool work");
+            let Ok(Event::Head { head, body }) = events.recv_timeout(Duration::from_secs(5)) else {
+                panic!("no head");
+            };
+            let call_thread = head.headers.iter().find(|(n, _)| &n[..] == b"X-Thread").unwrap();
+            assert_ne!(body[0], call_thread.1, "iterated on the pool thread");
+            assert!(matches!(events.recv_timeout(Duration::from_secs(5)), Ok(Event::End { .. })));
+            assert!(inline_events.is_disconnected(), "the inline channel was let go");
+        });
+    }
+
+    #[test]
+    fn an_inline_app_error_is_a_500() {
+        let dispatch = pool(1).dispatch();
+        let (tx, events) = flume::unbounded();
+        assert!(dispatch.inline_now().unwrap().run(job("/boom", tx)).is_none());
+        let last = events.try_iter().last().unwrap();
+        assert!(matches!(last, Event::Whole { head, .. } if head.status == 500));
     }
 }

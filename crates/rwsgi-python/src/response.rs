@@ -243,12 +243,92 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// Runs one request to the end. Every path ends with exactly one `End`
-/// (or `Whole`) event unless the client is gone, and calls the iterable's
-/// `close()` exactly once.
+/// Runs one request to the end on a pool thread. Every path ends with
+/// exactly one `End` (or `Whole`) event unless the client is gone, and calls
+/// the iterable's `close()` exactly once.
 pub(crate) fn run(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) {
-    crate::input::take_body_failed();
     let _errors = shared.errors_to_peer.then(|| crate::log_stream::PeerErrors::attach(&job.events));
+    if let Some(called) = call(py, shared, cache, job) {
+        called.finish(py);
+    }
+}
+
+/// Runs one request's app call on the calling thread (the I/O thread, with
+/// `threads = 1`). A plain list or tuple is answered here and then; any other
+/// iterable (a generator may stream for long, to a slow reader) comes back
+/// to be iterated on a pool thread, by [`Continuation::finish`].
+pub(crate) fn run_inline(
+    py: Python<'_>,
+    shared: &Shared,
+    cache: &mut KeyCache,
+    job: Job,
+) -> Option<Continuation> {
+    let _errors = shared.errors_to_peer.then(|| crate::log_stream::PeerErrors::attach(&job.events));
+    let called = call(py, shared, cache, job)?;
+    if called.is_plain(py) {
+        called.finish(py);
+        return None;
+    }
+    Some(called)
+}
+
+/// An app call that returned: the rest of the request is iterating its
+/// result, sending what it yields and closing it.
+#[derive(Debug)]
+pub(crate) struct Continuation {
+    start: Py<StartResponse>,
+    result: Py<PyAny>,
+    what: String,
+    /// `wsgi.errors` text also goes to the peer.
+    errors_to_peer: bool,
+}
+
+impl Continuation {
+    /// The response goes to `events` from now on (the events sent so far
+    /// went to the previous channel).
+    pub(crate) fn redirect(&self, py: Python<'_>, events: flume::Sender<Event>) {
+        self.start.borrow_mut(py).events = events;
+    }
+
+    /// A plain list or tuple: its whole body is there, nothing can block.
+    fn is_plain(&self, py: Python<'_>) -> bool {
+        let result = self.result.bind(py);
+        result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>()
+    }
+
+    /// Iterates the result to the end, then closes it.
+    pub(crate) fn finish(self, py: Python<'_>) {
+        let events = self.start.borrow(py).events.clone();
+        let _errors = self.errors_to_peer.then(|| crate::log_stream::PeerErrors::attach(&events));
+        let Continuation { start, result, what, .. } = self;
+        let result = result.bind(py);
+        let outcome = respond(py, &start, result);
+        // PEP 3333: close() on completion, on error and on disconnect alike.
+        // A plain list or tuple has none, and asking costs an AttributeError.
+        let plain =
+            result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
+        let closed = match if plain { Ok(None) } else { result.getattr_opt(intern!(py, "close")) } {
+            Ok(Some(close)) => close.call0().map(drop),
+            Ok(None) => Ok(()),
+            Err(err) => Err(err),
+        };
+        match outcome {
+            Ok(()) | Err(Failure::Gone) => {}
+            Err(Failure::Python(err)) => fail(py, &events, Some(&start), &what, &err),
+        }
+        if let Err(err) = closed {
+            tracing::error!(
+                "{what}: the response's close() raised: {}",
+                format_traceback(py, &err)
+            );
+        }
+    }
+}
+
+/// The call phase: builds the environ and calls the app. `None`: it failed,
+/// and the failure was answered.
+fn call(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) -> Option<Continuation> {
+    crate::input::take_body_failed();
     let Job { environ, body, events } = job;
     let what = describe(&environ);
     let start = match Py::new(
@@ -262,31 +342,29 @@ pub(crate) fn run(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Jo
         },
     ) {
         Ok(start) => start,
-        Err(err) => return fail(py, &events, None, &what, &err),
+        Err(err) => {
+            fail(py, &events, None, &what, &err);
+            return None;
+        }
     };
     let env = match build_environ(py, shared, cache, &environ, body, &events) {
         Ok(env) => env,
-        Err(err) => return fail(py, &events, Some(&start), &what, &err),
+        Err(err) => {
+            fail(py, &events, Some(&start), &what, &err);
+            return None;
+        }
     };
-    let result = match shared.app.bind(py).call1((env, start.bind(py))) {
-        Ok(result) => result,
-        Err(err) => return fail(py, &events, Some(&start), &what, &err),
-    };
-    let outcome = respond(py, &start, &result);
-    // PEP 3333: close() on completion, on error and on disconnect alike. A
-    // plain list or tuple has none, and asking costs an AttributeError.
-    let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
-    let closed = match if plain { Ok(None) } else { result.getattr_opt(intern!(py, "close")) } {
-        Ok(Some(close)) => close.call0().map(drop),
-        Ok(None) => Ok(()),
-        Err(err) => Err(err),
-    };
-    match outcome {
-        Ok(()) | Err(Failure::Gone) => {}
-        Err(Failure::Python(err)) => fail(py, &events, Some(&start), &what, &err),
-    }
-    if let Err(err) = closed {
-        tracing::error!("{what}: the response's close() raised: {}", format_traceback(py, &err));
+    match shared.app.bind(py).call1((env, start.bind(py))) {
+        Ok(result) => Some(Continuation {
+            start,
+            result: result.unbind(),
+            what,
+            errors_to_peer: shared.errors_to_peer,
+        }),
+        Err(err) => {
+            fail(py, &events, Some(&start), &what, &err);
+            None
+        }
     }
 }
 

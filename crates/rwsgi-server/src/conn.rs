@@ -1,7 +1,8 @@
 //! The one connection loop, generic over the protocol's [`ServerCodec`].
 //!
 //! Per request: read the head (deadline from its first byte), pre-read a
-//! small body, hand the request to a Python thread, then write the
+//! small body, run the app (inline on this thread when the dispatch allows,
+//! otherwise on a Python thread), then write the
 //! [`Event`]s that come back, answering body reads in between. Errors in the
 //! request are answered through the codec (`encode_error`) and close the
 //! connection; a failed write means the client is gone, which the Python
@@ -14,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use rwsgi_proto::{
     BodyLength, ConnInfo, Environ, Fault, Frame, OutBuf, ProtoError, RequestHead, ServerCodec,
 };
-use rwsgi_python::{BodyMsg, BodySource, Event, Job};
+use rwsgi_python::{BodyMsg, BodySource, Dispatch, Event, Job};
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Arc;
@@ -27,15 +28,15 @@ use tokio::time::timeout;
 #[derive(Debug)]
 pub(crate) struct Context {
     pub(crate) config: crate::ServerConfig,
-    pub(crate) jobs: flume::Sender<Job>,
+    pub(crate) dispatch: Dispatch,
     /// Requests in progress, counted only with an `accept_limit`.
     pub(crate) load: Option<Arc<Load>>,
 }
 
 impl Context {
-    pub(crate) fn new(config: crate::ServerConfig, jobs: flume::Sender<Job>) -> Self {
+    pub(crate) fn new(config: crate::ServerConfig, dispatch: Dispatch) -> Self {
         let load = config.accept_limit.map(|_| Arc::new(Load::default()));
-        Context { config, jobs, load }
+        Context { config, dispatch, load }
     }
 
     /// Counts a request in progress, if anyone is counting.
@@ -360,11 +361,10 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                 Ok(plan) => plan,
                 Err(next) => return next,
             };
-        let (events_tx, events) = flume::bounded(EVENT_QUEUE);
-        let job = Job { environ, body: source, events: events_tx };
-        if self.ctx.jobs.send_async(job).await.is_err() {
-            return Next::Fail(ProtoError::Io(std::io::Error::other("the Python pool is gone")));
-        }
+        let mut events = match self.start_app(environ, source).await {
+            Ok(events) => events,
+            Err(next) => return next,
+        };
 
         let mut log = RequestLog { status: 0, bytes: 0 };
         let mut asked_continue = false;
@@ -377,7 +377,7 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                 && self.rbuf.len() < self.ctx.config.limits.max_head;
             let event = if watch {
                 tokio::select! {
-                    event = events.recv_async() => event,
+                    event = events.recv() => event,
                     read = self.fill() => match self.input_during_response(read).await {
                         Ok(false) => continue,
                         Ok(true) => {
@@ -392,7 +392,7 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                     },
                 }
             } else {
-                events.recv_async().await
+                events.recv().await
             };
             let Ok(event) = event else {
                 tracing::error!("{}: the Python thread ended without a response", head.describe());
@@ -513,6 +513,32 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         }
     }
 
+    /// Starts the app on the request: inline when the dispatch allows it
+    /// and the body is all here (nothing can then make the app wait for
+    /// this connection), otherwise on the pool. Returns where the
+    /// response's events come from.
+    async fn start_app(&mut self, environ: Environ, body: BodySource) -> Result<Events, Next> {
+        let gone = || Next::Fail(ProtoError::Io(std::io::Error::other("the Python pool is gone")));
+        if matches!(body, BodySource::Buffered(_))
+            && let Some(inline) = self.ctx.dispatch.inline_now()
+        {
+            // Unbounded: nobody reads this channel before the app returns.
+            let (events_tx, inline_events) = flume::unbounded();
+            let job = Job { environ, body, events: events_tx };
+            let Some(continuation) = inline.run(job) else {
+                return Ok(Events { pending: None, rx: inline_events });
+            };
+            // The iteration goes to the pool; what the call sent comes first.
+            let (events_tx, events) = flume::bounded(EVENT_QUEUE);
+            self.ctx.dispatch.resume(continuation, events_tx).await.map_err(|_| gone())?;
+            return Ok(Events { pending: Some(inline_events), rx: events });
+        }
+        let (events_tx, events) = flume::bounded(EVENT_QUEUE);
+        let job = Job { environ, body, events: events_tx };
+        self.ctx.dispatch.submit(job).await.map_err(|_| gone())?;
+        Ok(Events { pending: None, rx: events })
+    }
+
     /// A body the app left unread when its response started (too large to
     /// have been read ahead, or chunked) is not skipped: the connection
     /// closes, and the head says so. The same while the server stops: the
@@ -631,6 +657,31 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             }
         })
         .await;
+    }
+}
+
+/// Where a request's response events come from: a channel, after what an
+/// inline app call already sent to another one.
+struct Events {
+    /// Complete: the inline call phase is over.
+    pending: Option<flume::Receiver<Event>>,
+    rx: flume::Receiver<Event>,
+}
+
+impl Events {
+    /// The next event (cancel-safe, for `select!`).
+    async fn recv(&mut self) -> Result<Event, flume::RecvError> {
+        if let Some(pending) = &self.pending {
+            match pending.try_recv() {
+                Ok(event) => return Ok(event),
+                Err(_) => self.pending = None,
+            }
+        }
+        self.rx.recv_async().await
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pending.as_ref().is_none_or(flume::Receiver::is_empty) && self.rx.is_empty()
     }
 }
 

@@ -3,8 +3,9 @@
 //! each request to the Python pool and writing what comes back.
 //!
 //! All socket I/O happens here, on one current-thread runtime per worker
-//! process; Python runs on the pool's own threads. Every read and write has
-//! a deadline, every buffer a limit.
+//! process; Python runs on the pool's own threads, or, with one Python
+//! thread, mostly on the runtime's thread itself ([`rwsgi_python::Dispatch`]).
+//! Every read and write has a deadline, every buffer a limit.
 
 #![deny(unsafe_code)]
 

@@ -8,7 +8,7 @@ use crate::{Protocol, ServerConfig};
 use rwsgi_fastcgi::FastCgiCodec;
 use rwsgi_http1::Http1Codec;
 use rwsgi_proto::{ConnInfo, ServerCodec, SocketAddress};
-use rwsgi_python::Job;
+use rwsgi_python::Dispatch;
 use rwsgi_uwsgi::UwsgiCodec;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -22,27 +22,94 @@ use tokio_util::task::TaskTracker;
 /// finish requests in flight within `shutdown_timeout`) or SIGQUIT
 /// (immediate). Runs a current-thread runtime on the calling thread;
 /// `ready` is called once every listener is being accepted on.
+///
+/// The calling thread keeps a Python thread state for the runtime's whole
+/// life, detached while the runtime runs, so that requests run inline
+/// ([`Dispatch::inline_now`]) attach to it cheaply. While one does, the
+/// runtime sees no signal: SIGINT and SIGTERM take effect after it, and
+/// SIGQUIT is seen by a watchdog thread, which ends the process if the
+/// runtime has not stopped within [`QUIT_GRACE`], after calling `on_quit`
+/// (the clean-up the caller would have done after this returned).
 pub fn serve(
     listeners: Vec<Listener>,
-    jobs: flume::Sender<Job>,
+    dispatch: Dispatch,
     config: ServerConfig,
-    ready: impl FnOnce(),
+    ready: impl FnOnce() + Send,
+    on_quit: impl FnOnce() + Send + 'static,
 ) -> Result<(), ServerError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
-    runtime.block_on(run(listeners, jobs, config, ready))
+    let watchdog = if dispatch.has_inline() { Some(QuitWatchdog::start(on_quit)?) } else { None };
+    let served = rwsgi_python::with_python_thread_state(|| {
+        runtime.block_on(run(listeners, dispatch, config, ready))
+    });
+    drop(watchdog);
+    served
+}
+
+/// How long SIGQUIT leaves the runtime to stop by itself before the
+/// watchdog ends the process.
+const QUIT_GRACE: Duration = Duration::from_millis(200);
+
+/// A thread with its own small runtime listening for SIGQUIT (tokio tells
+/// every runtime listening for a signal): when a request running inline
+/// keeps the main runtime from seeing it, the process exits from here, as
+/// the main runtime would have (status 0, requests cut).
+struct QuitWatchdog {
+    /// Dropped when the main runtime has stopped.
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl QuitWatchdog {
+    fn start(on_quit: impl FnOnce() + Send + 'static) -> Result<QuitWatchdog, ServerError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ServerError::Runtime)?;
+        // Registered here, before the main runtime can be busy.
+        let mut quit =
+            runtime.block_on(async { signal(SignalKind::quit()) }).map_err(ServerError::Runtime)?;
+        let (done, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("quit-watchdog".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    tokio::select! {
+                        _ = quit.recv() => {}
+                        _ = &mut stopped => return,
+                    }
+                    if tokio::time::timeout(QUIT_GRACE, &mut stopped).await.is_err() {
+                        tracing::info!("shutting down now (the request running inline is cut)");
+                        on_quit();
+                        std::process::exit(0);
+                    }
+                });
+            })
+            .map_err(ServerError::Runtime)?;
+        Ok(QuitWatchdog { done: Some(done), thread: Some(thread) })
+    }
+}
+
+impl Drop for QuitWatchdog {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 async fn run(
     listeners: Vec<Listener>,
-    jobs: flume::Sender<Job>,
+    dispatch: Dispatch,
     config: ServerConfig,
-    ready: impl FnOnce(),
+    ready: impl FnOnce() + Send,
 ) -> Result<(), ServerError> {
     let shutdown_timeout = config.shutdown_timeout;
-    let ctx = Arc::new(Context::new(config, jobs));
+    let ctx = Arc::new(Context::new(config, dispatch));
     let (stop_tx, stop_rx) = watch::channel(false);
     let tracker = TaskTracker::new();
     let mut signals = Signals::new().map_err(ServerError::Runtime)?;
