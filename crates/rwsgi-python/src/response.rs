@@ -278,7 +278,7 @@ pub(crate) fn run_inline(
 pub(crate) struct Continuation {
     start: Py<StartResponse>,
     result: Py<PyAny>,
-    what: String,
+    what: Described,
     /// `wsgi.errors` text also goes to the peer.
     errors_to_peer: bool,
 }
@@ -300,13 +300,12 @@ impl Continuation {
     pub(crate) fn finish(self, py: Python<'_>) {
         let events = self.start.borrow(py).events.clone();
         let _errors = self.errors_to_peer.then(|| crate::log_stream::PeerErrors::attach(&events));
+        let plain = self.is_plain(py);
         let Continuation { start, result, what, .. } = self;
         let result = result.bind(py);
         let outcome = respond(py, &start, result);
         // PEP 3333: close() on completion, on error and on disconnect alike.
         // A plain list or tuple has none, and asking costs an AttributeError.
-        let plain =
-            result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
         let closed = match if plain { Ok(None) } else { result.getattr_opt(intern!(py, "close")) } {
             Ok(Some(close)) => close.call0().map(drop),
             Ok(None) => Ok(()),
@@ -564,7 +563,7 @@ fn fail(
     py: Python<'_>,
     events: &flume::Sender<Event>,
     start: Option<&Py<StartResponse>>,
-    what: &str,
+    what: &Described,
     err: &PyErr,
 ) {
     let sent = start.is_some_and(|s| s.borrow(py).sent);
@@ -589,10 +588,25 @@ fn fail(
     let _ = emit(py, events, event);
 }
 
-fn describe(environ: &rwsgi_proto::Environ) -> String {
-    let get =
-        |k| environ.get(k).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
-    format!("{} {}", get("REQUEST_METHOD"), get("REQUEST_URI"))
+/// `METHOD URI` for log lines, kept as views of the request and only
+/// formatted if a line is written.
+#[derive(Debug)]
+pub(crate) struct Described {
+    method: Bytes,
+    uri: Bytes,
+}
+
+fn describe(environ: &rwsgi_proto::Environ) -> Described {
+    let get = |k| environ.get(k).cloned().unwrap_or_default();
+    Described { method: get("REQUEST_METHOD"), uri: get("REQUEST_URI") }
+}
+
+impl std::fmt::Display for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (method, uri) =
+            (String::from_utf8_lossy(&self.method), String::from_utf8_lossy(&self.uri));
+        write!(f, "{method} {uri}")
+    }
 }
 
 #[cfg(test)]
