@@ -388,6 +388,18 @@ fn sigquit_stops_master_and_workers_at_once() {
 
 #[test]
 fn harakiri_kills_a_stuck_worker_logs_its_python_stack_and_serves_on() {
+    harakiri_kills_a_stuck_worker(2, "threads=2: the whole worker is recycled");
+}
+
+/// With one thread the stuck request runs on the worker's I/O thread
+/// (inline): the master's watch and the stack dump must not depend on it.
+#[test]
+fn harakiri_kills_a_worker_stuck_in_an_inline_request() {
+    harakiri_kills_a_stuck_worker(1, "threads=1: the worker is recycled");
+}
+
+fn harakiri_kills_a_stuck_worker(threads: usize, recycled: &str) {
+    let threads = threads.to_string();
     let mut args = vec![
         "--wsgi-file",
         PROBE,
@@ -395,7 +407,7 @@ fn harakiri_kills_a_stuck_worker_logs_its_python_stack_and_serves_on() {
         "--processes",
         "1",
         "--threads",
-        "2",
+        &threads,
         "--harakiri",
         "2",
     ];
@@ -412,7 +424,7 @@ fn harakiri_kills_a_stuck_worker_logs_its_python_stack_and_serves_on() {
     assert!(server.log_contains("harakiri: worker 1"));
     let line = server.log_lines_with("harakiri:").remove(0);
     assert!(line.contains("request GET /sleep?s=10 running 2."), "{line}");
-    assert!(line.contains("threads=2: the whole worker is recycled"), "{line}");
+    assert!(line.contains(recycled), "{line}");
     // faulthandler's dump: the sleeping frame of the probe.
     assert!(
         server.wait_log_text(Duration::from_secs(5), |t| t.contains("Most recent call first")
