@@ -24,6 +24,10 @@ use std::ops::Range;
 /// `fastcgi_params`, plus room for a site's own lines).
 pub const EXTRA_VARS: usize = 64;
 
+/// Room for what nginx sends with its stock params files and a browser's
+/// headers, so a connection's first request does not grow the list.
+const TYPICAL_VARS: usize = 32;
+
 /// Longest target shown by [`CgiVars::describe`].
 const MAX_DESCRIBED: usize = 200;
 
@@ -98,7 +102,7 @@ impl CgiVarsBuilder {
     /// An empty list, bounded by `limits`.
     pub fn new(limits: &Limits) -> Self {
         CgiVarsBuilder {
-            vars: Vec::new(),
+            vars: Vec::with_capacity(TYPICAL_VARS),
             bloom: 0,
             has_repeats: false,
             method: None,

@@ -169,7 +169,11 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                     }
                 } else {
                     let idle = self.ctx.config.keepalive_timeout;
+                    // The read first: a request usually arrives with its
+                    // connection, and the stop is seen on the next round
+                    // anyway (`shutdown.borrow()` above).
                     tokio::select! {
+                        biased;
                         read = timeout(idle, self.fill()) => match read {
                             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(None),
                             Ok(Ok(_)) => {}

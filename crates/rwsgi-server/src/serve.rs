@@ -12,6 +12,7 @@ use rwsgi_python::Dispatch;
 use rwsgi_uwsgi::UwsgiCodec;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
@@ -202,9 +203,9 @@ impl AcceptLoop {
             };
             if tcp {
                 let _ = socket.set_tcp_nodelay(true);
-                self.spawn(LazyStream::<TcpStream>::new(socket), info, listener.protocol);
+                self.serve(LazyStream::<TcpStream>::new(socket), info, listener.protocol).await;
             } else {
-                self.spawn(LazyStream::<UnixStream>::new(socket), info, listener.protocol);
+                self.serve(LazyStream::<UnixStream>::new(socket), info, listener.protocol).await;
             }
         }
     }
@@ -221,21 +222,31 @@ impl AcceptLoop {
         }
     }
 
-    fn spawn<S: Stream>(&self, stream: S, info: ConnInfo, protocol: Protocol) {
+    async fn serve<S: Stream>(&self, stream: S, info: ConnInfo, protocol: Protocol) {
         let limits = self.ctx.config.limits;
         match protocol {
-            Protocol::Http => self.spawn_with(stream, info, Http1Codec::new(limits)),
-            Protocol::Uwsgi => self.spawn_with(stream, info, UwsgiCodec::new(limits)),
+            Protocol::Http => self.serve_with(stream, info, Http1Codec::new(limits)).await,
+            Protocol::Uwsgi => self.serve_with(stream, info, UwsgiCodec::new(limits)).await,
             Protocol::FastCgi => {
                 let values = self.ctx.config.fastcgi;
-                self.spawn_with(stream, info, FastCgiCodec::new(limits, values))
+                self.serve_with(stream, info, FastCgiCodec::new(limits, values)).await
             }
         }
     }
 
-    fn spawn_with<S: Stream, C: ServerCodec>(&self, stream: S, info: ConnInfo, codec: C) {
+    /// Runs the connection here until it first has to wait, and only then
+    /// makes it a task of its own. A connection-per-request exchange whose
+    /// request is already there and whose app runs inline ends in that
+    /// first poll, without a task to schedule, track and free.
+    async fn serve_with<S: Stream, C: ServerCodec>(&self, stream: S, info: ConnInfo, codec: C) {
         let conn = Connection::new(stream, codec, info, Arc::clone(&self.ctx), self.stop.clone());
-        self.tracker.spawn(conn.run());
+        let mut run = Box::pin(conn.run());
+        // Whatever it registered to wait on is registered again, with the
+        // task's waker, when the task first polls it.
+        let done = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx).is_ready())).await;
+        if !done {
+            self.tracker.spawn(run);
+        }
     }
 }
 
