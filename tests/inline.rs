@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{FCGI_KEEP_CONN, Server, TempDir, fcgi_nginx_params, fcgi_request, parallel};
+use common::{FCGI_KEEP_CONN, PROBE, Server, TempDir, fcgi_nginx_params, fcgi_request, parallel};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
@@ -158,17 +158,32 @@ fn requests_never_run_python_at_once() {
 
 #[test]
 fn sigquit_cuts_an_inline_request_at_once() {
+    use std::os::linux::net::SocketAddrExt;
     let dir = TempDir::new("inline-quit");
     let sock = dir.join("http.sock");
-    let mut server = Server::probe(&[
-        "--threads",
-        "1",
-        "--http-socket",
-        "127.0.0.1:0",
-        "--http-socket",
-        &sock,
-        "--vacuum",
-    ]);
+    // systemd hears STOPPING=1 from the watchdog's exit too.
+    let name = format!("rwsgi-test-inline-quit-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+    let notify = std::os::unix::net::UnixDatagram::bind_addr(&addr).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let target = format!("@{name}");
+    let mut server = Server::start_env(
+        &[
+            "--wsgi-file",
+            PROBE,
+            "--threads",
+            "1",
+            "--http-socket",
+            "127.0.0.1:0",
+            "--http-socket",
+            &sock,
+            "--vacuum",
+        ],
+        &[("NOTIFY_SOCKET", &target)],
+    );
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("no READY=1 datagram");
+    assert!(buf[..n].starts_with(b"READY=1"), "{:?}", String::from_utf8_lossy(&buf[..n]));
     let mut conn = server.conn();
     conn.send(get("/sleep?s=30&mark=1"));
     assert!(server.wait_log("sleep started", Duration::from_secs(5)));
@@ -182,6 +197,8 @@ fn sigquit_cuts_an_inline_request_at_once() {
     // The exit came from the watchdog thread, and still vacuumed.
     assert!(server.log_contains("the request running inline is cut"), "{}", server.log());
     assert!(!std::path::Path::new(&sock).exists(), "--vacuum left {sock}");
+    let n = notify.recv(&mut buf).expect("no STOPPING=1 datagram");
+    assert_eq!(&buf[..n], b"STOPPING=1");
 }
 
 #[test]

@@ -73,11 +73,18 @@ impl Start {
         vacuum(std::mem::take(&mut self.vacuum));
     }
 
-    /// What [`Start::finish`] removes, for an exit that cannot come back
-    /// here (SIGQUIT while a request runs on the I/O thread).
-    pub(crate) fn vacuum_on_quit(&self) -> impl FnOnce() + Send + 'static {
+    /// What the caller does after serving (tell systemd we are stopping,
+    /// then [`Start::finish`]'s removals), for an exit that cannot come
+    /// back here (SIGQUIT while a request runs on the I/O thread).
+    pub(crate) fn on_quit(&self) -> impl FnOnce() + Send + 'static {
         let paths = self.vacuum.clone();
-        move || vacuum(paths)
+        let notifier = self.notifier.as_ref().and_then(Notifier::try_clone);
+        move || {
+            if let Some(notifier) = notifier {
+                notifier.notify("STOPPING=1");
+            }
+            vacuum(paths)
+        }
     }
 }
 

@@ -207,6 +207,11 @@ impl Notifier {
         Some(Notifier { socket, addr })
     }
 
+    /// Another handle on the same socket and address, for another thread.
+    pub(crate) fn try_clone(&self) -> Option<Notifier> {
+        Some(Notifier { socket: self.socket.try_clone().ok()?, addr: self.addr.clone() })
+    }
+
     /// Sends `state` (`KEY=VALUE` lines); failures are logged, not fatal.
     pub(crate) fn notify(&self, state: &str) {
         if let Err(err) = self.socket.send_to_addr(state.as_bytes(), &self.addr) {

@@ -32,7 +32,7 @@ pub(crate) fn run_alone(
         start.log_listening();
         let listeners = std::mem::take(&mut start.listeners);
         let ready = || start.notify("READY=1\nSTATUS=serving");
-        let on_quit = start.vacuum_on_quit();
+        let on_quit = start.on_quit();
         serve(listeners, app, pool, start.server.clone(), ready, on_quit)
     });
     start.notify("STOPPING=1");
