@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{FCGI_KEEP_CONN, PROBE, Server, TempDir, fcgi_nginx_params, fcgi_request, parallel};
+use common::{
+    FCGI_KEEP_CONN, NotifySocket, PROBE, Server, TempDir, fcgi_nginx_params, fcgi_request, parallel,
+};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
@@ -158,15 +160,10 @@ fn requests_never_run_python_at_once() {
 
 #[test]
 fn sigquit_cuts_an_inline_request_at_once() {
-    use std::os::linux::net::SocketAddrExt;
     let dir = TempDir::new("inline-quit");
     let sock = dir.join("http.sock");
     // systemd hears STOPPING=1 from the watchdog's exit too.
-    let name = format!("rwsgi-test-inline-quit-{}", std::process::id());
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
-    let notify = std::os::unix::net::UnixDatagram::bind_addr(&addr).unwrap();
-    notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let target = format!("@{name}");
+    let notify = NotifySocket::new("inline-quit");
     let mut server = Server::start_env(
         &[
             "--wsgi-file",
@@ -179,11 +176,10 @@ fn sigquit_cuts_an_inline_request_at_once() {
             &sock,
             "--vacuum",
         ],
-        &[("NOTIFY_SOCKET", &target)],
+        &[("NOTIFY_SOCKET", &notify.target)],
     );
-    let mut buf = [0u8; 256];
-    let n = notify.recv(&mut buf).expect("no READY=1 datagram");
-    assert!(buf[..n].starts_with(b"READY=1"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    let ready = notify.next("READY=1");
+    assert!(ready.starts_with("READY=1"), "{ready:?}");
     let mut conn = server.conn();
     conn.send(get("/sleep?s=30&mark=1"));
     assert!(server.wait_log("sleep started", Duration::from_secs(5)));
@@ -197,8 +193,7 @@ fn sigquit_cuts_an_inline_request_at_once() {
     // The exit came from the watchdog thread, and still vacuumed.
     assert!(server.log_contains("the request running inline is cut"), "{}", server.log());
     assert!(!std::path::Path::new(&sock).exists(), "--vacuum left {sock}");
-    let n = notify.recv(&mut buf).expect("no STOPPING=1 datagram");
-    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert_eq!(notify.next("STOPPING=1"), "STOPPING=1");
 }
 
 #[test]

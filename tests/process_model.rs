@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    Conn, PROBE, Server, Signal, TempDir, fcgi_nginx_params, fcgi_request, nginx_vars, repo_path,
-    run_rwsgi, uwsgi_packet, wait_until,
+    Conn, NotifySocket, PROBE, Server, Signal, TempDir, fcgi_nginx_params, fcgi_request,
+    nginx_vars, repo_path, run_rwsgi, uwsgi_packet, wait_until,
 };
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -928,19 +928,13 @@ fn named_activated_sockets_take_the_places_of_their_protocols_sockets() {
 
 #[test]
 fn notify_reaches_an_abstract_socket_without_a_master_too() {
-    use std::os::linux::net::SocketAddrExt;
-    let name = format!("rwsgi-test-notify-{}", std::process::id());
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
-    let notify = std::os::unix::net::UnixDatagram::bind_addr(&addr).unwrap();
-    notify.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let target = format!("@{name}");
-    let mut server = Server::start_env(&["--wsgi-file", PROBE], &[("NOTIFY_SOCKET", &target)]);
-    let mut buf = [0u8; 256];
-    let n = notify.recv(&mut buf).expect("no READY=1 datagram");
-    assert!(buf[..n].starts_with(b"READY=1"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    let notify = NotifySocket::new("notify");
+    let mut server =
+        Server::start_env(&["--wsgi-file", PROBE], &[("NOTIFY_SOCKET", &notify.target)]);
+    let ready = notify.next("READY=1");
+    assert!(ready.starts_with("READY=1"), "{ready:?}");
     assert_eq!(server.stop(Signal::SIGTERM).code(), Some(0));
-    let n = notify.recv(&mut buf).expect("no STOPPING=1 datagram");
-    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert_eq!(notify.next("STOPPING=1"), "STOPPING=1");
 }
 
 #[test]

@@ -624,6 +624,33 @@ fn listening(log: &str) -> Vec<(String, String)> {
 // The uwsgi protocol (client side)
 // ---------------------------------------------------------------------------
 
+/// A systemd notify socket in the abstract namespace: what rwsgi sends to
+/// `NOTIFY_SOCKET` arrives here.
+pub struct NotifySocket {
+    socket: std::os::unix::net::UnixDatagram,
+    /// The `NOTIFY_SOCKET` value that reaches it (`@name`).
+    pub target: String,
+}
+
+impl NotifySocket {
+    pub fn new(tag: &str) -> NotifySocket {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("rwsgi-test-{tag}-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+        let socket = std::os::unix::net::UnixDatagram::bind_addr(&addr).unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        NotifySocket { socket, target: format!("@{name}") }
+    }
+
+    /// The next datagram; panics naming `expected` if none comes in time.
+    pub fn next(&self, expected: &str) -> String {
+        let mut buf = [0u8; 512];
+        let n =
+            self.socket.recv(&mut buf).unwrap_or_else(|e| panic!("no {expected} datagram: {e}"));
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
 /// A uwsgi vars block: per var, u16 LE key length, key, u16 LE value
 /// length, value. Panics on a key or value over 65535 bytes.
 pub fn uwsgi_vars<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)]) -> Vec<u8> {
