@@ -116,7 +116,7 @@ fn precedence_file_then_env_then_flag() {
 
 #[test]
 fn argv_forms() {
-    let loaded = load(&[
+    let forms = [
         "-s",
         ":1",
         "-s:2",
@@ -127,32 +127,16 @@ fn argv_forms() {
         "3",
         "--chmod-socket",
         "--threads=4",
-        "-M",
-        "--disable-logging",
-        "yes",
         "--workers",
         "2",
-    ]);
+    ];
     // `--disable-logging` takes no value: `yes` is a stray argument.
+    let stray = load(&[&forms[..], &["-M", "--disable-logging", "yes"]].concat());
     assert!(
-        matches!(loaded, Err(ConfigError::UnexpectedArgument(ref arg)) if arg == "yes"),
-        "{loaded:?}"
+        matches!(stray, Err(ConfigError::UnexpectedArgument(ref arg)) if arg == "yes"),
+        "{stray:?}"
     );
-    let loaded = load(&[
-        "-s",
-        ":1",
-        "-s:2",
-        "--socket=:3",
-        "--master",
-        "--vacuum=false",
-        "-p",
-        "3",
-        "--chmod-socket",
-        "--threads=4",
-        "--workers",
-        "2",
-    ])
-    .unwrap();
+    let loaded = load(&forms).unwrap();
     let config = &loaded.config;
     assert_eq!(config.socket, [":1", ":2", ":3"]);
     assert!(config.process.master && !config.vacuum);
