@@ -247,7 +247,6 @@ fn is_tchar(b: u8) -> bool {
 /// exactly one `End` (or `Whole`) event unless the client is gone, and calls
 /// the iterable's `close()` exactly once.
 pub(crate) fn run(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) {
-    let _errors = shared.errors_to_peer.then(|| crate::log_stream::PeerErrors::attach(&job.events));
     if let Some(called) = call(py, shared, cache, job) {
         called.finish(py);
     }
@@ -263,7 +262,6 @@ pub(crate) fn run_inline(
     cache: &mut KeyCache,
     job: Job,
 ) -> Option<Continuation> {
-    let _errors = shared.errors_to_peer.then(|| crate::log_stream::PeerErrors::attach(&job.events));
     let called = call(py, shared, cache, job)?;
     if called.is_plain(py) {
         called.finish(py);
@@ -325,8 +323,11 @@ impl Continuation {
 }
 
 /// The call phase: builds the environ and calls the app. `None`: it failed,
-/// and the failure was answered.
+/// and the failure was answered. What the app writes to `wsgi.errors`
+/// meanwhile reaches the peer too (with `errors_to_peer`); the iteration
+/// attaches its own channel, on whichever thread runs it.
 fn call(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) -> Option<Continuation> {
+    let _errors = shared.errors_to_peer.then(|| crate::log_stream::PeerErrors::attach(&job.events));
     crate::input::take_body_failed();
     let Job { environ, body, events } = job;
     let what = describe(&environ);
