@@ -7,7 +7,9 @@
 //! request and split into `Bytes`.
 
 use bytes::{BufMut, Bytes};
-use rwsgi_proto::{BodyLength, CgiVar, ConnInfo, Environ, RequestHead, Scheme, Scratch};
+use rwsgi_proto::{
+    BodyLength, CgiVar, ConnInfo, Environ, RequestHead, Scheme, Scratch, SocketAddress,
+};
 
 use crate::head::{Field, FieldKind, Http1Head};
 
@@ -17,9 +19,11 @@ const STACK_KEY: usize = 64;
 impl RequestHead for Http1Head {
     /// Sets the CGI variables of this request. `REMOTE_ADDR`/`REMOTE_PORT`
     /// are left out for unix-socket peers (there is no address to report;
-    /// PEP 3333 prefers absent to empty), and `SERVER_NAME`/`SERVER_PORT`
-    /// become `localhost`/`0` when a request without `Host` arrived on a
-    /// unix socket (PEP 3333 requires them non-empty). An IPv6
+    /// PEP 3333 prefers absent to empty). `SERVER_PORT` is `Host`'s port,
+    /// else the port the request arrived on (80, or 443 for an `https://`
+    /// target, on a unix socket). Without `Host`, `SERVER_NAME` and
+    /// `SERVER_PORT` come from the listening address (`localhost` and `0`
+    /// on a unix socket: PEP 3333 requires them non-empty). An IPv6
     /// `SERVER_NAME` keeps its brackets (`[::1]`), as nginx's `$host` does,
     /// so `scheme://SERVER_NAME:SERVER_PORT` stays a valid URL.
     fn write_environ(&self, conn: &ConnInfo, env: &mut Environ) {
@@ -49,10 +53,17 @@ impl RequestHead for Http1Head {
         match self.authority {
             Some(authority) => {
                 env.set(CgiVar::ServerName, self.slice(authority.host));
-                let port = authority
-                    .port
-                    .map_or_else(|| Bytes::from_static(self.default_port), |p| self.slice(p));
-                env.set(CgiVar::ServerPort, port);
+                match (authority.port, &conn.local) {
+                    (Some(port), _) => env.set(CgiVar::ServerPort, self.slice(port)),
+                    // As uWSGI and CGI servers do: the port the request
+                    // arrived on, when `Host` names none.
+                    (None, SocketAddress::Tcp(local)) => {
+                        env.set_port(CgiVar::ServerPort, local.port(), scratch.buf());
+                    }
+                    (None, SocketAddress::Unix(_)) => {
+                        env.set(CgiVar::ServerPort, Bytes::from_static(self.default_port));
+                    }
+                }
             }
             None => env.set_server_from(&conn.local, scratch.buf()),
         }

@@ -123,11 +123,13 @@ fn server_name_and_port_from_host() {
             String::from_utf8(var(&env, "SERVER_PORT").unwrap()).unwrap(),
         )
     };
-    assert_eq!(server("example.com"), ("example.com".into(), "80".into()));
-    assert_eq!(server("Example.COM:8080"), ("Example.COM".into(), "8080".into()));
+    // Without a port in Host, the port the request arrived on (8080 here),
+    // as uWSGI and CGI servers report it.
+    assert_eq!(server("example.com"), ("example.com".into(), "8080".into()));
+    assert_eq!(server("Example.COM:8081"), ("Example.COM".into(), "8081".into()));
     assert_eq!(server("[::1]:8000"), ("[::1]".into(), "8000".into()));
-    assert_eq!(server("[2001:db8::1]"), ("[2001:db8::1]".into(), "80".into()));
-    assert_eq!(server("127.0.0.1:"), ("127.0.0.1".into(), "80".into()));
+    assert_eq!(server("[2001:db8::1]"), ("[2001:db8::1]".into(), "8080".into()));
+    assert_eq!(server("127.0.0.1:"), ("127.0.0.1".into(), "8080".into()));
     // Empty Host: the listening address.
     assert_eq!(server(""), ("10.0.0.1".into(), "8080".into()));
 }
@@ -165,10 +167,20 @@ fn server_name_falls_back_to_the_listener() {
     assert_eq!(var(&env, "REMOTE_ADDR"), None);
     assert_eq!(var(&env, "REMOTE_PORT"), None);
 
-    // Host wins over the listener, on a unix socket too.
-    let env = environ_with(b"GET / HTTP/1.1\r\nHost: site:81\r\n\r\n", &conn(unix.clone(), unix));
+    // Host wins over the listener, on a unix socket too; with no port
+    // there, a unix socket has none to give: the scheme's.
+    let env =
+        environ_with(b"GET / HTTP/1.1\r\nHost: site:81\r\n\r\n", &conn(unix.clone(), unix.clone()));
     assert_eq!(var(&env, "SERVER_NAME"), v("site"));
     assert_eq!(var(&env, "SERVER_PORT"), v("81"));
+    let env =
+        environ_with(b"GET / HTTP/1.1\r\nHost: site\r\n\r\n", &conn(unix.clone(), unix.clone()));
+    assert_eq!(var(&env, "SERVER_PORT"), v("80"));
+    let env = environ_with(
+        b"GET https://site/ HTTP/1.1\r\nHost: site\r\n\r\n",
+        &conn(unix.clone(), unix),
+    );
+    assert_eq!(var(&env, "SERVER_PORT"), v("443"));
 }
 
 #[test]
@@ -185,7 +197,7 @@ fn absolute_form_takes_the_host_from_the_target() {
 
     let env = environ(b"GET HTTPS://h HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(var(&env, "PATH_INFO"), v("/"));
-    assert_eq!(var(&env, "SERVER_PORT"), v("443"));
+    assert_eq!(var(&env, "SERVER_PORT"), v("8080"), "the port it arrived on");
     let env = environ(b"GET http://h?x=1 HTTP/1.0\r\n\r\n");
     assert_eq!(var(&env, "PATH_INFO"), v("/"));
     assert_eq!(var(&env, "QUERY_STRING"), v("x=1"));

@@ -134,14 +134,19 @@ impl Environ {
                     IpAddr::V6(ip) => write_display(scratch, format_args!("[{ip}]")),
                 }
                 self.set(CgiVar::ServerName, scratch.split().freeze());
-                write_decimal(scratch, addr.port());
-                self.set(CgiVar::ServerPort, scratch.split().freeze());
+                self.set_port(CgiVar::ServerPort, addr.port(), scratch);
             }
             SocketAddress::Unix(_) => {
                 self.set(CgiVar::ServerName, Bytes::from_static(b"localhost"));
                 self.set(CgiVar::ServerPort, Bytes::from_static(b"0"));
             }
         }
+    }
+
+    /// A port number as `var`, written in decimal into `scratch`.
+    pub fn set_port(&mut self, var: CgiVar, port: u16, scratch: &mut BytesMut) {
+        write_decimal(scratch, port);
+        self.set(var, scratch.split().freeze());
     }
 
     /// `REMOTE_ADDR` and `REMOTE_PORT` of a TCP peer (IPv4-mapped IPv6
@@ -153,8 +158,7 @@ impl Environ {
                 IpAddr::V6(ip) => write_display(scratch, ip),
             }
             self.set(CgiVar::RemoteAddr, scratch.split().freeze());
-            write_decimal(scratch, addr.port());
-            self.set(CgiVar::RemotePort, scratch.split().freeze());
+            self.set_port(CgiVar::RemotePort, addr.port(), scratch);
         }
     }
 
