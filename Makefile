@@ -54,7 +54,7 @@ bench-codec:
 	$(CARGO) bench --bench http1_codec --bench proxy_codecs
 
 # 60 s per parser (cargo install cargo-fuzz; needs the nightly toolchain).
-FUZZ_TARGETS := http1_decode uwsgi_decode fastcgi_decode ini_parse
+FUZZ_TARGETS := http1_decode uwsgi_decode fastcgi_decode ini_parse config_load
 fuzz:
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
 		$(CARGO) +nightly fuzz run $$target -- -max_total_time=60 || exit 1; \

@@ -22,6 +22,12 @@ fn main() -> ExitCode {
         Ok(Command::Version) => {
             return print_and_succeed(&format!("rwsgi {}\n", env!("CARGO_PKG_VERSION")));
         }
+        Ok(Command::Signal { signal, pidfile }) => {
+            return match rwsgi_master::signal_pidfile(&pidfile, signal == "reload") {
+                Ok(pid) => print_and_succeed(&format!("rwsgi: sent {signal} to {pid}\n")),
+                Err(err) => fail(&format!("--{signal}: {err}")),
+            };
+        }
         Err(err) => return fail(&err.to_string()),
     };
     let (print_config, check_config) = (invocation.print_config, invocation.check_config);
@@ -29,13 +35,23 @@ fn main() -> ExitCode {
     let vars: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
         .collect();
-    let loaded = match invocation.load(&vars) {
+    let loaded = match invocation.load(&vars, rwsgi_master::is_reexec()) {
         Ok(loaded) => loaded,
         Err(err) => return fail(&err.to_string()),
     };
     init_logging();
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
+    }
+    // The config language's own output: `print`, then `exit` or `get`.
+    for line in &loaded.prints {
+        println!("{line}");
+    }
+    if let Some(code) = loaded.exit {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    if let Some(values) = &loaded.gets {
+        return print_and_succeed(&values.iter().map(|v| format!("{v}\n")).collect::<String>());
     }
     if print_config {
         return print_and_succeed(&loaded.render());
@@ -64,9 +80,11 @@ fn print_and_succeed(text: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// A config error: one line on stderr, exit status 1.
+/// A config error: one line on stderr per problem, exit status 1.
 fn fail(message: &str) -> ExitCode {
-    eprintln!("rwsgi: {message}");
+    for line in message.lines() {
+        eprintln!("rwsgi: {line}");
+    }
     ExitCode::FAILURE
 }
 

@@ -22,29 +22,51 @@ pub struct Settings {
 }
 
 /// The socket options: the protocol each speaks, and its addresses.
-type SocketOption = (&'static str, Protocol, fn(&Config) -> &[String]);
+type SocketOption = (&'static str, fn(&Config) -> Protocol, fn(&Config) -> &[String]);
 const SOCKET_OPTIONS: [SocketOption; 4] = [
-    ("http-socket", Protocol::Http, |c| &c.http_socket),
-    ("socket", Protocol::Uwsgi, |c| &c.socket),
-    ("uwsgi-socket", Protocol::Uwsgi, |c| &c.uwsgi_socket),
-    ("fastcgi-socket", Protocol::FastCgi, |c| &c.fastcgi_socket),
+    ("http-socket", |_| Protocol::Http, |c| &c.http_socket),
+    ("socket", |c| socket_protocol(&c.protocol), |c| &c.socket),
+    ("uwsgi-socket", |_| Protocol::Uwsgi, |c| &c.uwsgi_socket),
+    ("fastcgi-socket", |_| Protocol::FastCgi, |c| &c.fastcgi_socket),
 ];
+
+/// What `socket` entries speak: `protocol` (checked when read).
+fn socket_protocol(protocol: &str) -> Protocol {
+    match protocol {
+        "http" | "http11" => Protocol::Http,
+        "fastcgi" => Protocol::FastCgi,
+        _ => Protocol::Uwsgi,
+    }
+}
 
 impl Settings {
     /// Validates the addresses and splits the config into the core's, the
-    /// app's and the pool's.
+    /// app's and the pool's. Every bad address is reported, one per line.
     pub fn new(loaded: &Loaded) -> Result<Settings, String> {
         let config = &loaded.config;
         let mut sockets = Vec::new();
         let mut socket_sources = Vec::new();
+        let mut errors = Vec::new();
         for (option, protocol, addresses) in SOCKET_OPTIONS {
             for (addr, at) in addresses(config).iter().zip(loaded.sources(option)) {
-                let addr_parsed = addr
-                    .parse::<BindAddr>()
-                    .map_err(|reason| format!("{at}: {option} {addr:?}: {reason}"))?;
-                sockets.push(SocketSpec { addr: addr_parsed, protocol });
-                socket_sources.push(at);
+                match addr.parse::<BindAddr>() {
+                    Ok(parsed) => {
+                        let addr = match parsed {
+                            // `abstract-socket`: every unix socket is abstract.
+                            BindAddr::Unix(path) if config.abstract_socket => {
+                                BindAddr::Abstract(path.to_string_lossy().into_owned())
+                            }
+                            other => other,
+                        };
+                        sockets.push(SocketSpec { addr, protocol: protocol(config) });
+                        socket_sources.push(at);
+                    }
+                    Err(reason) => errors.push(format!("{at}: {option} {addr:?}: {reason}")),
+                }
             }
+        }
+        if !errors.is_empty() {
+            return Err(errors.join("\n"));
         }
         let server = ServerConfig {
             sockets,
@@ -57,6 +79,8 @@ impl Settings {
             keepalive_timeout: Duration::from_secs(config.http_keepalive_timeout),
             post_buffering: config.post_buffering,
             chmod_socket: config.chmod_socket_mode(),
+            // Resolved (names to numbers) by the master, before binding.
+            chown_socket: None,
             vacuum: config.vacuum,
             listen_backlog: config.listen,
             log_requests: !config.disable_logging,
@@ -70,10 +94,11 @@ impl Settings {
             wsgi_file: config.wsgi_file.clone(),
             module: config.module.clone(),
             callable: config.callable.clone(),
-            chdir: config.chdir.clone(),
             pythonpath: config.pythonpath.clone(),
             home: config.home.clone(),
             env: config.env_pairs(),
+            argv: config.pyargv_list(),
+            imports: config.import.clone(),
         };
         let pool = PoolSettings {
             threads: config.threads.max(1),
@@ -92,7 +117,7 @@ impl Settings {
             return Err(rwsgi_server::ServerError::NoSockets.to_string());
         }
         let app = &self.app;
-        let base = match &app.chdir {
+        let base = match &self.master.chdir {
             Some(dir) if !dir.is_dir() => {
                 return Err(format!(
                     "{}: chdir {}: not a directory",
@@ -138,18 +163,8 @@ impl Settings {
 }
 
 /// The process options, uWSGI's spelling to `MasterOptions` (0 = off).
-/// `need-app` and `harakiri-verbose` are always on: turning them off is
-/// said once, not obeyed.
 fn master_options(config: &Config) -> MasterOptions {
     let process = &config.process;
-    if !process.need_app {
-        tracing::warn!("need-app = false has no effect: rwsgi exits 1 when the app cannot load");
-    }
-    if !process.harakiri_verbose {
-        tracing::warn!(
-            "harakiri-verbose = false has no effect: a harakiri always logs the Python stacks"
-        );
-    }
     let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let procname_prefix = match (&process.procname_prefix, &process.procname_prefix_spaced) {
         (_, Some(spaced)) => format!("{spaced} "),
@@ -168,7 +183,19 @@ fn master_options(config: &Config) -> MasterOptions {
         max_worker_lifetime: seconds(process.max_worker_lifetime),
         reload_mercy: Duration::from_secs(config.reload_mercy),
         worker_reload_mercy: Duration::from_secs(process.worker_reload_mercy),
-        pidfile: process.pidfile.clone(),
+        pidfiles: [&process.pidfile, &process.safe_pidfile]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+        pidfiles_after_drop: [&process.pidfile2, &process.safe_pidfile2]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+        umask: config.umask_mode(),
+        chdir: config.chdir.clone(),
+        chown_socket: config.chown_socket.clone(),
         uid: process.uid.clone(),
         gid: process.gid.clone(),
         procname_prefix,

@@ -1,14 +1,14 @@
-//! The command line, driven by the option table: `--opt value`,
+//! The command line, driven by the option registry: `--opt value`,
 //! `--opt=value`, short flags (`-s ADDR`, `-sADDR`), `--flag` alone for
-//! true, and a bare config file argument (`rwsgi app.ini`).
+//! true, and a bare config file argument (`rwsgi app.ini`). Unknown flags
+//! are errors, as in uWSGI.
 
-use crate::entry::Entry;
-use crate::env;
 use crate::error::{ConfigError, Source};
-use crate::files::{FileReader, FileRef, Format};
-use crate::options::{self, Kind, OptionSpec};
-use crate::{Loaded, config};
+use crate::options::{self, Kind, OptionSpec, Takes};
+use crate::reader::{Format, Layer, Reader};
+use crate::{Loaded, config, env};
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -16,15 +16,19 @@ pub enum Command {
     Help,
     HelpOptions,
     Version,
+    /// `--reload PIDFILE` (`signal` = "reload") or `--stop PIDFILE` ("stop").
+    Signal {
+        signal: &'static str,
+        pidfile: PathBuf,
+    },
     Run(Invocation),
 }
 
 /// A command line that asks to serve (or check, or print) a config.
 #[derive(Debug, Default)]
 pub struct Invocation {
-    /// `--ini`, `--yaml`, `--json` and bare file arguments, in order.
-    pub files: Vec<FileRef>,
-    flags: Vec<Entry>,
+    /// Options and config files, in the order given.
+    args: Vec<(String, Option<String>, Source)>,
     /// `--print-config`: print the resolved config and exit.
     pub print_config: bool,
     /// `--check-config`: validate and exit.
@@ -45,40 +49,45 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, C
     let mut invocation = Invocation::default();
     while let Some(arg) = args.next() {
         let arg = arg?;
-        let (spec, typed, inline) = match arg.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            "--help-options" => return Ok(Command::HelpOptions),
-            _ => match split_flag(&arg)? {
-                Some(found) => found,
-                None => {
-                    let format = Format::of_path(&arg)
-                        .ok_or_else(|| ConfigError::UnexpectedArgument(arg.clone()))?;
-                    invocation.files.push(FileRef::new(&arg, format, Source::Flag(arg.clone())));
-                    continue;
-                }
-            },
+        let Some((spec, typed, inline)) = split_flag(&arg)? else {
+            let format = Format::of_path(&arg)
+                .ok_or_else(|| ConfigError::UnexpectedArgument(arg.clone()))?;
+            let option = match format {
+                Format::Ini => "ini",
+                Format::Yaml => "yaml",
+                Format::Json => "json",
+                Format::Xml => "xml",
+            };
+            invocation.args.push((option.to_string(), Some(arg.clone()), Source::Flag(arg)));
+            continue;
         };
         let at = Source::Flag(typed.clone());
         let value =
-            match inline {
-                Some(value) => Some(value),
-                None if spec.kind == Kind::Flag || spec.kind == Kind::Action => None,
-                None if spec.bare.is_some() => take_unless_flag(&mut args)?,
-                None => Some(args.next().transpose()?.ok_or_else(|| {
+            match (inline, spec.takes) {
+                (Some(value), _) => Some(value),
+                (None, Takes::Nothing) => None,
+                (None, Takes::MaybeValue) => take_unless_flag(&mut args)?,
+                (None, Takes::Value) => Some(args.next().transpose()?.ok_or_else(|| {
                     ConfigError::MissingValue { at: at.clone(), option: spec.name }
                 })?),
             };
-        match (spec.name, spec.kind) {
-            ("print-config", _) => invocation.print_config = true,
-            ("check-config", _) => invocation.check_config = true,
-            (name, Kind::Include) => {
-                let value = value
-                    .ok_or_else(|| ConfigError::MissingValue { at: at.clone(), option: name })?;
-                invocation.files.push(FileRef::new(&value, Format::of_option(name), at));
+        if spec.kind == Kind::Action {
+            match spec.name {
+                "print-config" => invocation.print_config = true,
+                "check-config" => invocation.check_config = true,
+                "help" => return Ok(Command::Help),
+                "help-options" => return Ok(Command::HelpOptions),
+                "version" => return Ok(Command::Version),
+                signal @ ("reload" | "stop") => {
+                    let pidfile =
+                        value.ok_or(ConfigError::MissingValue { at, option: spec.name })?;
+                    return Ok(Command::Signal { signal, pidfile: pidfile.into() });
+                }
+                other => unreachable!("action {other} has no handler"),
             }
-            _ => invocation.flags.push(Entry { spec, value, at }),
+            continue;
         }
+        invocation.args.push((spec.name.to_string(), value, at));
     }
     Ok(Command::Run(invocation))
 }
@@ -127,22 +136,22 @@ fn take_unless_flag(
 }
 
 impl Invocation {
-    /// Reads the files (those named by `UWSGI_INI` and friends first), then
-    /// `vars` (the environment, for `UWSGI_*` and `RWSGI_*` options and
-    /// `$(VAR)` placeholders), then the flags, and resolves them into one
-    /// config.
-    pub fn load(self, vars: &[(String, String)]) -> Result<Loaded, ConfigError> {
+    /// Reads the environment (`UWSGI_*`/`RWSGI_*` options, `UWSGI_INI`
+    /// files; and `vars` fill `$(VAR)` placeholders), then the command
+    /// line in order, config files read where they are named, and resolves
+    /// it all into one config. `reload`: this master was re-executed by a
+    /// reload (`if-reload`).
+    pub fn load(self, vars: &[(String, String)], reload: bool) -> Result<Loaded, ConfigError> {
         let getenv =
             |name: &str| vars.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
-        let from_env = env::read(vars);
-        let mut reader = FileReader::new(&getenv);
-        // uWSGI reads the environment before argv: UWSGI_INI comes first.
-        for file in from_env.files.iter().chain(&self.files) {
-            reader.read(file)?;
+        let mut reader = Reader::new(&getenv, reload);
+        for (key, value, at) in env::options(vars) {
+            reader.feed(&key, Some(value), at, Layer::Env);
         }
-        let mut entries = reader.finish()?;
-        entries.extend(from_env.entries);
-        entries.extend(self.flags);
-        config::resolve(entries, from_env.warnings)
+        for (key, value, at) in self.args {
+            reader.feed(&key, value, at, Layer::Flag);
+        }
+        let (items, referenced, diag) = reader.finish();
+        config::resolve(items, referenced, diag, &getenv)
     }
 }

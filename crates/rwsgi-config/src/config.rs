@@ -1,31 +1,43 @@
-//! The typed result: every source layered with figment (defaults, files,
-//! environment, flags; lists accumulate, scalars are replaced) and
+//! The typed result: every item read, its placeholders resolved, judged by
+//! what rwsgi does with its option, then layered with figment (defaults,
+//! files, environment, flags; lists accumulate, scalars are replaced) and
 //! extracted into [`Config`], with where each value came from.
 
 use crate::entry::Entry;
-use crate::error::{ConfigError, Source};
-use crate::options::{self, OPTIONS, Status};
+use crate::error::{ConfigError, Diagnostics, Source};
+use crate::options::{self, Kind, Status};
+use crate::placeholders::Resolver;
+use crate::reader::{Item, canonical};
 use figment::Figment;
 use figment::value::Value;
 use serde::Deserialize;
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 /// Every option that takes effect, with uWSGI's names.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Config {
+    /// `http-socket`, `http`, `http11-socket`: HTTP/1.1 with keep-alive.
     #[serde(default)]
     pub http_socket: Vec<String>,
-    /// `socket` and `uwsgi-socket` both speak the uwsgi protocol.
+    /// `socket`: the protocol `protocol` names (uwsgi by default).
     #[serde(default)]
     pub socket: Vec<String>,
     #[serde(default)]
     pub uwsgi_socket: Vec<String>,
     #[serde(default)]
     pub fastcgi_socket: Vec<String>,
+    /// What `socket` entries speak: `uwsgi`, `http`, `http11` or `fastcgi`.
+    pub protocol: String,
     pub fastcgi_stderr: bool,
     /// Octal text, checked by [`options::parse_mode`]: see [`Config::chmod_socket_mode`].
     pub chmod_socket: Option<String>,
+    /// `USER[:GROUP]` for unix sockets.
+    pub chown_socket: Option<String>,
+    /// Octal text, checked: see [`Config::umask_mode`].
+    pub umask: Option<String>,
+    pub abstract_socket: bool,
     pub vacuum: bool,
     pub listen: u32,
     pub wsgi_file: Option<PathBuf>,
@@ -34,6 +46,11 @@ pub struct Config {
     pub chdir: Option<PathBuf>,
     #[serde(default)]
     pub pythonpath: Vec<PathBuf>,
+    /// Modules imported before the app.
+    #[serde(default)]
+    pub import: Vec<String>,
+    /// `sys.argv[1:]`, space-separated.
+    pub pyargv: Option<String>,
     pub home: Option<PathBuf>,
     /// `KEY=VALUE` each, checked: see [`Config::env_pairs`].
     #[serde(default)]
@@ -45,8 +62,9 @@ pub struct Config {
     pub socket_timeout: u64,
     pub http_keepalive_timeout: u64,
     pub reload_mercy: u64,
-    pub die_on_term: bool,
     pub disable_logging: bool,
+    pub strict: bool,
+    pub mode: Option<String>,
     /// The process model's options, taken whole by it.
     #[serde(flatten)]
     pub process: ProcessConfig,
@@ -62,7 +80,6 @@ pub struct ProcessConfig {
     pub lazy_apps: bool,
     /// Seconds; 0 = never.
     pub harakiri: u64,
-    pub harakiri_verbose: bool,
     pub max_requests: u64,
     pub max_requests_delta: u64,
     pub max_requests_jitter: u64,
@@ -72,12 +89,16 @@ pub struct ProcessConfig {
     pub max_worker_lifetime: u64,
     /// Seconds a recycled or chain-reloaded worker may finish its requests.
     pub worker_reload_mercy: u64,
+    /// Written before privileges are dropped.
     pub pidfile: Option<PathBuf>,
+    /// Written after privileges are dropped.
+    pub pidfile2: Option<PathBuf>,
+    pub safe_pidfile: Option<PathBuf>,
+    pub safe_pidfile2: Option<PathBuf>,
     /// A user name or number.
     pub uid: Option<String>,
     /// A group name or number.
     pub gid: Option<String>,
-    pub need_app: bool,
     pub procname_prefix: Option<String>,
     pub procname_prefix_spaced: Option<String>,
     #[serde(default)]
@@ -92,6 +113,11 @@ impl Config {
         self.chmod_socket.as_deref().and_then(|mode| options::parse_mode(mode).ok())
     }
 
+    /// `umask` as a mode (already checked when read).
+    pub fn umask_mode(&self) -> Option<u32> {
+        self.umask.as_deref().and_then(|mode| options::parse_mode(mode).ok())
+    }
+
     /// `env` as (key, value) pairs (each already checked to have a `=`).
     pub fn env_pairs(&self) -> Vec<(String, String)> {
         self.env
@@ -100,48 +126,176 @@ impl Config {
             .map(|(key, value)| (key.to_string(), value.to_string()))
             .collect()
     }
+
+    /// `pyargv` split as uWSGI splits it (at spaces and tabs).
+    pub fn pyargv_list(&self) -> Vec<String> {
+        self.pyargv
+            .as_deref()
+            .map(|args| {
+                args.split([' ', '\t']).filter(|a| !a.is_empty()).map(str::to_string).collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
-/// The resolved config, with where each value came from and the warnings
-/// its sources deserve.
+/// A value of an option rwsgi keeps for a later release ([`Status::Pending`]),
+/// in the order given: the implementing code reads it from here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub option: &'static str,
+    /// The value, or what a bare key means (`true` for a flag).
+    pub value: String,
+    pub at: Source,
+}
+
+/// The resolved config, with where each value came from, the warnings its
+/// sources deserve, and what the config language asked to print.
 #[derive(Debug)]
 pub struct Loaded {
     pub config: Config,
+    /// Values of options not implemented yet, in order.
+    pub pending: Vec<Setting>,
     /// One line each, to log before serving.
     pub warnings: Vec<String>,
+    /// `print` lines, in reading order, for stdout.
+    pub prints: Vec<String>,
+    /// `get` answers: what to print instead of serving.
+    pub gets: Option<Vec<String>>,
+    /// `exit`: the status to exit with once `prints` are out.
+    pub exit: Option<i32>,
     figment: Figment,
 }
 
-/// Layers defaults and `entries` (files, then environment, then flags, in
-/// that order) and extracts the typed config.
+/// Resolves the placeholders of `items` (in reading order), then judges
+/// and types every item and layers them into the config.
 pub(crate) fn resolve(
-    entries: Vec<Entry>,
-    mut warnings: Vec<String>,
+    mut items: Vec<Item>,
+    mut referenced: HashSet<String>,
+    mut diag: Diagnostics,
+    getenv: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
-    let defaults = OPTIONS
+    // Stable: within a layer, reading order stands.
+    items.sort_by_key(|item| item.layer);
+    let values: Vec<Option<String>> = {
+        let mut resolver = Resolver::new(&items, getenv, &mut referenced, &mut diag);
+        items
+            .iter()
+            .enumerate()
+            .map(|(place, item)| {
+                let owner = Some((canonical(&item.key), place));
+                item.value.as_ref().map(|v| resolver.expand(v, &item.at, owner))
+            })
+            .collect()
+    };
+    for (item, value) in items.iter_mut().zip(values) {
+        item.value = value;
+    }
+    let strict = items
+        .iter()
+        .rev()
+        .find(|item| canonical(&item.key) == "strict")
+        .is_some_and(|item| crate::value::flag(item.value.as_deref().unwrap_or_default()).0);
+
+    let mut prints = Vec::new();
+    let mut gets: Option<Vec<String>> = None;
+    let mut exit = None;
+    let mut pending = Vec::new();
+    let mut figment = Figment::new();
+    let mut warned = HashSet::new();
+    let defaults = options::all()
         .iter()
         .filter(|spec| spec.is_setting() && !spec.default.is_empty())
         .map(|spec| Entry { spec, value: Some(spec.default.to_string()), at: Source::Default });
-    let mut figment = Figment::new();
-    let mut warned = Vec::new();
-    for entry in defaults.chain(entries) {
-        // Checked even when ignored: a bad value is an error either way.
-        let provider = entry.provider()?;
-        if entry.spec.status == Status::Ignored {
-            if !warned.contains(&entry.spec.name) {
-                warned.push(entry.spec.name);
-                warnings.push(format!(
-                    "{}: {} has no effect in rwsgi: {}",
-                    entry.at, entry.spec.name, entry.spec.help
-                ));
+    for entry in defaults {
+        match entry.provider(&mut diag) {
+            Ok(provider) => figment = figment.admerge(provider),
+            Err(err) => diag.error(err),
+        }
+    }
+    for item in &items {
+        let Some(spec) = options::lookup(&item.key) else {
+            // As in uWSGI, strict mode admits custom keys only through
+            // set-placeholder; otherwise a key some %(...) uses is fine.
+            if item.placeholder || (!strict && referenced.contains(&item.key)) {
+                continue;
+            }
+            let suggestion = options::suggest(&item.key);
+            if strict {
+                diag.error(ConfigError::UnknownOption {
+                    at: item.at.clone(),
+                    name: item.key.clone(),
+                    suggestion,
+                });
+            } else if warned.insert(item.key.clone()) {
+                let effect = match suggestion {
+                    Some(name) => format!("did you mean {name}? It has no effect"),
+                    None => "it has no effect".to_string(),
+                };
+                diag.warn(&item.at, format!("{} is no option: {effect}", item.key));
             }
             continue;
+        };
+        let entry = Entry { spec, value: item.value.clone(), at: item.at.clone() };
+        match (spec.status, spec.name) {
+            (_, "print") => prints.push(entry.value.unwrap_or_default()),
+            (_, "get") => {
+                let key = entry.value.unwrap_or_default();
+                let found =
+                    items.iter().rev().find(|other| canonical(&other.key) == canonical(&key));
+                let answers = gets.get_or_insert_with(Vec::new);
+                if let Some(found) = found {
+                    answers.push(found.value.clone().unwrap_or_default());
+                }
+            }
+            (_, "exit") => {
+                let code = entry.text().ok().and_then(|text| crate::value::number(text).ok());
+                exit = Some(code.map_or(1, |(n, _)| i32::try_from(n).unwrap_or(1)));
+            }
+            (_, _) if spec.kind == Kind::Directive => {}
+            (Status::Implemented, _) => match entry.provider(&mut diag) {
+                Ok(provider) => figment = figment.admerge(provider),
+                Err(err) => diag.error(err),
+            },
+            (Status::Always, name) => {
+                let value = entry.value.clone().unwrap_or_default();
+                if spec.honoured.is_some_and(|honoured| !honoured(&value)) {
+                    diag.warn(
+                        &entry.at,
+                        format!("{name} = {value} has no effect in rwsgi: {}", spec.help),
+                    );
+                }
+            }
+            (Status::Pending, name) => {
+                if warned.insert(name.to_string()) {
+                    diag.warn(&entry.at, format!("{name} is not implemented yet: {}", spec.help));
+                }
+                match entry.typed(&mut diag) {
+                    Ok(_) => pending.push(Setting {
+                        option: name,
+                        value: entry.text().map(str::to_string).unwrap_or_default(),
+                        at: entry.at.clone(),
+                    }),
+                    Err(err) => diag.error(err),
+                }
+            }
+            (Status::Ignored, name) => {
+                if warned.insert(name.to_string()) {
+                    diag.warn(&entry.at, format!("{name} has no effect in rwsgi: {}", spec.help));
+                }
+            }
+            (Status::Refused, name) => {
+                diag.error(ConfigError::Refused {
+                    at: entry.at.clone(),
+                    option: name,
+                    reason: spec.help,
+                });
+            }
         }
-        figment = figment.admerge(provider);
     }
+    let warnings = diag.into_result()?;
     let config: Config =
         figment.extract().map_err(|err| ConfigError::Extract(extract_error(&err)))?;
-    Ok(Loaded { config, warnings, figment })
+    Ok(Loaded { config, pending, warnings, prints, gets, exit, figment })
 }
 
 /// figment's error, led by the source it names.
@@ -173,11 +327,17 @@ impl Loaded {
             .map_or_else(|| "default".to_string(), |m| m.name.to_string())
     }
 
+    /// The values given to `option` (not implemented yet), in order.
+    pub fn pending_values(&self, option: &str) -> impl Iterator<Item = &Setting> {
+        self.pending.iter().filter(move |setting| setting.option == option)
+    }
+
     /// Every value as an ini file, each with where it came from as a
-    /// comment; options that are not set are left out.
+    /// comment; options that are not set are left out. Values of options
+    /// not implemented yet follow, commented out.
     pub fn render(&self) -> String {
         let mut text = String::from("[uwsgi]\n");
-        for spec in OPTIONS.iter().filter(|spec| spec.is_setting()) {
+        for spec in options::all().iter().filter(|spec| spec.is_setting()) {
             let Ok(value) = self.figment.find_value(spec.name) else { continue };
             let items = match &value {
                 Value::Array(_, items) => items.iter().collect(),
@@ -192,6 +352,12 @@ impl Loaded {
                     ));
                 }
             }
+        }
+        for setting in &self.pending {
+            text.push_str(&format!(
+                "; {} = {}    ; {} (not implemented yet)\n",
+                setting.option, setting.value, setting.at
+            ));
         }
         text
     }

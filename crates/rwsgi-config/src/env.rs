@@ -1,11 +1,9 @@
 //! Options from the environment, as uWSGI reads them: `UWSGI_HTTP_SOCKET`
-//! is `http-socket`; `RWSGI_` works the same. The environment is shared
-//! with other software, so an unknown variable is a warning, not an error.
+//! is `http-socket`; `RWSGI_` works the same. As in uWSGI, a variable that
+//! names no option is a custom key (a placeholder `%(name)` may use it);
+//! if nothing uses it, it is a warning, since the environment is shared.
 
-use crate::entry::Entry;
 use crate::error::Source;
-use crate::files::{FileRef, Format};
-use crate::options::{self, Kind};
 
 /// Variables uWSGI sets for itself (in its children, or on reload): never options.
 const UWSGI_OWN: &[&str] = &[
@@ -19,39 +17,16 @@ const UWSGI_OWN: &[&str] = &[
     "UWSGI_FIFO",
 ];
 
-/// What the environment says: options, config files (`UWSGI_INI`, as
-/// container images use it) and a warning for each `UWSGI_*`/`RWSGI_*`
-/// variable that is not an option.
-#[derive(Debug, Default)]
-pub(crate) struct FromEnv {
-    pub entries: Vec<Entry>,
-    pub files: Vec<FileRef>,
-    pub warnings: Vec<String>,
-}
-
-pub(crate) fn read(vars: &[(String, String)]) -> FromEnv {
-    let mut found = FromEnv::default();
-    for (var, value) in vars {
-        let Some(rest) = var.strip_prefix("UWSGI_").or_else(|| var.strip_prefix("RWSGI_")) else {
-            continue;
-        };
-        if UWSGI_OWN.contains(&var.as_str()) {
-            continue;
+/// The `UWSGI_*`/`RWSGI_*` variables as (key, value, where), in the order given.
+pub(crate) fn options(
+    vars: &[(String, String)],
+) -> impl Iterator<Item = (String, String, Source)> + '_ {
+    vars.iter().filter_map(|(var, value)| {
+        let rest = var.strip_prefix("UWSGI_").or_else(|| var.strip_prefix("RWSGI_"))?;
+        if UWSGI_OWN.contains(&var.as_str()) || rest.is_empty() {
+            return None;
         }
-        let name = rest.to_ascii_lowercase().replace('_', "-");
-        let at = Source::Env(var.clone());
-        match options::lookup(&name) {
-            Some(spec) if spec.kind == Kind::Action => {
-                let warning =
-                    format!("env {var}: {} is only a command-line flag; ignored", spec.name);
-                found.warnings.push(warning);
-            }
-            Some(spec) if spec.kind == Kind::Include => {
-                found.files.push(FileRef::new(value, Format::of_option(spec.name), at));
-            }
-            Some(spec) => found.entries.push(Entry { spec, value: Some(value.clone()), at }),
-            None => found.warnings.push(format!("env {var}: not an rwsgi option; ignored")),
-        }
-    }
-    found
+        let key = rest.to_ascii_lowercase().replace('_', "-");
+        Some((key, value.clone(), Source::Env(var.clone())))
+    })
 }

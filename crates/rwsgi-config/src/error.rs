@@ -56,10 +56,47 @@ pub enum ConfigError {
     MissingSection { at: Source, path: PathBuf, section: String },
     #[error("{at}: include cycle: {chain}")]
     IncludeCycle { at: Source, chain: String },
-    #[error("unexpected argument {0:?}: a config file ends in .ini, .yaml, .yml or .json")]
+    #[error("{at}: {option} is not supported: {reason}")]
+    Refused { at: Source, option: &'static str, reason: &'static str },
+    #[error("{at}: {option} is forbidden here by the {list} at {list_at}")]
+    Forbidden { at: Source, option: String, list: &'static str, list_at: Box<Source> },
+    #[error(
+        "unexpected argument {0:?}: a config file ends in .ini, .yaml, .yml, .json, .js or .xml"
+    )]
     UnexpectedArgument(String),
     #[error("{0}")]
     Extract(String),
+    /// Every problem found in one run, one per line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<ConfigError>),
+}
+
+/// What reading a config found: errors (all of them, not only the first)
+/// and warnings, each one line naming where.
+#[derive(Debug, Default)]
+pub(crate) struct Diagnostics {
+    pub errors: Vec<ConfigError>,
+    pub warnings: Vec<String>,
+}
+
+impl Diagnostics {
+    pub(crate) fn error(&mut self, error: ConfigError) {
+        self.errors.push(error);
+    }
+
+    pub(crate) fn warn(&mut self, at: &Source, text: impl fmt::Display) {
+        self.warnings.push(format!("{at}: {text}"));
+    }
+
+    /// `Ok` with the warnings if nothing was wrong; else every error.
+    pub(crate) fn into_result(self) -> Result<Vec<String>, ConfigError> {
+        let mut errors = self.errors;
+        match errors.len() {
+            0 => Ok(self.warnings),
+            1 => Err(errors.remove(0)),
+            _ => Err(ConfigError::Several(errors)),
+        }
+    }
 }
 
 fn did_you_mean(suggestion: Option<&str>) -> String {

@@ -1,6 +1,8 @@
 //! The ini syntax uWSGI reads, as a pure function of the text: sections,
-//! `key = value` lines in file order (repeated keys kept), bare keys,
-//! comments. What the keys mean is [`crate::files`]'s business.
+//! `key = value` lines in file order (repeated keys kept), bare keys, and
+//! comments on lines of their own. As in uWSGI, a value is the whole rest
+//! of its line: a `;` or `#` after a value is part of it. What the keys
+//! mean is [`crate::reader`]'s business.
 
 /// One `key = value` (or bare `key`) line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,11 +16,13 @@ pub struct IniEntry {
     pub line: usize,
 }
 
-/// A parsed file: every section header and every entry, in file order.
+/// A parsed file: every section header and entry in file order, and the
+/// lines that could not be read (the rest is still read).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ini {
     pub sections: Vec<String>,
     pub entries: Vec<IniEntry>,
+    pub errors: Vec<SyntaxError>,
 }
 
 /// A line that is not ini.
@@ -29,71 +33,61 @@ pub struct SyntaxError {
     pub reason: String,
 }
 
-/// Parses raw file bytes: UTF-8 (an optional BOM is skipped), else an error
-/// naming the first line that is not.
-pub fn parse_bytes(bytes: &[u8]) -> Result<Ini, SyntaxError> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => parse(text),
-        Err(err) => {
-            let line = bytes[..err.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
-            Err(SyntaxError { line, reason: "not UTF-8 text".to_string() })
-        }
-    }
-}
-
-/// Parses ini text into its entries, in file order.
-pub fn parse(text: &str) -> Result<Ini, SyntaxError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut section = String::new();
+/// Parses raw file bytes. A line that is not UTF-8 is an error only if it
+/// holds an option: comments in another encoding are fine.
+pub fn parse_bytes(bytes: &[u8]) -> Ini {
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
     let mut ini = Ini::default();
-    for (index, raw) in text.lines().enumerate() {
+    let mut section = String::new();
+    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = index + 1;
-        let error = |reason: &str| SyntaxError { line, reason: reason.to_string() };
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with([';', '#']) {
-            continue;
-        }
-        if let Some(header) = trimmed.strip_prefix('[') {
-            let name = strip_inline_comment(header)
-                .strip_suffix(']')
-                .ok_or_else(|| error("a section header must end with ]"))?
-                .trim();
-            if name.is_empty() {
-                return Err(error("empty section name"));
+        match std::str::from_utf8(raw) {
+            Ok(text) => parse_line(text, line, &mut section, &mut ini),
+            Err(_) => {
+                let trimmed = raw.trim_ascii_start();
+                if !trimmed.is_empty() && !trimmed.starts_with(b";") && !trimmed.starts_with(b"#") {
+                    ini.errors.push(SyntaxError { line, reason: "not UTF-8 text".to_string() });
+                }
             }
-            section = name.to_string();
-            ini.sections.push(section.clone());
-            continue;
         }
-        let (key, value) = match trimmed.split_once('=') {
-            Some((key, value)) => {
-                (key.trim(), Some(strip_inline_comment(value.trim()).to_string()))
-            }
-            None => (strip_inline_comment(trimmed), None),
-        };
-        if key.is_empty() {
-            return Err(error("an option name is missing before ="));
-        }
-        if key.contains(char::is_whitespace) {
-            return Err(error(&format!("{key:?} is not an option name (want key = value)")));
-        }
-        ini.entries.push(IniEntry { section: section.clone(), key: key.to_string(), value, line });
     }
-    Ok(ini)
+    ini
 }
 
-/// Cuts a comment that follows a value: whitespace, then `;` or `#`
-/// (`socket = :9000   ; uwsgi`). A `;` or `#` inside a value stays.
-fn strip_inline_comment(text: &str) -> &str {
-    let cut = text
-        .char_indices()
-        .zip(text.chars().skip(1))
-        .find(|((_, c), next)| c.is_whitespace() && matches!(next, ';' | '#'))
-        .map(|((at, _), _)| at);
-    match cut {
-        Some(at) => text[..at].trim_end(),
-        None => text,
+/// Parses ini text.
+pub fn parse(text: &str) -> Ini {
+    parse_bytes(text.as_bytes())
+}
+
+fn parse_line(raw: &str, line: usize, section: &mut String, ini: &mut Ini) {
+    let trimmed = raw.trim_matches([' ', '\t', '\r']);
+    if trimmed.is_empty() || trimmed.starts_with([';', '#']) {
+        return;
     }
+    if let Some(header) = trimmed.strip_prefix('[') {
+        match header.strip_suffix(']').map(str::trim) {
+            Some(name) if !name.is_empty() => {
+                *section = name.to_string();
+                ini.sections.push(section.clone());
+            }
+            _ => ini
+                .errors
+                .push(SyntaxError { line, reason: "a section header is [name]".to_string() }),
+        }
+        return;
+    }
+    let (key, value) = match trimmed.split_once('=') {
+        Some((key, value)) => {
+            (key.trim_end_matches([' ', '\t']), Some(value.trim_start_matches([' ', '\t'])))
+        }
+        None => (trimmed, None),
+    };
+    ini.entries.push(IniEntry {
+        section: section.clone(),
+        key: key.to_string(),
+        value: value.map(str::to_string),
+        line,
+    });
 }
 
 #[cfg(test)]
@@ -102,12 +96,7 @@ mod tests {
     use super::*;
 
     fn entries(text: &str) -> Vec<(String, String, Option<String>, usize)> {
-        parse(text)
-            .unwrap()
-            .entries
-            .into_iter()
-            .map(|e| (e.section, e.key, e.value, e.line))
-            .collect()
+        parse(text).entries.into_iter().map(|e| (e.section, e.key, e.value, e.line)).collect()
     }
 
     fn entry(
@@ -122,42 +111,55 @@ mod tests {
     #[test]
     fn the_rules() {
         let text = "\u{feff}; comment\n# comment\nbefore = any section\n[uwsgi]\n\
-                    socket = 127.0.0.1:9000   ; uwsgi protocol\n\
+                    socket = 127.0.0.1:9000   ; not a comment\n\
                     socket=/tmp/a.sock\n  master  \n\
                     env = A=B\r\n\
-                    env = C=d;e#f  # comment\n\
+                    env = C=d;e#f  # part of the value\n\
                     empty =\n\
-                    [ other ] ; trailing\nprocesses = 2\n";
+                    [ other ]\nprocesses = 2\n\tlog-format = %(addr) \"%(method)\"\t\n";
         assert_eq!(
             entries(text),
             vec![
                 entry("", "before", Some("any section"), 3),
-                entry("uwsgi", "socket", Some("127.0.0.1:9000"), 5),
+                entry("uwsgi", "socket", Some("127.0.0.1:9000   ; not a comment"), 5),
                 entry("uwsgi", "socket", Some("/tmp/a.sock"), 6),
                 entry("uwsgi", "master", None, 7),
                 entry("uwsgi", "env", Some("A=B"), 8),
-                entry("uwsgi", "env", Some("C=d;e#f"), 9),
+                entry("uwsgi", "env", Some("C=d;e#f  # part of the value"), 9),
                 entry("uwsgi", "empty", Some(""), 10),
                 entry("other", "processes", Some("2"), 12),
+                entry("other", "log-format", Some("%(addr) \"%(method)\""), 13),
             ]
         );
-        assert_eq!(parse(text).unwrap().sections, ["uwsgi", "other"]);
+        assert_eq!(parse(text).sections, ["uwsgi", "other"]);
+        assert!(parse(text).errors.is_empty());
     }
 
     #[test]
-    fn bad_syntax_names_the_line() {
-        for (text, line, reason) in [
-            ("[uwsgi]\n[broken\n", 2, "must end with ]"),
-            ("[uwsgi]\nx = 1\n[]\n", 3, "empty section"),
-            ("[uwsgi]\n\n = value\n", 3, "missing before ="),
-            ("[uwsgi]\nthis is not ini\n", 2, "not an option name"),
-        ] {
-            let err = parse(text).unwrap_err();
-            assert_eq!(err.line, line, "{text:?}");
-            assert!(err.reason.contains(reason), "{text:?}: {}", err.reason);
-        }
-        let err = parse_bytes(b"[uwsgi]\nchdir = /\xff\n").unwrap_err();
-        assert_eq!((err.line, err.reason.as_str()), (2, "not UTF-8 text"));
+    fn odd_lines_are_kept_for_the_reader_to_judge() {
+        // uWSGI takes these as options with odd names; so do we, and the
+        // reader warns that they are no options.
+        assert_eq!(
+            entries("[uwsgi]\nthis is not ini\n = value\n"),
+            vec![entry("uwsgi", "this is not ini", None, 2), entry("uwsgi", "", Some("value"), 3)]
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_reported_and_the_rest_is_read() {
+        let ini = parse_bytes(b"[uwsgi]\n[broken\nx = 1\n[]\n# caf\xe9\nchdir = /\xff\ny = 2\n");
+        let errors: Vec<(usize, &str)> =
+            ini.errors.iter().map(|e| (e.line, e.reason.as_str())).collect();
+        assert_eq!(
+            errors,
+            [
+                (2, "a section header is [name]"),
+                (4, "a section header is [name]"),
+                (6, "not UTF-8 text")
+            ]
+        );
+        let keys: Vec<&str> = ini.entries.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["x", "y"]);
     }
 
     proptest::proptest! {
@@ -169,12 +171,10 @@ mod tests {
         }
 
         #[test]
-        fn never_panics_on_ini_like_text(text in "([\\[\\];#= \t\r\nab%$()\u{feff}é]{0,12}\n){0,20}") {
-            if let Ok(ini) = parse(&text) {
-                for entry in ini.entries {
-                    proptest::prop_assert!(!entry.key.is_empty());
-                    proptest::prop_assert!(entry.line >= 1);
-                }
+        fn every_entry_names_a_real_line(text in "([\\[\\];#= \t\r\nab%$()\u{feff}é]{0,12}\n){0,20}") {
+            let lines = text.split('\n').count();
+            for entry in parse(&text).entries {
+                proptest::prop_assert!(entry.line >= 1 && entry.line <= lines);
             }
         }
     }

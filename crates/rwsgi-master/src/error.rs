@@ -16,6 +16,14 @@ pub enum MasterError {
     /// configuration.
     #[error("socket activation: {0}")]
     Activation(String),
+    /// `chdir` failed.
+    #[error("chdir {path}: {source}")]
+    Chdir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The pidfile could not be written.
     #[error("pidfile {path}: {source}")]
     Pidfile {

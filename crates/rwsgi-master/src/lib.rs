@@ -58,8 +58,18 @@ pub struct MasterOptions {
     /// `worker-reload-mercy`: the same for one worker being recycled or
     /// chain-reloaded.
     pub worker_reload_mercy: Duration,
-    /// `pidfile`: the master's pid, written before privileges are dropped.
-    pub pidfile: Option<PathBuf>,
+    /// `pidfile`, `safe-pidfile`: files for the master's pid, written
+    /// before privileges are dropped.
+    pub pidfiles: Vec<PathBuf>,
+    /// `pidfile2`, `safe-pidfile2`: the same, written after.
+    pub pidfiles_after_drop: Vec<PathBuf>,
+    /// `umask`: set before anything is created.
+    pub umask: Option<u32>,
+    /// `chdir`: entered before the sockets are bound (so relative unix
+    /// socket paths are in it, as in uWSGI) and the app is loaded.
+    pub chdir: Option<PathBuf>,
+    /// `chown-socket`: `user[:group]` (names or numbers) for unix sockets.
+    pub chown_socket: Option<String>,
     /// `uid`: a user name or number to run as, after binding.
     pub uid: Option<String>,
     /// `gid`: a group name or number to run as, after binding.
@@ -86,7 +96,11 @@ impl Default for MasterOptions {
             max_worker_lifetime: None,
             reload_mercy: Duration::from_secs(30),
             worker_reload_mercy: Duration::from_secs(30),
-            pidfile: None,
+            pidfiles: Vec::new(),
+            pidfiles_after_drop: Vec::new(),
+            umask: None,
+            chdir: None,
+            chown_socket: None,
             uid: None,
             gid: None,
             procname_prefix: String::new(),
@@ -110,6 +124,33 @@ impl MasterOptions {
             || !self.touch_reload.is_empty()
             || !self.touch_chain_reload.is_empty()
     }
+}
+
+/// Whether this process is a master re-executed by a reload (uWSGI's
+/// `if-reload` asks).
+pub fn is_reexec() -> bool {
+    std::env::var_os(reexec::REEXEC_VAR).is_some()
+}
+
+/// `--reload PIDFILE` (SIGHUP) and `--stop PIDFILE` (SIGINT): signals the
+/// master whose pid the file holds, as `uwsgi --reload` does.
+pub fn signal_pidfile(pidfile: &std::path::Path, reload: bool) -> Result<i32, MasterError> {
+    use nix::sys::signal::{Signal, kill};
+    let error = |reason: String| MasterError::Pidfile {
+        path: pidfile.to_path_buf(),
+        source: std::io::Error::other(reason),
+    };
+    let text = std::fs::read_to_string(pidfile)
+        .map_err(|source| MasterError::Pidfile { path: pidfile.to_path_buf(), source })?;
+    let pid: i32 =
+        text.trim().parse().map_err(|_| error(format!("{:?} is not a pid", text.trim())))?;
+    if pid <= 0 {
+        return Err(error(format!("{pid} is not a pid")));
+    }
+    let signal = if reload { Signal::SIGHUP } else { Signal::SIGINT };
+    kill(nix::unistd::Pid::from_raw(pid), signal)
+        .map_err(|err| error(format!("kill({pid}): {err}")))?;
+    Ok(pid)
 }
 
 /// Runs the server: binds (or inherits) the sockets, writes the pidfile,

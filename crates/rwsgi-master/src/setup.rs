@@ -5,7 +5,7 @@ use crate::MasterOptions;
 use crate::error::MasterError;
 use crate::systemd::{self, Notifier};
 use nix::unistd::{Gid, Group, Uid, User};
-use rwsgi_server::{Listener, ServerConfig};
+use rwsgi_server::{Listener, ServerConfig, SocketOwner};
 use std::path::{Path, PathBuf};
 
 /// Everything prepared for serving.
@@ -25,27 +25,43 @@ impl Start {
         options: &MasterOptions,
         mut server: ServerConfig,
     ) -> Result<Start, MasterError> {
+        if let Some(mask) = options.umask {
+            // Before any socket, pidfile or log file is created.
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+        }
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let reexec = std::env::var_os(crate::reexec::REEXEC_VAR).is_some();
+        // A re-executed master has the same pid, and may have given up the
+        // rights to write its pidfiles. Each is written (and later removed)
+        // by its absolute path: relative ones are relative to where rwsgi
+        // started (`pidfile`) or to `chdir` (`pidfile2`), as in uWSGI.
+        let write_pidfiles = |paths: &[PathBuf]| -> Result<Vec<PathBuf>, MasterError> {
+            let paths: Vec<PathBuf> = paths.iter().map(|p| absolute(p)).collect();
+            if !reexec {
+                paths.iter().try_for_each(|path| write_pidfile(path))?;
+            }
+            Ok(paths)
+        };
+        let mut vacuum = write_pidfiles(&options.pidfiles)?;
+        if let Some(dir) = &options.chdir {
+            // Before binding, so relative unix socket paths are in it.
+            std::env::set_current_dir(dir)
+                .map_err(|source| MasterError::Chdir { path: dir.clone(), source })?;
+        }
         server.listen_backlog = cap_backlog(server.listen_backlog, somaxconn());
+        server.chown_socket = options.chown_socket.as_deref().map(resolve_owner).transpose()?;
         // Before any other thread or process exists, so all inherit it.
         rwsgi_server::prefer_batching();
         let owned = systemd::listeners(&server)?;
-        let mut vacuum: Vec<PathBuf> = owned
-            .iter()
-            .filter(|o| o.ours)
-            .filter_map(|o| o.listener.unix_path().map(Path::to_path_buf))
-            .collect();
+        vacuum.extend(
+            owned
+                .iter()
+                .filter(|o| o.ours)
+                .filter_map(|o| o.listener.unix_path().map(Path::to_path_buf)),
+        );
         let listeners = owned.into_iter().map(|o| o.listener).collect();
-        if let Some(path) = &options.pidfile {
-            // A re-executed master has the same pid, and may have given up
-            // the rights to write it.
-            if !reexec {
-                write_pidfile(path)?;
-            }
-            vacuum.push(path.clone());
-        }
         drop_privileges(options.uid.as_deref(), options.gid.as_deref())?;
+        vacuum.extend(write_pidfiles(&options.pidfiles_after_drop)?);
         if !server.vacuum {
             vacuum.clear();
         }
@@ -116,6 +132,10 @@ fn somaxconn() -> Option<u32> {
     std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?.trim().parse().ok()
 }
 
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn write_pidfile(path: &Path) -> Result<(), MasterError> {
     std::fs::write(path, format!("{}\n", std::process::id()))
         .map_err(|source| MasterError::Pidfile { path: path.to_path_buf(), source })
@@ -153,6 +173,18 @@ fn resolve_group(value: &str) -> Result<Gid, MasterError> {
         .map_err(|e| error(e.to_string()))?
         .map(|g| g.gid)
         .ok_or_else(|| error("no such group".into()))
+}
+
+/// `chown-socket = user[:group]`: who the socket files will belong to.
+fn resolve_owner(value: &str) -> Result<SocketOwner, MasterError> {
+    let (user, group) = match value.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (value, None),
+    };
+    let uid =
+        (!user.is_empty()).then(|| resolve_user(user)).transpose()?.map(|(uid, _)| uid.as_raw());
+    let gid = group.filter(|g| !g.is_empty()).map(resolve_group).transpose()?.map(Gid::as_raw);
+    Ok(SocketOwner { uid, gid })
 }
 
 /// `uid`/`gid`: after binding (privileged ports) and the pidfile, become
@@ -218,6 +250,10 @@ mod tests {
         assert_eq!(resolve_user("4242").unwrap().0, Uid::from_raw(4242));
         assert!(resolve_user("no-such-user-here").is_err());
         assert_eq!(resolve_group("0").unwrap(), Gid::from_raw(0));
+        assert_eq!(resolve_owner("root:0").unwrap(), SocketOwner { uid: Some(0), gid: Some(0) });
+        assert_eq!(resolve_owner("0").unwrap(), SocketOwner { uid: Some(0), gid: None });
+        assert_eq!(resolve_owner(":root").unwrap(), SocketOwner { uid: None, gid: Some(0) });
+        assert!(resolve_owner("no-such-user-here").is_err());
         assert!(resolve_group("no-such-group-here").is_err());
         // Already who we are: nothing to do, even without root.
         let me = Uid::current().to_string();

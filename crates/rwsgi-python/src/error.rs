@@ -17,14 +17,6 @@ pub enum BridgeError {
         /// Why it could not be opened.
         source: std::io::Error,
     },
-    /// `chdir` failed.
-    #[error("chdir {path}: {source}")]
-    Chdir {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
     /// The virtualenv given by `home` (or `VIRTUAL_ENV`) is unusable.
     #[error("virtualenv {path}: {reason}")]
     Virtualenv {

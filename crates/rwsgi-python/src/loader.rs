@@ -20,14 +20,16 @@ pub struct AppSpec {
     pub module: Option<String>,
     /// `callable`: the attribute name (default `application`).
     pub callable: String,
-    /// `chdir`: directory to enter before loading.
-    pub chdir: Option<PathBuf>,
     /// `pythonpath`: directories prepended to `sys.path`, in order.
     pub pythonpath: Vec<PathBuf>,
     /// `home`/`virtualenv`/`venv`: a virtualenv to activate.
     pub home: Option<PathBuf>,
     /// `env`: variables set in `os.environ` before loading.
     pub env: Vec<(String, String)>,
+    /// `pyargv`: `sys.argv[1:]`.
+    pub argv: Vec<String>,
+    /// `import`: modules imported, in order, before the app.
+    pub imports: Vec<String>,
 }
 
 /// A loaded WSGI callable.
@@ -37,13 +39,10 @@ pub struct App {
     pub callable: Py<PyAny>,
 }
 
-/// Prepares the interpreter (chdir, env, virtualenv, pythonpath) and imports
-/// the callable. Errors are one line each; a Python traceback goes to the log.
+/// Prepares the interpreter (env, `sys.argv`, virtualenv, pythonpath),
+/// imports the `import` modules and then the callable. (`chdir` happened
+/// before: the master enters it before binding, as uWSGI does.) Errors are one line each; a Python traceback goes to the log.
 pub fn load_app(spec: &AppSpec) -> Result<App, BridgeError> {
-    if let Some(dir) = &spec.chdir {
-        std::env::set_current_dir(dir)
-            .map_err(|source| BridgeError::Chdir { path: dir.clone(), source })?;
-    }
     for (key, value) in &spec.env {
         // SAFETY-free: set before any other thread of ours exists (the pool
         // and the runtime start after loading), so no concurrent getenv.
@@ -52,8 +51,10 @@ pub fn load_app(spec: &AppSpec) -> Result<App, BridgeError> {
     let home = spec.home.clone().or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
     Python::attach(|py| {
         let sys = py.import("sys").map_err(|e| python_error(py, e))?;
-        sys.setattr("argv", vec![std::env::args().next().unwrap_or_else(|| "rwsgi".into())])
-            .map_err(|e| python_error(py, e))?;
+        let program = std::env::args().next().unwrap_or_else(|| "rwsgi".into());
+        let argv: Vec<&str> =
+            std::iter::once(program.as_str()).chain(spec.argv.iter().map(String::as_str)).collect();
+        sys.setattr("argv", argv).map_err(|e| python_error(py, e))?;
         if let Some(home) = &home {
             activate_virtualenv(py, home)?;
         }
@@ -73,6 +74,9 @@ pub fn load_app(spec: &AppSpec) -> Result<App, BridgeError> {
             if !path.contains(entry).unwrap_or(false) {
                 path.insert(0, entry).map_err(|e| python_error(py, e))?;
             }
+        }
+        for module in &spec.imports {
+            py.import(module.as_str()).map_err(|e| import_error(py, module, &e))?;
         }
         let callable = import_callable(py, spec)?;
         Ok(App { callable: callable.unbind() })

@@ -59,6 +59,13 @@ pub struct SocketSpec {
     pub protocol: Protocol,
 }
 
+/// Who owns unix socket files: a user and a group, either kept if `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOwner {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
 /// Everything the core needs to know, already validated.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -77,6 +84,8 @@ pub struct ServerConfig {
     pub post_buffering: u64,
     /// Permissions for unix sockets (`chmod-socket`).
     pub chmod_socket: Option<u32>,
+    /// Owner for unix sockets (`chown-socket`).
+    pub chown_socket: Option<SocketOwner>,
     /// Remove unix socket files on exit (`vacuum`).
     pub vacuum: bool,
     /// Listen backlog (`listen`).
@@ -104,6 +113,7 @@ impl Default for ServerConfig {
             keepalive_timeout: Duration::from_secs(75),
             post_buffering: 1 << 20,
             chmod_socket: None,
+            chown_socket: None,
             vacuum: false,
             listen_backlog: 1024,
             log_requests: true,

@@ -1,7 +1,7 @@
 //! Binding sockets (TCP and unix) and the streams they accept.
 
 use crate::error::ServerError;
-use crate::{Protocol, ServerConfig, SocketSpec};
+use crate::{Protocol, ServerConfig, SocketOwner, SocketSpec};
 use rwsgi_proto::SocketAddress;
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::fmt;
@@ -14,13 +14,17 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 /// Where to bind, in uWSGI's spelling: `host:port`, `:port` (all IPv4
-/// interfaces), `[::1]:port`, or a path (anything with a `/`) for a unix socket.
+/// interfaces), `[::1]:port`; a path for a unix socket (as in uWSGI,
+/// anything without a `:`, and here also anything with a `/`); `@name` for
+/// a unix socket in Linux's abstract namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindAddr {
     /// A TCP address.
     Tcp(SocketAddr),
     /// A unix socket path.
     Unix(PathBuf),
+    /// A unix socket in the abstract namespace (no file): the name after `@`.
+    Abstract(String),
 }
 
 impl fmt::Display for BindAddr {
@@ -28,6 +32,7 @@ impl fmt::Display for BindAddr {
         match self {
             BindAddr::Tcp(addr) => addr.fmt(f),
             BindAddr::Unix(path) => path.display().fmt(f),
+            BindAddr::Abstract(name) => write!(f, "@{name}"),
         }
     }
 }
@@ -36,7 +41,13 @@ impl FromStr for BindAddr {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        if text.contains('/') {
+        if let Some(name) = text.strip_prefix('@') {
+            return match name {
+                "" => Err("want a name after @".to_string()),
+                name => Ok(BindAddr::Abstract(name.to_string())),
+            };
+        }
+        if text.contains('/') || (!text.contains(':') && !text.is_empty()) {
             return Ok(BindAddr::Unix(PathBuf::from(text)));
         }
         let spelled = match text.strip_prefix(':') {
@@ -66,7 +77,8 @@ pub struct Listener {
 #[derive(Debug)]
 pub(crate) enum ListenerKind {
     Tcp(std::net::TcpListener),
-    Unix(std::os::unix::net::UnixListener, PathBuf),
+    /// With its file, unless it is in the abstract namespace.
+    Unix(std::os::unix::net::UnixListener, Option<PathBuf>),
 }
 
 impl Listener {
@@ -93,19 +105,25 @@ impl Listener {
                 local: SocketAddress::Tcp(tcp),
             });
         }
-        let path = addr.as_pathname().map(Path::to_path_buf).ok_or_else(|| {
-            adopt_error(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a TCP or unix path socket",
-            ))
-        })?;
+        let (path, shown) = match (addr.as_pathname(), addr.as_abstract_namespace()) {
+            (Some(path), _) => (Some(path.to_path_buf()), path.to_path_buf()),
+            (None, Some(name)) => {
+                (None, PathBuf::from(format!("@{}", String::from_utf8_lossy(name))))
+            }
+            (None, None) => {
+                return Err(adopt_error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a TCP or unix socket",
+                )));
+            }
+        };
         Ok(Listener {
             kind: ListenerKind::Unix(
                 std::os::unix::net::UnixListener::from(OwnedFd::from(socket)),
-                path.clone(),
+                path,
             ),
             protocol,
-            local: SocketAddress::Unix(Some(Arc::new(path))),
+            local: SocketAddress::Unix(Some(Arc::new(shown))),
         })
     }
 
@@ -122,7 +140,7 @@ impl Listener {
     /// The unix socket file to remove on exit, if any.
     pub fn unix_path(&self) -> Option<&Path> {
         match &self.kind {
-            ListenerKind::Unix(_, path) => Some(path),
+            ListenerKind::Unix(_, path) => path.as_deref(),
             ListenerKind::Tcp(_) => None,
         }
     }
@@ -165,23 +183,44 @@ fn bind_one(spec: &SocketSpec, config: &ServerConfig) -> Result<Listener, Server
         }
         BindAddr::Unix(path) => {
             remove_stale_socket(path).map_err(bind_error)?;
-            let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(bind_error)?;
-            socket.bind(&SockAddr::unix(path).map_err(bind_error)?).map_err(bind_error)?;
-            socket.listen(backlog).map_err(bind_error)?;
-            socket.set_nonblocking(true).map_err(bind_error)?;
+            let listener = bind_unix(&SockAddr::unix(path).map_err(bind_error)?, backlog)
+                .map_err(bind_error)?;
             if let Some(mode) = config.chmod_socket {
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
                     .map_err(bind_error)?;
             }
-            let listener =
-                std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(socket));
+            if let Some(SocketOwner { uid, gid }) = config.chown_socket {
+                std::os::unix::fs::chown(path, uid, gid).map_err(bind_error)?;
+            }
+            // Logged and removed by its absolute path: a relative one is
+            // relative to where it was bound (`chdir`, as in uWSGI).
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
             Ok(Listener {
-                kind: ListenerKind::Unix(listener, path.clone()),
+                kind: ListenerKind::Unix(listener, Some(path.clone())),
                 protocol: spec.protocol,
-                local: SocketAddress::Unix(Some(Arc::new(path.clone()))),
+                local: SocketAddress::Unix(Some(Arc::new(path))),
+            })
+        }
+        BindAddr::Abstract(name) => {
+            // A leading NUL names the abstract namespace; there is no file
+            // to chmod, chown or remove.
+            let addr = SockAddr::unix(format!("\0{name}")).map_err(bind_error)?;
+            let listener = bind_unix(&addr, backlog).map_err(bind_error)?;
+            Ok(Listener {
+                kind: ListenerKind::Unix(listener, None),
+                protocol: spec.protocol,
+                local: SocketAddress::Unix(Some(Arc::new(PathBuf::from(format!("@{name}"))))),
             })
         }
     }
+}
+
+fn bind_unix(addr: &SockAddr, backlog: i32) -> io::Result<std::os::unix::net::UnixListener> {
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok(std::os::unix::net::UnixListener::from(OwnedFd::from(socket)))
 }
 
 /// A socket file left by a dead server is removed; one a live server
@@ -221,7 +260,10 @@ mod tests {
         assert_eq!("/run/app.sock".parse(), Ok(BindAddr::Unix("/run/app.sock".into())));
         assert_eq!("./app.sock".parse(), Ok(BindAddr::Unix("./app.sock".into())));
         assert!(matches!("localhost:80".parse(), Ok(BindAddr::Tcp(_))));
-        for bad in ["8000", "127.0.0.1:99999", ":x", ""] {
+        // As in uWSGI, an address without a colon is a unix socket path.
+        assert_eq!("mysite.sock".parse(), Ok(BindAddr::Unix("mysite.sock".into())));
+        assert_eq!("@app".parse(), Ok(BindAddr::Abstract("app".into())));
+        for bad in ["127.0.0.1:99999", ":x", "", "@"] {
             assert!(bad.parse::<BindAddr>().is_err(), "{bad}");
         }
     }
@@ -246,6 +288,14 @@ mod tests {
         // A live one: bind must fail rather than steal it.
         assert!(bind(&config(BindAddr::Unix(path.clone()))).is_err());
         drop(unix);
+        // The abstract namespace: no file, and a client finds it by name.
+        let name = format!("rwsgi-test-{}", std::process::id());
+        let abstract_ = bind(&config(BindAddr::Abstract(name.clone()))).unwrap();
+        assert_eq!(abstract_[0].unix_path(), None);
+        assert_eq!(abstract_[0].local().to_string(), format!("unix:@{name}"));
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        assert!(std::os::unix::net::UnixStream::connect_addr(&addr).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
