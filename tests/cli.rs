@@ -36,7 +36,7 @@ fn unknown_flag_is_one_line_and_status_1() {
 #[test]
 fn bad_option_values_are_one_line_and_status_1() {
     assert_one_line_failure(&["--env", "NOEQUALS", "--wsgi-file", CLI_APP], &["NOEQUALS"]);
-    assert_one_line_failure(&["--threads", "many", "--wsgi-file", CLI_APP], &["many"]);
+    assert_one_line_failure(&["--threads", "-1", "--wsgi-file", CLI_APP], &["\"-1\""]);
     assert_one_line_failure(
         &["--http-socket", "127.0.0.1:0", "--wsgi-file", CLI_APP, "--chmod-socket=999"],
         &["999"],

@@ -337,6 +337,16 @@ impl Server {
         Server::spawn(args, env, sockets, |command| command)
     }
 
+    /// [`Server::start_listening`], with a last word on the command.
+    pub fn start_listening_with(
+        args: &[&str],
+        env: &[(&str, &str)],
+        sockets: usize,
+        customize: impl FnOnce(Command) -> Command,
+    ) -> Server {
+        Server::spawn(args, env, sockets, customize)
+    }
+
     fn spawn(
         all: &[&str],
         env: &[(&str, &str)],
@@ -1205,8 +1215,16 @@ impl Conn {
     /// Connects to `127.0.0.1:PORT`-style addresses or `unix:/path`.
     pub fn open(addr: &str) -> Conn {
         let sock = if let Some(path) = addr.strip_prefix("unix:") {
-            let stream =
-                UnixStream::connect(path).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+            let stream = match path.strip_prefix('@') {
+                Some(name) => {
+                    use std::os::linux::net::SocketAddrExt;
+                    let abstract_name =
+                        std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+                    UnixStream::connect_addr(&abstract_name)
+                }
+                None => UnixStream::connect(path),
+            }
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
             stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
             Sock::Unix(stream)
         } else {
