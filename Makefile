@@ -45,6 +45,7 @@ test: lint venv
 # Load benchmark against the peers (installed into benches/.venv): see benches/README.md.
 bench: release
 	$(PYTHON) benches/load.py
+	$(PYTHON) benches/idle.py
 
 # Memory per worker, preload vs lazy-apps, on the Django example (a few seconds).
 bench-rss: venv

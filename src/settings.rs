@@ -89,6 +89,8 @@ impl Settings {
             // Sibling workers share the sockets: a busy one leaves new
             // connections to the others.
             accept_limit: (config.process.processes > 1).then_some(config.threads.max(1)),
+            max_connections: (config.worker_connections > 0)
+                .then(|| usize::try_from(config.worker_connections).unwrap_or(usize::MAX)),
         };
         let app = AppSpec {
             wsgi_file: config.wsgi_file.clone(),
@@ -194,6 +196,7 @@ fn master_options(config: &Config) -> MasterOptions {
             .cloned()
             .collect(),
         umask: config.umask_mode(),
+        max_fd: (config.max_fd > 0).then_some(config.max_fd),
         chdir: config.chdir.clone(),
         chown_socket: config.chown_socket.clone(),
         uid: process.uid.clone(),

@@ -62,6 +62,10 @@ pub struct Config {
     pub socket_timeout: u64,
     pub http_keepalive_timeout: u64,
     pub reload_mercy: u64,
+    /// 0: from `ulimit -n`.
+    pub worker_connections: u64,
+    /// 0: leave the limit as it is.
+    pub max_fd: u64,
     pub disable_logging: bool,
     pub strict: bool,
     pub mode: Option<String>,

@@ -282,6 +282,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("socket-timeout", Number, "SECONDS", "deadline for a request head, each body read and each write").short('z').default("30"),
     opt("http-keepalive-timeout", Number, "SECONDS", "idle time allowed between requests on a connection; 0 disables keep-alive").default("75"),
     opt("reload-mercy", Number, "SECONDS", "how long a graceful shutdown or reload waits for requests in flight before killing").default("30"),
+    opt("worker-connections", Number, "N", "open connections per worker: at N the oldest idle keep-alive one closes, with none idle new ones wait in the listen queue; 0 = ulimit -n less 128, at most 10000").default("0"),
+    opt("max-fd", Number, "N", "set the open-files limit (RLIMIT_NOFILE) to N before serving; above the hard limit needs root; 0 = leave it").default("0"),
     opt("disable-logging", Flag, "", "no per-request log line").short('L'),
     // The process model (rwsgi-master).
     opt("master", Flag, "", "run a master process that forks, supervises and reloads the workers").short('M'),

@@ -39,4 +39,8 @@ impl RequestHead for FastCgiHead {
     fn describe(&self) -> String {
         self.vars.describe()
     }
+
+    fn detach(&mut self) {
+        self.vars.detach();
+    }
 }

@@ -121,6 +121,10 @@ impl RequestHead for Http1Head {
         }
         out
     }
+
+    fn detach(&mut self) {
+        self.bytes = Bytes::copy_from_slice(&self.bytes);
+    }
 }
 
 impl Http1Head {

@@ -16,6 +16,9 @@ pub enum MasterError {
     /// configuration.
     #[error("socket activation: {0}")]
     Activation(String),
+    /// A resource limit could not be set.
+    #[error("{0}")]
+    Limit(String),
     /// `chdir` failed.
     #[error("chdir {path}: {source}")]
     Chdir {

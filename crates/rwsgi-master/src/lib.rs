@@ -65,6 +65,8 @@ pub struct MasterOptions {
     pub pidfiles_after_drop: Vec<PathBuf>,
     /// `umask`: set before anything is created.
     pub umask: Option<u32>,
+    /// `max-fd`: the open-files limit to set before serving.
+    pub max_fd: Option<u64>,
     /// `chdir`: entered before the sockets are bound (so relative unix
     /// socket paths are in it, as in uWSGI) and the app is loaded.
     pub chdir: Option<PathBuf>,
@@ -99,6 +101,7 @@ impl Default for MasterOptions {
             pidfiles: Vec::new(),
             pidfiles_after_drop: Vec::new(),
             umask: None,
+            max_fd: None,
             chdir: None,
             chown_socket: None,
             uid: None,

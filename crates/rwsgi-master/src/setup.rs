@@ -29,6 +29,9 @@ impl Start {
             // Before any socket, pidfile or log file is created.
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
         }
+        if let Some(max_fd) = options.max_fd {
+            set_max_fd(max_fd)?;
+        }
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let reexec = std::env::var_os(crate::reexec::REEXEC_VAR).is_some();
         // A re-executed master has the same pid, and may have given up the
@@ -173,6 +176,22 @@ fn resolve_group(value: &str) -> Result<Gid, MasterError> {
         .map_err(|e| error(e.to_string()))?
         .map(|g| g.gid)
         .ok_or_else(|| error("no such group".into()))
+}
+
+/// `max-fd`: the open-files limit, soft and hard (as uWSGI sets it); a hard
+/// limit above the current one needs root.
+fn set_max_fd(max_fd: u64) -> Result<(), MasterError> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(MasterError::system("getrlimit"))?;
+    let hard = if Uid::effective().is_root() { max_fd.max(hard) } else { hard };
+    if max_fd > hard {
+        return Err(MasterError::Limit(format!(
+            "max-fd {max_fd}: above the hard limit {hard}, which only root can raise"
+        )));
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, max_fd, hard).map_err(MasterError::system("setrlimit"))?;
+    tracing::info!("open-files limit: {max_fd} (max-fd)");
+    Ok(())
 }
 
 /// `chown-socket = user[:group]`: who the socket files will belong to.

@@ -86,7 +86,12 @@ pub enum PathRule {
 /// Validates pairs as a codec finds them, before the block is complete.
 #[derive(Debug)]
 pub struct CgiVarsBuilder {
+    /// Allocated at the first pair: a connection waiting for its request
+    /// holds no list.
     vars: Vec<Var>,
+    /// How many pairs to make room for at the first one: as many as the
+    /// last request had (a proxy sends about as many each time).
+    expected: usize,
     /// A 64-bit Bloom filter of the key hashes seen: most keys are new,
     /// and this spares them the search for an earlier occurrence.
     bloom: u64,
@@ -102,7 +107,8 @@ impl CgiVarsBuilder {
     /// An empty list, bounded by `limits`.
     pub fn new(limits: &Limits) -> Self {
         CgiVarsBuilder {
-            vars: Vec::with_capacity(TYPICAL_VARS),
+            vars: Vec::new(),
+            expected: TYPICAL_VARS,
             bloom: 0,
             has_repeats: false,
             method: None,
@@ -176,6 +182,9 @@ impl CgiVarsBuilder {
         let differs = first_value.is_some_and(|first| first != value_bytes);
         self.bloom |= bit;
         let cgi = CgiVar::from_name(key_bytes);
+        if self.vars.capacity() == 0 {
+            self.vars.reserve_exact(self.expected);
+        }
         match cgi {
             Some(CgiVar::RequestMethod) => {
                 if differs {
@@ -208,9 +217,9 @@ impl CgiVarsBuilder {
     /// hold. The builder is left empty, ready for the next request.
     pub fn finish(&mut self, block: Bytes) -> Result<CgiVars, ProtoError> {
         // The next request from the same proxy sends about as many vars:
-        // one allocation of the right size instead of growing from empty.
-        let next = Vec::with_capacity(self.vars.len());
-        let vars = std::mem::replace(&mut self.vars, next);
+        // one allocation of the right size, when it comes.
+        self.expected = self.vars.len().max(1);
+        let vars = std::mem::take(&mut self.vars);
         let has_repeats = std::mem::take(&mut self.has_repeats);
         let method = self.method.take();
         let content_length = self.content_length.take();
@@ -258,6 +267,12 @@ struct Sent {
 }
 
 impl CgiVars {
+    /// Copies the block out of the buffer it shares (see
+    /// [`crate::RequestHead::detach`]).
+    pub fn detach(&mut self) {
+        self.block = Bytes::copy_from_slice(&self.block);
+    }
+
     /// The bytes of `span`, borrowed (never panics).
     fn get(&self, span: Span) -> &[u8] {
         self.block.get(span.start..span.end).unwrap_or_default()

@@ -85,6 +85,10 @@ pub trait RequestHead {
     fn expects_continue(&self) -> bool;
     /// A short description for log lines: method and target.
     fn describe(&self) -> String;
+    /// Copies the head's bytes out of the connection's read buffer, which
+    /// they share: a request that waits for its body then holds only its
+    /// head, not the buffer it was read into.
+    fn detach(&mut self);
 }
 
 /// A protocol's server side: a decoder of request frames plus an encoder of

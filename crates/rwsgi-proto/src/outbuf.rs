@@ -78,6 +78,14 @@ impl OutBuf {
         }
     }
 
+    /// Frees the memory kept for later writes, when nothing is waiting: a
+    /// connection that goes idle should hold no buffers.
+    pub fn release(&mut self) {
+        if self.is_empty() {
+            *self = OutBuf::default();
+        }
+    }
+
     /// Whether nothing is waiting.
     pub fn is_empty(&self) -> bool {
         self.scratch.is_empty() && self.queue.is_empty()

@@ -9,7 +9,7 @@
 //! side sees as a closed channel.
 
 use crate::date::with_date;
-use crate::load::{Active, Load};
+use crate::load::{Active, Connections, Load, Open};
 use crate::stream::Stream;
 use bytes::{Bytes, BytesMut};
 use rwsgi_proto::{
@@ -29,24 +29,35 @@ use tokio::time::timeout;
 pub(crate) struct Context {
     pub(crate) config: crate::ServerConfig,
     pub(crate) dispatch: Dispatch,
-    /// Requests in progress, counted only with an `accept_limit`.
+    /// Requests whose app runs or is ready to, counted only with an
+    /// `accept_limit`.
     pub(crate) load: Option<Arc<Load>>,
+    /// Open connections, within `worker-connections`.
+    pub(crate) connections: Arc<Connections>,
 }
 
 impl Context {
     pub(crate) fn new(config: crate::ServerConfig, dispatch: Dispatch) -> Self {
         let load = config.accept_limit.map(|_| Arc::new(Load::default()));
-        Context { config, dispatch, load }
+        let limit = config.max_connections.unwrap_or_else(crate::load::default_connection_limit);
+        Context { config, dispatch, load, connections: Arc::new(Connections::new(limit)) }
     }
 
-    /// Counts a request in progress, if anyone is counting.
+    /// Counts a request's Python work, if anyone is counting.
     fn enter(&self) -> Option<Active> {
         self.load.as_ref().map(Load::enter)
     }
 }
 
-/// Room kept free in the read buffer before each read.
-const READ_CHUNK: usize = 16 * 1024;
+/// Room made in the read buffer before a read: the first read of a request
+/// gets the smallest (a head fits, and a waiting connection pins no more),
+/// each read that fills it doubles it, up to the largest (bulk bodies).
+const MIN_READ: usize = 4 * 1024;
+const MAX_READ: usize = 64 * 1024;
+/// Body pieces read ahead that are smaller than this are copied together
+/// instead of kept as they came: a piece shares its read buffer, and a
+/// client trickling a body a byte at a time must not pin a buffer a byte.
+const COALESCE_BELOW: usize = 16 * 1024;
 /// Flush the output once this much is queued, even if more is coming.
 const FLUSH_AT: usize = 256 * 1024;
 /// Response events in flight between a Python thread and the connection.
@@ -76,12 +87,16 @@ pub(crate) struct Connection<S, C> {
     info: ConnInfo,
     ctx: Arc<Context>,
     rbuf: BytesMut,
+    /// How much room the next read makes (see [`MIN_READ`]).
+    read_size: usize,
     out: OutBuf,
     /// True once the server stops: responses then announce the close.
     shutdown: watch::Receiver<bool>,
-    /// A request is being read or served; `None` while idle between
-    /// keep-alive requests, when the connection is no load on the worker.
-    active: Option<Active>,
+    /// A request was served: waiting for the next one, this is an idle
+    /// keep-alive connection, the first to close at `worker-connections`.
+    served: bool,
+    /// Counted among the worker's open connections while it lives.
+    _open: Open,
 }
 
 impl<S: Stream, C: ServerCodec> Connection<S, C> {
@@ -91,16 +106,19 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         info: ConnInfo,
         ctx: Arc<Context>,
         shutdown: watch::Receiver<bool>,
+        open: Open,
     ) -> Self {
         Connection {
             io,
             codec,
             info,
-            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            // Allocated at the first read that finds bytes (see `fill`).
+            rbuf: BytesMut::new(),
+            read_size: MIN_READ,
             out: OutBuf::new(),
             shutdown,
-            // A fresh connection counts at once: its request is on its way.
-            active: ctx.enter(),
+            served: false,
+            _open: open,
             ctx,
         }
     }
@@ -115,16 +133,18 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             };
             match next {
                 Next::KeepAlive if !*shutdown.borrow() => {
-                    self.active = None;
+                    self.served = true;
                     continue;
                 }
                 Next::KeepAlive | Next::Close => break,
+                // The last steps of a connection that went wrong are boxed
+                // for the same reason.
                 Next::Linger => {
-                    self.linger().await;
+                    Box::pin(self.linger()).await;
                     break;
                 }
                 Next::Fail(err) => {
-                    self.answer_error(err).await;
+                    Box::pin(self.answer_error(err)).await;
                     break;
                 }
             }
@@ -133,8 +153,9 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         // cost a syscall per connection and change nothing the peer sees.
     }
 
-    /// Waits for the next request head. `Ok(None)`: the peer closed, the idle
-    /// keep-alive time ran out, or the server is shutting down and no
+    /// Waits for the next request head. `Ok(None)`: the peer closed, sent
+    /// nothing within `socket-timeout` (a fresh connection) or the idle
+    /// keep-alive time (after a request), or the server is shutting down and no
     /// request arrived within [`REQUEST_ON_ITS_WAY`] (a reload must not drop
     /// a request the client had already sent).
     async fn read_head(
@@ -168,7 +189,23 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                         Ok(Ok(_)) => {}
                     }
                 } else {
-                    let idle = self.ctx.config.keepalive_timeout;
+                    // A fresh connection gets `socket-timeout` to start its
+                    // request; one that served a request, the keep-alive time.
+                    let idle = if self.served {
+                        self.ctx.config.keepalive_timeout
+                    } else {
+                        self.ctx.config.socket_timeout
+                    };
+                    // Between requests, the connection may be told to make
+                    // room (`worker-connections`), oldest idle first.
+                    let close = self.served.then(|| Arc::new(tokio::sync::Notify::new()));
+                    let _ticket = close.as_ref().map(|close| self.ctx.connections.idle(close));
+                    let evicted = async {
+                        match &close {
+                            Some(close) => close.notified().await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     // The read first: a request usually arrives with its
                     // connection, and the stop is seen on the next round
                     // anyway (`shutdown.borrow()` above).
@@ -185,10 +222,8 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                             }
                             continue;
                         }
+                        () = evicted => return Ok(None),
                     }
-                }
-                if self.active.is_none() {
-                    self.active = self.ctx.enter();
                 }
                 deadline = Some(Instant::now() + self.ctx.config.socket_timeout);
                 continue;
@@ -223,9 +258,38 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         frame
     }
 
+    /// Reads more input. A read that has to wait holds no spare buffer
+    /// meanwhile: a connection idle between requests keeps none, one
+    /// waiting for the rest of its head only the bytes it has, so that
+    /// thousands of waiting connections cost little memory.
     async fn fill(&mut self) -> std::io::Result<usize> {
-        self.rbuf.reserve(READ_CHUNK);
-        self.io.read_buf(&mut self.rbuf).await
+        self.rbuf.reserve(self.read_size);
+        let room = self.rbuf.capacity() - self.rbuf.len();
+        let read = match self.io.try_read_buf(&mut self.rbuf) {
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                self.release_spare();
+                self.read_size = MIN_READ;
+                self.io.readable().await?;
+                self.rbuf.reserve(self.read_size);
+                self.io.read_buf(&mut self.rbuf).await
+            }
+            done => done,
+        };
+        if read.as_ref().is_ok_and(|&n| n == room) {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        }
+        read
+    }
+
+    /// Gives back the memory a waiting connection does not need: the
+    /// output buffers, and the read buffer beyond the bytes it holds.
+    fn release_spare(&mut self) {
+        self.out.release();
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+        } else if self.rbuf.capacity() > self.rbuf.len() {
+            self.rbuf = BytesMut::from(&self.rbuf[..]);
+        }
     }
 
     /// The next body frame, reading as needed within `socket-timeout`.
@@ -260,7 +324,7 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
     /// `Err`: the request ended here (aborted, or its body failed).
     async fn plan_body(
         &mut self,
-        head: &C::Head,
+        head: &mut C::Head,
         expects_continue: bool,
     ) -> Result<BodyPlan, Next> {
         let post_buffering = self.ctx.config.post_buffering;
@@ -272,6 +336,11 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                 return Ok(BodyPlan::streamed(VecDeque::new()));
             }
         };
+        if (self.rbuf.len() as u64) < limit {
+            // The body is not all here: waiting for it must not pin the
+            // buffer the head was read into.
+            head.detach();
+        }
         match self.read_ahead(limit).await {
             Ok(ReadAhead::Whole(body)) => Ok(BodyPlan::buffered(body)),
             Ok(ReadAhead::Partial(pieces)) => Ok(BodyPlan::streamed(pieces)),
@@ -284,15 +353,17 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
     /// client never holds a Python thread. A longer body stops there: the
     /// pieces read so far go to `wsgi.input` first, the rest streams.
     async fn read_ahead(&mut self, limit: u64) -> Result<ReadAhead, ProtoError> {
-        let mut pieces: VecDeque<Bytes> = VecDeque::new();
-        let mut total = 0u64;
+        let mut pieces = Pieces::default();
         loop {
+            if self.rbuf.is_empty() {
+                // The next piece must be read, perhaps waited for.
+                pieces.settle();
+            }
             match self.next_body_frame().await? {
                 Frame::Data(data) => {
-                    total += data.len() as u64;
-                    pieces.push_back(data);
-                    if total > limit {
-                        return Ok(ReadAhead::Partial(pieces));
+                    pieces.push(data);
+                    if pieces.total > limit {
+                        return Ok(ReadAhead::Partial(pieces.into_queue()));
                     }
                 }
                 Frame::End => break,
@@ -300,10 +371,11 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                 Frame::Head(_) => return Err(ProtoError::BadRequest("request head inside a body")),
             }
         }
-        Ok(ReadAhead::Whole(match pieces.len() {
+        let mut queue = pieces.into_queue();
+        Ok(ReadAhead::Whole(match queue.len() {
             0 => Bytes::new(),
-            1 => pieces.pop_front().unwrap_or_default(),
-            _ => pieces.into_iter().collect::<Vec<_>>().concat().into(),
+            1 => queue.pop_front().unwrap_or_default(),
+            _ => queue.into_iter().collect::<Vec<_>>().concat().into(),
         }))
     }
 
@@ -355,16 +427,35 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
     }
 
     /// Serves one request whose head has been read.
-    async fn serve(&mut self, head: C::Head) -> Next {
+    async fn serve(&mut self, mut head: C::Head) -> Next {
         let started = Instant::now();
+        let expects_continue = head.expects_continue();
+        // Each phase is boxed, so a connection holds the state of the phase
+        // it is in, not the largest: one waiting for its body holds a small
+        // one, and one idle between requests none.
+        let plan = match Box::pin(self.plan_body(&mut head, expects_continue)).await {
+            Ok(plan) => plan,
+            Err(next) => return next,
+        };
+        Box::pin(self.respond(head, plan, expects_continue, started)).await
+    }
+
+    /// Runs the app on a request whose body is planned, and writes what it answers.
+    async fn respond(
+        &mut self,
+        head: C::Head,
+        plan: BodyPlan,
+        expects_continue: bool,
+        started: Instant,
+    ) -> Next {
+        let BodyPlan { source, replies, mut read_ahead, done: mut body_done } = plan;
+        // From here to its last event the request is Python work: it counts
+        // toward the worker being full (`accept_limit`); waiting for its
+        // head or body did not, and writing what is left will not.
+        let mut python = self.ctx.enter();
+        // Built once the body is in: a request waiting for it holds no environ.
         let mut environ = Environ::with_capacity(32);
         head.write_environ(&self.info, &mut environ);
-        let expects_continue = head.expects_continue();
-        let BodyPlan { source, replies, mut read_ahead, done: mut body_done } =
-            match self.plan_body(&head, expects_continue).await {
-                Ok(plan) => plan,
-                Err(next) => return next,
-            };
         let mut events = match self.start_app(environ, source).await {
             Ok(events) => events,
             Err(next) => return next,
@@ -479,6 +570,7 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                 Event::End { complete } => Some(self.codec.encode_end(complete, &mut self.out)),
             };
             if let Some(keep_alive) = finished {
+                drop(python.take());
                 break self.flush().await.is_ok() && keep_alive;
             }
             if (self.out.len() >= FLUSH_AT || events.is_empty()) && self.flush().await.is_err() {
@@ -570,9 +662,9 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             Some((prefix, suffix)) => {
                 self.out.put_bytes(prefix);
                 self.flush().await?;
-                timeout(self.sendfile_timeout(len), self.io.send_file(&file, offset, len))
-                    .await
-                    .map_err(|_| std::io::ErrorKind::TimedOut)??;
+                let sent =
+                    timeout(self.sendfile_timeout(len), self.io.send_file(&file, offset, len));
+                sent.await.unwrap_or_else(|_| Err(self.write_timed_out()))?;
                 self.out.put_bytes(suffix);
                 Ok(())
             }
@@ -607,7 +699,7 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         let limit = self.ctx.config.socket_timeout;
         let io = &mut self.io;
         let out = &mut self.out;
-        timeout(limit, async {
+        let written = timeout(limit, async {
             while !out.is_empty() {
                 let written = {
                     let mut slices = [IoSlice::new(&[]); 64];
@@ -621,8 +713,21 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             }
             Ok(())
         })
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+        .await;
+        written.unwrap_or_else(|_| Err(self.write_timed_out()))
+    }
+
+    /// A client that did not take the response within `socket-timeout`:
+    /// the connection is reset rather than closed behind what is unsent.
+    fn write_timed_out(&mut self) -> std::io::Error {
+        tracing::info!(
+            "{} {}: the client took no response bytes for {:?}: connection reset",
+            self.info.peer,
+            C::NAME,
+            self.ctx.config.socket_timeout
+        );
+        self.io.reset_on_close();
+        std::io::ErrorKind::TimedOut.into()
     }
 
     /// Logs a request the app never saw and answers it, if anyone listens.
@@ -713,6 +818,71 @@ impl BodyPlan {
     }
 }
 
+/// Body pieces read ahead. Each piece that comes as it was read shares its
+/// read buffer, so small ones are copied together (see [`COALESCE_BELOW`]):
+/// what is held stays close to the bytes received, however they trickle
+/// in. A body that arrives whole is kept as it came, without a copy.
+#[derive(Default)]
+struct Pieces {
+    queue: VecDeque<Bytes>,
+    small: BytesMut,
+    total: u64,
+}
+
+impl Pieces {
+    fn push(&mut self, data: Bytes) {
+        self.total += data.len() as u64;
+        if self.queue.is_empty() && self.small.is_empty() {
+            // Perhaps the whole body: kept as it came until more follows.
+            self.queue.push_back(data);
+            return;
+        }
+        if let Some(last) = self.queue.pop_back() {
+            if last.len() < COALESCE_BELOW {
+                self.small.extend_from_slice(&last);
+            } else {
+                self.queue.push_back(last);
+            }
+        }
+        if data.len() >= COALESCE_BELOW {
+            self.seal();
+            self.queue.push_back(data);
+        } else {
+            self.small.extend_from_slice(&data);
+            if self.small.len() >= COALESCE_BELOW {
+                self.seal();
+            }
+        }
+    }
+
+    /// Before a wait: a small first piece is copied out of the read buffer
+    /// it shares, so the wait holds only its bytes.
+    fn settle(&mut self) {
+        if self.queue.len() == 1
+            && self.small.is_empty()
+            && let Some(first) = self.queue.pop_back()
+        {
+            if first.len() < COALESCE_BELOW {
+                self.small.extend_from_slice(&first);
+            } else {
+                self.queue.push_back(first);
+            }
+        }
+    }
+
+    /// Moves the small pieces copied so far into the queue, in order.
+    fn seal(&mut self) {
+        if !self.small.is_empty() {
+            self.queue.push_back(self.small.split().freeze());
+        }
+    }
+
+    fn into_queue(mut self) -> VecDeque<Bytes> {
+        self.seal();
+        self.queue
+    }
+}
+
 /// What reading a body ahead found.
 enum ReadAhead {
     /// The whole body.
@@ -726,4 +896,66 @@ enum ReadAhead {
 struct RequestLog {
     status: u16,
     bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::LazyStream;
+
+    /// The size of what `make` returns, without making one.
+    fn size_of_output<T>(_: impl FnOnce() -> T) -> usize {
+        std::mem::size_of::<T>()
+    }
+
+    fn bodies(pieces: &[&[u8]]) -> (VecDeque<Bytes>, u64) {
+        let mut collected = Pieces::default();
+        for piece in pieces {
+            collected.push(Bytes::copy_from_slice(piece));
+        }
+        let total = collected.total;
+        (collected.into_queue(), total)
+    }
+
+    #[test]
+    fn small_body_pieces_are_copied_together_and_large_ones_kept() {
+        let (queue, total) = bodies(&[b"whole"]);
+        assert_eq!((queue.len(), total), (1, 5));
+        let trickle: Vec<&[u8]> = vec![b"a"; 40_000];
+        let (queue, total) = bodies(&trickle);
+        assert_eq!(total, 40_000);
+        assert_eq!(queue.iter().map(Bytes::len).sum::<usize>(), 40_000);
+        assert!(queue.len() <= 3, "{} pieces for a trickled body", queue.len());
+        let big = vec![7u8; COALESCE_BELOW];
+        let (queue, _) = bodies(&[b"x", &big, b"y", b"z"]);
+        let lens: Vec<usize> = queue.iter().map(Bytes::len).collect();
+        assert_eq!(lens, [1, COALESCE_BELOW, 2], "order kept, large piece as it came");
+        let joined: Vec<u8> = queue.iter().flat_map(|b| b.iter().copied()).collect();
+        assert_eq!(joined.first(), Some(&b'x'));
+        assert_eq!(&joined[joined.len() - 2..], b"yz");
+    }
+
+    /// A connection's task is what a waiting connection costs (its buffers
+    /// are released while it waits): the serving state is boxed apart, so
+    /// the task stays small. `benches/idle.py` measures the whole.
+    #[test]
+    fn a_waiting_connection_task_stays_small() {
+        type Tcp = LazyStream<tokio::net::TcpStream>;
+        fn http() -> Connection<Tcp, rwsgi_http1::Http1Codec> {
+            unreachable!("only its type is used")
+        }
+        fn uwsgi() -> Connection<Tcp, rwsgi_uwsgi::UwsgiCodec> {
+            unreachable!("only its type is used")
+        }
+        fn fastcgi() -> Connection<Tcp, rwsgi_fastcgi::FastCgiCodec> {
+            unreachable!("only its type is used")
+        }
+        for (protocol, size) in [
+            ("http", size_of_output(|| http().run())),
+            ("uwsgi", size_of_output(|| uwsgi().run())),
+            ("fastcgi", size_of_output(|| fastcgi().run())),
+        ] {
+            assert!(size <= 2560, "{protocol}: a connection's future is {size} bytes");
+        }
+    }
 }

@@ -97,11 +97,17 @@ pub struct ServerConfig {
     /// What FastCGI `GET_VALUES` reports.
     pub fastcgi: ManagementValues,
     /// With sibling workers on the same sockets: accept a connection only
-    /// while fewer than this many requests are in progress, so a busy
-    /// worker leaves new connections to an idle one instead of queueing
-    /// them behind a slow request (as uWSGI's workers do). `None` for a
-    /// lone worker, which gains nothing by leaving them in the backlog.
+    /// while fewer than this many requests have their app running or ready
+    /// to run, so a worker whose Python threads are all taken leaves new
+    /// connections to an idle one instead of queueing them behind a slow
+    /// request (as uWSGI's workers do). Connections that only wait (for a
+    /// head, a body, the next request, a slow reader) do not count. `None`
+    /// for a lone worker, which gains nothing by leaving them in the backlog.
     pub accept_limit: Option<usize>,
+    /// Open connections per worker (`worker-connections`): at the limit the
+    /// oldest idle keep-alive connection closes to make room; with none
+    /// idle, new ones wait in the listen queue. `None`: from `ulimit -n`.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -120,6 +126,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             fastcgi: ManagementValues { max_conns: 65, max_reqs: 1 },
             accept_limit: None,
+            max_connections: None,
         }
     }
 }

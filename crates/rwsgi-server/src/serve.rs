@@ -184,8 +184,9 @@ impl AcceptLoop {
                 return;
             }
             let accepted = tokio::select! {
-                accepted = acceptor.accept() => accepted,
+                biased;
                 _ = self.stop.changed() => return,
+                accepted = acceptor.accept() => accepted,
             };
             let (socket, peer) = match accepted {
                 Ok(accepted) => accepted,
@@ -210,14 +211,19 @@ impl AcceptLoop {
         }
     }
 
-    /// Waits while the worker is at its `accept_limit`; false when the
-    /// server stops meanwhile.
+    /// Waits while the worker cannot take one more connection: at
+    /// `worker-connections` with no idle connection to close for it, or,
+    /// with siblings, while its Python threads are all taken
+    /// (`accept_limit`). False when the server stops meanwhile.
     async fn room_for_more(&mut self) -> bool {
-        let (Some(load), Some(limit)) = (&self.ctx.load, self.ctx.config.accept_limit) else {
-            return true;
+        let connections = &self.ctx.connections;
+        let python = async {
+            if let (Some(load), Some(limit)) = (&self.ctx.load, self.ctx.config.accept_limit) {
+                load.below(limit).await;
+            }
         };
         tokio::select! {
-            () = load.below(limit) => true,
+            () = async { connections.room().await; python.await } => true,
             _ = self.stop.changed() => false,
         }
     }
@@ -239,7 +245,12 @@ impl AcceptLoop {
     /// request is already there and whose app runs inline ends in that
     /// first poll, without a task to schedule, track and free.
     async fn serve_with<S: Stream, C: ServerCodec>(&self, stream: S, info: ConnInfo, codec: C) {
-        let conn = Connection::new(stream, codec, info, Arc::clone(&self.ctx), self.stop.clone());
+        let open = self.ctx.connections.open();
+        // Room is made (the oldest idle connection closed) only for a
+        // connection that is here to take it.
+        self.ctx.connections.accepted();
+        let conn =
+            Connection::new(stream, codec, info, Arc::clone(&self.ctx), self.stop.clone(), open);
         let mut run = Box::pin(conn.run());
         // Whatever it registered to wait on is registered again, with the
         // task's waker, when the task first polls it.

@@ -18,8 +18,30 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 /// What the connection loop needs of an accepted stream beyond async I/O:
-/// sending a file straight from the page cache.
+/// reading without waiting, waiting without a buffer, and sending a file
+/// straight from the page cache.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Reads what is there now into `buf` (appending), without waiting:
+    /// `WouldBlock` when nothing is.
+    fn try_read_buf(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(self.read_buf(buf)).poll(&mut cx) {
+            Poll::Ready(done) => done,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Waits until a read would not block. The caller holds no buffer
+    /// meanwhile: what an idle connection costs is what it keeps here.
+    fn readable(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Makes closing reset the connection (TCP RST, `SO_LINGER` 0) instead
+    /// of queueing a FIN behind unsent data: for a client that stopped
+    /// reading, whose response the kernel would otherwise keep trying to
+    /// send after the close.
+    fn reset_on_close(&mut self);
+
     /// Sends `len` bytes of `file` from `offset` with `sendfile(2)`.
     fn send_file(
         &mut self,
@@ -36,6 +58,12 @@ pub(crate) trait Register: AsyncRead + AsyncWrite + AsFd + Unpin + Send + 'stati
     where
         Self: Sized;
 
+    /// Waits until the socket is readable.
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// See [`Stream::reset_on_close`]; nothing to do for a unix socket.
+    fn reset_on_close(&self);
+
     /// Waits until the socket is writable.
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
 
@@ -44,10 +72,19 @@ pub(crate) trait Register: AsyncRead + AsyncWrite + AsFd + Unpin + Send + 'stati
 }
 
 macro_rules! impl_register {
-    ($tokio:ty, $std:ty) => {
+    ($tokio:ty, $std:ty, $reset:expr) => {
         impl Register for $tokio {
+            fn reset_on_close(&self) {
+                let reset: fn(&$tokio) = $reset;
+                reset(self);
+            }
+
             fn register(socket: Socket) -> io::Result<Self> {
                 <$tokio>::from_std(<$std>::from(OwnedFd::from(socket)))
+            }
+
+            fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+                <$tokio>::readable(self)
             }
 
             fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
@@ -61,8 +98,11 @@ macro_rules! impl_register {
     };
 }
 
-impl_register!(tokio::net::TcpStream, std::net::TcpStream);
-impl_register!(tokio::net::UnixStream, std::os::unix::net::UnixStream);
+// A zero linger never blocks the close (tokio warns of the others).
+impl_register!(tokio::net::TcpStream, std::net::TcpStream, |stream| {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO));
+});
+impl_register!(tokio::net::UnixStream, std::os::unix::net::UnixStream, |_| {});
 
 /// An accepted non-blocking socket, registered with the runtime (as `T`)
 /// the first time an operation on it would block.
@@ -188,6 +228,19 @@ impl<T: Register> AsyncWrite for LazyStream<T> {
 }
 
 impl<T: Register> Stream for LazyStream<T> {
+    async fn readable(&mut self) -> io::Result<()> {
+        self.registered()?.readable().await
+    }
+
+    fn reset_on_close(&mut self) {
+        match self {
+            // Harmless on a unix socket, which has no linger to set.
+            LazyStream::Direct(socket) => drop(socket.set_linger(Some(std::time::Duration::ZERO))),
+            LazyStream::Registered(stream) => stream.reset_on_close(),
+            LazyStream::Gone => {}
+        }
+    }
+
     async fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
         let stream = self.registered()?;
         let mut offset = i64::try_from(offset).map_err(io::Error::other)?;
@@ -299,6 +352,29 @@ mod tests {
             drop(writer.join().unwrap());
             buf.clear();
             assert_eq!(server.read_buf(&mut buf).await.unwrap(), 0, "EOF after the peer closed");
+        });
+    }
+
+    #[test]
+    fn try_read_takes_what_is_there_and_readable_waits_for_more() {
+        runtime().block_on(async {
+            let (mut client, mut server) = pair().await;
+            let mut buf = bytes::BytesMut::with_capacity(64);
+            let err = server.try_read_buf(&mut buf).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+            std::io::Write::write_all(&mut client, b"here").unwrap();
+            server.readable().await.unwrap();
+            assert_eq!(server.try_read_buf(&mut buf).unwrap(), 4);
+            assert_eq!(&buf[..], b"here");
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                std::io::Write::write_all(&mut client, b"later").unwrap();
+                client
+            });
+            server.readable().await.unwrap();
+            assert_eq!(server.try_read_buf(&mut buf).unwrap(), 5);
+            assert_eq!(&buf[..], b"herelater");
+            drop(writer.join().unwrap());
         });
     }
 

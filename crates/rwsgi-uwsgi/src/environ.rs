@@ -27,4 +27,8 @@ impl RequestHead for UwsgiHead {
     fn describe(&self) -> String {
         self.vars.describe()
     }
+
+    fn detach(&mut self) {
+        self.vars.detach();
+    }
 }
