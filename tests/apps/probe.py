@@ -63,6 +63,9 @@ For tests/fastcgi.rs (what an aborted request did, recorded in /read-records):
                    (recording [T, "read N bytes"] or [T, "OSError: ..."]) and
                    yields the outcome; close() records [T, "closed"]
 
+For tests/slow_clients.rs:
+  /big?size=K      one body of K bytes, as a list
+
 For tests/inline.rs (where Python runs with threads = 1):
   /where?kind=list|gen
                    JSON {"call": thread ident during the app call, "iter":
@@ -516,6 +519,10 @@ def _more(environ, start_response, path, query, text):
             yield b"b"
 
         return gen()
+    if path == "/big":
+        # One body of SIZE bytes, as a list: Python is done with it at once.
+        start_response("200 OK", text)
+        return [b"x" * int(query.get("size", 65536))]
     if path == "/big-stream":
         start_response("200 OK", text)
         chunk = b"x" * int(query.get("size", 65536))
