@@ -734,6 +734,9 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
     async fn answer_error(&mut self, err: ProtoError) {
         let status = err.status();
         match (err.fault(), status) {
+            // A client that hangs up mid-request has nobody to answer, but
+            // a truncated request is still worth a line.
+            (Fault::Client, None) => tracing::info!("{} {}: {err}", self.info.peer, C::NAME),
             (_, None) => tracing::debug!("{} {}: {err}", self.info.peer, C::NAME),
             (Fault::Client, Some(status)) => {
                 tracing::warn!("{} {}: {err} => {status}", self.info.peer, C::NAME)
