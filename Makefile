@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 CARGO ?= cargo
 
-.PHONY: all build release run venv test lint unit integration bench bench-rss bench-codec fuzz clean
+.PHONY: all build release run venv test lint unit integration bench bench-rss bench-codec soak soak-short fuzz clean
 
 all: build
 
@@ -46,6 +46,15 @@ test: lint venv
 bench: release
 	$(PYTHON) benches/load.py
 	$(PYTHON) benches/idle.py
+
+# A soak run: nginx in front of rwsgi on all three protocols, a mixed load,
+# reloads, resizes and SIGKILLed workers (benches/soak.py). Minutes;
+# soak-short is the half-minute version CI runs.
+soak: release venv
+	$(PYTHON) benches/soak.py --duration 300 --venv $(abspath $(VENV))
+
+soak-short: release venv
+	$(PYTHON) benches/soak.py --duration 30 --chaos-every 3 --venv $(abspath $(VENV))
 
 # Memory per worker, preload vs lazy-apps, on the Django example (a few seconds).
 bench-rss: venv
