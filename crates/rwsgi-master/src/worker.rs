@@ -143,7 +143,11 @@ fn serve(
         tracing::warn!("no Python stacks on {STACKS_SIGNAL} or harakiri: {err}");
     }
     let pool = rwsgi_python::PythonPool::start(app, pool)?;
-    rwsgi_server::serve(listeners, pool.dispatch(), server, ready, on_quit)?;
+    // The runtime's thread keeps a Python thread state for its whole life,
+    // so a request run inline only attaches to it.
+    rwsgi_python::with_python_thread_state(|| {
+        rwsgi_server::serve(listeners, pool.dispatch(), server, ready, on_quit)
+    })?;
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! The one error type of the request side, and who is at fault.
+//! The one error type of an exchange (a request that cannot be read, a
+//! response head that cannot be sent), and who is at fault.
 
 use std::io;
 
@@ -13,7 +14,7 @@ pub enum Fault {
     Server,
 }
 
-/// Everything that can go wrong while decoding a request.
+/// Everything that can go wrong with an exchange before its response is under way.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtoError {
     /// Malformed or ambiguous framing; the message names the rule.
@@ -46,6 +47,10 @@ pub enum ProtoError {
     /// An `Expect` value other than `100-continue`.
     #[error("unsupported Expect value")]
     ExpectationFailed,
+    /// An application gave a response head that must not reach the wire
+    /// (a bad status, a header that could split the response).
+    #[error("invalid response: {0}")]
+    BadResponse(String),
     /// A different protocol arrived on this listener (HTTP on a uwsgi port).
     #[error("wrong protocol: {0}")]
     WrongProtocol(&'static str),
@@ -73,6 +78,7 @@ impl ProtoError {
             ProtoError::VersionNotSupported => Some(505),
             ProtoError::ExpectationFailed => Some(417),
             ProtoError::Timeout => Some(408),
+            ProtoError::BadResponse(_) => Some(500),
             ProtoError::UnexpectedEof | ProtoError::Io(_) => None,
         }
     }
@@ -81,6 +87,7 @@ impl ProtoError {
     pub fn fault(&self) -> Fault {
         match self {
             ProtoError::Io(_) => Fault::Server,
+            ProtoError::BadResponse(_) => Fault::App,
             _ => Fault::Client,
         }
     }
@@ -109,5 +116,7 @@ mod tests {
             assert_eq!(err.fault(), Fault::Client);
         }
         assert_eq!(ProtoError::from(io::Error::other("x")).fault(), Fault::Server);
+        let bad_response = ProtoError::BadResponse("x".into());
+        assert_eq!((bad_response.status(), bad_response.fault()), (Some(500), Fault::App));
     }
 }

@@ -1,19 +1,28 @@
 //! Protocol-neutral vocabulary shared by every rwsgi codec and the server core.
 //!
-//! A codec (HTTP/1.1, uwsgi, FastCGI) turns inbound bytes into [`Frame`]s: one
-//! [`Frame::Head`] per request, whose type implements [`RequestHead`] (the
-//! CGI/WSGI variables, the body framing, keep-alive), then the body as
-//! [`Frame::Data`] and [`Frame::End`]. It encodes the response through
-//! [`ServerCodec`] into an [`OutBuf`]. Codecs do no I/O and know nothing of
-//! Python; the core (`rwsgi-server`) drives them and the Python bridge
-//! (`rwsgi-python`) turns an [`Environ`] into a WSGI `environ` dict.
+//! Two conversations are spelled here, so that neither side of either
+//! needs to know the other:
 //!
-//! Dependency direction: codecs → `rwsgi-proto` ← python ← server ← binary.
+//! - **Codec and core.** A codec (HTTP/1.1, uwsgi, FastCGI) turns inbound
+//!   bytes into [`Frame`]s: one [`Frame::Head`] per request, whose type
+//!   implements [`RequestHead`] (the CGI variables, the body framing,
+//!   keep-alive), then the body as [`Frame::Data`] and [`Frame::End`]. It
+//!   encodes the response through [`ServerCodec`] into an [`OutBuf`].
+//!   Codecs do no I/O.
+//! - **Core and responder.** The core (`rwsgi-server`) hands each request
+//!   to a [`Responder`] as a [`Request`] (an [`Environ`] and a
+//!   [`BodySource`]) and writes the [`Event`]s it reads from [`Replies`].
+//!   The Python bridge (`rwsgi-python`) is one responder; the core knows
+//!   no Python.
+//!
+//! Dependency direction: codecs → `rwsgi-proto` ← responders ← server ←
+//! master ← binary.
 
 pub mod cgi;
 mod conn;
 mod environ;
 mod error;
+mod exchange;
 mod outbuf;
 mod response;
 
@@ -21,8 +30,11 @@ pub use cgi::{CgiVars, CgiVarsBuilder, PathRule};
 pub use conn::{ConnInfo, SocketAddress};
 pub use environ::{CgiVar, EnvKey, Environ, Scheme, Scratch, percent_decode};
 pub use error::{Fault, ProtoError};
+pub use exchange::{
+    BodyMsg, BodySource, EVENT_QUEUE, Event, Replies, Request, Responder, Unanswered,
+};
 pub use outbuf::OutBuf;
-pub use response::{ResponseHead, is_hop_by_hop, reason_phrase};
+pub use response::{ResponseHead, check_header, is_hop_by_hop, reason_phrase};
 
 use bytes::Bytes;
 use tokio_util::codec::Decoder;

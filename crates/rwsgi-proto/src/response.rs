@@ -1,6 +1,6 @@
 //! The response head the app produced, already validated by the bridge.
 
-use crate::OutBuf;
+use crate::{OutBuf, ProtoError};
 use bytes::Bytes;
 
 /// A response head: status and headers as the app gave them (validated:
@@ -18,9 +18,98 @@ pub struct ResponseHead {
 }
 
 impl ResponseHead {
+    /// A head with `status`, its standard reason phrase, and no headers.
+    pub fn new(status: u16) -> ResponseHead {
+        let status = if (100..=999).contains(&status) { status } else { 500 };
+        let reason = reason_phrase(status);
+        let mut status_line = Vec::with_capacity(4 + reason.len());
+        status_line.extend_from_slice(status.to_string().as_bytes());
+        status_line.push(b' ');
+        status_line.extend_from_slice(reason.as_bytes());
+        ResponseHead {
+            status,
+            status_line: Bytes::from(status_line),
+            headers: Vec::new(),
+            content_length: None,
+        }
+    }
+
+    /// Validates what an application gave as its status line and headers
+    /// (PEP 3333; RFC 9110 §5): `NNN reason` with a code from 100 and no
+    /// control characters; token names; values without control characters
+    /// (tab aside); no hop-by-hop header; at most one `Content-Length`
+    /// value, of digits. Whatever passes cannot split or corrupt a
+    /// response on any protocol.
+    pub fn from_app(
+        mut status_line: Vec<u8>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<ResponseHead, ProtoError> {
+        let status = match status_line.as_slice() {
+            [a, b, c, rest @ ..]
+                if [a, b, c].iter().all(|d| d.is_ascii_digit())
+                    && (rest.is_empty() || rest[0] == b' ')
+                    && rest.iter().all(|&ch| ch == b'\t' || !ch.is_ascii_control()) =>
+            {
+                u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+            }
+            _ => {
+                return Err(ProtoError::BadResponse(format!(
+                    "invalid status {:?}: want '200 OK'",
+                    String::from_utf8_lossy(&status_line)
+                )));
+            }
+        };
+        if status < 100 {
+            return Err(ProtoError::BadResponse(format!("invalid status code {status}")));
+        }
+        if status_line.len() == 3 {
+            status_line.push(b' ');
+        }
+        let mut head = ResponseHead {
+            status,
+            status_line: Bytes::from(status_line),
+            headers: Vec::with_capacity(headers.len()),
+            content_length: None,
+        };
+        for (name, value) in headers {
+            check_header(&name, &value)?;
+            if name.eq_ignore_ascii_case(b"content-length") {
+                let length = parse_length(&value).ok_or_else(|| {
+                    ProtoError::BadResponse("invalid Content-Length in the response".into())
+                })?;
+                if head.content_length.is_some_and(|l| l != length) {
+                    return Err(ProtoError::BadResponse(
+                        "two different Content-Length headers".into(),
+                    ));
+                }
+                head.content_length = Some(length);
+            }
+            head.headers.push((Bytes::from(name), Bytes::from(value)));
+        }
+        Ok(head)
+    }
+
+    /// Adds a header the server itself chose (a name and value known to be
+    /// valid: see [`check_header`] for anything that is not).
+    pub fn push_header(&mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) {
+        self.headers.push((name.into(), value.into()));
+    }
+
+    /// Declares the body's length, as a header and for the core to enforce.
+    pub fn set_content_length(&mut self, length: u64) {
+        self.headers.retain(|(name, _)| !name.eq_ignore_ascii_case(b"content-length"));
+        self.content_length = Some(length);
+        self.push_header(Bytes::from_static(b"Content-Length"), Bytes::from(length.to_string()));
+    }
+
     /// Whether this status forbids a body (1xx, 204, 304).
     pub fn forbids_body(&self) -> bool {
         matches!(self.status, 100..=199 | 204 | 304)
+    }
+
+    /// The value of the first header named `name` (case-insensitively).
+    pub fn header(&self, name: &[u8]) -> Option<&Bytes> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     /// Writes each header as `Name: value` CRLF, then `Date` when the app
@@ -46,25 +135,13 @@ impl ResponseHead {
     /// (a request the app never saw); its body is
     /// [`ResponseHead::write_plain_error_body`].
     pub fn plain_error(status: u16) -> ResponseHead {
-        let status = if (100..=999).contains(&status) { status } else { 500 };
-        let reason = reason_phrase(status);
-        let mut status_line = Vec::with_capacity(4 + reason.len());
-        status_line.extend_from_slice(status.to_string().as_bytes());
-        status_line.push(b' ');
-        status_line.extend_from_slice(reason.as_bytes());
-        let length = reason.len() as u64 + 1;
-        ResponseHead {
-            status,
-            status_line: Bytes::from(status_line),
-            headers: vec![
-                (
-                    Bytes::from_static(b"Content-Type"),
-                    Bytes::from_static(b"text/plain; charset=utf-8"),
-                ),
-                (Bytes::from_static(b"Content-Length"), Bytes::from(length.to_string())),
-            ],
-            content_length: Some(length),
-        }
+        let mut head = ResponseHead::new(status);
+        head.push_header(
+            Bytes::from_static(b"Content-Type"),
+            Bytes::from_static(b"text/plain; charset=utf-8"),
+        );
+        head.set_content_length(reason_phrase(head.status).len() as u64 + 1);
+        head
     }
 
     /// The server's error page for `status` as a complete HTTP/1.x
@@ -158,6 +235,42 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// Checks one header an application or a config file sets: a token name,
+/// a value without control characters (tab aside), not hop-by-hop.
+pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), ProtoError> {
+    let shown = || String::from_utf8_lossy(name).into_owned();
+    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+        return Err(ProtoError::BadResponse(format!("invalid response header name {:?}", shown())));
+    }
+    if value.iter().any(|&b| b != b'\t' && b.is_ascii_control()) {
+        return Err(ProtoError::BadResponse(format!(
+            "control character in response header {}",
+            shown()
+        )));
+    }
+    if is_hop_by_hop(name) {
+        return Err(ProtoError::BadResponse(format!(
+            "hop-by-hop header {} is the server's to set (PEP 3333)",
+            shown()
+        )));
+    }
+    Ok(())
+}
+
+/// RFC 9110 token characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A `Content-Length` value: digits, optionally surrounded by whitespace.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 /// Headers that belong to one connection, which a WSGI app must not set
 /// (PEP 3333 "Other HTTP Features"). `name` is compared case-insensitively.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
@@ -204,6 +317,66 @@ mod tests {
         let text = out.take_contiguous();
         assert!(!text.windows(7).any(|w| w == b"Date: D"));
         assert_eq!(ResponseHead::plain_error(7).status, 500);
+    }
+
+    fn from_app(status: &str, headers: &[(&str, &str)]) -> Result<ResponseHead, ProtoError> {
+        let headers = headers.iter().map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()));
+        ResponseHead::from_app(status.as_bytes().to_vec(), headers.collect())
+    }
+
+    #[test]
+    fn an_app_head_is_taken_as_given() {
+        let head = from_app("200 OK", &[("Content-Type", "text/plain"), ("Content-Length", "5")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((head.status, &head.status_line[..]), (200, &b"200 OK"[..]));
+        assert_eq!(head.content_length, Some(5));
+        assert_eq!(head.headers.len(), 2);
+        assert_eq!(head.header(b"content-type").map(|v| &v[..]), Some(&b"text/plain"[..]));
+        let bare = from_app("204", &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&bare.status_line[..], b"204 ");
+        let same_twice = from_app("200 OK", &[("Content-Length", "5"), ("content-length", " 5 ")]);
+        assert_eq!(same_twice.map(|h| h.content_length).ok(), Some(Some(5)));
+    }
+
+    #[test]
+    fn an_app_head_that_could_split_or_corrupt_a_response_is_refused() {
+        for (status, headers) in [
+            ("200 OK\r\nX: y", vec![]),
+            ("OK", vec![]),
+            ("20 OK", vec![]),
+            ("099 Low", vec![]),
+            ("200OK", vec![]),
+            ("200 OK", vec![("X-A", "a\r\nX-Injected: evil")]),
+            ("200 OK", vec![("X-A", "a\nb")]),
+            ("200 OK", vec![("X-A", "a\0b")]),
+            ("200 OK", vec![("X Bad", "a")]),
+            ("200 OK", vec![("", "a")]),
+            ("200 OK", vec![("X-A:", "a")]),
+            ("200 OK", vec![("Connection", "close")]),
+            ("200 OK", vec![("transfer-encoding", "chunked")]),
+            ("200 OK", vec![("Content-Length", "+5")]),
+            ("200 OK", vec![("Content-Length", "")]),
+            ("200 OK", vec![("Content-Length", "5"), ("Content-Length", "6")]),
+        ] {
+            let refused = from_app(status, &headers);
+            assert!(
+                matches!(refused, Err(ProtoError::BadResponse(_))),
+                "{status:?} {headers:?}: {refused:?}"
+            );
+        }
+        assert!(from_app("200 OK", &[("X-Tab", "a\tb")]).is_ok());
+    }
+
+    #[test]
+    fn a_declared_length_replaces_any_other() {
+        let mut head = ResponseHead::new(200);
+        head.push_header(Bytes::from_static(b"content-length"), Bytes::from_static(b"9"));
+        head.set_content_length(3);
+        assert_eq!(head.content_length, Some(3));
+        let lengths: Vec<_> = head.headers.iter().map(|(_, v)| v.clone()).collect();
+        assert_eq!(lengths, [Bytes::from_static(b"3")]);
+        assert_eq!(&ResponseHead::new(404).status_line[..], b"404 Not Found");
+        assert_eq!(ResponseHead::new(42).status, 500);
     }
 
     #[test]

@@ -1,25 +1,11 @@
 //! `wsgi.input`: the request body as a file-like object.
 
-use crate::pool::{BodyMsg, BodySource, Event};
-use crate::response::emit;
+use crate::channel::emit;
 use bytes::{Buf, Bytes};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use std::cell::Cell;
-
-thread_local! {
-    /// This Python thread's request body could not be completed (the
-    /// client went away, stalled, or sent a broken body): an `OSError`
-    /// the app lets escape is then the client's doing, not the app's.
-    static BODY_FAILED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether the request being served on this thread had its body fail;
-/// clears the mark.
-pub(crate) fn take_body_failed() -> bool {
-    BODY_FAILED.replace(false)
-}
+use rwsgi_proto::{BodyMsg, BodySource, Event};
 
 /// `wsgi.input`. Reads never go past the end of the body: at the end they
 /// return `b''`, and a body that cannot be completed raises `OSError`.
@@ -29,6 +15,10 @@ pub(crate) struct InputStream {
     buf: Bytes,
     eof: bool,
     pipe: Option<Pipe>,
+    /// The body could not be completed (the client went away, stalled, or
+    /// sent a broken body): an `OSError` the app lets escape is then the
+    /// client's doing, not the app's.
+    failed: bool,
 }
 
 #[derive(Debug)]
@@ -40,13 +30,27 @@ struct Pipe {
 impl InputStream {
     pub(crate) fn new(body: BodySource, events: &flume::Sender<Event>) -> Self {
         match body {
-            BodySource::Buffered(buf) => InputStream { buf, eof: true, pipe: None },
+            BodySource::Buffered(buf) => InputStream { buf, eof: true, pipe: None, failed: false },
             BodySource::Streamed(replies) => InputStream {
                 buf: Bytes::new(),
                 eof: false,
                 pipe: Some(Pipe { events: events.clone(), replies }),
+                failed: false,
             },
         }
+    }
+
+    /// Whether reading the body failed (see [`InputStream::failed`]).
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The body could not be completed: reads end, and raise `why`.
+    fn fail(&mut self, why: String) -> PyErr {
+        self.eof = true;
+        self.pipe = None;
+        self.failed = true;
+        PyOSError::new_err(why)
     }
 
     /// Makes sure `buf` holds bytes unless the body is over; false at the end.
@@ -59,24 +63,15 @@ impl InputStream {
                 self.eof = true;
                 return Ok(false);
             };
-            emit(py, &pipe.events, Event::ReadBody)
-                .map_err(|_| PyOSError::new_err("client disconnected"))?;
             let replies = pipe.replies.clone();
+            if emit(py, &pipe.events, Event::ReadBody).is_err() {
+                return Err(self.fail("client disconnected".into()));
+            }
             match py.detach(move || replies.recv()) {
                 Ok(BodyMsg::Data(data)) => self.buf = data,
                 Ok(BodyMsg::Eof) => self.eof = true,
-                Ok(BodyMsg::Failed(why)) => {
-                    self.eof = true;
-                    self.pipe = None;
-                    BODY_FAILED.set(true);
-                    return Err(PyOSError::new_err(why));
-                }
-                Err(_) => {
-                    self.eof = true;
-                    self.pipe = None;
-                    BODY_FAILED.set(true);
-                    return Err(PyOSError::new_err("client disconnected"));
-                }
+                Ok(BodyMsg::Failed(why)) => return Err(self.fail(why)),
+                Err(_) => return Err(self.fail("client disconnected".into())),
             }
         }
         Ok(true)

@@ -1,92 +1,13 @@
-//! The pool of Python threads, and the messages between it and the core.
+//! The pool of Python threads, and [`Dispatch`], the app as the core's
+//! [`Responder`].
 
 use crate::environ::{Interned, KeyCache};
 use crate::loader::App;
-use crate::response;
-use bytes::Bytes;
+use crate::response::{self, Job};
 use pyo3::prelude::*;
-use rwsgi_proto::{Environ, ResponseHead};
+use rwsgi_proto::{BodySource, Environ, Event, Replies, Request, Responder};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// One request handed to a Python thread.
-#[derive(Debug)]
-pub struct Job {
-    /// The request's CGI variables.
-    pub environ: Environ,
-    /// Its body.
-    pub body: BodySource,
-    /// Where the response goes, in order. Bounded: a full channel makes the
-    /// Python thread wait (without the GIL) for the client to catch up.
-    pub events: flume::Sender<Event>,
-}
-
-/// Where `wsgi.input` gets its bytes.
-#[derive(Debug)]
-pub enum BodySource {
-    /// The core read the whole body before calling the app, so a slow client
-    /// never holds a Python thread.
-    Buffered(Bytes),
-    /// The body is read on demand: `wsgi.input` sends [`Event::ReadBody`]
-    /// and waits for one [`BodyMsg`] here.
-    Streamed(flume::Receiver<BodyMsg>),
-}
-
-/// The core's answer to [`Event::ReadBody`].
-#[derive(Debug)]
-pub enum BodyMsg {
-    /// More body bytes (never empty).
-    Data(Bytes),
-    /// The body is complete.
-    Eof,
-    /// The body cannot be completed (client gone, timeout, framing error):
-    /// `wsgi.input.read()` raises `OSError` with this message.
-    Failed(String),
-}
-
-/// What a Python thread tells the core, in order, for one request.
-#[derive(Debug)]
-pub enum Event {
-    /// `wsgi.input` needs more bytes; answer with one [`BodyMsg`].
-    ReadBody,
-    /// The response head, with the first body pieces; more follow.
-    Head {
-        /// The validated head.
-        head: ResponseHead,
-        /// Body pieces to send right after it.
-        body: Vec<Bytes>,
-    },
-    /// The whole response: head, body, and its end.
-    Whole {
-        /// The validated head.
-        head: ResponseHead,
-        /// The whole body.
-        body: Vec<Bytes>,
-        /// False when the body is shorter than its `Content-Length`, or was
-        /// cut: the connection must not be reused.
-        complete: bool,
-    },
-    /// A piece of body after the head.
-    Data(Bytes),
-    /// Send `len` bytes of this file from `offset` (`wsgi.file_wrapper`);
-    /// the core uses `sendfile` where the protocol allows.
-    File {
-        /// A duplicate of the app's file descriptor.
-        file: std::fs::File,
-        /// Where to start.
-        offset: u64,
-        /// How many bytes.
-        len: u64,
-    },
-    /// Text the app wrote to `wsgi.errors` while serving this request,
-    /// for the peer ([`PoolSettings::errors_to_peer`]).
-    Stderr(Bytes),
-    /// The response is over.
-    End {
-        /// See [`Event::Whole::complete`].
-        complete: bool,
-    },
-}
 
 /// How the pool runs the app.
 #[derive(Debug, Clone)]
@@ -128,8 +49,9 @@ enum Work {
     Continue(response::Continuation),
 }
 
-/// How the core hands requests to Python: to the pool's queue, or, with
-/// `threads = 1`, run on the calling thread itself ([`Inline`]).
+/// The app as the core's [`Responder`]: each request goes to the pool's
+/// queue or, with `threads = 1` and the pool idle, runs on the calling
+/// thread itself ([`Inline`]).
 #[derive(Debug, Clone)]
 pub struct Dispatch {
     queue: flume::Sender<Work>,
@@ -140,11 +62,42 @@ pub struct Dispatch {
 
 /// The pool is gone (its threads ended).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolGone;
+struct PoolGone;
+
+impl Responder for Dispatch {
+    /// Inline when the dispatch allows it and the body is all here
+    /// (nothing can then make the app wait for the client), otherwise on
+    /// the pool. If the pool is gone, the replies end unanswered.
+    async fn respond(&self, request: Request) -> Replies {
+        if matches!(request.body, BodySource::Buffered(_))
+            && let Some(inline) = self.inline_now()
+        {
+            // Unbounded: nobody reads this channel before the app returns.
+            let (events, inline_events) = flume::unbounded();
+            let Some(continuation) = inline.run(Job { request, events }) else {
+                return Replies::drained(inline_events);
+            };
+            // The iteration goes to the pool; what the call sent comes first.
+            let (events, rest) = flume::bounded(rwsgi_proto::EVENT_QUEUE);
+            if self.resume(continuation, events).await.is_err() {
+                return Replies::drained(inline_events);
+            }
+            return Replies::then(inline_events, rest);
+        }
+        let (events, replies) = Replies::channel();
+        // A refused job drops its sender: the replies end unanswered.
+        let _ = self.submit(Job { request, events }).await;
+        replies
+    }
+
+    fn runs_inline(&self) -> bool {
+        self.inline.is_some()
+    }
+}
 
 impl Dispatch {
     /// Queues a job for the pool, waiting while the queue is full.
-    pub async fn submit(&self, job: Job) -> Result<(), PoolGone> {
+    async fn submit(&self, job: Job) -> Result<(), PoolGone> {
         self.send(Work::Job(job)).await
     }
 
@@ -160,23 +113,17 @@ impl Dispatch {
     /// The inline runner, when a request may run on the calling thread now:
     /// with `threads = 1`, and only while the pool has nothing queued or
     /// running, so that two requests never run Python at once.
-    pub fn inline_now(&self) -> Option<&Inline> {
+    fn inline_now(&self) -> Option<&Inline> {
         self.inline.as_ref().filter(|_| self.busy.load(Ordering::Acquire) == 0)
-    }
-
-    /// Whether requests may run inline at all (`threads = 1`).
-    pub fn has_inline(&self) -> bool {
-        self.inline.is_some()
     }
 
     /// Hands the rest of an inline request to the pool: the events it
     /// produces from now on go to `events`.
-    pub async fn resume(
+    async fn resume(
         &self,
-        continuation: Continuation,
+        continuation: response::Continuation,
         events: flume::Sender<Event>,
     ) -> Result<(), PoolGone> {
-        let Continuation(continuation) = continuation;
         Python::attach(|py| continuation.redirect(py, events));
         self.send(Work::Continue(continuation)).await
     }
@@ -184,41 +131,45 @@ impl Dispatch {
 
 /// Runs requests on the calling thread, which must hold a Python thread
 /// state ([`with_python_thread_state`]) so that each request only attaches.
+/// A response whose result is not a plain list or tuple comes back as a
+/// [`response::Continuation`] for a pool thread to iterate
+/// ([`Dispatch::resume`]), so a slow generator or a slow reader never
+/// holds the I/O thread.
 #[derive(Debug, Clone)]
-pub struct Inline {
-    shared: Arc<response::Shared>,
+struct Inline {
+    serving: Arc<Serving>,
     /// The calling thread's environ key cache (only one thread runs inline).
     cache: Arc<Mutex<KeyCache>>,
 }
 
-/// A response whose app call ran inline and returned an iterable other
-/// than a plain list or tuple: a pool thread iterates it
-/// ([`Dispatch::resume`]), so a slow generator or a slow reader never
-/// holds the I/O thread. Everything the call phase sent is already in its
-/// channel.
+/// What the pool's threads and the inline runner share.
 #[derive(Debug)]
-pub struct Continuation(response::Continuation);
+struct Serving {
+    app: response::Shared,
+    observer: Option<Arc<dyn RequestObserver>>,
+}
 
 impl Inline {
     /// Runs `job` here: the app call, and for a plain list or tuple the
     /// whole response. Its events must go to an unbounded channel, since
     /// nobody reads them until this returns.
-    pub fn run(&self, job: Job) -> Option<Continuation> {
-        let shared = &*self.shared;
-        if let Some(observer) = &shared.observer {
-            observer.request_started(0, &job.environ);
+    fn run(&self, job: Job) -> Option<response::Continuation> {
+        let serving = &*self.serving;
+        if let Some(observer) = &serving.observer {
+            observer.request_started(0, &job.request.environ);
         }
         let continuation = Python::attach(|py| {
             let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            serve_one("inline", || response::run_inline(py, shared, &mut cache, job))
+            serve_one("inline", || response::run_inline(py, &serving.app, &mut cache, job))
         })
         .flatten();
+        // A continuation is finished on the pool, which tells the observer.
         if continuation.is_none()
-            && let Some(observer) = &shared.observer
+            && let Some(observer) = &serving.observer
         {
             observer.request_finished(0);
         }
-        continuation.map(Continuation)
+        continuation
     }
 }
 
@@ -255,29 +206,29 @@ impl PythonPool {
         let threads = settings.threads.max(1);
         let interned =
             Python::attach(Interned::new).map_err(|e| crate::BridgeError::Python(e.to_string()))?;
-        let shared = Arc::new(response::Shared {
+        let app = response::Shared {
             app: app.callable,
             interned,
             multithread: threads > 1,
             multiprocess: settings.multiprocess,
             errors_to_peer: settings.errors_to_peer,
-            observer: settings.observer,
-        });
+        };
+        let serving = Arc::new(Serving { app, observer: settings.observer });
         let (jobs, queue) = flume::bounded::<Work>(threads * QUEUED_PER_THREAD);
         let busy = Arc::new(AtomicUsize::new(0));
         for index in 0..threads {
             let queue = queue.clone();
-            let shared = Arc::clone(&shared);
+            let serving = Arc::clone(&serving);
             let busy = Arc::clone(&busy);
             std::thread::Builder::new()
                 .name(format!("python-{index}"))
                 .stack_size(PYTHON_THREAD_STACK)
-                .spawn(move || Python::attach(|py| serve_jobs(py, index, &queue, &shared, &busy)))
+                .spawn(move || Python::attach(|py| serve_jobs(py, index, &queue, &serving, &busy)))
                 .map_err(|e| crate::BridgeError::Python(format!("cannot start a thread: {e}")))?;
         }
         // With one Python thread, wsgi.multithread is false: a request runs
         // inline only while that thread has nothing to do.
-        let inline = (threads == 1).then(|| Inline { shared, cache: Arc::default() });
+        let inline = (threads == 1).then(|| Inline { serving, cache: Arc::default() });
         Ok(PythonPool { dispatch: Dispatch { queue: jobs, busy, inline } })
     }
 
@@ -294,7 +245,7 @@ fn serve_jobs(
     py: Python<'_>,
     index: usize,
     queue: &flume::Receiver<Work>,
-    shared: &response::Shared,
+    serving: &Serving,
     busy: &AtomicUsize,
 ) {
     let mut cache = KeyCache::default();
@@ -310,17 +261,18 @@ fn serve_jobs(
         };
         match work {
             Work::Job(job) => {
-                if let Some(observer) = &shared.observer {
-                    observer.request_started(index, &job.environ);
+                if let Some(observer) = &serving.observer {
+                    observer.request_started(index, &job.request.environ);
                 }
-                serve_one(&who, || response::run(py, shared, &mut cache, job));
+                serve_one(&who, || response::run(py, &serving.app, &mut cache, job));
             }
-            // Started inline, as thread 0 (there is only one).
+            // Started inline, as thread 0 (there is only one): the observer
+            // was told then.
             Work::Continue(continuation) => {
                 serve_one(&who, || continuation.finish(py));
             }
         }
-        if let Some(observer) = &shared.observer {
+        if let Some(observer) = &serving.observer {
             observer.request_finished(index);
         }
         busy.fetch_sub(1, Ordering::AcqRel);
@@ -331,6 +283,7 @@ fn serve_jobs(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use rwsgi_proto::CgiVar;
     use std::future::Future;
     use std::time::Duration;
@@ -362,7 +315,7 @@ def app(environ, start_response):
         let mut environ = Environ::default();
         environ.set(CgiVar::RequestMethod, "GET");
         environ.set(CgiVar::PathInfo, path.to_string());
-        Job { environ, body: BodySource::Buffered(Bytes::new()), events }
+        Job { request: Request { environ, body: BodySource::Buffered(Bytes::new()) }, events }
     }
 
     /// Polls a future that completes without waiting for a wake-up.
@@ -437,6 +390,31 @@ def app(environ, start_response):
             assert_ne!(body[0], call_thread.1, "iterated on the pool thread");
             assert!(matches!(events.recv_timeout(Duration::from_secs(5)), Ok(Event::End { .. })));
             assert!(inline_events.is_disconnected(), "the inline channel was let go");
+        });
+    }
+
+    /// Through the trait the core uses: a list answered inline, a
+    /// generator's first events from the inline call, then the pool's.
+    #[test]
+    fn as_a_responder_every_response_arrives_whole_and_in_order() {
+        let dispatch = pool(1).dispatch();
+        assert!(dispatch.runs_inline());
+        assert!(!pool(2).dispatch().runs_inline());
+        with_python_thread_state(|| {
+            for (path, expected) in
+                [("/list", &["stderr", "whole"][..]), ("/gen", &["stderr", "head", "end"][..])]
+            {
+                let (tx, _) = flume::unbounded();
+                let Job { request, .. } = job(path, tx);
+                let mut replies = ready(dispatch.respond(request));
+                let mut seen = Vec::new();
+                while let Ok(event) = ready(replies.recv()) {
+                    let (tx, rx) = flume::unbounded();
+                    tx.send(event).unwrap();
+                    seen.extend(kinds(&rx));
+                }
+                assert_eq!(seen, expected, "{path}");
+            }
         });
     }
 

@@ -1,19 +1,18 @@
 //! Calling the app and turning what it does into [`Event`]s (PEP 3333
 //! "The start_response() Callable", "Specification Details").
 
+use crate::channel::{ClientGone, emit, to_bytes};
 use crate::environ::{self, Interned, KeyCache};
 use crate::file_wrapper::FileWrapper;
 use crate::input::InputStream;
 use crate::loader::{format_traceback, summarize};
 use crate::log_stream::ErrorStream;
-use crate::pool::{Event, Job};
 use bytes::Bytes;
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::{PyTypeInfo, intern};
-use rwsgi_proto::{ResponseHead, is_hop_by_hop};
+use rwsgi_proto::{Event, ResponseHead};
 
 /// What every request of the process shares.
 #[derive(Debug)]
@@ -23,32 +22,15 @@ pub(crate) struct Shared {
     pub(crate) multithread: bool,
     pub(crate) multiprocess: bool,
     pub(crate) errors_to_peer: bool,
-    pub(crate) observer: Option<std::sync::Arc<dyn crate::RequestObserver>>,
 }
 
-/// The peer went away: stop producing the response.
+/// One request handed to a Python thread, and where its response goes.
 #[derive(Debug)]
-pub(crate) struct ClientGone;
-
-/// Sends an event, waiting without the GIL while the channel is full.
-pub(crate) fn emit(
-    py: Python<'_>,
-    events: &flume::Sender<Event>,
-    event: Event,
-) -> Result<(), ClientGone> {
-    match events.try_send(event) {
-        Ok(()) => Ok(()),
-        Err(flume::TrySendError::Full(event)) => {
-            let events = events.clone();
-            py.detach(move || events.send(event)).map_err(|_| ClientGone)
-        }
-        Err(flume::TrySendError::Disconnected(_)) => Err(ClientGone),
-    }
-}
-
-/// Zero-copy view of a Python `bytes` object as [`Bytes`].
-fn to_bytes(bytes: &Bound<'_, PyBytes>) -> Bytes {
-    Bytes::from_owner(PyBackedBytes::from(bytes.clone()))
+pub(crate) struct Job {
+    pub(crate) request: rwsgi_proto::Request,
+    /// In order. Bounded on the pool: a full channel makes the Python
+    /// thread wait (without the GIL) for the client to catch up.
+    pub(crate) events: flume::Sender<Event>,
 }
 
 /// `start_response`, and the `write()` it returns.
@@ -116,6 +98,10 @@ impl StartResponse {
 }
 
 impl StartResponse {
+    fn new(events: flume::Sender<Event>) -> Self {
+        StartResponse { head: None, sent: false, remaining: None, overflowed: false, events }
+    }
+
     /// Sends a non-empty body piece, the head first if it is still pending,
     /// cutting it at the declared `Content-Length`.
     fn send_body(&mut self, py: Python<'_>, mut data: Bytes) -> Result<(), ClientGone> {
@@ -146,41 +132,21 @@ impl StartResponse {
     }
 }
 
-/// Validates `start_response`'s arguments (PEP 3333; RFC 9110 §5): a
-/// `NNN reason` status and `(name, value)` pairs of latin-1 `str`, token
-/// names, no control characters in values, no hop-by-hop headers. A bad
-/// header raises here, while the app runs, so it never reaches the wire.
+/// Takes `start_response`'s arguments apart: a `str` status and a list of
+/// `(str, str)` pairs, every character latin-1. What they say is checked
+/// by [`ResponseHead::from_app`]. A bad head raises here, while the app
+/// runs, so it never reaches the wire.
 fn validate_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<ResponseHead> {
     let status = status
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err("status must be a str such as '200 OK'"))?;
     let status_line = latin1_bytes(&status.to_cow()?, "status")?;
-    let code = match status_line.as_slice() {
-        [a, b, c, rest @ ..]
-            if [a, b, c].iter().all(|d| d.is_ascii_digit())
-                && (rest.is_empty() || rest[0] == b' ')
-                && rest.iter().all(|&ch| ch == b'\t' || !ch.is_ascii_control()) =>
-        {
-            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
-        }
-        _ => {
-            return Err(PyValueError::new_err(format!("invalid status {status:?}: want '200 OK'")));
-        }
-    };
-    if code < 100 {
-        return Err(PyValueError::new_err(format!("invalid status code {code}")));
-    }
-    let mut status_line = status_line;
-    if status_line.len() == 3 {
-        status_line.push(b' ');
-    }
     if !headers.is_instance_of::<PyList>() && !headers.is_instance_of::<PyTuple>() {
         return Err(PyTypeError::new_err(
             "response headers must be a list of (name, value) tuples",
         ));
     }
-    let mut parsed = Vec::with_capacity(headers.len()?);
-    let mut content_length = None;
+    let mut pairs = Vec::with_capacity(headers.len()?);
     for item in headers.try_iter()? {
         let item = item?;
         let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) =
@@ -188,44 +154,9 @@ fn validate_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
                 PyTypeError::new_err(format!("response header {item} is not a (str, str) tuple"))
             })?;
         let name = latin1_bytes(&name.to_cow()?, "header name")?;
-        let value = latin1_bytes(&value.to_cow()?, "header value")?;
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(PyValueError::new_err(format!(
-                "invalid response header name {:?}",
-                String::from_utf8_lossy(&name)
-            )));
-        }
-        if value.iter().any(|&b| b != b'\t' && (b.is_ascii_control())) {
-            return Err(PyValueError::new_err(format!(
-                "control character in response header {}",
-                String::from_utf8_lossy(&name)
-            )));
-        }
-        if is_hop_by_hop(&name) {
-            return Err(PyValueError::new_err(format!(
-                "hop-by-hop header {} is the server's to set (PEP 3333)",
-                String::from_utf8_lossy(&name)
-            )));
-        }
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let digits = value.trim_ascii();
-            let length = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
-                .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
-                .flatten()
-                .ok_or_else(|| PyValueError::new_err("invalid Content-Length in the response"))?;
-            if content_length.is_some_and(|l| l != length) {
-                return Err(PyValueError::new_err("two different Content-Length headers"));
-            }
-            content_length = Some(length);
-        }
-        parsed.push((Bytes::from(name), Bytes::from(value)));
+        pairs.push((name, latin1_bytes(&value.to_cow()?, "header value")?));
     }
-    Ok(ResponseHead {
-        status: code,
-        status_line: Bytes::from(status_line),
-        headers: parsed,
-        content_length,
-    })
+    ResponseHead::from_app(status_line, pairs).map_err(|err| PyValueError::new_err(err.to_string()))
 }
 
 fn latin1_bytes(text: &str, what: &str) -> PyResult<Vec<u8>> {
@@ -236,11 +167,6 @@ fn latin1_bytes(text: &str, what: &str) -> PyResult<Vec<u8>> {
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(|| PyValueError::new_err(format!("{what} has characters outside latin-1")))
-}
-
-/// RFC 9110 token characters.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Runs one request to the end on a pool thread. Every path ends with
@@ -277,14 +203,18 @@ pub(crate) struct Continuation {
     start: Py<StartResponse>,
     result: Py<PyAny>,
     what: Described,
-    /// `wsgi.errors` text also goes to the peer.
-    errors_to_peer: bool,
+    input: Py<InputStream>,
+    /// The request's own `wsgi.errors`, when it also writes to the peer.
+    errors: Option<Py<ErrorStream>>,
 }
 
 impl Continuation {
     /// The response goes to `events` from now on (the events sent so far
     /// went to the previous channel).
     pub(crate) fn redirect(&self, py: Python<'_>, events: flume::Sender<Event>) {
+        if let Some(errors) = &self.errors {
+            errors.get().redirect(events.clone());
+        }
         self.start.borrow_mut(py).events = events;
     }
 
@@ -297,9 +227,8 @@ impl Continuation {
     /// Iterates the result to the end, then closes it.
     pub(crate) fn finish(self, py: Python<'_>) {
         let events = self.start.borrow(py).events.clone();
-        let _errors = self.errors_to_peer.then(|| crate::log_stream::PeerErrors::attach(&events));
         let plain = self.is_plain(py);
-        let Continuation { start, result, what, .. } = self;
+        let Continuation { start, result, what, input, .. } = self;
         let result = result.bind(py);
         let outcome = respond(py, &start, result);
         // PEP 3333: close() on completion, on error and on disconnect alike.
@@ -311,7 +240,9 @@ impl Continuation {
         };
         match outcome {
             Ok(()) | Err(Failure::Gone) => {}
-            Err(Failure::Python(err)) => fail(py, &events, Some(&start), &what, &err),
+            Err(Failure::Python(err)) => {
+                fail(py, &events, Some(&start), &what, &err, body_failed(py, &input));
+            }
         }
         if let Err(err) = closed {
             tracing::error!(
@@ -322,47 +253,36 @@ impl Continuation {
     }
 }
 
+/// Whether the request's body could not be completed (the app may be
+/// reading it from a thread of its own: then it has not failed yet).
+fn body_failed(py: Python<'_>, input: &Py<InputStream>) -> bool {
+    input.try_borrow(py).is_ok_and(|input| input.failed())
+}
+
 /// The call phase: builds the environ and calls the app. `None`: it failed,
-/// and the failure was answered. What the app writes to `wsgi.errors`
-/// meanwhile reaches the peer too (with `errors_to_peer`); the iteration
-/// attaches its own channel, on whichever thread runs it.
+/// and the failure was answered.
 fn call(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) -> Option<Continuation> {
-    let _errors = shared.errors_to_peer.then(|| crate::log_stream::PeerErrors::attach(&job.events));
-    crate::input::take_body_failed();
-    let Job { environ, body, events } = job;
-    let what = describe(&environ);
-    let start = match Py::new(
-        py,
-        StartResponse {
-            head: None,
-            sent: false,
-            remaining: None,
-            overflowed: false,
-            events: events.clone(),
-        },
-    ) {
+    let Job { request, events } = job;
+    let what = describe(&request.environ);
+    let start = match Py::new(py, StartResponse::new(events.clone())) {
         Ok(start) => start,
         Err(err) => {
-            fail(py, &events, None, &what, &err);
+            fail(py, &events, None, &what, &err, false);
             return None;
         }
     };
-    let env = match build_environ(py, shared, cache, &environ, body, &events) {
-        Ok(env) => env,
+    let built = build_environ(py, shared, cache, request, &events);
+    let (env, input, errors) = match built {
+        Ok(built) => built,
         Err(err) => {
-            fail(py, &events, Some(&start), &what, &err);
+            fail(py, &events, Some(&start), &what, &err, false);
             return None;
         }
     };
     match shared.app.bind(py).call1((env, start.bind(py))) {
-        Ok(result) => Some(Continuation {
-            start,
-            result: result.unbind(),
-            what,
-            errors_to_peer: shared.errors_to_peer,
-        }),
+        Ok(result) => Some(Continuation { start, result: result.unbind(), what, input, errors }),
         Err(err) => {
-            fail(py, &events, Some(&start), &what, &err);
+            fail(py, &events, Some(&start), &what, &err, body_failed(py, &input));
             None
         }
     }
@@ -385,30 +305,41 @@ impl From<ClientGone> for Failure {
     }
 }
 
+/// The environ dict, with the request's `wsgi.input` and, when what it
+/// writes also goes to the peer, its own `wsgi.errors`.
+type Built<'py> = (Bound<'py, PyDict>, Py<InputStream>, Option<Py<ErrorStream>>);
+
 fn build_environ<'py>(
     py: Python<'py>,
     shared: &Shared,
     cache: &mut KeyCache,
-    environ: &rwsgi_proto::Environ,
-    body: crate::pool::BodySource,
+    request: rwsgi_proto::Request,
     events: &flume::Sender<Event>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<Built<'py>> {
     let interned = &shared.interned;
+    let environ = &request.environ;
     let env = environ::cgi_dict(py, interned, cache, environ)?;
-    let input = Bound::new(py, InputStream::new(body, events))?;
+    let input = Bound::new(py, InputStream::new(request.body, events))?;
+    let errors = match shared.errors_to_peer {
+        true => Some(Bound::new(py, ErrorStream::for_peer(events.clone()))?),
+        false => None,
+    };
     env.set_item(interned.wsgi_version.bind(py), interned.version.bind(py))?;
     env.set_item(interned.wsgi_url_scheme.bind(py), interned.scheme(py, environ.scheme))?;
-    env.set_item(interned.wsgi_input.bind(py), input)?;
-    env.set_item(interned.wsgi_errors.bind(py), error_stream(py)?)?;
+    env.set_item(interned.wsgi_input.bind(py), &input)?;
+    match &errors {
+        Some(errors) => env.set_item(interned.wsgi_errors.bind(py), errors)?,
+        None => env.set_item(interned.wsgi_errors.bind(py), error_stream(py)?)?,
+    }
     env.set_item(interned.wsgi_multithread.bind(py), shared.multithread)?;
     env.set_item(interned.wsgi_multiprocess.bind(py), shared.multiprocess)?;
     env.set_item(interned.wsgi_run_once.bind(py), false)?;
     env.set_item(interned.wsgi_input_terminated.bind(py), true)?;
     env.set_item(interned.wsgi_file_wrapper.bind(py), FileWrapper::type_object(py))?;
-    Ok(env)
+    Ok((env, input.unbind(), errors.map(Bound::unbind)))
 }
 
-/// The process's one `wsgi.errors` object.
+/// The process's `wsgi.errors` object, for requests whose writes are only logged.
 fn error_stream(py: Python<'_>) -> PyResult<&Bound<'_, ErrorStream>> {
     static STREAM: pyo3::sync::PyOnceLock<Py<ErrorStream>> = pyo3::sync::PyOnceLock::new();
     STREAM.get_or_try_init(py, || Py::new(py, ErrorStream::default())).map(|s| s.bind(py))
@@ -566,11 +497,11 @@ fn fail(
     start: Option<&Py<StartResponse>>,
     what: &Described,
     err: &PyErr,
+    body_failed: bool,
 ) {
     let sent = start.is_some_and(|s| s.borrow(py).sent);
     // An OSError from a client that went away (or whose body broke) is the
     // client's doing: one line, no traceback; the core has logged the cause.
-    let body_failed = crate::input::take_body_failed();
     if err.is_instance_of::<PyOSError>(py) && (events.is_disconnected() || body_failed) {
         tracing::info!("{what}: stopped, the client's request failed ({})", summarize(py, err));
     } else {
@@ -620,16 +551,13 @@ mod tests {
     }
 
     #[test]
-    fn accepts_a_plain_head() {
+    fn a_plain_head_passes_through() {
         Python::attach(|py| {
             let h =
                 head(py, "200 OK", vec![("Content-Type", "text/plain"), ("Content-Length", "5")])
                     .unwrap();
-            assert_eq!(h.status, 200);
-            assert_eq!(&h.status_line[..], b"200 OK");
-            assert_eq!(h.content_length, Some(5));
-            assert_eq!(h.headers.len(), 2);
-            assert_eq!(&head(py, "204", vec![]).unwrap().status_line[..], b"204 ");
+            assert_eq!((h.status, &h.status_line[..]), (200, &b"200 OK"[..]));
+            assert_eq!((h.content_length, h.headers.len()), (Some(5), 2));
         });
     }
 
@@ -640,31 +568,27 @@ mod tests {
             assert_eq!(&h.status_line[..], b"200 Tr\xe8s bien");
             assert_eq!(&h.headers[0].1[..], b"caf\xe9");
             assert!(head(py, "200 OK", vec![("X-Euro", "\u{20ac}")]).is_err());
+            assert!(head(py, "200 \u{20ac}", vec![]).is_err());
         });
     }
 
+    /// What the head says is `ResponseHead::from_app`'s to check (its own
+    /// tests go through every rule); here, that a refusal raises
+    /// `ValueError` and a wrong type `TypeError`.
     #[test]
-    fn rejects_what_could_split_or_corrupt_the_response() {
+    fn a_bad_head_raises_in_the_app() {
         Python::attach(|py| {
-            for (status, headers) in [
-                ("200 OK\r\nX: y", vec![]),
-                ("OK", vec![]),
-                ("20 OK", vec![]),
-                ("200 OK", vec![("X-A", "a\r\nX-Injected: evil")]),
-                ("200 OK", vec![("X-A", "a\nb")]),
-                ("200 OK", vec![("X-A", "a\0b")]),
-                ("200 OK", vec![("X Bad", "a")]),
-                ("200 OK", vec![("", "a")]),
-                ("200 OK", vec![("X-A:", "a")]),
-                ("200 OK", vec![("Connection", "close")]),
-                ("200 OK", vec![("transfer-encoding", "chunked")]),
-                ("200 OK", vec![("Content-Length", "+5")]),
-                ("200 OK", vec![("Content-Length", "5"), ("Content-Length", "6")]),
-                ("200 OK", vec![("X-Euro", "\u{20ac}")]),
-                ("200 \u{20ac}", vec![]),
-            ] {
-                assert!(head(py, status, headers.clone()).is_err(), "{status:?} {headers:?}");
-            }
+            let refused = head(py, "200 OK", vec![("X-A", "a\r\nX-Injected: evil")]).unwrap_err();
+            assert!(refused.is_instance_of::<PyValueError>(py), "{refused}");
+            let status = pyo3::types::PyInt::new(py, 200).into_any();
+            let headers = PyList::empty(py).into_any();
+            assert!(
+                validate_head(&status, &headers).unwrap_err().is_instance_of::<PyTypeError>(py)
+            );
+            let status = PyString::new(py, "200 OK").into_any();
+            let not_a_list = PyDict::new(py).into_any();
+            let wrong = validate_head(&status, &not_a_list).unwrap_err();
+            assert!(wrong.is_instance_of::<PyTypeError>(py));
         });
     }
 

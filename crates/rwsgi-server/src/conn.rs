@@ -13,9 +13,9 @@ use crate::load::{Active, Connections, Load, Open};
 use crate::stream::Stream;
 use bytes::{Bytes, BytesMut};
 use rwsgi_proto::{
-    BodyLength, ConnInfo, Environ, Fault, Frame, OutBuf, ProtoError, RequestHead, ServerCodec,
+    BodyLength, BodyMsg, BodySource, ConnInfo, Environ, Event, Fault, Frame, OutBuf, ProtoError,
+    Request, RequestHead, Responder, ServerCodec,
 };
-use rwsgi_python::{BodyMsg, BodySource, Dispatch, Event, Job};
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Arc;
@@ -26,9 +26,9 @@ use tokio::time::timeout;
 
 /// Shared by every connection of a worker.
 #[derive(Debug)]
-pub(crate) struct Context {
+pub(crate) struct Context<R> {
     pub(crate) config: crate::ServerConfig,
-    pub(crate) dispatch: Dispatch,
+    pub(crate) responder: R,
     /// Requests whose app runs or is ready to, counted only with an
     /// `accept_limit`.
     pub(crate) load: Option<Arc<Load>>,
@@ -36,11 +36,11 @@ pub(crate) struct Context {
     pub(crate) connections: Arc<Connections>,
 }
 
-impl Context {
-    pub(crate) fn new(config: crate::ServerConfig, dispatch: Dispatch) -> Self {
+impl<R> Context<R> {
+    pub(crate) fn new(config: crate::ServerConfig, responder: R) -> Self {
         let load = config.accept_limit.map(|_| Arc::new(Load::default()));
         let limit = config.max_connections.unwrap_or_else(crate::load::default_connection_limit);
-        Context { config, dispatch, load, connections: Arc::new(Connections::new(limit)) }
+        Context { config, responder, load, connections: Arc::new(Connections::new(limit)) }
     }
 
     /// Counts a request's Python work, if anyone is counting.
@@ -60,8 +60,6 @@ const MAX_READ: usize = 64 * 1024;
 const COALESCE_BELOW: usize = 16 * 1024;
 /// Flush the output once this much is queued, even if more is coming.
 const FLUSH_AT: usize = 256 * 1024;
-/// Response events in flight between a Python thread and the connection.
-const EVENT_QUEUE: usize = 8;
 /// After an error, how much unread input we drain so the peer reads our
 /// answer instead of a reset (a "lingering close", as nginx does).
 const LINGER_BYTES: usize = 256 * 1024;
@@ -81,11 +79,11 @@ enum Next {
     Fail(ProtoError),
 }
 
-pub(crate) struct Connection<S, C> {
+pub(crate) struct Connection<S, C, R> {
     io: S,
     codec: C,
     info: ConnInfo,
-    ctx: Arc<Context>,
+    ctx: Arc<Context<R>>,
     rbuf: BytesMut,
     /// How much room the next read makes (see [`MIN_READ`]).
     read_size: usize,
@@ -99,12 +97,12 @@ pub(crate) struct Connection<S, C> {
     _open: Open,
 }
 
-impl<S: Stream, C: ServerCodec> Connection<S, C> {
+impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     pub(crate) fn new(
         io: S,
         codec: C,
         info: ConnInfo,
-        ctx: Arc<Context>,
+        ctx: Arc<Context<R>>,
         shutdown: watch::Receiver<bool>,
         open: Open,
     ) -> Self {
@@ -456,10 +454,7 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
         // Built once the body is in: a request waiting for it holds no environ.
         let mut environ = Environ::with_capacity(32);
         head.write_environ(&self.info, &mut environ);
-        let mut events = match self.start_app(environ, source).await {
-            Ok(events) => events,
-            Err(next) => return next,
-        };
+        let mut events = self.ctx.responder.respond(Request { environ, body: source }).await;
 
         let mut log = RequestLog { status: 0, bytes: 0 };
         let mut asked_continue = false;
@@ -490,7 +485,7 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
                 events.recv().await
             };
             let Ok(event) = event else {
-                tracing::error!("{}: the Python thread ended without a response", head.describe());
+                tracing::error!("{}: the responder ended without a response", head.describe());
                 break false;
             };
             let finished = match event {
@@ -607,32 +602,6 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             (_, false) if expects_continue && !asked_continue => Next::Close,
             (_, false) => Next::Linger,
         }
-    }
-
-    /// Starts the app on the request: inline when the dispatch allows it
-    /// and the body is all here (nothing can then make the app wait for
-    /// this connection), otherwise on the pool. Returns where the
-    /// response's events come from.
-    async fn start_app(&mut self, environ: Environ, body: BodySource) -> Result<Events, Next> {
-        let gone = || Next::Fail(ProtoError::Io(std::io::Error::other("the Python pool is gone")));
-        if matches!(body, BodySource::Buffered(_))
-            && let Some(inline) = self.ctx.dispatch.inline_now()
-        {
-            // Unbounded: nobody reads this channel before the app returns.
-            let (events_tx, inline_events) = flume::unbounded();
-            let job = Job { environ, body, events: events_tx };
-            let Some(continuation) = inline.run(job) else {
-                return Ok(Events { pending: None, rx: inline_events });
-            };
-            // The iteration goes to the pool; what the call sent comes first.
-            let (events_tx, events) = flume::bounded(EVENT_QUEUE);
-            self.ctx.dispatch.resume(continuation, events_tx).await.map_err(|_| gone())?;
-            return Ok(Events { pending: Some(inline_events), rx: events });
-        }
-        let (events_tx, events) = flume::bounded(EVENT_QUEUE);
-        let job = Job { environ, body, events: events_tx };
-        self.ctx.dispatch.submit(job).await.map_err(|_| gone())?;
-        Ok(Events { pending: None, rx: events })
     }
 
     /// A body the app left unread when its response started (too large to
@@ -769,31 +738,6 @@ impl<S: Stream, C: ServerCodec> Connection<S, C> {
             }
         })
         .await;
-    }
-}
-
-/// Where a request's response events come from: a channel, after what an
-/// inline app call already sent to another one.
-struct Events {
-    /// Complete: the inline call phase is over.
-    pending: Option<flume::Receiver<Event>>,
-    rx: flume::Receiver<Event>,
-}
-
-impl Events {
-    /// The next event (cancel-safe, for `select!`).
-    async fn recv(&mut self) -> Result<Event, flume::RecvError> {
-        if let Some(pending) = &self.pending {
-            match pending.try_recv() {
-                Ok(event) => return Ok(event),
-                Err(_) => self.pending = None,
-            }
-        }
-        self.rx.recv_async().await
-    }
-
-    fn is_empty(&self) -> bool {
-        self.pending.as_ref().is_none_or(flume::Receiver::is_empty) && self.rx.is_empty()
     }
 }
 
@@ -944,13 +888,20 @@ mod tests {
     #[test]
     fn a_waiting_connection_task_stays_small() {
         type Tcp = LazyStream<tokio::net::TcpStream>;
-        fn http() -> Connection<Tcp, rwsgi_http1::Http1Codec> {
+        #[derive(Debug)]
+        struct Unanswering;
+        impl Responder for Unanswering {
+            async fn respond(&self, _: Request) -> rwsgi_proto::Replies {
+                rwsgi_proto::Replies::default()
+            }
+        }
+        fn http() -> Connection<Tcp, rwsgi_http1::Http1Codec, Unanswering> {
             unreachable!("only its type is used")
         }
-        fn uwsgi() -> Connection<Tcp, rwsgi_uwsgi::UwsgiCodec> {
+        fn uwsgi() -> Connection<Tcp, rwsgi_uwsgi::UwsgiCodec, Unanswering> {
             unreachable!("only its type is used")
         }
-        fn fastcgi() -> Connection<Tcp, rwsgi_fastcgi::FastCgiCodec> {
+        fn fastcgi() -> Connection<Tcp, rwsgi_fastcgi::FastCgiCodec, Unanswering> {
             unreachable!("only its type is used")
         }
         for (protocol, size) in [

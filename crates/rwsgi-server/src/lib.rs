@@ -1,11 +1,12 @@
 //! The tokio core of rwsgi: binds the sockets, accepts connections, and runs
 //! one generic connection loop for any [`rwsgi_proto::ServerCodec`], handing
-//! each request to the Python pool and writing what comes back.
+//! each request to a [`rwsgi_proto::Responder`] and writing what comes back.
 //!
 //! All socket I/O happens here, on one current-thread runtime per worker
-//! process; Python runs on the pool's own threads, or, with one Python
-//! thread, mostly on the runtime's thread itself ([`rwsgi_python::Dispatch`]).
-//! Every read and write has a deadline, every buffer a limit.
+//! process. The core knows no Python: a responder answers on threads of its
+//! own, or on the runtime's thread when it can answer at once (a static
+//! file, a WSGI call run inline). Every read and write has a deadline,
+//! every buffer a limit.
 
 #![deny(unsafe_code)]
 

@@ -7,8 +7,7 @@ use crate::stream::{Acceptor, LazyStream, Stream};
 use crate::{Protocol, ServerConfig};
 use rwsgi_fastcgi::FastCgiCodec;
 use rwsgi_http1::Http1Codec;
-use rwsgi_proto::{ConnInfo, ServerCodec, SocketAddress};
-use rwsgi_python::Dispatch;
+use rwsgi_proto::{ConnInfo, Responder, ServerCodec, SocketAddress};
 use rwsgi_uwsgi::UwsgiCodec;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -21,19 +20,19 @@ use tokio_util::task::TaskTracker;
 
 /// Serves `listeners` until SIGINT or SIGTERM (graceful: stop accepting,
 /// finish requests in flight within `shutdown_timeout`) or SIGQUIT
-/// (immediate). Runs a current-thread runtime on the calling thread;
-/// `ready` is called once every listener is being accepted on.
+/// (immediate), handing every request to `responder`. Runs a
+/// current-thread runtime on the calling thread; `ready` is called once
+/// every listener is being accepted on.
 ///
-/// The calling thread keeps a Python thread state for the runtime's whole
-/// life, detached while the runtime runs, so that requests run inline
-/// ([`Dispatch::inline_now`]) attach to it cheaply. While one does, the
-/// runtime sees no signal: SIGINT and SIGTERM take effect after it, and
-/// SIGQUIT is seen by a watchdog thread, which ends the process if the
-/// runtime has not stopped within [`QUIT_GRACE`], after calling `on_quit`
-/// (the clean-up the caller would have done after this returned).
-pub fn serve(
+/// A responder that runs application code on this thread
+/// ([`Responder::runs_inline`]) keeps the runtime from seeing signals
+/// while it does: SIGINT and SIGTERM take effect after it, and SIGQUIT is
+/// seen by a watchdog thread, which ends the process if the runtime has
+/// not stopped within [`QUIT_GRACE`], after calling `on_quit` (the
+/// clean-up the caller would have done after this returned).
+pub fn serve<R: Responder>(
     listeners: Vec<Listener>,
-    dispatch: Dispatch,
+    responder: R,
     config: ServerConfig,
     ready: impl FnOnce() + Send,
     on_quit: impl FnOnce() + Send + 'static,
@@ -42,10 +41,8 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
-    let watchdog = if dispatch.has_inline() { Some(QuitWatchdog::start(on_quit)?) } else { None };
-    let served = rwsgi_python::with_python_thread_state(|| {
-        runtime.block_on(run(listeners, dispatch, config, ready))
-    });
+    let watchdog = if responder.runs_inline() { Some(QuitWatchdog::start(on_quit)?) } else { None };
+    let served = runtime.block_on(run(listeners, responder, config, ready));
     drop(watchdog);
     served
 }
@@ -103,14 +100,14 @@ impl Drop for QuitWatchdog {
     }
 }
 
-async fn run(
+async fn run<R: Responder>(
     listeners: Vec<Listener>,
-    dispatch: Dispatch,
+    responder: R,
     config: ServerConfig,
     ready: impl FnOnce() + Send,
 ) -> Result<(), ServerError> {
     let shutdown_timeout = config.shutdown_timeout;
-    let ctx = Arc::new(Context::new(config, dispatch));
+    let ctx = Arc::new(Context::new(config, responder));
     let (stop_tx, stop_rx) = watch::channel(false);
     let tracker = TaskTracker::new();
     let mut signals = Signals::new().map_err(ServerError::Runtime)?;
@@ -162,13 +159,13 @@ impl Signals {
     }
 }
 
-struct AcceptLoop {
-    ctx: Arc<Context>,
+struct AcceptLoop<R> {
+    ctx: Arc<Context<R>>,
     stop: watch::Receiver<bool>,
     tracker: TaskTracker,
 }
 
-impl AcceptLoop {
+impl<R: Responder> AcceptLoop<R> {
     async fn run(mut self, listener: Listener) {
         let local = listener.local.clone();
         let (fd, tcp) = match listener.kind {
