@@ -9,7 +9,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use rwsgi_proto::ProtoError;
 
-use crate::head::is_tchar;
+use rwsgi_proto::is_tchar;
 
 /// Longest chunk-size line (size, extensions, CRLF) we skip; long
 /// extensions are a CPU and memory DoS elsewhere.

@@ -6,7 +6,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::Bytes;
-use rwsgi_proto::{BodyLength, ProtoError};
+use rwsgi_proto::{BodyLength, ProtoError, is_tchar};
 
 /// A byte range of the head. Offsets, not slices, so a parsed head owns no
 /// borrow and each value becomes a `Bytes` view only when it is needed.
@@ -440,13 +440,7 @@ const fn byte_table(extra: &[u8]) -> [bool; 256] {
     table
 }
 
-static TCHAR: [bool; 256] = byte_table(b"!#$%&'*+-.^_`|~");
 static HOST_CHAR: [bool; 256] = byte_table(b"-._~!$&'()*+,;=%");
-
-/// RFC 9110 §5.6.2 tchar.
-pub(crate) fn is_tchar(b: u8) -> bool {
-    TCHAR[usize::from(b)]
-}
 
 fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))

@@ -34,7 +34,7 @@ pub use exchange::{
     BodyMsg, BodySource, EVENT_QUEUE, Event, Replies, Request, Responder, Unanswered,
 };
 pub use outbuf::OutBuf;
-pub use response::{ResponseHead, check_header, is_hop_by_hop, reason_phrase};
+pub use response::{ResponseHead, check_header, is_hop_by_hop, is_tchar, reason_phrase};
 
 use bytes::Bytes;
 use tokio_util::codec::Decoder;

@@ -10,6 +10,9 @@ use std::io::IoSlice;
 /// Pieces smaller than this are copied into the scratch buffer instead of
 /// being queued as their own slice: one more iovec costs more than a memcpy.
 const COPY_BELOW: usize = 512;
+/// Room the scratch buffer takes at once when it has none: a response
+/// head and a small body, without growing a few bytes at a time.
+const SCRATCH_ROOM: usize = 1024;
 
 /// Outbound bytes waiting to be written.
 #[derive(Debug, Default)]
@@ -26,13 +29,16 @@ impl OutBuf {
 
     /// Appends a copy of `bytes`.
     pub fn put_slice(&mut self, bytes: &[u8]) {
+        if self.scratch.capacity() - self.scratch.len() < bytes.len() {
+            self.scratch.reserve(bytes.len().max(SCRATCH_ROOM));
+        }
         self.scratch.put_slice(bytes);
     }
 
     /// Appends `bytes` without copying when it is large.
     pub fn put_bytes(&mut self, bytes: Bytes) {
         if bytes.len() < COPY_BELOW {
-            self.scratch.put_slice(&bytes);
+            self.put_slice(&bytes);
         } else {
             self.seal();
             self.queue.push_back(bytes);
@@ -78,12 +84,9 @@ impl OutBuf {
         }
     }
 
-    /// Frees the memory kept for later writes, when nothing is waiting: a
-    /// connection that goes idle should hold no buffers.
-    pub fn release(&mut self) {
-        if self.is_empty() {
-            *self = OutBuf::default();
-        }
+    /// Bytes of scratch room it holds, used or not.
+    pub fn capacity(&self) -> usize {
+        self.scratch.capacity()
     }
 
     /// Whether nothing is waiting.

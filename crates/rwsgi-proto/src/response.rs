@@ -42,7 +42,7 @@ impl ResponseHead {
     /// response on any protocol.
     pub fn from_app(
         mut status_line: Vec<u8>,
-        headers: Vec<(Vec<u8>, Vec<u8>)>,
+        headers: Vec<(Bytes, Bytes)>,
     ) -> Result<ResponseHead, ProtoError> {
         let status = match status_line.as_slice() {
             [a, b, c, rest @ ..]
@@ -65,28 +65,22 @@ impl ResponseHead {
         if status_line.len() == 3 {
             status_line.push(b' ');
         }
-        let mut head = ResponseHead {
-            status,
-            status_line: Bytes::from(status_line),
-            headers: Vec::with_capacity(headers.len()),
-            content_length: None,
-        };
-        for (name, value) in headers {
-            check_header(&name, &value)?;
+        let mut content_length = None;
+        for (name, value) in &headers {
+            check_header(name, value)?;
             if name.eq_ignore_ascii_case(b"content-length") {
-                let length = parse_length(&value).ok_or_else(|| {
+                let length = parse_length(value).ok_or_else(|| {
                     ProtoError::BadResponse("invalid Content-Length in the response".into())
                 })?;
-                if head.content_length.is_some_and(|l| l != length) {
+                if content_length.is_some_and(|l| l != length) {
                     return Err(ProtoError::BadResponse(
                         "two different Content-Length headers".into(),
                     ));
                 }
-                head.content_length = Some(length);
+                content_length = Some(length);
             }
-            head.headers.push((Bytes::from(name), Bytes::from(value)));
         }
-        Ok(head)
+        Ok(ResponseHead { status, status_line: Bytes::from(status_line), headers, content_length })
     }
 
     /// Adds a header the server itself chose (a name and value known to be
@@ -257,9 +251,26 @@ pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), ProtoError> {
     Ok(())
 }
 
-/// RFC 9110 token characters.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// RFC 9110 §5.6.2 token characters, one lookup per byte.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// Whether `b` may appear in a token (a header name, a method).
+pub fn is_tchar(b: u8) -> bool {
+    TCHAR[usize::from(b)]
 }
 
 /// A `Content-Length` value: digits, optionally surrounded by whitespace.
@@ -320,7 +331,9 @@ mod tests {
     }
 
     fn from_app(status: &str, headers: &[(&str, &str)]) -> Result<ResponseHead, ProtoError> {
-        let headers = headers.iter().map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()));
+        let headers = headers.iter().map(|(n, v)| {
+            (Bytes::copy_from_slice(n.as_bytes()), Bytes::copy_from_slice(v.as_bytes()))
+        });
         ResponseHead::from_app(status.as_bytes().to_vec(), headers.collect())
     }
 

@@ -154,7 +154,8 @@ fn validate_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
                 PyTypeError::new_err(format!("response header {item} is not a (str, str) tuple"))
             })?;
         let name = latin1_bytes(&name.to_cow()?, "header name")?;
-        pairs.push((name, latin1_bytes(&value.to_cow()?, "header value")?));
+        let value = latin1_bytes(&value.to_cow()?, "header value")?;
+        pairs.push((Bytes::from(name), Bytes::from(value)));
     }
     ResponseHead::from_app(status_line, pairs).map_err(|err| PyValueError::new_err(err.to_string()))
 }

@@ -1,0 +1,398 @@
+//! The one connection loop, generic over the protocol's [`ServerCodec`]
+//! and the [`Responder`] that answers.
+//!
+//! A connection is a [`State`] machine; [`Connection::run`] moves it from
+//! state to state, and only there:
+//!
+//! ```text
+//!  Fresh ──first byte──▶ ReadingHead ──head──▶ ReadingBody ──planned──▶ Running
+//!    ▲                        │                    │ aborted               │ last event
+//!    │                        │ error, EOF         ▼                       ▼
+//!  IdleKeepAlive ◀──reuse── Writing ◀──────────────┴───────────────────── Writing
+//!    │                        │ close, linger, answer an error
+//!    └── timeout, EOF ──────▶ Closing
+//! ```
+//!
+//! Whether a connection carries another request is [`Reuse`]'s to decide,
+//! before a response head (which must announce a close) and after it.
+//! The socket and its buffers are [`transport`]'s; reading the body
+//! ahead or on demand is [`body`]'s; the responder's events are
+//! [`response`]'s.
+
+mod body;
+mod response;
+mod transport;
+
+use crate::date::with_date;
+use crate::load::{Active, Connections, Load, Open};
+use crate::stream::Stream;
+use body::BodyEnd;
+use response::{Ended, Exchange};
+use rwsgi_proto::{ConnInfo, Fault, Frame, ProtoError, RequestHead, Responder, ServerCodec};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio::sync::watch;
+use tokio::time::timeout;
+use transport::Transport;
+
+/// Shared by every connection of a worker.
+#[derive(Debug)]
+pub(crate) struct Context<R> {
+    pub(crate) config: crate::ServerConfig,
+    pub(crate) responder: R,
+    /// Requests whose responder runs or is ready to, counted only with an
+    /// `accept_limit`.
+    pub(crate) load: Option<Arc<Load>>,
+    /// Open connections, within `worker-connections`.
+    pub(crate) connections: Arc<Connections>,
+}
+
+impl<R> Context<R> {
+    pub(crate) fn new(config: crate::ServerConfig, responder: R) -> Self {
+        let load = config.accept_limit.map(|_| Arc::new(Load::default()));
+        let limit = config.max_connections.unwrap_or_else(crate::load::default_connection_limit);
+        Context { config, responder, load, connections: Arc::new(Connections::new(limit)) }
+    }
+
+    /// Counts a request's Python work, if anyone is counting.
+    fn enter(&self) -> Option<Active> {
+        self.load.as_ref().map(Load::enter)
+    }
+}
+
+/// How long a stopping server still waits for a request on its way: on a
+/// connection accepted just before the stop, or sent on a keep-alive
+/// connection before the client could know of it.
+const REQUEST_ON_ITS_WAY: Duration = Duration::from_secs(1);
+
+/// Where a connection is between two steps of [`Connection::run`].
+enum State<H> {
+    /// Accepted, nothing received: `socket-timeout` for a first byte.
+    Fresh,
+    /// Between requests: the keep-alive time for a first byte, and the
+    /// first to be closed when the worker is at `worker-connections`.
+    IdleKeepAlive,
+    /// A request has begun; its head must be complete by this deadline.
+    ReadingHead(Instant),
+    /// The head is in: the body is read ahead, or planned to stream.
+    ReadingBody(Box<Begun<H>>),
+    /// The responder answers; what it says is written as it comes.
+    Running(Box<Exchange<H>>),
+    /// The responder's part is over: what is queued goes out, the request
+    /// is logged, and [`Reuse`] decides what comes next.
+    Writing(Box<Ended<H>>),
+    /// The connection ends, as said.
+    Closing(Close),
+}
+
+/// A request whose head has arrived.
+struct Begun<H> {
+    head: H,
+    started: Instant,
+}
+
+/// How a connection ends.
+enum Close {
+    /// At once: nothing more to say or hear.
+    Now,
+    /// After reading what the client still sends for a while: its request
+    /// body was left unread, and closing on it would reset the connection
+    /// under the response.
+    Linger,
+    /// After answering a request that failed before its response began,
+    /// if anyone is there to hear it.
+    Answer(ProtoError),
+}
+
+/// Whether a connection carries another request, decided here only.
+#[derive(Debug, Clone, Copy)]
+struct Reuse {
+    /// `http-keepalive-timeout` is not zero.
+    keepalive: bool,
+    /// The server is stopping.
+    stopping: bool,
+}
+
+impl Reuse {
+    /// Before a response head: whether it must announce that the
+    /// connection closes after it (a body left unread is not skipped;
+    /// keep-alive off; the server stopping), so the client sends nothing
+    /// more on it.
+    fn announce_close(self, body_done: bool) -> bool {
+        !body_done || !self.keepalive || self.stopping
+    }
+
+    /// After an exchange (`flushed`: its last bytes went out): the next
+    /// request, or how to close.
+    fn after<H>(self, ended: &mut Ended<H>, flushed: bool) -> Option<Close> {
+        if ended.status.is_none()
+            && let Some(err) = ended.body_error.take()
+        {
+            // The client gets the protocol's answer to its broken body.
+            return Some(Close::Answer(err));
+        }
+        if !ended.body_done {
+            // A client still waiting for `100 Continue` sends no body.
+            return Some(if ended.continue_pending { Close::Now } else { Close::Linger });
+        }
+        let reusable = ended.reusable && flushed && ended.body_error.is_none() && !self.stopping;
+        if reusable { None } else { Some(Close::Now) }
+    }
+}
+
+pub(crate) struct Connection<S, C, R> {
+    wire: Transport<S>,
+    codec: C,
+    ctx: Arc<Context<R>>,
+    /// True once the server stops: responses then announce the close.
+    shutdown: watch::Receiver<bool>,
+    /// Counted among the worker's open connections while it lives.
+    _open: Open,
+}
+
+impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
+    pub(crate) fn new(
+        io: S,
+        codec: C,
+        info: ConnInfo,
+        ctx: Arc<Context<R>>,
+        shutdown: watch::Receiver<bool>,
+        open: Open,
+    ) -> Self {
+        let wire = Transport::new(io, info, C::NAME, ctx.config.socket_timeout);
+        Connection { wire, codec, ctx, shutdown, _open: open }
+    }
+
+    /// Serves requests until the connection ends. Every transition is
+    /// here; each step's work is a method. The steps that hold the most
+    /// state are boxed, so a connection's future is the size of the
+    /// state it waits in, not of the largest: one idle between requests
+    /// holds almost nothing.
+    pub(crate) async fn run(mut self) {
+        let mut state = State::Fresh;
+        loop {
+            state = match state {
+                State::Fresh | State::IdleKeepAlive => {
+                    let kept_alive = matches!(state, State::IdleKeepAlive);
+                    if self.await_request(kept_alive).await {
+                        State::ReadingHead(Instant::now() + self.ctx.config.socket_timeout)
+                    } else {
+                        State::Closing(Close::Now)
+                    }
+                }
+                State::ReadingHead(deadline) => match self.read_head(deadline).await {
+                    Ok(Some(head)) => {
+                        State::ReadingBody(Box::new(Begun { head, started: Instant::now() }))
+                    }
+                    Ok(None) => State::Closing(Close::Now),
+                    Err(err) => State::Closing(Close::Answer(err)),
+                },
+                State::ReadingBody(mut begun) => {
+                    match Box::pin(self.plan_body(&mut begun.head)).await {
+                        Ok((source, plan)) => {
+                            State::Running(Box::new(Exchange { begun: *begun, source, plan }))
+                        }
+                        Err(BodyEnd::Aborted) => {
+                            let reusable = self.codec.encode_end(false, &mut self.wire.out);
+                            State::Writing(Box::new(Ended::aborted(*begun, reusable)))
+                        }
+                        Err(BodyEnd::Failed(err)) => self.body_failed(&begun.head, err),
+                    }
+                }
+                State::Running(exchange) => State::Writing(Box::pin(self.exchange(exchange)).await),
+                State::Writing(mut ended) => {
+                    let flushed = self.finish(&ended).await;
+                    match self.reuse().after(&mut ended, flushed) {
+                        None => State::IdleKeepAlive,
+                        Some(Close::Answer(err)) => self.body_failed(&ended.begun.head, err),
+                        Some(close) => State::Closing(close),
+                    }
+                }
+                State::Closing(close) => {
+                    Box::pin(self.close(close)).await;
+                    // Dropping the stream closes it: a separate shutdown()
+                    // first would cost a syscall per connection and change
+                    // nothing the peer sees.
+                    return;
+                }
+            };
+        }
+    }
+
+    fn reuse(&self) -> Reuse {
+        Reuse {
+            keepalive: !self.ctx.config.keepalive_timeout.is_zero(),
+            stopping: *self.shutdown.borrow(),
+        }
+    }
+
+    /// Waits for the first byte of a request. False: the peer closed,
+    /// sent nothing within `socket-timeout` (a fresh connection) or the
+    /// idle keep-alive time (after a request), was told to make room
+    /// (`worker-connections`), the codec ended the conversation, or the
+    /// server is stopping and no request arrived within
+    /// [`REQUEST_ON_ITS_WAY`] (a reload must not drop a request the
+    /// client had already sent).
+    async fn await_request(&mut self, kept_alive: bool) -> bool {
+        loop {
+            if !self.wire.out.is_empty() && self.wire.flush().await.is_err() {
+                return false;
+            }
+            if self.codec.is_finished() {
+                return false;
+            }
+            if !self.wire.rbuf.is_empty() {
+                // Pipelined: the next request is here already.
+                return true;
+            }
+            if *self.shutdown.borrow() {
+                return matches!(
+                    timeout(REQUEST_ON_ITS_WAY, self.wire.fill()).await,
+                    Ok(Ok(n)) if n > 0
+                );
+            }
+            let idle = if kept_alive {
+                self.ctx.config.keepalive_timeout
+            } else {
+                self.ctx.config.socket_timeout
+            };
+            // Between requests, the connection may be told to make room
+            // (`worker-connections`), oldest idle first.
+            let close = kept_alive.then(|| Arc::new(tokio::sync::Notify::new()));
+            let _ticket = close.as_ref().map(|close| self.ctx.connections.idle(close));
+            let evicted = async {
+                match &close {
+                    Some(close) => close.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            // The read first: a request usually arrives with its
+            // connection, and the stop is seen on the next round anyway.
+            tokio::select! {
+                biased;
+                read = timeout(idle, self.wire.fill()) => {
+                    return matches!(read, Ok(Ok(n)) if n > 0);
+                }
+                // Stopping: round again, to the shutdown branch.
+                changed = self.shutdown.changed() => {
+                    if changed.is_err() {
+                        return false;
+                    }
+                }
+                () = evicted => return false,
+            }
+        }
+    }
+
+    /// Reads until the codec yields a request head, within `deadline`.
+    /// `Ok(None)`: the peer closed, or the codec ended the conversation.
+    async fn read_head(&mut self, deadline: Instant) -> Result<Option<C::Head>, ProtoError> {
+        loop {
+            match self.decode()? {
+                Some(Frame::Head(head)) => return Ok(Some(head)),
+                // An abort for a request already ended: nothing to stop.
+                Some(Frame::Abort) => continue,
+                Some(Frame::Data(_) | Frame::End) => {
+                    return Err(ProtoError::BadRequest(
+                        "body data where a request head was expected",
+                    ));
+                }
+                None => {}
+            }
+            if !self.wire.out.is_empty() {
+                self.wire.flush().await?;
+            }
+            if self.codec.is_finished() {
+                return Ok(None);
+            }
+            match tokio::time::timeout_at(deadline, self.wire.fill()).await {
+                Ok(Ok(0)) => {
+                    return match self.decode_eof()? {
+                        Some(Frame::Head(head)) => Ok(Some(head)),
+                        _ => Ok(None),
+                    };
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => return Err(err.into()),
+                Err(_) => return Err(self.codec.head_timeout()),
+            }
+        }
+    }
+
+    /// Decodes the next frame, collecting what the codec wants to send on
+    /// its own (management replies, refusals) into the output.
+    fn decode(&mut self) -> Result<Option<Frame<C::Head>>, ProtoError> {
+        let frame = self.codec.decode(&mut self.wire.rbuf);
+        self.codec.take_control(&mut self.wire.out);
+        frame
+    }
+
+    fn decode_eof(&mut self) -> Result<Option<Frame<C::Head>>, ProtoError> {
+        let frame = self.codec.decode_eof(&mut self.wire.rbuf);
+        self.codec.take_control(&mut self.wire.out);
+        frame
+    }
+
+    /// Writes what is left of a response and logs the request. True when
+    /// everything went out.
+    async fn finish(&mut self, ended: &Ended<C::Head>) -> bool {
+        let flushed = ended.writable && self.wire.flush().await.is_ok();
+        let head = &ended.begun.head;
+        if ended.responded && self.ctx.config.log_requests {
+            tracing::info!(
+                target: "rwsgi::request",
+                "{} {} {} => {} ({} bytes) in {:.2?}",
+                self.wire.info.peer,
+                C::NAME,
+                head.describe(),
+                ended.status.unwrap_or(0),
+                ended.bytes,
+                ended.begun.started.elapsed()
+            );
+        }
+        if ended.aborted {
+            tracing::info!(
+                "{} {} {}: aborted by the peer",
+                self.wire.info.peer,
+                C::NAME,
+                head.describe()
+            );
+        }
+        flushed
+    }
+
+    async fn close(&mut self, close: Close) {
+        match close {
+            Close::Now => {}
+            Close::Linger => self.wire.linger().await,
+            Close::Answer(err) => self.answer_error(err).await,
+        }
+    }
+
+    /// Logs a request that failed before its response began and answers
+    /// it, if anyone listens.
+    async fn answer_error(&mut self, err: ProtoError) {
+        let status = err.status();
+        let peer = &self.wire.info.peer;
+        match (err.fault(), status) {
+            // A client that hangs up mid-request has nobody to answer, but
+            // a truncated request is still worth a line.
+            (Fault::Client, None) => tracing::info!("{peer} {}: {err}", C::NAME),
+            (_, None) => tracing::debug!("{peer} {}: {err}", C::NAME),
+            (Fault::Client, Some(status)) => {
+                tracing::warn!("{peer} {}: {err} => {status}", C::NAME)
+            }
+            (_, Some(status)) => tracing::error!("{peer} {}: {err} => {status}", C::NAME),
+        }
+        let Some(status) = status else { return };
+        self.codec.close_after_response();
+        with_date(|date| self.codec.encode_error(status, date, &mut self.wire.out));
+        if self.wire.flush().await.is_ok() {
+            self.wire.linger().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
