@@ -12,7 +12,6 @@
 //!   to make room; with none idle, new connections wait in the listen
 //!   queue (where a sibling may take them) until one closes.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Notify;
@@ -55,20 +54,53 @@ impl Drop for Active {
     }
 }
 
-/// The open connections of a worker, and which of them are idle between
-/// requests, oldest first.
+/// The open connections of a worker: how many, which of them wait and
+/// since when, and how to tell one to stop waiting (to make room, or
+/// because the server stops).
 #[derive(Debug)]
 pub(crate) struct Connections {
     open: AtomicUsize,
     limit: usize,
     /// Woken when a connection closes while the worker is at its limit.
     room: Notify,
-    /// Idle keep-alive connections by when they went idle: each can be
-    /// told to close.
-    idle: Mutex<BTreeMap<u64, Arc<Notify>>>,
+    /// The connections that have waited (for a first byte, for their
+    /// next request) at least once.
+    waiters: Mutex<Waiters>,
+    /// Orders idle connections, oldest first.
     next_idle: AtomicU64,
     /// At the limit since the last log line (one line per episode).
     full: AtomicBool,
+    /// The server stops: waiting connections end.
+    stopping: AtomicBool,
+}
+
+/// A slab of waiters: entries stay put, so each connection keeps its index.
+#[derive(Debug, Default)]
+struct Waiters {
+    entries: Vec<Option<Arc<Waiter>>>,
+    free: Vec<usize>,
+}
+
+/// What a waiting connection shares with the worker: set and read with
+/// single atomic operations, so waiting between requests costs a
+/// keep-alive connection no lock.
+#[derive(Debug, Default)]
+struct Waiter {
+    /// When it went idle between requests (a tick of `next_idle`), or 0.
+    idle_since: AtomicU64,
+    /// Chosen to close to make room.
+    evicted: AtomicBool,
+    /// Its task, woken when it is evicted or the server stops.
+    task: atomic_waker::AtomicWaker,
+}
+
+/// Why a waiting connection was told to stop waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Told {
+    /// To close, making room at `worker-connections`.
+    Evicted,
+    /// The server stops.
+    Stopping,
 }
 
 impl Connections {
@@ -77,16 +109,30 @@ impl Connections {
             open: AtomicUsize::new(0),
             limit: limit.max(1),
             room: Notify::new(),
-            idle: Mutex::new(BTreeMap::new()),
-            next_idle: AtomicU64::new(0),
+            waiters: Mutex::default(),
+            next_idle: AtomicU64::new(1),
             full: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
         }
     }
 
     /// Counts an accepted connection until the guard drops.
     pub(crate) fn open(self: &Arc<Self>) -> Open {
         self.open.fetch_add(1, Ordering::Relaxed);
-        Open(Arc::clone(self))
+        Open { connections: Arc::clone(self), waiter: None }
+    }
+
+    /// Whether the server stops.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// The server stops: every waiting connection is told.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        for waiter in self.lock_waiters().entries.iter().flatten() {
+            waiter.task.wake();
+        }
     }
 
     /// Returns once a connection may be accepted: below the limit, or at
@@ -104,7 +150,7 @@ impl Connections {
                 }
                 return;
             }
-            if !self.idle.lock().unwrap_or_else(PoisonError::into_inner).is_empty() {
+            if self.oldest_idle(&self.lock_waiters()).is_some() {
                 return;
             }
             self.log_full();
@@ -130,51 +176,100 @@ impl Connections {
         }
     }
 
-    /// Tells the connection idle the longest to close; false if none is.
-    fn evict_oldest_idle(&self) -> bool {
-        let oldest = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop_first();
-        match oldest {
-            Some((_, close)) => {
-                close.notify_one();
-                true
-            }
-            None => false,
-        }
+    fn lock_waiters(&self) -> std::sync::MutexGuard<'_, Waiters> {
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a connection as idle, with `close` to tell it to go,
-    /// until the ticket drops.
-    pub(crate) fn idle(self: &Arc<Self>, close: &Arc<Notify>) -> IdleTicket {
-        let seq = self.next_idle.fetch_add(1, Ordering::Relaxed);
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner).insert(seq, Arc::clone(close));
-        IdleTicket { connections: Arc::clone(self), seq }
+    /// The connection idle the longest. A scan, but only at the limit.
+    fn oldest_idle<'a>(&self, waiters: &'a Waiters) -> Option<&'a Arc<Waiter>> {
+        let idle = waiters.entries.iter().flatten();
+        idle.filter(|w| w.idle_since.load(Ordering::Relaxed) != 0)
+            .min_by_key(|w| w.idle_since.load(Ordering::Relaxed))
+    }
+
+    /// Tells the connection idle the longest to close; false if none is.
+    fn evict_oldest_idle(&self) -> bool {
+        let waiters = self.lock_waiters();
+        let Some(oldest) = self.oldest_idle(&waiters) else { return false };
+        oldest.idle_since.store(0, Ordering::Relaxed);
+        oldest.evicted.store(true, Ordering::Relaxed);
+        oldest.task.wake();
+        true
     }
 }
 
 /// One open connection (see [`Connections::open`]).
 #[derive(Debug)]
-pub(crate) struct Open(Arc<Connections>);
+pub(crate) struct Open {
+    connections: Arc<Connections>,
+    /// Its waiter and index, from its first wait.
+    waiter: Option<(Arc<Waiter>, usize)>,
+}
 
-impl Drop for Open {
-    fn drop(&mut self) {
-        let before = self.0.open.fetch_sub(1, Ordering::Relaxed);
-        if before >= self.0.limit {
-            self.0.room.notify_one();
+impl Open {
+    /// The connection waits between requests: at the limit, the one idle
+    /// the longest is closed first. Until [`Open::busy`].
+    pub(crate) fn idle(&mut self) {
+        let tick = self.connections.next_idle.fetch_add(1, Ordering::Relaxed);
+        self.waiter().idle_since.store(tick, Ordering::Relaxed);
+    }
+
+    /// A request arrived: the connection is no longer idle.
+    pub(crate) fn busy(&self) {
+        if let Some((waiter, _)) = &self.waiter {
+            waiter.idle_since.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// Resolves when a waiting connection must stop waiting. Cancel-safe.
+    pub(crate) fn told(&mut self) -> impl Future<Output = Told> + '_ {
+        let connections = Arc::clone(&self.connections);
+        let waiter = Arc::clone(self.waiter());
+        std::future::poll_fn(move |cx| {
+            waiter.task.register(cx.waker());
+            if waiter.evicted.load(Ordering::Relaxed) {
+                std::task::Poll::Ready(Told::Evicted)
+            } else if connections.stopping() {
+                std::task::Poll::Ready(Told::Stopping)
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    }
+
+    /// This connection's waiter, registered at its first wait.
+    fn waiter(&mut self) -> &Arc<Waiter> {
+        let connections = &self.connections;
+        let (waiter, _) = self.waiter.get_or_insert_with(|| {
+            let waiter = Arc::new(Waiter::default());
+            let mut waiters = connections.lock_waiters();
+            let index = match waiters.free.pop() {
+                Some(index) => {
+                    waiters.entries[index] = Some(Arc::clone(&waiter));
+                    index
+                }
+                None => {
+                    waiters.entries.push(Some(Arc::clone(&waiter)));
+                    waiters.entries.len() - 1
+                }
+            };
+            (waiter, index)
+        });
+        waiter
     }
 }
 
-/// An idle connection's place in the eviction order.
-#[derive(Debug)]
-pub(crate) struct IdleTicket {
-    connections: Arc<Connections>,
-    seq: u64,
-}
-
-impl Drop for IdleTicket {
+impl Drop for Open {
     fn drop(&mut self) {
-        let mut idle = self.connections.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.remove(&self.seq);
+        if let Some((_, index)) = self.waiter.take() {
+            let mut waiters = self.connections.lock_waiters();
+            waiters.entries[index] = None;
+            waiters.free.push(index);
+        }
+        let before = self.connections.open.fetch_sub(1, Ordering::Relaxed);
+        if before >= self.connections.limit {
+            self.connections.room.notify_one();
+        }
     }
 }
 
@@ -218,24 +313,32 @@ mod tests {
     #[tokio::test]
     async fn at_the_limit_the_oldest_idle_connection_is_told_to_close() {
         let connections = Arc::new(Connections::new(3));
-        let (first, second) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-        let opened: Vec<Open> = (0..3).map(|_| connections.open()).collect();
-        let older = connections.idle(&first);
-        let newer = connections.idle(&second);
+        let mut opened: Vec<Open> = (0..3).map(|_| connections.open()).collect();
+        opened[1].idle();
+        opened[2].idle();
+        opened[2].busy();
+        opened[2].idle();
         // At the limit, but an idle connection can make room.
         tokio::time::timeout(Duration::from_secs(1), connections.room())
             .await
             .expect("room, with idle connections");
         let fourth = connections.open();
         connections.accepted();
-        tokio::time::timeout(Duration::from_secs(1), first.notified())
-            .await
-            .expect("the oldest idle connection was told to close");
-        drop(older);
-        let mut opened = opened;
-        drop(opened.pop());
-        drop((fourth, newer));
-        assert!(connections.idle.lock().unwrap_or_else(PoisonError::into_inner).is_empty());
+        let told = tokio::time::timeout(Duration::from_secs(1), opened[1].told()).await;
+        assert_eq!(told.ok(), Some(Told::Evicted), "the oldest idle connection");
+        let other = tokio::time::timeout(Duration::from_millis(20), opened[2].told()).await;
+        assert!(other.is_err(), "only the oldest");
+        drop(opened.remove(1));
+        drop(fourth);
+        connections.stop();
+        let told = tokio::time::timeout(Duration::from_secs(1), opened[1].told()).await;
+        assert_eq!(told.ok(), Some(Told::Stopping));
+        drop(opened);
+        let waiters = connections.lock_waiters();
+        assert!(
+            waiters.entries.iter().all(Option::is_none),
+            "every waiter left with its connection"
+        );
     }
 
     #[tokio::test]

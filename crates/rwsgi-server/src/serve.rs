@@ -122,6 +122,7 @@ async fn run<R: Responder>(
     ready();
     let graceful = signals.wait().await;
     let _ = stop_tx.send(true);
+    ctx.connections.stop();
     tracker.close();
     if graceful {
         tracing::info!("shutting down: finishing requests in flight (up to {shutdown_timeout:?})");
@@ -246,8 +247,7 @@ impl<R: Responder> AcceptLoop<R> {
         // Room is made (the oldest idle connection closed) only for a
         // connection that is here to take it.
         self.ctx.connections.accepted();
-        let conn =
-            Connection::new(stream, codec, info, Arc::clone(&self.ctx), self.stop.clone(), open);
+        let conn = Connection::new(stream, codec, info, Arc::clone(&self.ctx), open);
         let mut run = Box::pin(conn.run());
         // Whatever it registered to wait on is registered again, with the
         // task's waker, when the task first polls it.

@@ -21,20 +21,13 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 /// reading without waiting, waiting without a buffer, and sending a file
 /// straight from the page cache.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// Reads what is there now into `buf` (appending), without waiting:
-    /// `WouldBlock` when nothing is.
-    fn try_read_buf(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
-        use tokio::io::AsyncReadExt;
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        match std::pin::pin!(self.read_buf(buf)).poll(&mut cx) {
-            Poll::Ready(done) => done,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
+    /// Reads what is there now into `buf`'s spare room (appending), without
+    /// waiting: `WouldBlock` when nothing is.
+    fn try_read_buf(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize>;
 
-    /// Waits until a read would not block. The caller holds no buffer
+    /// Ready once a read would not block. The caller holds no buffer
     /// meanwhile: what an idle connection costs is what it keeps here.
-    fn readable(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
     /// Makes closing reset the connection (TCP RST, `SO_LINGER` 0) instead
     /// of queueing a FIN behind unsent data: for a client that stopped
@@ -58,8 +51,8 @@ pub(crate) trait Register: AsyncRead + AsyncWrite + AsFd + Unpin + Send + 'stati
     where
         Self: Sized;
 
-    /// Waits until the socket is readable.
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Ready once the socket is readable.
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
     /// See [`Stream::reset_on_close`]; nothing to do for a unix socket.
     fn reset_on_close(&self);
@@ -83,8 +76,8 @@ macro_rules! impl_register {
                 <$tokio>::from_std(<$std>::from(OwnedFd::from(socket)))
             }
 
-            fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-                <$tokio>::readable(self)
+            fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                <$tokio>::poll_read_ready(self, cx)
             }
 
             fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
@@ -228,8 +221,41 @@ impl<T: Register> AsyncWrite for LazyStream<T> {
 }
 
 impl<T: Register> Stream for LazyStream<T> {
-    async fn readable(&mut self) -> io::Result<()> {
-        self.registered()?.readable().await
+    // Reading straight into the buffer's spare room, uninitialised, as
+    // tokio's own reads do.
+    #[allow(unsafe_code)]
+    fn try_read_buf(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        let n = match self {
+            LazyStream::Direct(socket) => loop {
+                match socket.recv(buf.spare_capacity_mut()) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    done => break done?,
+                }
+            },
+            // A poll that need not wake anyone: tokio's read keeps track of
+            // readiness (a read that leaves room means the socket is
+            // drained, so the next one waits for the kernel, not a syscall).
+            LazyStream::Registered(stream) => {
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                let mut read = ReadBuf::uninit(buf.spare_capacity_mut());
+                match Pin::new(stream).poll_read(&mut cx, &mut read) {
+                    Poll::Ready(done) => done.map(|()| read.filled().len())?,
+                    Poll::Pending => return Err(io::ErrorKind::WouldBlock.into()),
+                }
+            }
+            LazyStream::Gone => return Err(io::ErrorKind::NotConnected.into()),
+        };
+        // SAFETY: the read wrote `n` bytes at the start of the spare room,
+        // right after the initialised ones, and de-initialised none.
+        unsafe { buf.set_len(buf.len() + n) };
+        Ok(n)
+    }
+
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.registered() {
+            Ok(stream) => stream.poll_read_ready(cx),
+            Err(err) => Poll::Ready(Err(err)),
+        }
     }
 
     fn reset_on_close(&mut self) {
@@ -356,14 +382,14 @@ mod tests {
     }
 
     #[test]
-    fn try_read_takes_what_is_there_and_readable_waits_for_more() {
+    fn try_read_takes_what_is_there_and_read_ready_waits_for_more() {
         runtime().block_on(async {
             let (mut client, mut server) = pair().await;
             let mut buf = bytes::BytesMut::with_capacity(64);
             let err = server.try_read_buf(&mut buf).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
             std::io::Write::write_all(&mut client, b"here").unwrap();
-            server.readable().await.unwrap();
+            std::future::poll_fn(|cx| server.poll_read_ready(cx)).await.unwrap();
             assert_eq!(server.try_read_buf(&mut buf).unwrap(), 4);
             assert_eq!(&buf[..], b"here");
             let writer = std::thread::spawn(move || {
@@ -371,8 +397,16 @@ mod tests {
                 std::io::Write::write_all(&mut client, b"later").unwrap();
                 client
             });
-            server.readable().await.unwrap();
-            assert_eq!(server.try_read_buf(&mut buf).unwrap(), 5);
+            // Readiness may be stale (it was last seen before "here" was
+            // read): a read that would block clears it, and the wait is real.
+            let n = loop {
+                std::future::poll_fn(|cx| server.poll_read_ready(cx)).await.unwrap();
+                match server.try_read_buf(&mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    read => break read.unwrap(),
+                }
+            };
+            assert_eq!(n, 5);
             assert_eq!(&buf[..], b"herelater");
             drop(writer.join().unwrap());
         });

@@ -24,15 +24,17 @@ mod response;
 mod transport;
 
 use crate::date::with_date;
-use crate::load::{Active, Connections, Load, Open};
+use crate::load::{Active, Connections, Load, Open, Told};
 use crate::stream::Stream;
 use body::BodyEnd;
-use response::{Ended, Exchange};
-use rwsgi_proto::{ConnInfo, Fault, Frame, ProtoError, RequestHead, Responder, ServerCodec};
+use body::BodyPlan;
+use response::Outcome;
+use rwsgi_proto::{
+    BodySource, ConnInfo, Fault, Frame, ProtoError, RequestHead, Responder, ServerCodec,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio::sync::watch;
 use tokio::time::timeout;
 use transport::Transport;
 
@@ -76,20 +78,40 @@ enum State<H> {
     /// A request has begun; its head must be complete by this deadline.
     ReadingHead(Instant),
     /// The head is in: the body is read ahead, or planned to stream.
-    ReadingBody(Box<Begun<H>>),
+    ReadingBody(Box<Exchange<H>>),
     /// The responder answers; what it says is written as it comes.
     Running(Box<Exchange<H>>),
     /// The responder's part is over: what is queued goes out, the request
     /// is logged, and [`Reuse`] decides what comes next.
-    Writing(Box<Ended<H>>),
+    Writing(Box<Exchange<H>>),
     /// The connection ends, as said.
     Closing(Close),
 }
 
-/// A request whose head has arrived.
-struct Begun<H> {
+/// One request from its head to its end, in one allocation: what the
+/// states from `ReadingBody` to `Writing` hold, each filling its part.
+struct Exchange<H> {
     head: H,
     started: Instant,
+    /// What the responder reads its body from (`ReadingBody` plans it,
+    /// `Running` hands it over).
+    source: Option<BodySource>,
+    /// How the connection serves that body.
+    plan: BodyPlan,
+    /// How it went (`Running` records it).
+    outcome: Outcome,
+}
+
+impl<H> Exchange<H> {
+    fn new(head: H) -> Box<Self> {
+        Box::new(Exchange {
+            head,
+            started: Instant::now(),
+            source: None,
+            plan: BodyPlan::default(),
+            outcome: Outcome::default(),
+        })
+    }
 }
 
 /// How a connection ends.
@@ -125,7 +147,7 @@ impl Reuse {
 
     /// After an exchange (`flushed`: its last bytes went out): the next
     /// request, or how to close.
-    fn after<H>(self, ended: &mut Ended<H>, flushed: bool) -> Option<Close> {
+    fn after(self, ended: &mut Outcome, flushed: bool) -> Option<Close> {
         if ended.status.is_none()
             && let Some(err) = ended.body_error.take()
         {
@@ -145,23 +167,15 @@ pub(crate) struct Connection<S, C, R> {
     wire: Transport<S>,
     codec: C,
     ctx: Arc<Context<R>>,
-    /// True once the server stops: responses then announce the close.
-    shutdown: watch::Receiver<bool>,
-    /// Counted among the worker's open connections while it lives.
-    _open: Open,
+    /// Counted among the worker's open connections while it lives; told
+    /// to stop waiting when room is needed or the server stops.
+    open: Open,
 }
 
 impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
-    pub(crate) fn new(
-        io: S,
-        codec: C,
-        info: ConnInfo,
-        ctx: Arc<Context<R>>,
-        shutdown: watch::Receiver<bool>,
-        open: Open,
-    ) -> Self {
+    pub(crate) fn new(io: S, codec: C, info: ConnInfo, ctx: Arc<Context<R>>, open: Open) -> Self {
         let wire = Transport::new(io, info, C::NAME, ctx.config.socket_timeout);
-        Connection { wire, codec, ctx, shutdown, _open: open }
+        Connection { wire, codec, ctx, open }
     }
 
     /// Serves requests until the connection ends. Every transition is
@@ -182,30 +196,34 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                     }
                 }
                 State::ReadingHead(deadline) => match self.read_head(deadline).await {
-                    Ok(Some(head)) => {
-                        State::ReadingBody(Box::new(Begun { head, started: Instant::now() }))
-                    }
+                    Ok(Some(head)) => State::ReadingBody(Exchange::new(head)),
                     Ok(None) => State::Closing(Close::Now),
                     Err(err) => State::Closing(Close::Answer(err)),
                 },
-                State::ReadingBody(mut begun) => {
-                    match Box::pin(self.plan_body(&mut begun.head)).await {
+                State::ReadingBody(mut exchange) => {
+                    match Box::pin(self.plan_body(&mut exchange.head)).await {
                         Ok((source, plan)) => {
-                            State::Running(Box::new(Exchange { begun: *begun, source, plan }))
+                            exchange.source = Some(source);
+                            exchange.plan = plan;
+                            State::Running(exchange)
                         }
                         Err(BodyEnd::Aborted) => {
                             let reusable = self.codec.encode_end(false, &mut self.wire.out);
-                            State::Writing(Box::new(Ended::aborted(*begun, reusable)))
+                            exchange.outcome = Outcome::aborted(reusable);
+                            State::Writing(exchange)
                         }
-                        Err(BodyEnd::Failed(err)) => self.body_failed(&begun.head, err),
+                        Err(BodyEnd::Failed(err)) => self.body_failed(&exchange.head, err),
                     }
                 }
-                State::Running(exchange) => State::Writing(Box::pin(self.exchange(exchange)).await),
-                State::Writing(mut ended) => {
-                    let flushed = self.finish(&ended).await;
-                    match self.reuse().after(&mut ended, flushed) {
+                State::Running(mut exchange) => {
+                    Box::pin(self.exchange(&mut exchange)).await;
+                    State::Writing(exchange)
+                }
+                State::Writing(mut exchange) => {
+                    let flushed = self.finish(&exchange).await;
+                    match self.reuse().after(&mut exchange.outcome, flushed) {
                         None => State::IdleKeepAlive,
-                        Some(Close::Answer(err)) => self.body_failed(&ended.begun.head, err),
+                        Some(Close::Answer(err)) => self.body_failed(&exchange.head, err),
                         Some(close) => State::Closing(close),
                     }
                 }
@@ -223,7 +241,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     fn reuse(&self) -> Reuse {
         Reuse {
             keepalive: !self.ctx.config.keepalive_timeout.is_zero(),
-            stopping: *self.shutdown.borrow(),
+            stopping: self.ctx.connections.stopping(),
         }
     }
 
@@ -246,41 +264,41 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                 // Pipelined: the next request is here already.
                 return true;
             }
-            if *self.shutdown.borrow() {
+            // Under load the next request is usually in the socket already:
+            // no timer, no eviction ticket, no wait.
+            match self.wire.try_fill() {
+                Ok(n) => return n > 0,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return false,
+            }
+            if self.ctx.connections.stopping() {
                 return matches!(
                     timeout(REQUEST_ON_ITS_WAY, self.wire.fill()).await,
                     Ok(Ok(n)) if n > 0
                 );
             }
             let idle = if kept_alive {
+                // Between requests, the connection may be told to make room
+                // (`worker-connections`), oldest idle first.
+                self.open.idle();
                 self.ctx.config.keepalive_timeout
             } else {
                 self.ctx.config.socket_timeout
             };
-            // Between requests, the connection may be told to make room
-            // (`worker-connections`), oldest idle first.
-            let close = kept_alive.then(|| Arc::new(tokio::sync::Notify::new()));
-            let _ticket = close.as_ref().map(|close| self.ctx.connections.idle(close));
-            let evicted = async {
-                match &close {
-                    Some(close) => close.notified().await,
-                    None => std::future::pending().await,
-                }
-            };
             // The read first: a request usually arrives with its
             // connection, and the stop is seen on the next round anyway.
-            tokio::select! {
+            let arrived = tokio::select! {
                 biased;
-                read = timeout(idle, self.wire.fill()) => {
-                    return matches!(read, Ok(Ok(n)) if n > 0);
-                }
-                // Stopping: round again, to the shutdown branch.
-                changed = self.shutdown.changed() => {
-                    if changed.is_err() {
-                        return false;
-                    }
-                }
-                () = evicted => return false,
+                read = timeout(idle, self.wire.fill()) => Some(matches!(read, Ok(Ok(n)) if n > 0)),
+                told = self.open.told() => match told {
+                    Told::Evicted => Some(false),
+                    // Round again, to the stopping branch.
+                    Told::Stopping => None,
+                },
+            };
+            self.open.busy();
+            if let Some(arrived) = arrived {
+                return arrived;
             }
         }
     }
@@ -336,9 +354,10 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
 
     /// Writes what is left of a response and logs the request. True when
     /// everything went out.
-    async fn finish(&mut self, ended: &Ended<C::Head>) -> bool {
-        let flushed = ended.writable && self.wire.flush().await.is_ok();
-        let head = &ended.begun.head;
+    async fn finish(&mut self, exchange: &Exchange<C::Head>) -> bool {
+        let ended = &exchange.outcome;
+        let flushed = !ended.unwritable && self.wire.flush().await.is_ok();
+        let head = &exchange.head;
         if ended.responded && self.ctx.config.log_requests {
             tracing::info!(
                 target: "rwsgi::request",
@@ -348,7 +367,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                 head.describe(),
                 ended.status.unwrap_or(0),
                 ended.bytes,
-                ended.begun.started.elapsed()
+                exchange.started.elapsed()
             );
         }
         if ended.aborted {

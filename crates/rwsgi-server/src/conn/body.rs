@@ -1,0 +1,320 @@
+//! A request's body: read ahead while it is small (so a slow client never
+//! holds a responder's thread), or streamed to the responder on demand.
+
+use super::{Connection, State};
+use crate::stream::Stream;
+use bytes::{Bytes, BytesMut};
+use rwsgi_proto::{
+    BodyLength, BodyMsg, BodySource, Frame, ProtoError, RequestHead, Responder, ServerCodec,
+};
+use std::collections::VecDeque;
+use tokio::time::timeout;
+
+/// Body pieces read ahead that are smaller than this are copied together
+/// instead of kept as they came: a piece shares its read buffer, and a
+/// client trickling a body a byte at a time must not pin a buffer a byte.
+const COALESCE_BELOW: usize = 16 * 1024;
+
+/// How the connection serves the body the responder reads from its
+/// [`BodySource`].
+#[derive(Default)]
+pub(super) struct BodyPlan {
+    /// Where the responder's body reads are answered, for a streamed body.
+    replies: Option<flume::Sender<BodyMsg>>,
+    /// Pieces already read, handed out before reading more.
+    read_ahead: VecDeque<Bytes>,
+    /// The whole body is off the connection.
+    pub(super) done: bool,
+}
+
+/// A planned body: what the responder reads, and how the connection serves it.
+pub(super) type Planned = (BodySource, BodyPlan);
+
+impl BodyPlan {
+    /// The responder is done: its body reads are answered no more.
+    pub(super) fn stop_answering(&mut self) {
+        self.replies = None;
+    }
+
+    fn buffered(body: Bytes) -> Planned {
+        let plan = BodyPlan { replies: None, read_ahead: VecDeque::new(), done: true };
+        (BodySource::Buffered(body), plan)
+    }
+
+    fn streamed(read_ahead: VecDeque<Bytes>) -> Planned {
+        let (tx, rx) = flume::bounded(1);
+        (BodySource::Streamed(rx), BodyPlan { replies: Some(tx), read_ahead, done: false })
+    }
+}
+
+/// How reading a request's body ahead ended, if not with a plan.
+pub(super) enum BodyEnd {
+    /// The peer abandoned the request (FastCGI `ABORT_REQUEST`).
+    Aborted,
+    /// The body could not be read.
+    Failed(ProtoError),
+}
+
+/// What reading a body ahead found.
+enum ReadAhead {
+    /// The whole body.
+    Whole(Bytes),
+    /// More than the limit, and the body goes on: these pieces first.
+    Partial(VecDeque<Bytes>),
+    /// The peer abandoned the request.
+    Aborted,
+}
+
+/// The answer to one body read of the responder, and what it changed.
+pub(super) enum BodyRead {
+    Answered,
+    /// The body was all read before the responder began: a read is its bug.
+    NoBody,
+    /// The peer abandoned the request.
+    Aborted,
+    /// The body failed; the responder was told.
+    Failed(ProtoError),
+}
+
+impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
+    /// Decides how the body reaches the responder, reading it ahead when it
+    /// is small enough (`post-buffering`): an empty body, one of known
+    /// length within the limit, or one of unknown length (chunked; FastCGI
+    /// without CONTENT_LENGTH, as nginx sends a GET) that ends within it.
+    /// A larger body, or one the client sends only after `100 Continue`,
+    /// streams on demand.
+    pub(super) async fn plan_body(&mut self, head: &mut C::Head) -> Result<Planned, BodyEnd> {
+        let post_buffering = self.ctx.config.post_buffering;
+        let expects_continue = head.expects_continue();
+        let limit = match head.body_length() {
+            BodyLength::Empty => 0,
+            BodyLength::Known(n) if n <= post_buffering && !expects_continue => n,
+            BodyLength::Streamed if !expects_continue => post_buffering,
+            BodyLength::Known(_) | BodyLength::Streamed => {
+                return Ok(BodyPlan::streamed(VecDeque::new()));
+            }
+        };
+        if (self.wire.rbuf.len() as u64) < limit {
+            // The body is not all here: waiting for it must not pin the
+            // buffer the head was read into.
+            head.detach();
+        }
+        match self.read_ahead(limit).await {
+            Ok(ReadAhead::Whole(body)) => Ok(BodyPlan::buffered(body)),
+            Ok(ReadAhead::Partial(pieces)) => Ok(BodyPlan::streamed(pieces)),
+            Ok(ReadAhead::Aborted) => Err(BodyEnd::Aborted),
+            Err(err) => Err(BodyEnd::Failed(err)),
+        }
+    }
+
+    /// Reads the body before the responder runs, up to `limit` bytes. A
+    /// longer body stops there: the pieces read so far go first, the rest
+    /// streams.
+    async fn read_ahead(&mut self, limit: u64) -> Result<ReadAhead, ProtoError> {
+        let mut pieces = Pieces::default();
+        loop {
+            if self.wire.rbuf.is_empty() {
+                // The next piece must be read, perhaps waited for.
+                pieces.settle();
+            }
+            match self.next_body_frame().await? {
+                Frame::Data(data) => {
+                    pieces.push(data);
+                    if pieces.total > limit {
+                        return Ok(ReadAhead::Partial(pieces.into_queue()));
+                    }
+                }
+                Frame::End => break,
+                Frame::Abort => return Ok(ReadAhead::Aborted),
+                Frame::Head(_) => return Err(ProtoError::BadRequest("request head inside a body")),
+            }
+        }
+        let mut queue = pieces.into_queue();
+        Ok(ReadAhead::Whole(match queue.len() {
+            0 => Bytes::new(),
+            1 => queue.pop_front().unwrap_or_default(),
+            _ => queue.into_iter().collect::<Vec<_>>().concat().into(),
+        }))
+    }
+
+    /// The next body frame, reading as needed within `socket-timeout`.
+    async fn next_body_frame(&mut self) -> Result<Frame<C::Head>, ProtoError> {
+        loop {
+            if let Some(frame) = self.decode()? {
+                return Ok(frame);
+            }
+            if !self.wire.out.is_empty() {
+                self.wire.flush().await?;
+            }
+            match timeout(self.ctx.config.socket_timeout, self.wire.fill()).await {
+                Ok(Ok(0)) => {
+                    if let Some(frame) = self.decode_eof()? {
+                        return Ok(frame);
+                    }
+                    return Err(ProtoError::UnexpectedEof);
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => return Err(err.into()),
+                Err(_) => return Err(ProtoError::Timeout),
+            }
+        }
+    }
+
+    /// Answers one body read of the responder: a piece read ahead, the
+    /// next piece off the wire, the end, or why there is none. The first
+    /// read of a body the client holds back for `100 Continue` asks for it.
+    pub(super) async fn answer_body_read(
+        &mut self,
+        plan: &mut BodyPlan,
+        asked_continue: &mut bool,
+        expects_continue: bool,
+    ) -> BodyRead {
+        let Some(replies) = plan.replies.clone() else {
+            return BodyRead::NoBody;
+        };
+        if expects_continue && !*asked_continue {
+            *asked_continue = true;
+            self.codec.encode_continue(&mut self.wire.out);
+            if let Err(err) = self.wire.flush().await {
+                let _ = replies.send(BodyMsg::Failed(format!("request body: {err}")));
+                return BodyRead::Failed(err.into());
+            }
+        }
+        let (reply, read) = if let Some(piece) = plan.read_ahead.pop_front() {
+            (BodyMsg::Data(piece), BodyRead::Answered)
+        } else if plan.done {
+            (BodyMsg::Eof, BodyRead::Answered)
+        } else {
+            match self.next_body_frame().await {
+                Ok(Frame::Data(data)) => (BodyMsg::Data(data), BodyRead::Answered),
+                Ok(Frame::End) => {
+                    plan.done = true;
+                    (BodyMsg::Eof, BodyRead::Answered)
+                }
+                Ok(Frame::Abort) => {
+                    (BodyMsg::Failed("request aborted by the web server".into()), BodyRead::Aborted)
+                }
+                Ok(Frame::Head(_)) => {
+                    let err = ProtoError::BadRequest("request head inside a body");
+                    (BodyMsg::Failed(err.to_string()), BodyRead::Failed(err))
+                }
+                Err(err) => {
+                    (BodyMsg::Failed(format!("request body: {err}")), BodyRead::Failed(err))
+                }
+            }
+        };
+        let _ = replies.send(reply);
+        read
+    }
+
+    /// A body that could not be read: a peer that went away or stalled gets
+    /// no answer, but the request it started is worth one log line.
+    pub(super) fn body_failed(&self, head: &C::Head, err: ProtoError) -> State<C::Head> {
+        if err.status().is_none() {
+            tracing::warn!(
+                "{} {} {}: request body incomplete: {err}",
+                self.wire.info.peer,
+                C::NAME,
+                head.describe()
+            );
+        }
+        State::Closing(super::Close::Answer(err))
+    }
+}
+
+/// Body pieces read ahead. Each piece that comes as it was read shares its
+/// read buffer, so small ones are copied together (see [`COALESCE_BELOW`]):
+/// what is held stays close to the bytes received, however they trickle
+/// in. A body that arrives whole is kept as it came, without a copy.
+#[derive(Default)]
+struct Pieces {
+    queue: VecDeque<Bytes>,
+    small: BytesMut,
+    total: u64,
+}
+
+impl Pieces {
+    fn push(&mut self, data: Bytes) {
+        self.total += data.len() as u64;
+        if self.queue.is_empty() && self.small.is_empty() {
+            // Perhaps the whole body: kept as it came until more follows.
+            self.queue.push_back(data);
+            return;
+        }
+        if let Some(last) = self.queue.pop_back() {
+            if last.len() < COALESCE_BELOW {
+                self.small.extend_from_slice(&last);
+            } else {
+                self.queue.push_back(last);
+            }
+        }
+        if data.len() >= COALESCE_BELOW {
+            self.seal();
+            self.queue.push_back(data);
+        } else {
+            self.small.extend_from_slice(&data);
+            if self.small.len() >= COALESCE_BELOW {
+                self.seal();
+            }
+        }
+    }
+
+    /// Before a wait: a small first piece is copied out of the read buffer
+    /// it shares, so the wait holds only its bytes.
+    fn settle(&mut self) {
+        if self.queue.len() == 1
+            && self.small.is_empty()
+            && let Some(first) = self.queue.pop_back()
+        {
+            if first.len() < COALESCE_BELOW {
+                self.small.extend_from_slice(&first);
+            } else {
+                self.queue.push_back(first);
+            }
+        }
+    }
+
+    /// Moves the small pieces copied so far into the queue, in order.
+    fn seal(&mut self) {
+        if !self.small.is_empty() {
+            self.queue.push_back(self.small.split().freeze());
+        }
+    }
+
+    fn into_queue(mut self) -> VecDeque<Bytes> {
+        self.seal();
+        self.queue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bodies(pieces: &[&[u8]]) -> (VecDeque<Bytes>, u64) {
+        let mut collected = Pieces::default();
+        for piece in pieces {
+            collected.push(Bytes::copy_from_slice(piece));
+        }
+        let total = collected.total;
+        (collected.into_queue(), total)
+    }
+
+    #[test]
+    fn small_body_pieces_are_copied_together_and_large_ones_kept() {
+        let (queue, total) = bodies(&[b"whole"]);
+        assert_eq!((queue.len(), total), (1, 5));
+        let trickle: Vec<&[u8]> = vec![b"a"; 40_000];
+        let (queue, total) = bodies(&trickle);
+        assert_eq!(total, 40_000);
+        assert_eq!(queue.iter().map(Bytes::len).sum::<usize>(), 40_000);
+        assert!(queue.len() <= 3, "{} pieces for a trickled body", queue.len());
+        let big = vec![7u8; COALESCE_BELOW];
+        let (queue, _) = bodies(&[b"x", &big, b"y", b"z"]);
+        let lens: Vec<usize> = queue.iter().map(Bytes::len).collect();
+        assert_eq!(lens, [1, COALESCE_BELOW, 2], "order kept, large piece as it came");
+        let joined: Vec<u8> = queue.iter().flat_map(|b| b.iter().copied()).collect();
+        assert_eq!(joined.first(), Some(&b'x'));
+        assert_eq!(&joined[joined.len() - 2..], b"yz");
+    }
+}

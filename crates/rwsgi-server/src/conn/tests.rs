@@ -1,0 +1,444 @@
+//! The connection loop without Python: a fake responder, and a client on
+//! the other end of a socket pair, in one runtime whose clock is paused
+//! (so every timeout is crossed without waiting for it).
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::ServerConfig;
+use crate::stream::LazyStream;
+use bytes::Bytes;
+use rwsgi_proto::{BodyMsg, BodySource, Event, Limits, Replies, Request, ResponseHead};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+/// Answers by path, as a responder of any kind would: at once, streamed,
+/// after reading the body on demand (on a thread of its own), or never.
+#[derive(Debug)]
+struct Fake;
+
+fn path(request: &Request) -> String {
+    let path = request.environ.get("PATH_INFO").cloned().unwrap_or_default();
+    String::from_utf8_lossy(&path).into_owned()
+}
+
+impl Responder for Fake {
+    async fn respond(&self, request: Request) -> Replies {
+        match path(&request).as_str() {
+            "/hello" => Replies::ready([Event::whole(ResponseHead::new(200), "hello".into())]),
+            "/stream" => Replies::ready([
+                Event::Head { head: ResponseHead::new(200), body: vec!["str".into()] },
+                Event::Data("eam".into()),
+                Event::End { complete: true },
+            ]),
+            "/echo" => echo(request.body),
+            // Ends without a response.
+            _ => Replies::default(),
+        }
+    }
+}
+
+/// The body back, read as a WSGI app reads it: piece by piece.
+fn echo(body: BodySource) -> Replies {
+    let (events, replies) = Replies::channel();
+    std::thread::spawn(move || {
+        let body = match body {
+            BodySource::Buffered(body) => body.to_vec(),
+            BodySource::Streamed(pieces) => {
+                let mut body = Vec::new();
+                loop {
+                    events.send(Event::ReadBody).unwrap();
+                    match pieces.recv() {
+                        Ok(BodyMsg::Data(piece)) => body.extend_from_slice(&piece),
+                        Ok(BodyMsg::Eof) => break,
+                        _ => return,
+                    }
+                }
+                body
+            }
+        };
+        let _ = events.send(Event::whole(ResponseHead::new(200), Bytes::from(body)));
+    });
+    replies
+}
+
+fn config() -> ServerConfig {
+    ServerConfig {
+        socket_timeout: Duration::from_secs(30),
+        keepalive_timeout: Duration::from_secs(75),
+        post_buffering: 8,
+        log_requests: false,
+        limits: Limits::default(),
+        ..ServerConfig::default()
+    }
+}
+
+/// A connection served by the real loop; the client end, and the worker's
+/// connections (to stop). Call inside a runtime.
+fn connect<C: ServerCodec>(
+    codec: C,
+    config: ServerConfig,
+) -> (UnixStream, Arc<Connections>, tokio::task::JoinHandle<()>) {
+    let (client, server) = std::os::unix::net::UnixStream::pair().unwrap();
+    client.set_nonblocking(true).unwrap();
+    server.set_nonblocking(true).unwrap();
+    let socket = socket2::Socket::from(std::os::fd::OwnedFd::from(server));
+    let stream = LazyStream::<UnixStream>::new(socket);
+    let ctx = Arc::new(Context::new(config, Fake));
+    let info = ConnInfo {
+        peer: rwsgi_proto::SocketAddress::Unix(None),
+        local: rwsgi_proto::SocketAddress::Unix(None),
+    };
+    let connections = Arc::clone(&ctx.connections);
+    let open = ctx.connections.open();
+    let conn = Connection::new(stream, codec, info, ctx, open);
+    let task = tokio::spawn(conn.run());
+    (UnixStream::from_std(client).unwrap(), connections, task)
+}
+
+fn paused() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
+}
+
+fn http() -> rwsgi_http1::Http1Codec {
+    rwsgi_http1::Http1Codec::new(Limits::default())
+}
+
+/// One HTTP response as the client reads it.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+/// Reads one response (`Content-Length`, chunked, or to the close);
+/// `None` at a close before any byte of one.
+async fn read_answer(client: &mut UnixStream, pending: &mut Vec<u8>) -> Option<Answer> {
+    let end = loop {
+        if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        if client.read_buf(pending).await.unwrap() == 0 {
+            assert!(pending.is_empty(), "closed inside a head: {pending:?}");
+            return None;
+        }
+    };
+    let head = String::from_utf8(pending.drain(..end).collect()).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let lower = head.to_ascii_lowercase();
+    let mut body = Vec::new();
+    if let Some(at) = lower.find("content-length: ") {
+        let len: usize = lower[at + 16..].split("\r\n").next().unwrap().parse().unwrap();
+        while pending.len() < len {
+            assert!(client.read_buf(pending).await.unwrap() > 0, "closed inside a body");
+        }
+        body = pending.drain(..len).collect();
+    } else if lower.contains("transfer-encoding: chunked") {
+        loop {
+            while !pending.windows(2).any(|w| w == b"\r\n") {
+                assert!(client.read_buf(pending).await.unwrap() > 0);
+            }
+            let line_end = pending.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&pending[..line_end]).unwrap(), 16);
+            let size = size.unwrap();
+            while pending.len() < line_end + 2 + size + 2 {
+                assert!(client.read_buf(pending).await.unwrap() > 0);
+            }
+            body.extend_from_slice(&pending[line_end + 2..line_end + 2 + size]);
+            pending.drain(..line_end + 2 + size + 2);
+            if size == 0 {
+                break;
+            }
+        }
+    } else if status != 100 {
+        client.read_to_end(pending).await.unwrap();
+        body = std::mem::take(pending);
+    }
+    Some(Answer { status, head, body })
+}
+
+/// True when the server closed the connection (with nothing more sent).
+async fn closed(client: &mut UnixStream) -> bool {
+    let mut rest = Vec::new();
+    matches!(client.read_to_end(&mut rest).await, Ok(0))
+}
+
+const GET_HELLO: &[u8] = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[test]
+fn keep_alive_serves_request_after_request_until_the_client_closes() {
+    paused().block_on(async {
+        let (mut client, _stop, task) = connect(http(), config());
+        let mut pending = Vec::new();
+        for _ in 0..3 {
+            client.write_all(GET_HELLO).await.unwrap();
+            let answer = read_answer(&mut client, &mut pending).await.unwrap();
+            assert_eq!((answer.status, &answer.body[..]), (200, &b"hello"[..]));
+            assert!(!answer.head.to_ascii_lowercase().contains("connection: close"));
+        }
+        client.shutdown().await.unwrap();
+        assert!(closed(&mut client).await);
+        task.await.unwrap();
+    });
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    paused().block_on(async {
+        let (mut client, _stop, _task) = connect(http(), config());
+        let requests = [
+            GET_HELLO,
+            b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nping",
+            GET_HELLO,
+        ]
+        .concat();
+        client.write_all(&requests).await.unwrap();
+        let mut pending = Vec::new();
+        for expected in ["hello", "stream", "ping", "hello"] {
+            let answer = read_answer(&mut client, &mut pending).await.unwrap();
+            assert_eq!(String::from_utf8_lossy(&answer.body), expected);
+        }
+    });
+}
+
+#[test]
+fn a_body_beyond_post_buffering_streams_to_the_responder_on_demand() {
+    paused().block_on(async {
+        let (mut client, _stop, _task) = connect(http(), config());
+        let mut pending = Vec::new();
+        let body = b"0123456789abcdefghij";
+        let head =
+            format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
+        client.write_all(head.as_bytes()).await.unwrap();
+        client.write_all(&body[..5]).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        client.write_all(&body[5..]).await.unwrap();
+        let answer = read_answer(&mut client, &mut pending).await.unwrap();
+        assert_eq!(answer.body, body);
+        // Chunked, and the connection still serves.
+        let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                        5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        client.write_all(chunked).await.unwrap();
+        assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, b"hello world");
+    });
+}
+
+#[test]
+fn expect_100_continue_is_answered_when_the_responder_first_reads() {
+    paused().block_on(async {
+        let (mut client, _stop, _task) = connect(http(), config());
+        let mut pending = Vec::new();
+        let head =
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
+        client.write_all(head).await.unwrap();
+        let interim = read_answer(&mut client, &mut pending).await.unwrap();
+        assert_eq!(interim.status, 100);
+        client.write_all(b"ok").await.unwrap();
+        assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, b"ok");
+    });
+}
+
+#[test]
+fn a_body_the_responder_leaves_unread_closes_the_connection_and_says_so() {
+    paused().block_on(async {
+        let (mut client, _stop, task) = connect(http(), config());
+        let mut pending = Vec::new();
+        client
+            .write_all(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+            .await
+            .unwrap();
+        let answer = read_answer(&mut client, &mut pending).await.unwrap();
+        assert_eq!(answer.status, 200);
+        assert!(answer.head.to_ascii_lowercase().contains("connection: close"), "{}", answer.head);
+        // A lingering close: it reads what still comes, then closes.
+        client.write_all(&[b'x'; 90]).await.unwrap();
+        assert!(closed(&mut client).await);
+        task.await.unwrap();
+    });
+}
+
+#[test]
+fn a_malformed_head_is_answered_400_and_the_connection_closes() {
+    paused().block_on(async {
+        let (mut client, _stop, task) = connect(http(), config());
+        let mut pending = Vec::new();
+        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n").await.unwrap();
+        let answer = read_answer(&mut client, &mut pending).await.unwrap();
+        assert_eq!(answer.status, 400);
+        assert!(answer.head.to_ascii_lowercase().contains("connection: close"));
+        task.await.unwrap();
+    });
+}
+
+#[test]
+fn a_responder_that_ends_without_a_response_closes_the_connection() {
+    paused().block_on(async {
+        let (mut client, _stop, task) = connect(http(), config());
+        client.write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        assert!(closed(&mut client).await);
+        task.await.unwrap();
+    });
+}
+
+#[test]
+fn every_wait_has_its_deadline() {
+    paused().block_on(async {
+        let config = config();
+        let (socket_timeout, keepalive) = (config.socket_timeout, config.keepalive_timeout);
+
+        // Nothing sent on a fresh connection: closed after socket-timeout.
+        let (mut client, _stop, _task) = connect(http(), config.clone());
+        let start = tokio::time::Instant::now();
+        assert!(closed(&mut client).await);
+        assert_eq!(start.elapsed(), socket_timeout);
+
+        // A head begun and never finished: 408 socket-timeout after its first byte.
+        let (mut client, _stop, _task) = connect(http(), config.clone());
+        client.write_all(b"GET /hello HT").await.unwrap();
+        let start = tokio::time::Instant::now();
+        let answer = read_answer(&mut client, &mut Vec::new()).await.unwrap();
+        assert_eq!((answer.status, start.elapsed()), (408, socket_timeout));
+
+        // A body that stops: 408 socket-timeout after the last byte.
+        let (mut client, _stop, _task) = connect(http(), config.clone());
+        client
+            .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\np")
+            .await
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        let answer = read_answer(&mut client, &mut Vec::new()).await.unwrap();
+        assert_eq!((answer.status, start.elapsed()), (408, socket_timeout));
+
+        // Idle after a request: closed after the keep-alive time.
+        let (mut client, _stop, _task) = connect(http(), config);
+        client.write_all(GET_HELLO).await.unwrap();
+        read_answer(&mut client, &mut Vec::new()).await.unwrap();
+        let start = tokio::time::Instant::now();
+        assert!(closed(&mut client).await);
+        assert_eq!(start.elapsed(), keepalive);
+    });
+}
+
+#[test]
+fn a_stopping_server_announces_the_close_and_waits_briefly_for_a_request_on_its_way() {
+    paused().block_on(async {
+        let (mut client, stop, task) = connect(http(), config());
+        let mut pending = Vec::new();
+        client.write_all(GET_HELLO).await.unwrap();
+        read_answer(&mut client, &mut pending).await.unwrap();
+        stop.stop();
+        // Sent before the client could know: still served, and told.
+        client.write_all(GET_HELLO).await.unwrap();
+        let answer = read_answer(&mut client, &mut pending).await.unwrap();
+        assert!(answer.head.to_ascii_lowercase().contains("connection: close"), "{}", answer.head);
+        assert!(closed(&mut client).await);
+        task.await.unwrap();
+
+        let (mut client, stop, _task) = connect(http(), config());
+        client.write_all(GET_HELLO).await.unwrap();
+        read_answer(&mut client, &mut pending).await.unwrap();
+        stop.stop();
+        let start = tokio::time::Instant::now();
+        assert!(closed(&mut client).await);
+        assert_eq!(start.elapsed(), REQUEST_ON_ITS_WAY);
+    });
+}
+
+#[test]
+fn uwsgi_serves_one_request_per_connection() {
+    paused().block_on(async {
+        let (mut client, _stop, task) =
+            connect(rwsgi_uwsgi::UwsgiCodec::new(Limits::default()), config());
+        let vars: &[(&str, &str)] = &[("REQUEST_METHOD", "GET"), ("PATH_INFO", "/hello")];
+        let mut packet = Vec::new();
+        for (key, value) in vars {
+            packet.extend_from_slice(&(key.len() as u16).to_le_bytes());
+            packet.extend_from_slice(key.as_bytes());
+            packet.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            packet.extend_from_slice(value.as_bytes());
+        }
+        let mut request = vec![0u8];
+        request.extend_from_slice(&(packet.len() as u16).to_le_bytes());
+        request.push(0);
+        request.extend_from_slice(&packet);
+        client.write_all(&request).await.unwrap();
+        let mut response = Vec::new();
+        client.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.contains(" 200 OK\r\n") && text.ends_with("hello"), "{text}");
+        task.await.unwrap();
+    });
+}
+
+/// The decisions [`Reuse`] makes, one row each.
+#[test]
+fn reuse_decides_keep_alive_in_one_place() {
+    let open = Reuse { keepalive: true, stopping: false };
+    assert!(!open.announce_close(true));
+    assert!(open.announce_close(false), "a body left unread");
+    assert!(Reuse { keepalive: false, stopping: false }.announce_close(true));
+    assert!(Reuse { keepalive: true, stopping: true }.announce_close(true));
+
+    let ended = |status: Option<u16>, body_done: bool| Outcome {
+        status,
+        reusable: true,
+        body_done,
+        responded: true,
+        ..Outcome::default()
+    };
+    let kind = |close: Option<Close>| match close {
+        None => "keep-alive",
+        Some(Close::Now) => "close",
+        Some(Close::Linger) => "linger",
+        Some(Close::Answer(_)) => "answer",
+    };
+    assert_eq!(kind(open.after(&mut ended(Some(200), true), true)), "keep-alive");
+    assert_eq!(kind(open.after(&mut ended(Some(200), true), false)), "close", "not flushed");
+    let stopping = Reuse { keepalive: true, stopping: true };
+    assert_eq!(kind(stopping.after(&mut ended(Some(200), true), true)), "close");
+    assert_eq!(kind(open.after(&mut ended(Some(200), false), true)), "linger");
+    let mut waiting = ended(Some(417), false);
+    waiting.continue_pending = true;
+    assert_eq!(kind(open.after(&mut waiting, true)), "close", "no body is coming");
+    let mut cut = ended(Some(200), true);
+    cut.reusable = false;
+    assert_eq!(kind(open.after(&mut cut, true)), "close");
+    let mut broken = ended(None, false);
+    broken.body_error = Some(ProtoError::Timeout);
+    assert_eq!(kind(open.after(&mut broken, true)), "answer");
+    let mut broken_late = ended(Some(200), true);
+    broken_late.body_error = Some(ProtoError::Timeout);
+    assert_eq!(kind(open.after(&mut broken_late, true)), "close", "a response was under way");
+}
+
+/// The size of what `make` returns, without making one.
+fn size_of_output<T>(_: impl FnOnce() -> T) -> usize {
+    std::mem::size_of::<T>()
+}
+
+/// A connection's task is what a waiting connection costs (its buffers
+/// are released while it waits): the steps that hold most are boxed, so
+/// the task stays small. `benches/idle.py` measures the whole.
+#[test]
+fn a_waiting_connection_task_stays_small() {
+    type Tcp = LazyStream<tokio::net::TcpStream>;
+    fn http() -> Connection<Tcp, rwsgi_http1::Http1Codec, Fake> {
+        unreachable!("only its type is used")
+    }
+    fn uwsgi() -> Connection<Tcp, rwsgi_uwsgi::UwsgiCodec, Fake> {
+        unreachable!("only its type is used")
+    }
+    fn fastcgi() -> Connection<Tcp, rwsgi_fastcgi::FastCgiCodec, Fake> {
+        unreachable!("only its type is used")
+    }
+    for (protocol, size) in [
+        ("http", size_of_output(|| http().run())),
+        ("uwsgi", size_of_output(|| uwsgi().run())),
+        ("fastcgi", size_of_output(|| fastcgi().run())),
+    ] {
+        assert!(size <= 2560, "{protocol}: a connection's future is {size} bytes");
+    }
+}

@@ -1,0 +1,199 @@
+//! One connection's socket and buffers: reads that hold no buffer while
+//! they wait, writes within `socket-timeout`, `sendfile`, and the
+//! lingering close. It knows no protocol.
+
+use crate::stream::Stream;
+use bytes::BytesMut;
+use rwsgi_proto::{ConnInfo, OutBuf};
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::time::timeout;
+
+/// Room made in the read buffer before a read: the first read of a request
+/// gets the smallest (a head fits, and a waiting connection pins no more),
+/// each read that fills it doubles it, up to the largest (bulk bodies).
+const MIN_READ: usize = 4 * 1024;
+const MAX_READ: usize = 64 * 1024;
+/// After an error, how much unread input we drain so the peer reads our
+/// answer instead of a reset (a "lingering close", as nginx does).
+const LINGER_BYTES: usize = 256 * 1024;
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// Buffers kept for reuse by the worker's thread: enough for the
+/// connections busy at once, not one per waiting connection.
+const SPARE_BUFFERS: usize = 64;
+
+thread_local! {
+    /// Buffers of connections that went idle, for the next that reads or
+    /// writes: a keep-alive connection waits holding none, yet a busy
+    /// worker does not allocate (and set up for sharing) two buffers a
+    /// request. The runtime is single-threaded, so this is the worker's.
+    static SPARE: RefCell<(Vec<BytesMut>, Vec<OutBuf>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+pub(super) struct Transport<S> {
+    io: S,
+    /// Both ends, for the environ and log lines.
+    pub(super) info: ConnInfo,
+    /// The protocol's name, for log lines.
+    protocol: &'static str,
+    /// Each write's deadline (`socket-timeout`).
+    write_timeout: Duration,
+    /// Read and not yet decoded. Allocated at the first read that finds
+    /// bytes (see [`Transport::fill`]).
+    pub(super) rbuf: BytesMut,
+    /// How much room the next read makes (see [`MIN_READ`]).
+    read_size: usize,
+    /// Encoded and not yet written.
+    pub(super) out: OutBuf,
+}
+
+impl<S: Stream> Transport<S> {
+    pub(super) fn new(
+        io: S,
+        info: ConnInfo,
+        protocol: &'static str,
+        write_timeout: Duration,
+    ) -> Self {
+        Transport {
+            io,
+            info,
+            protocol,
+            write_timeout,
+            rbuf: BytesMut::new(),
+            read_size: MIN_READ,
+            out: OutBuf::new(),
+        }
+    }
+
+    /// Reads more input. A read that has to wait holds no spare buffer
+    /// meanwhile: a connection idle between requests keeps none, one
+    /// waiting for the rest of its head only the bytes it has, so that
+    /// thousands of waiting connections cost little memory.
+    pub(super) async fn fill(&mut self) -> io::Result<usize> {
+        loop {
+            match self.try_fill() {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            self.release_spare();
+            self.read_size = MIN_READ;
+            std::future::poll_fn(|cx| self.io.poll_read_ready(cx)).await?;
+            if self.out.capacity() == 0
+                && let Some(spare) = SPARE.with_borrow_mut(|(_, outs)| outs.pop())
+            {
+                self.out = spare;
+            }
+        }
+    }
+
+    /// Reads what is there now, without waiting: `WouldBlock` when nothing is.
+    pub(super) fn try_fill(&mut self) -> io::Result<usize> {
+        if self.rbuf.capacity() == 0 {
+            self.rbuf = SPARE.with_borrow_mut(|(reads, _)| reads.pop()).unwrap_or_default();
+        }
+        self.rbuf.reserve(self.read_size);
+        let room = self.rbuf.capacity() - self.rbuf.len();
+        let read = self.io.try_read_buf(&mut self.rbuf);
+        if read.as_ref().is_ok_and(|&n| n == room) {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        }
+        read
+    }
+
+    /// Gives back the memory a waiting connection does not need: the
+    /// output buffers, and the read buffer beyond the bytes it holds.
+    /// Empty buffers of a usual size go to the worker's spares.
+    fn release_spare(&mut self) {
+        if self.out.is_empty() {
+            let out = std::mem::take(&mut self.out);
+            if out.capacity() <= MAX_READ {
+                SPARE.with_borrow_mut(|(_, outs)| keep(outs, out));
+            }
+        }
+        if self.rbuf.is_empty() {
+            let rbuf = std::mem::take(&mut self.rbuf);
+            if rbuf.capacity() > 0 && rbuf.capacity() <= MAX_READ {
+                SPARE.with_borrow_mut(|(reads, _)| keep(reads, rbuf));
+            }
+        } else if self.rbuf.capacity() > self.rbuf.len() {
+            self.rbuf = BytesMut::from(&self.rbuf[..]);
+        }
+    }
+
+    /// Writes everything queued, within `socket-timeout`.
+    pub(super) async fn flush(&mut self) -> io::Result<()> {
+        let io = &mut self.io;
+        let out = &mut self.out;
+        let written = timeout(self.write_timeout, async {
+            while !out.is_empty() {
+                let written = {
+                    let mut slices = [IoSlice::new(&[]); 64];
+                    let n = out.io_slices(&mut slices);
+                    io.write_vectored(&slices[..n]).await?
+                };
+                if written == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                out.advance(written);
+            }
+            Ok(())
+        })
+        .await;
+        written.unwrap_or_else(|_| Err(self.write_timed_out()))
+    }
+
+    /// Sends `len` bytes of `file` from `offset` with `sendfile(2)`, after
+    /// what is queued. A big file may take long; what must not stall is
+    /// each step of it.
+    pub(super) async fn send_file(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<()> {
+        self.flush().await?;
+        let limit = self.write_timeout + Duration::from_secs(len >> 20);
+        let sent = timeout(limit, self.io.send_file(file, offset, len)).await;
+        sent.unwrap_or_else(|_| Err(self.write_timed_out()))
+    }
+
+    /// A client that did not take the response within `socket-timeout`:
+    /// the connection is reset rather than closed behind what is unsent.
+    fn write_timed_out(&mut self) -> io::Error {
+        tracing::info!(
+            "{} {}: the client took no response bytes for {:?}: connection reset",
+            self.info.peer,
+            self.protocol,
+            self.write_timeout
+        );
+        self.io.reset_on_close();
+        io::ErrorKind::TimedOut.into()
+    }
+
+    /// Half-closes, then reads what the peer still sends for a while, so our
+    /// last answer is not destroyed by a reset when we close with unread
+    /// input (a "lingering close", as nginx does).
+    pub(super) async fn linger(&mut self) {
+        let _ = self.io.shutdown().await;
+        let _ = timeout(LINGER_TIME, async {
+            let mut drained = 0;
+            while drained < LINGER_BYTES {
+                self.rbuf.clear();
+                match self.fill().await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Keeps `buffer` among `spares`, unless there are enough.
+fn keep<T>(spares: &mut Vec<T>, buffer: T) {
+    if spares.len() < SPARE_BUFFERS {
+        spares.push(buffer);
+    }
+}
