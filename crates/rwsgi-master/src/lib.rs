@@ -14,6 +14,8 @@
 
 mod error;
 mod fork;
+mod handover;
+mod life;
 mod master;
 mod recycle;
 mod reexec;
@@ -132,7 +134,7 @@ impl MasterOptions {
 /// Whether this process is a master re-executed by a reload (uWSGI's
 /// `if-reload` asks).
 pub fn is_reexec() -> bool {
-    std::env::var_os(reexec::REEXEC_VAR).is_some()
+    handover::is_reexec()
 }
 
 /// `--reload PIDFILE` (SIGHUP) and `--stop PIDFILE` (SIGINT): signals the

@@ -4,6 +4,7 @@
 use crate::MasterOptions;
 use crate::error::MasterError;
 use crate::fork::{self, Side};
+use crate::life::{Life, Why};
 use crate::recycle::Backoff;
 use crate::reexec;
 use crate::scoreboard::{Recycle, Scoreboard, now_ms};
@@ -58,12 +59,9 @@ pub(crate) fn run(
     }
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .map_err(MasterError::system("sigprocmask"))?;
-    let handover = reexec::take_handover();
-    let previous: Vec<Previous> = handover
-        .workers
-        .iter()
-        .map(|&pid| Previous { pid, stop_deadline: None, killed: false })
-        .collect();
+    let handover = std::mem::take(&mut start.handover);
+    let previous: Vec<Previous> =
+        handover.workers.iter().map(|&pid| Previous { pid, life: Life::Serving }).collect();
     if !previous.is_empty() {
         tracing::info!(
             "reloaded: the {} workers of the previous code serve until the new ones are ready{}",
@@ -159,22 +157,16 @@ struct Worker {
     slot: usize,
     pid: Pid,
     spawned: Instant,
-    ready: bool,
+    life: Life,
     /// A replacement is starting; this one stops once it is ready.
     successor: Option<Pid>,
-    /// Told to stop; killed at this instant if still alive.
-    stop_deadline: Option<Instant>,
-    /// SIGKILL was sent.
-    killed: bool,
-    /// Harakiri asked for its stacks; killed at this instant.
-    harakiri_at: Option<Instant>,
     /// No recycle before this instant (a replacement died young).
     recycle_after: Instant,
 }
 
 impl Worker {
     fn live(&self) -> bool {
-        self.stop_deadline.is_none() && self.harakiri_at.is_none()
+        self.life.live()
     }
 }
 
@@ -184,8 +176,7 @@ impl Worker {
 #[derive(Debug)]
 struct Previous {
     pid: Pid,
-    stop_deadline: Option<Instant>,
-    killed: bool,
+    life: Life,
 }
 
 /// A `touch-reload`/`touch-chain-reload` file and the mtime last seen.
@@ -273,7 +264,7 @@ impl Master<'_> {
              its {} workers serve until the new ones are ready",
             pids.len()
         );
-        let handover = reexec::Handover { workers: pids, chain: self.reexec_chain };
+        let handover = crate::handover::Handover { workers: pids, chain: self.reexec_chain };
         reexec::reexec(&self.start.listeners, &self.start.cwd, &handover)
     }
 
@@ -340,23 +331,26 @@ impl Master<'_> {
             self.retire_previous(Signal::SIGTERM, mercy, usize::MAX);
         } else {
             tracing::info!("shutting down now");
-            for i in 0..self.workers.len() {
-                self.workers[i].stop_deadline = None;
-                self.stop(i, Signal::SIGQUIT, QUIT_GRACE);
+            let kill_at = Instant::now() + QUIT_GRACE;
+            for worker in &mut self.workers {
+                if worker.life.stop(kill_at, true) {
+                    let _ = kill(worker.pid, Signal::SIGQUIT);
+                }
             }
             for previous in &mut self.previous {
-                previous.stop_deadline = None;
+                if previous.life.stop(kill_at, true) {
+                    let _ = kill(previous.pid, Signal::SIGQUIT);
+                }
             }
-            self.retire_previous(Signal::SIGQUIT, QUIT_GRACE, usize::MAX);
         }
     }
 
     /// Tells up to `count` of the previous image's workers to stop.
     fn retire_previous(&mut self, signal: Signal, mercy: Duration, count: usize) {
-        let deadline = Instant::now() + mercy;
-        for previous in self.previous.iter_mut().filter(|p| p.stop_deadline.is_none()).take(count) {
+        let kill_at = Instant::now() + mercy;
+        for previous in self.previous.iter_mut().filter(|p| p.life.live()).take(count) {
             tracing::info!("previous worker (pid {}) stops", previous.pid);
-            previous.stop_deadline = Some(deadline);
+            previous.life.stop(kill_at, false);
             let _ = kill(previous.pid, signal);
         }
     }
@@ -442,6 +436,10 @@ impl Master<'_> {
         for i in 0..self.workers.len() {
             if self.workers[i].id == id {
                 self.stop(i, Signal::SIGTERM, mercy);
+                if self.chain_waiting == Some(self.workers[i].pid) {
+                    // A chain reload waited for it: on to the next.
+                    self.advance_chain();
+                }
             }
         }
     }
@@ -449,12 +447,9 @@ impl Master<'_> {
     /// Tells worker `i` to stop, and when it will be killed.
     fn stop(&mut self, i: usize, signal: Signal, mercy: Duration) {
         let worker = &mut self.workers[i];
-        let deadline = Instant::now() + mercy;
-        if worker.stop_deadline.is_some_and(|d| d <= deadline) {
-            return;
+        if worker.life.stop(Instant::now() + mercy, false) {
+            let _ = kill(worker.pid, signal);
         }
-        worker.stop_deadline = Some(deadline);
-        let _ = kill(worker.pid, signal);
     }
 
     /// Starts a replacement for worker `i`, which stops once it is ready.
@@ -507,11 +502,8 @@ impl Master<'_> {
                     slot,
                     pid,
                     spawned: now,
-                    ready: false,
+                    life: Life::Starting,
                     successor: None,
-                    stop_deadline: None,
-                    killed: false,
-                    harakiri_at: None,
                     recycle_after: now,
                 });
                 Ok(Some(pid))
@@ -545,12 +537,13 @@ impl Master<'_> {
 
     fn on_exit(&mut self, worker: Worker, how: &str, status: Option<i32>) {
         let Worker { id, pid, .. } = worker;
-        if worker.stop_deadline.is_some() {
-            tracing::info!("worker {id} (pid {pid}) stopped ({how})");
-            return;
-        }
-        if worker.harakiri_at.is_none() {
-            tracing::warn!("worker {id} (pid {pid}) died ({how})");
+        match worker.life.why() {
+            Some(Why::Stopped) => {
+                tracing::info!("worker {id} (pid {pid}) stopped ({how})");
+                return;
+            }
+            Some(Why::Harakiri) => {}
+            None => tracing::warn!("worker {id} (pid {pid}) died ({how})"),
         }
         let lived = worker.spawned.elapsed();
         // A replacement that died before it was ready: the old worker
@@ -579,8 +572,10 @@ impl Master<'_> {
         if !wanted {
             return;
         }
-        let delay =
-            if worker.harakiri_at.is_some() { Duration::ZERO } else { self.backoff.died(lived) };
+        let delay = match worker.life.why() {
+            Some(Why::Harakiri) => Duration::ZERO,
+            _ => self.backoff.died(lived),
+        };
         if !delay.is_zero() {
             tracing::warn!("respawning too fast: worker {id} is respawned in {delay:?}");
         }
@@ -597,9 +592,8 @@ impl Master<'_> {
             self.check_recycle(i, now);
         }
         for previous in &mut self.previous {
-            if !previous.killed && previous.stop_deadline.is_some_and(|d| d <= now) {
+            if previous.life.kill_due(now) {
                 tracing::warn!("previous worker (pid {}) still busy: killing it", previous.pid);
-                previous.killed = true;
                 let _ = kill(previous.pid, Signal::SIGKILL);
             }
         }
@@ -623,10 +617,9 @@ impl Master<'_> {
 
     fn check_ready(&mut self, i: usize) {
         let worker = &mut self.workers[i];
-        if worker.ready || !self.board.is_ready(worker.slot) {
+        if !self.board.is_ready(worker.slot) || !worker.life.ready() {
             return;
         }
-        worker.ready = true;
         self.ever_ready = true;
         let (id, pid) = (worker.id, worker.pid);
         if let Some(old) = self.workers.iter().position(|w| w.successor == Some(pid)) {
@@ -653,16 +646,9 @@ impl Master<'_> {
     fn check_harakiri(&mut self, i: usize, now: Instant) {
         let Some(limit) = self.options.harakiri else { return };
         let worker = &mut self.workers[i];
-        if let Some(at) = worker.harakiri_at {
-            if at <= now && !worker.killed {
-                worker.killed = true;
-                let _ = kill(worker.pid, Signal::SIGKILL);
-            }
-            return;
-        }
         let Some(running) = self.board.oldest_request(worker.slot) else { return };
         let elapsed = Duration::from_millis(now_ms().saturating_sub(running.started_ms));
-        if elapsed <= limit {
+        if elapsed <= limit || !worker.life.harakiri(now + STACKS_GRACE) {
             return;
         }
         let threads = self.pool.threads.max(1);
@@ -678,28 +664,27 @@ impl Master<'_> {
             limit.as_secs_f64(),
         );
         let _ = kill(worker.pid, STACKS_SIGNAL);
-        worker.harakiri_at = Some(now + STACKS_GRACE);
     }
 
     fn check_deadline(&mut self, i: usize, now: Instant) {
         let worker = &mut self.workers[i];
-        if worker.killed || worker.stop_deadline.is_none_or(|d| d > now) {
+        if !worker.life.kill_due(now) {
             return;
         }
-        tracing::warn!(
-            "worker {} (pid {}) still busy when its mercy ran out: killing it",
-            worker.id,
-            worker.pid
-        );
-        worker.killed = true;
+        if worker.life.why() == Some(Why::Stopped) {
+            tracing::warn!(
+                "worker {} (pid {}) still busy when its mercy ran out: killing it",
+                worker.id,
+                worker.pid
+            );
+        }
         let _ = kill(worker.pid, Signal::SIGKILL);
     }
 
     fn check_recycle(&mut self, i: usize, now: Instant) {
         let worker = &self.workers[i];
         if self.mode != Mode::Serving
-            || !worker.ready
-            || !worker.live()
+            || worker.life != Life::Serving
             || worker.successor.is_some()
             || worker.recycle_after > now
         {
@@ -740,8 +725,10 @@ impl Master<'_> {
         if self.settled || self.mode != Mode::Serving || !self.chain.is_empty() {
             return;
         }
-        let serving = self.workers.iter().filter(|w| w.live() && w.ready).count();
-        let pending = self.workers.iter().any(|w| w.live() && (!w.ready || w.successor.is_some()));
+        let serving = self.workers.iter().filter(|w| w.life == Life::Serving).count();
+        let pending = self.workers.iter().any(|w| {
+            w.life == Life::Starting || (w.life == Life::Serving && w.successor.is_some())
+        });
         if serving >= self.target && !pending {
             self.settled = true;
             tracing::info!("{serving} worker(s) serving");

@@ -3,6 +3,7 @@
 
 use crate::MasterOptions;
 use crate::error::MasterError;
+use crate::handover::{self, Handover};
 use crate::systemd::{self, Notifier};
 use nix::unistd::{Gid, Group, Uid, User};
 use rwsgi_server::{Listener, ServerConfig, SocketOwner};
@@ -18,6 +19,8 @@ pub(crate) struct Start {
     pub(crate) cwd: PathBuf,
     /// Files `vacuum` removes on exit: our unix sockets and the pidfile.
     vacuum: Vec<PathBuf>,
+    /// From this master's previous image, after a reload.
+    pub(crate) handover: Handover,
 }
 
 impl Start {
@@ -33,7 +36,8 @@ impl Start {
             set_max_fd(max_fd)?;
         }
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        let reexec = std::env::var_os(crate::reexec::REEXEC_VAR).is_some();
+        let received = handover::receive().map_err(MasterError::Activation)?;
+        let reexec = received.reexec;
         // A re-executed master has the same pid, and may have given up the
         // rights to write its pidfiles. Each is written (and later removed)
         // by its absolute path: relative ones are relative to where rwsgi
@@ -55,7 +59,7 @@ impl Start {
         server.chown_socket = options.chown_socket.as_deref().map(resolve_owner).transpose()?;
         // Before any other thread or process exists, so all inherit it.
         rwsgi_server::prefer_batching();
-        let owned = systemd::listeners(&server)?;
+        let owned = systemd::listeners(&server, &received)?;
         vacuum.extend(
             owned
                 .iter()
@@ -68,7 +72,14 @@ impl Start {
         if !server.vacuum {
             vacuum.clear();
         }
-        Ok(Start { listeners, server, notifier: Notifier::from_env(), cwd, vacuum })
+        Ok(Start {
+            listeners,
+            server,
+            notifier: Notifier::from_env(),
+            cwd,
+            vacuum,
+            handover: received.handover,
+        })
     }
 
     /// The lines the operator (and the tests) wait for.

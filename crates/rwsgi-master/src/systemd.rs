@@ -1,49 +1,13 @@
-//! systemd's side of things: socket activation (`LISTEN_FDS`), which the
-//! master also uses to hand its sockets to itself across a re-exec, and
+//! systemd's side of things: socket activation (the descriptors
+//! [`crate::handover`] found, from systemd or from this master before a
+//! re-exec), and
 //! `sd_notify` (`READY=1`, `RELOADING=1`, `STOPPING=1`, `STATUS=`).
 
 use crate::error::MasterError;
+use crate::handover::{FIRST_FD, Received, protocol_named};
 use rwsgi_server::{Listener, Protocol, ServerConfig};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
-
-/// The first inherited descriptor, by the protocol.
-pub(crate) const FIRST_FD: RawFd = 3;
-
-/// What `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` say, for `pid`.
-/// `None` when they are absent or meant for another process.
-fn parse_listen_env(
-    listen_pid: Option<&str>,
-    listen_fds: Option<&str>,
-    names: Option<&str>,
-    pid: u32,
-) -> Result<Option<(usize, Vec<String>)>, String> {
-    let (Some(listen_pid), Some(listen_fds)) = (listen_pid, listen_fds) else {
-        return Ok(None);
-    };
-    if listen_pid.trim().parse::<u32>().ok() != Some(pid) {
-        return Ok(None);
-    }
-    let count: usize = listen_fds
-        .trim()
-        .parse()
-        .map_err(|_| format!("LISTEN_FDS={listen_fds:?} is not a number"))?;
-    let names: Vec<String> = match names {
-        Some(names) if !names.is_empty() => names.split(':').map(str::to_string).collect(),
-        _ => Vec::new(),
-    };
-    Ok(Some((count, names)))
-}
-
-/// The protocol an fd name (systemd's `FileDescriptorName=`) stands for.
-fn protocol_named(name: &str) -> Option<Protocol> {
-    match name {
-        "http-socket" | "http" => Some(Protocol::Http),
-        "socket" | "uwsgi-socket" | "uwsgi" => Some(Protocol::Uwsgi),
-        "fastcgi-socket" | "fastcgi" => Some(Protocol::FastCgi),
-        _ => None,
-    }
-}
 
 /// Where each listener comes from.
 #[derive(Debug, PartialEq, Eq)]
@@ -113,25 +77,12 @@ pub(crate) struct Owned {
     pub(crate) ours: bool,
 }
 
-/// The listeners: inherited from systemd or a previous master when
-/// `LISTEN_FDS` is for us, else bound. The variables are removed, so the
-/// app and the workers never see them.
-pub(crate) fn listeners(config: &ServerConfig) -> Result<Vec<Owned>, MasterError> {
-    let var = |name: &str| std::env::var(name).ok();
-    let parsed = parse_listen_env(
-        var("LISTEN_PID").as_deref(),
-        var("LISTEN_FDS").as_deref(),
-        var("LISTEN_FDNAMES").as_deref(),
-        std::process::id(),
-    )
-    .map_err(MasterError::Activation)?;
-    let reexec = var(crate::reexec::REEXEC_VAR).is_some();
-    for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", crate::reexec::REEXEC_VAR] {
-        // SAFETY: called while the process has one thread (before any fork,
-        // pool or runtime), so nothing reads the environment concurrently.
-        unsafe { std::env::remove_var(name) };
-    }
-    let Some((count, names)) = parsed else {
+/// The listeners: the descriptors `received` says are ours, else bound.
+pub(crate) fn listeners(
+    config: &ServerConfig,
+    received: &Received,
+) -> Result<Vec<Owned>, MasterError> {
+    let Some(passed) = &received.sockets else {
         if config.sockets.is_empty() {
             return Err(rwsgi_server::ServerError::NoSockets.into());
         }
@@ -141,6 +92,7 @@ pub(crate) fn listeners(config: &ServerConfig) -> Result<Vec<Owned>, MasterError
             .map(|spec| Ok(Owned { listener: Listener::bind(spec, config)?, ours: true }))
             .collect();
     };
+    let count = passed.count;
     let mut fds: Vec<Option<OwnedFd>> = (FIRST_FD..)
         .take(count)
         .map(|fd| {
@@ -161,10 +113,10 @@ pub(crate) fn listeners(config: &ServerConfig) -> Result<Vec<Owned>, MasterError
         })
         .collect::<Result<_, MasterError>>()?;
     let protocols: Vec<Protocol> = config.sockets.iter().map(|s| s.protocol).collect();
-    let sources = assign(&protocols, count, &names).map_err(MasterError::Activation)?;
+    let sources = assign(&protocols, count, &passed.names).map_err(MasterError::Activation)?;
     tracing::info!(
         "{} {count} inherited socket(s)",
-        if reexec { "reloaded with" } else { "socket activation:" }
+        if received.reexec { "reloaded with" } else { "socket activation:" }
     );
     sources
         .into_iter()
@@ -176,7 +128,7 @@ pub(crate) fn listeners(config: &ServerConfig) -> Result<Vec<Owned>, MasterError
                 let fd = fds[fd]
                     .take()
                     .ok_or_else(|| MasterError::Activation("fd used twice".into()))?;
-                Ok(Owned { listener: Listener::adopt(fd, protocol)?, ours: reexec })
+                Ok(Owned { listener: Listener::adopt(fd, protocol)?, ours: received.reexec })
             }
         })
         .collect()
@@ -242,18 +194,6 @@ pub(crate) fn reloading_message() -> String {
 mod tests {
     use super::*;
     use Protocol::{FastCgi, Http, Uwsgi};
-
-    #[test]
-    fn listen_env_is_for_our_pid_only() {
-        assert_eq!(parse_listen_env(None, None, None, 7), Ok(None));
-        assert_eq!(parse_listen_env(Some("8"), Some("2"), None, 7), Ok(None));
-        assert_eq!(parse_listen_env(Some("7"), Some("2"), None, 7), Ok(Some((2, vec![]))));
-        assert_eq!(
-            parse_listen_env(Some("7"), Some("2"), Some("http-socket:socket"), 7),
-            Ok(Some((2, vec!["http-socket".into(), "socket".into()])))
-        );
-        assert!(parse_listen_env(Some("7"), Some("x"), None, 7).is_err());
-    }
 
     #[test]
     fn unnamed_fds_take_configured_places_in_order() {
