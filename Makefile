@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 CARGO ?= cargo
 
-.PHONY: all build release run venv test lint unit integration bench bench-rss bench-codec soak soak-short fuzz clean
+.PHONY: all build release run venv test lint unit integration bench bench-rss bench-codec soak soak-short fuzz fuzz-long clean
 
 all: build
 
@@ -64,10 +64,23 @@ bench-codec:
 	$(CARGO) bench --bench http1_codec --bench proxy_codecs
 
 # 60 s per parser (cargo install cargo-fuzz; needs the nightly toolchain).
-FUZZ_TARGETS := http1_decode uwsgi_decode fastcgi_decode ini_parse config_load
+FUZZ_TARGETS := http1_decode http1_differential uwsgi_decode fastcgi_decode ini_parse config_load
 fuzz:
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
 		$(CARGO) +nightly fuzz run $$target -- -max_total_time=60 || exit 1; \
+	done
+
+# 10 million runs of each codec target and the ini parser, from and into the
+# corpus kept in fuzz/corpus/ (minimised after), one line of figures each.
+FUZZ_LONG_TARGETS := http1_decode http1_differential uwsgi_decode fastcgi_decode ini_parse
+FUZZ_RUNS ?= 10000000
+fuzz-long:
+	cd fuzz && for target in $(FUZZ_LONG_TARGETS); do \
+		mkdir -p corpus/$$target; \
+		$(CARGO) +nightly fuzz run $$target corpus/$$target -- -runs=$(FUZZ_RUNS) -print_final_stats=1 2>&1 \
+			| tee /tmp/rwsgi-fuzz-$$target.log | grep -E '^(Done|stat::number_of_executed_units|==[0-9]+==ERROR)' || exit 1; \
+		grep -q '^Done' /tmp/rwsgi-fuzz-$$target.log || exit 1; \
+		$(CARGO) +nightly fuzz cmin $$target corpus/$$target >/dev/null 2>&1 || exit 1; \
 	done
 
 clean:
