@@ -11,6 +11,7 @@
 use crate::{Environ, ResponseHead};
 use bytes::Bytes;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// One request handed to a responder.
 #[derive(Debug)]
@@ -104,6 +105,36 @@ impl Event {
 /// connection: a full queue makes the responder wait for a slow client.
 pub const EVENT_QUEUE: usize = 8;
 
+/// Changes to every response head a layer in front of the responder asks
+/// for (`add-header`, `del-header`, a route's `addheader:`/`delheader:`).
+/// Built from values known to be valid (see [`crate::check_header`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HeadEdit {
+    /// Header names removed, in any case. `Content-Length` frames the
+    /// response and is never removed.
+    pub remove: Vec<Bytes>,
+    /// Headers added, after the responder's.
+    pub add: Vec<(Bytes, Bytes)>,
+}
+
+impl HeadEdit {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.add.is_empty()
+    }
+
+    /// Applies the edit to `head`.
+    pub fn apply(&self, head: &mut ResponseHead) {
+        if !self.remove.is_empty() {
+            head.headers.retain(|(name, _)| {
+                name.eq_ignore_ascii_case(b"content-length")
+                    || !self.remove.iter().any(|gone| gone.eq_ignore_ascii_case(name))
+            });
+        }
+        head.headers.extend(self.add.iter().cloned());
+    }
+}
+
 /// Where a request's response events come from, in order: events a
 /// responder produced before it returned (answered at once, or a call run
 /// inline), then a channel its own threads feed.
@@ -113,6 +144,10 @@ pub struct Replies {
     /// Complete: whoever sent into it has finished.
     first: Option<flume::Receiver<Event>>,
     rest: Option<flume::Receiver<Event>>,
+    /// Applied to the response head as it passes.
+    edit: Option<Arc<HeadEdit>>,
+    /// The request is not logged (a route's `donotlog:`).
+    quiet: bool,
 }
 
 /// The responder stopped without ending the response.
@@ -142,8 +177,35 @@ impl Replies {
         Replies { first: Some(events), ..Replies::default() }
     }
 
+    /// These replies with `edit` applied to the response head.
+    pub fn edited(mut self, edit: Arc<HeadEdit>) -> Replies {
+        self.edit = Some(edit);
+        self
+    }
+
+    /// These replies for a request that is not logged.
+    pub fn quiet(mut self) -> Replies {
+        self.quiet = true;
+        self
+    }
+
+    /// Whether the request is logged.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// The next event. Cancel-safe (for `select!`): an event is never lost.
     pub async fn recv(&mut self) -> Result<Event, Unanswered> {
+        let mut event = self.next().await?;
+        if let (Some(edit), Event::Head { head, .. } | Event::Whole { head, .. }) =
+            (&self.edit, &mut event)
+        {
+            edit.apply(head);
+        }
+        Ok(event)
+    }
+
+    async fn next(&mut self) -> Result<Event, Unanswered> {
         if let Some(event) = self.ready.pop_front() {
             return Ok(event);
         }
@@ -238,6 +300,28 @@ mod tests {
             assert!(tx.try_send(data("y")).is_ok());
         }
         assert!(tx.try_send(data("z")).is_err(), "bounded at EVENT_QUEUE");
+        assert!(text(poll_now(replies.recv())).is_some());
+    }
+
+    #[test]
+    fn an_edit_changes_the_head_as_it_passes_and_keeps_the_framing() {
+        let mut head = ResponseHead::new(200);
+        head.push_header(Bytes::from_static(b"Server"), Bytes::from_static(b"app"));
+        head.push_header(Bytes::from_static(b"X-Keep"), Bytes::from_static(b"1"));
+        let edit = HeadEdit {
+            remove: vec![Bytes::from_static(b"server"), Bytes::from_static(b"Content-Length")],
+            add: vec![(Bytes::from_static(b"X-Frame-Options"), Bytes::from_static(b"DENY"))],
+        };
+        let replies =
+            Replies::ready([Event::whole(head, Bytes::from_static(b"hi")), data("not a head")]);
+        let mut replies = replies.edited(Arc::new(edit)).quiet();
+        assert!(replies.is_quiet());
+        let Some(Ok(Event::Whole { head, .. })) = poll_now(replies.recv()) else {
+            panic!("not whole");
+        };
+        let names: Vec<&[u8]> = head.headers.iter().map(|(n, _)| &n[..]).collect();
+        assert_eq!(names, [&b"X-Keep"[..], b"Content-Length", b"X-Frame-Options"]);
+        assert_eq!(head.content_length, Some(2));
         assert!(text(poll_now(replies.recv())).is_some());
     }
 

@@ -358,7 +358,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         let ended = &exchange.outcome;
         let flushed = !ended.unwritable && self.wire.flush().await.is_ok();
         let head = &exchange.head;
-        if ended.responded && self.ctx.config.log_requests {
+        if ended.responded && !ended.quiet && self.ctx.config.log_requests {
             tracing::info!(
                 target: "rwsgi::request",
                 "{} {} {} => {} ({} bytes) in {:.2?}",

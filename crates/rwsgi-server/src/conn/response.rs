@@ -37,8 +37,11 @@ pub(super) struct Outcome {
     pub(super) body_error: Option<ProtoError>,
     /// The peer abandoned the request.
     pub(super) aborted: bool,
-    /// The responder saw the request (it gets a request log line).
+    /// The responder saw the request (it gets a request log line, unless
+    /// it asked for none).
     pub(super) responded: bool,
+    /// No request log line (a route's `donotlog:`).
+    pub(super) quiet: bool,
 }
 
 impl Outcome {
@@ -65,6 +68,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         let body = source.take().unwrap_or(BodySource::Buffered(Bytes::new()));
         let mut replies = self.ctx.responder.respond(Request { environ, body }).await;
         outcome.responded = true;
+        outcome.quiet = replies.is_quiet();
         let mut asked_continue = false;
         outcome.reusable = loop {
             let watch = C::READS_DURING_RESPONSE
