@@ -13,6 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rwsgi_config::{Command, options};
 use settings::Settings;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 fn main() -> ExitCode {
     let invocation = match rwsgi_config::parse_args(std::env::args_os().skip(1)) {
@@ -101,11 +102,12 @@ fn init_logging() {
 }
 
 fn run(settings: Settings) -> Result<(), String> {
-    let Settings { server, app, pool, master, .. } = &settings;
-    rwsgi_master::run(master.clone(), server.clone(), app.clone(), pool.clone()).map_err(|err| {
-        match &err {
+    let Settings { server, app, pool, master, front, .. } = &settings;
+    let front = Arc::clone(front);
+    rwsgi_master::run(master.clone(), server.clone(), app.clone(), pool.clone(), front).map_err(
+        |err| match &err {
             rwsgi_master::MasterError::Server(bind) => settings.describe_bind_error(bind),
             _ => err.to_string(),
-        }
-    })
+        },
+    )
 }

@@ -2,11 +2,13 @@
 //! pool take. Errors name the option and where its value came from.
 
 use rwsgi_config::{Config, Loaded};
-use rwsgi_master::MasterOptions;
+use rwsgi_master::{Front, MasterOptions};
 use rwsgi_proto::Limits;
 use rwsgi_python::{AppSpec, PoolSettings};
+use rwsgi_route::{RuleSpec, StaticSettings};
 use rwsgi_server::{BindAddr, ManagementValues, Protocol, ServerConfig, SocketSpec};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What the binary needs to serve, plus where each socket came from (for
@@ -17,6 +19,8 @@ pub struct Settings {
     pub app: AppSpec,
     pub pool: PoolSettings,
     pub master: MasterOptions,
+    /// Routes, static files and response headers, in front of the app.
+    pub front: Arc<Front>,
     /// The source of each of `server.sockets`, in the same order.
     pub socket_sources: Vec<String>,
 }
@@ -101,6 +105,8 @@ impl Settings {
             env: config.env_pairs(),
             argv: config.pyargv_list(),
             imports: config.import.clone(),
+            mounts: mounts(loaded)?,
+            manage_script_name: config.site.manage_script_name,
         };
         let pool = PoolSettings {
             threads: config.threads.max(1),
@@ -109,7 +115,10 @@ impl Settings {
             observer: None,
         };
         let master = master_options(config);
-        Ok(Settings { server, app, pool, master, socket_sources })
+        let front = Front::new(&front_settings(loaded)).map_err(|errors| {
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        })?;
+        Ok(Settings { server, app, pool, master, front: Arc::new(front), socket_sources })
     }
 
     /// `--check-config`: what can be known without binding or starting
@@ -131,7 +140,9 @@ impl Settings {
             None => Path::new("."),
         };
         match (&app.wsgi_file, &app.module) {
-            (None, None) => Err(rwsgi_python::BridgeError::NoApp.to_string()),
+            (None, None) if app.mounts.is_empty() => {
+                Err(rwsgi_python::BridgeError::NoApp.to_string())
+            }
             (Some(file), _) if !base.join(file).is_file() => Err(format!(
                 "{}: wsgi-file {}: no such file",
                 loaded.source("wsgi-file"),
@@ -161,6 +172,65 @@ impl Settings {
             _ => None,
         };
         format!("{}{err}", at.unwrap_or_default())
+    }
+}
+
+/// `mount = /PREFIX=APP` pairs.
+fn mounts(loaded: &Loaded) -> Result<Vec<(String, String)>, String> {
+    let site = &loaded.config.site;
+    site.mount
+        .iter()
+        .zip(loaded.sources("mount"))
+        .map(|(value, at)| match value.split_once('=') {
+            Some((prefix, app)) if !app.trim().is_empty() => {
+                Ok((prefix.trim().to_string(), app.trim().to_string()))
+            }
+            _ => Err(format!(
+                "{at}: mount = {value}: want /PREFIX=APP (a .py file or module[:callable])"
+            )),
+        })
+        .collect()
+}
+
+/// What goes in front of the app: the route rules (in the order given,
+/// across their option names), static files and response headers.
+fn front_settings(loaded: &Loaded) -> rwsgi_route::Settings {
+    let site = &loaded.config.site;
+    let routes = loaded
+        .routes
+        .iter()
+        .map(|setting| RuleSpec {
+            option: setting.option.to_string(),
+            value: setting.value.clone(),
+            at: setting.at.to_string(),
+        })
+        .collect();
+    let statics = StaticSettings {
+        maps: site.static_map.clone(),
+        maps2: site.static_map2.clone(),
+        check: site.check_static.clone(),
+        index: site.static_index.clone(),
+        skip_ext: site.static_skip_ext.clone(),
+        safe: site.static_safe.clone(),
+        expires_type: site.static_expires_type.clone(),
+        expires_type_mtime: site.static_expires_type_mtime.clone(),
+        expires_file: site.static_expires.clone(),
+        expires_file_mtime: site.static_expires_mtime.clone(),
+        expires_uri: site.static_expires_uri.clone(),
+        expires_uri_mtime: site.static_expires_uri_mtime.clone(),
+        expires_path_info: site.static_expires_path_info.clone(),
+        expires_path_info_mtime: site.static_expires_path_info_mtime.clone(),
+        gzip: site.static_gzip.clone(),
+        gzip_all: site.static_gzip_all,
+        gzip_dirs: site.static_gzip_dir.clone(),
+        gzip_exts: site.static_gzip_ext.clone(),
+        mime_files: site.mimefile.clone(),
+    };
+    rwsgi_route::Settings {
+        routes,
+        add_headers: site.add_header.clone(),
+        del_headers: site.del_header.clone(),
+        statics,
     }
 }
 

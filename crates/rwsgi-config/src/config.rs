@@ -72,6 +72,39 @@ pub struct Config {
     /// The process model's options, taken whole by it.
     #[serde(flatten)]
     pub process: ProcessConfig,
+    /// What answers besides the app: static files, response headers,
+    /// mounts. (Routes are read in order from [`Loaded::routes`].)
+    #[serde(flatten)]
+    pub site: SiteConfig,
+}
+
+/// Static files, response headers and mounts, with uWSGI's names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct SiteConfig {
+    pub static_map: Vec<String>,
+    pub static_map2: Vec<String>,
+    pub check_static: Vec<String>,
+    pub static_index: Vec<String>,
+    pub static_skip_ext: Vec<String>,
+    pub static_safe: Vec<String>,
+    pub static_expires_type: Vec<String>,
+    pub static_expires_type_mtime: Vec<String>,
+    pub static_expires: Vec<String>,
+    pub static_expires_mtime: Vec<String>,
+    pub static_expires_uri: Vec<String>,
+    pub static_expires_uri_mtime: Vec<String>,
+    pub static_expires_path_info: Vec<String>,
+    pub static_expires_path_info_mtime: Vec<String>,
+    pub static_gzip: Vec<String>,
+    pub static_gzip_all: bool,
+    pub static_gzip_dir: Vec<String>,
+    pub static_gzip_ext: Vec<String>,
+    pub mimefile: Vec<String>,
+    pub add_header: Vec<String>,
+    pub del_header: Vec<String>,
+    pub mount: Vec<String>,
+    pub manage_script_name: bool,
 }
 
 /// The process model's options (master, workers, recycling, privileges),
@@ -142,8 +175,9 @@ impl Config {
     }
 }
 
-/// A value of an option rwsgi keeps for a later release ([`Status::Pending`]),
-/// in the order given: the implementing code reads it from here.
+/// One value of an option, in the order given: of an option rwsgi keeps
+/// for a later release ([`Loaded::pending`]), or a route rule
+/// ([`Loaded::routes`]), whose order across option names matters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
     pub option: &'static str,
@@ -159,6 +193,9 @@ pub struct Loaded {
     pub config: Config,
     /// Values of options not implemented yet, in order.
     pub pending: Vec<Setting>,
+    /// The route rules (`route`, `route-uri`, `route-if`, `route-label`...),
+    /// in the order given, across their option names.
+    pub routes: Vec<Setting>,
     /// One line each, to log before serving.
     pub warnings: Vec<String>,
     /// `print` lines, in reading order, for stdout.
@@ -204,6 +241,7 @@ pub(crate) fn resolve(
     let mut gets: Option<Vec<String>> = None;
     let mut exit = None;
     let mut pending = Vec::new();
+    let mut routes = Vec::new();
     let mut figment = Figment::new();
     let mut warned = HashSet::new();
     let defaults = options::all()
@@ -256,6 +294,11 @@ pub(crate) fn resolve(
                 exit = Some(code.map_or(1, |(n, _)| i32::try_from(n).unwrap_or(1)));
             }
             (_, _) if spec.kind == Kind::Directive => {}
+            (Status::Implemented, name) if name.starts_with("route") => routes.push(Setting {
+                option: name,
+                value: entry.value.clone().unwrap_or_default(),
+                at: entry.at.clone(),
+            }),
             (Status::Implemented, _) => match entry.provider(&mut diag) {
                 Ok(provider) => figment = figment.admerge(provider),
                 Err(err) => diag.error(err),
@@ -299,7 +342,7 @@ pub(crate) fn resolve(
     let warnings = diag.into_result()?;
     let config: Config =
         figment.extract().map_err(|err| ConfigError::Extract(extract_error(&err)))?;
-    Ok(Loaded { config, pending, warnings, prints, gets, exit, figment })
+    Ok(Loaded { config, pending, routes, warnings, prints, gets, exit, figment })
 }
 
 /// figment's error, led by the source it names.
@@ -356,6 +399,9 @@ impl Loaded {
                     ));
                 }
             }
+        }
+        for setting in &self.routes {
+            text.push_str(&format!("{} = {}    ; {}\n", setting.option, setting.value, setting.at));
         }
         for setting in &self.pending {
             text.push_str(&format!(

@@ -306,13 +306,60 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("procname-prefix-spaced", Text, "TEXT", "put TEXT and a space before the process titles"),
     opt("touch-reload", List, "FILE", "reload gracefully when FILE is touched; repeatable"),
     opt("touch-chain-reload", List, "FILE", "reload the workers one by one when FILE is touched; repeatable"),
+    // Static files (rwsgi-static).
+    opt("static-map", List, "/PREFIX=DIR", "serve DIR + the rest of the path for paths under /PREFIX (DIR may be one file); no file: on to the app; repeatable"),
+    opt("static-map2", List, "/PREFIX=DIR", "like static-map, with the whole path under DIR; repeatable"),
+    opt("check-static", List, "DIR", "serve DIR + the path when that file exists, for any path; repeatable").aliases(&["static-check"]),
+    opt("static-index", List, "NAME", "for a directory, serve the first of these files in it (never a listing); repeatable"),
+    opt("static-skip-ext", List, "EXT", "never serve a static file whose path or name ends with EXT; repeatable"),
+    opt("static-safe", List, "DIR", "a directory static files may resolve into (through symlinks) besides their own; repeatable"),
+    opt("static-expires-type", List, "TYPE=SECONDS", "Expires: now + SECONDS for static files of this Content-Type; repeatable"),
+    opt("static-expires-type-mtime", List, "TYPE=SECONDS", "Expires: the file's mtime + SECONDS, by Content-Type; repeatable"),
+    opt("static-expires", List, "REGEX SECONDS", "Expires: now + SECONDS for static files whose name matches REGEX; repeatable"),
+    opt("static-expires-mtime", List, "REGEX SECONDS", "Expires: the file's mtime + SECONDS, by file name; repeatable"),
+    opt("static-expires-uri", List, "REGEX SECONDS", "Expires: now + SECONDS when REQUEST_URI matches REGEX; repeatable"),
+    opt("static-expires-uri-mtime", List, "REGEX SECONDS", "Expires: the file's mtime + SECONDS, by REQUEST_URI; repeatable"),
+    opt("static-expires-path-info", List, "REGEX SECONDS", "Expires: now + SECONDS when PATH_INFO matches REGEX; repeatable"),
+    opt("static-expires-path-info-mtime", List, "REGEX SECONDS", "Expires: the file's mtime + SECONDS, by PATH_INFO; repeatable"),
+    opt("static-gzip", List, "REGEX", "serve FILE.br or FILE.gz (when it exists and the client accepts it) for static files whose name matches REGEX; repeatable"),
+    opt("static-gzip-all", Flag, "", "the same for every static file"),
+    opt("static-gzip-dir", List, "DIR", "the same for static files under DIR; repeatable").aliases(&["static-gzip-prefix"]),
+    opt("static-gzip-ext", List, "EXT", "the same for static files ending with EXT; repeatable").aliases(&["static-gzip-suffix"]),
+    opt("mimefile", List, "FILE", "Content-Types by extension from FILE (/etc/mime.types format), over the built-in table; repeatable").aliases(&["mime-file"]),
+    // Routes and response headers (rwsgi-route).
+    opt("route", List, "REGEX ACTION", "run ACTION (see Routes) when PATH_INFO matches REGEX; rules run in order; repeatable"),
+    opt("route-uri", List, "REGEX ACTION", "the same, on REQUEST_URI; repeatable"),
+    opt("route-host", List, "REGEX ACTION", "the same, on HTTP_HOST; repeatable"),
+    opt("route-qs", List, "REGEX ACTION", "the same, on QUERY_STRING; repeatable"),
+    opt("route-remote-addr", List, "REGEX ACTION", "the same, on REMOTE_ADDR; repeatable"),
+    opt("route-user-agent", List, "REGEX ACTION", "the same, on HTTP_USER_AGENT; repeatable"),
+    opt("route-remote-user", List, "REGEX ACTION", "the same, on REMOTE_USER; repeatable"),
+    opt("route-referer", List, "REGEX ACTION", "the same, on HTTP_REFERER; repeatable"),
+    opt("route-if", List, "COND:ARGS ACTION", "run ACTION when the condition holds (see Routes); repeatable"),
+    opt("route-if-not", List, "COND:ARGS ACTION", "run ACTION when the condition does not hold; repeatable"),
+    opt("route-run", List, "ACTION", "run ACTION for every request; repeatable"),
+    opt("route-label", List, "NAME", "a label a goto action jumps to; repeatable"),
+    opt("add-header", List, "NAME: VALUE", "add this header to every response; repeatable"),
+    opt("del-header", List, "NAME", "remove this header from every response (never Content-Length); repeatable").aliases(&["rem-header"]),
+    // Several apps (mounts).
+    opt("mount", List, "/PREFIX=APP", "serve APP (a .py file, or module[:callable]) for paths under /PREFIX; the longest prefix wins; repeatable"),
+    opt("manage-script-name", Flag, "", "move a mount's prefix from PATH_INFO to SCRIPT_NAME"),
 ];
 
 /// The plugins rwsgi has built in, under the names uWSGI gives them.
 fn builtin_plugins(names: &str) -> bool {
     names.split([',', ' ']).filter(|name| !name.is_empty()).all(|name| {
         let name = name.strip_suffix("_plugin.so").unwrap_or(name);
-        name.starts_with("python") || matches!(name, "http" | "0")
+        name.starts_with("python")
+            || matches!(
+                name,
+                "http"
+                    | "0"
+                    | "router_static"
+                    | "router_basicauth"
+                    | "router_redirect"
+                    | "router_rewrite"
+            )
     })
 }
 
@@ -347,8 +394,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
                 default: "",
                 bare: None,
                 help: reason,
-                check: (status == Status::Pending && uwsgi.name.contains("route"))
-                    .then_some(check_route as Check),
+                check: None,
                 honoured: (status == Status::Always).then_some(is_true),
                 origin: uwsgi.origin,
             }),
@@ -368,30 +414,6 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     }
     Registry { specs, by_name, by_short }
 });
-
-/// Route actions that keep clients out: until routes are implemented, a
-/// rule using one is refused, since serving without it would open what it
-/// closes.
-const ACCESS_ACTIONS: &[&str] =
-    &["basicauth", "basicauth-next", "ldapauth", "ldapauth-next", "break", "return"];
-
-/// A route rule (`REGEX ACTION[:ARGS]`, `route-if = COND ACTION`,
-/// `route-run = ACTION`) is accepted for later unless its action guards
-/// access (`basicauth:`, `break:403`, ...).
-fn check_route(rule: &str) -> Result<(), String> {
-    let action = rule.split_once(' ').map_or(rule, |(_, action)| action).trim_start();
-    let (name, args) = action.split_once(':').unwrap_or((action, ""));
-    let guards =
-        ACCESS_ACTIONS.contains(&name) && !(matches!(name, "break" | "return") && args.is_empty());
-    if guards {
-        Err(format!(
-            "{name} guards access, and rwsgi does not run routes yet: serving without it would open \
-             what it closes; do it in nginx (auth_basic, return 403) or the app"
-        ))
-    } else {
-        Ok(())
-    }
-}
 
 fn is_true(value: &str) -> bool {
     crate::value::flag(value).0
@@ -690,35 +712,12 @@ mod tests {
     }
 
     #[test]
-    fn routes_that_guard_access_are_refused_until_routes_exist() {
-        for rule in
-            ["^/admin basicauth:Area,admin:pw", "^/x break:403", ".* return:404", "basicauth:A,u:p"]
-        {
-            assert!(check_route(rule).is_err(), "{rule}");
-        }
-        for rule in [
-            "^/static static:/srv/static",
-            "^/x break",
-            ".* addheader:X-A: b",
-            "^/old redirect:/new",
-        ] {
-            assert_eq!(check_route(rule), Ok(()), "{rule}");
-        }
-        let route_if = lookup("route-if").unwrap();
-        assert!(
-            route_if
-                .check
-                .is_some_and(|check| check("equal:${PATH_INFO};/x basicauth:A,u:p").is_err())
-        );
-        assert!(lookup("router-list").unwrap().check.is_none());
-    }
-
-    #[test]
     fn builtin_plugins_are_honoured() {
         for names in ["python3", "python", "python311", "http,python3", "python3_plugin.so", ""] {
             assert!(builtin_plugins(names), "{names}");
         }
-        for names in ["php", "python3,router_static", "gevent"] {
+        assert!(builtin_plugins("python3,router_static,router_basicauth"));
+        for names in ["php", "python3,router_cache", "gevent"] {
             assert!(!builtin_plugins(names), "{names}");
         }
     }

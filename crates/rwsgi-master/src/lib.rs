@@ -27,8 +27,10 @@ mod worker;
 pub use error::MasterError;
 
 use rwsgi_python::{AppSpec, PoolSettings};
+pub use rwsgi_route::Front;
 use rwsgi_server::ServerConfig;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The process options, in uWSGI's terms, already validated.
@@ -167,11 +169,12 @@ pub fn run(
     server: ServerConfig,
     app: AppSpec,
     pool: PoolSettings,
+    front: Arc<Front>,
 ) -> Result<(), MasterError> {
     let start = setup::Start::prepare(&options, server)?;
     if options.needs_master() {
-        master::run(&options, start, &app, pool)
+        master::run(&options, start, &app, pool, front)
     } else {
-        worker::run_alone(start, &app, pool)
+        worker::run_alone(start, &app, pool, &front)
     }
 }

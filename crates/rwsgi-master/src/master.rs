@@ -16,9 +16,11 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use rwsgi_python::{App, AppSpec, PoolSettings};
+use rwsgi_route::Front;
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often the master looks at the scoreboard, the clock and touch files.
@@ -49,6 +51,7 @@ pub(crate) fn run(
     mut start: Start,
     spec: &AppSpec,
     pool: PoolSettings,
+    front: Arc<Front>,
 ) -> Result<(), MasterError> {
     // Blocked from the start, so a signal during a long import waits for
     // the loop (rather than stopping the process, as SIGTTIN's default
@@ -114,6 +117,7 @@ pub(crate) fn run(
         app,
         spec,
         pool,
+        front,
         board,
         signalfd: Some(signalfd),
         workers: Vec::new(),
@@ -204,6 +208,8 @@ struct Master<'a> {
     app: Option<App>,
     spec: &'a AppSpec,
     pool: PoolSettings,
+    /// Routes, static files and headers, in front of the app.
+    front: Arc<Front>,
     board: Scoreboard,
     /// `None` only in a forked child, which drops it.
     signalfd: Option<SignalFd>,
@@ -492,6 +498,7 @@ impl Master<'_> {
                     self.start.server.clone(),
                     app,
                     self.pool.clone(),
+                    &self.front,
                 )
             }
             Side::Parent(pid) => {

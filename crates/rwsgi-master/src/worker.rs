@@ -10,6 +10,7 @@ use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::unistd::Pid;
 use rwsgi_proto::Environ;
 use rwsgi_python::{App, AppSpec, PoolSettings, RequestObserver};
+use rwsgi_route::Front;
 use rwsgi_server::{Listener, ServerConfig};
 use std::sync::Arc;
 
@@ -27,13 +28,14 @@ pub(crate) fn run_alone(
     mut start: Start,
     spec: &AppSpec,
     pool: PoolSettings,
+    front: &Arc<Front>,
 ) -> Result<(), MasterError> {
     let result = rwsgi_python::load_app(spec).map_err(MasterError::from).and_then(|app| {
         start.log_listening();
         let listeners = std::mem::take(&mut start.listeners);
         let ready = || start.notify("READY=1\nSTATUS=serving");
         let on_quit = start.on_quit();
-        serve(listeners, app, pool, start.server.clone(), ready, on_quit)
+        serve(listeners, app, pool, front, start.server.clone(), ready, on_quit)
     });
     start.notify("STOPPING=1");
     start.finish();
@@ -68,6 +70,7 @@ pub(crate) fn run_forked(
     server: ServerConfig,
     app: AppSource<'_>,
     pool: PoolSettings,
+    front: &Arc<Front>,
 ) -> ! {
     // Every line this worker's I/O thread logs (requests, errors) says which
     // worker it is.
@@ -77,9 +80,7 @@ pub(crate) fn run_forked(
         std::process::exit(1);
     }
     let app = match app {
-        AppSource::Preloaded(app) => {
-            pyo3::Python::attach(|py| App { callable: app.callable.clone_ref(py) })
-        }
+        AppSource::Preloaded(app) => pyo3::Python::attach(|py| app.clone_ref(py)),
         AppSource::Lazy(spec) => match rwsgi_python::load_app(spec) {
             Ok(app) => app,
             Err(err) => {
@@ -94,7 +95,7 @@ pub(crate) fn run_forked(
         who.board.set_ready(who.slot);
     };
     // The master vacuums.
-    match serve(listeners, app, pool, server, ready, || {}) {
+    match serve(listeners, app, pool, front, server, ready, || {}) {
         Ok(()) => std::process::exit(0),
         Err(err) => {
             tracing::error!("{err}");
@@ -134,6 +135,7 @@ fn serve(
     listeners: Vec<Listener>,
     app: App,
     pool: PoolSettings,
+    front: &Arc<Front>,
     server: ServerConfig,
     ready: impl FnOnce() + Send,
     on_quit: impl FnOnce() + Send + 'static,
@@ -146,7 +148,8 @@ fn serve(
     // The runtime's thread keeps a Python thread state for its whole life,
     // so a request run inline only attaches to it.
     rwsgi_python::with_python_thread_state(|| {
-        rwsgi_server::serve(listeners, pool.dispatch(), server, ready, on_quit)
+        let site = Arc::clone(front).with(pool.dispatch());
+        rwsgi_server::serve(listeners, site, server, ready, on_quit)
     })?;
     Ok(())
 }

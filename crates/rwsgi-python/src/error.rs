@@ -7,7 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
     /// Neither `wsgi-file` nor `module` was given.
-    #[error("no app to load: give --wsgi-file FILE or --module MODULE[:CALLABLE]")]
+    #[error(
+        "no app to load: give --wsgi-file FILE, --module MODULE[:CALLABLE] or --mount /PREFIX=APP"
+    )]
     NoApp,
     /// The `wsgi-file` does not exist or cannot be read.
     #[error("wsgi-file {path}: {source}")]

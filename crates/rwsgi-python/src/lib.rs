@@ -28,6 +28,7 @@ mod file_wrapper;
 mod input;
 mod loader;
 mod log_stream;
+mod mounts;
 mod pool;
 mod response;
 

@@ -7,6 +7,7 @@
 //! `python -m venv` directory, as uWSGI does, loses the standard library.)
 
 use crate::error::BridgeError;
+use crate::mounts::MountTable;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTraceback};
 use std::path::{Path, PathBuf};
@@ -30,13 +31,44 @@ pub struct AppSpec {
     pub argv: Vec<String>,
     /// `import`: modules imported, in order, before the app.
     pub imports: Vec<String>,
+    /// `mount`: (prefix, app) pairs, the app a `.py`/`.wsgi` file or
+    /// `module[:callable]`.
+    pub mounts: Vec<(String, String)>,
+    /// `manage-script-name`.
+    pub manage_script_name: bool,
 }
 
-/// A loaded WSGI callable.
+/// The loaded WSGI callables: the default app and the mounted ones.
 #[derive(Debug)]
 pub struct App {
-    /// The callable.
-    pub callable: Py<PyAny>,
+    pub(crate) callables: Vec<Py<PyAny>>,
+    pub(crate) table: MountTable,
+}
+
+impl App {
+    /// One callable answering every request.
+    pub fn single(callable: Py<PyAny>) -> App {
+        App { callables: vec![callable], table: MountTable::single() }
+    }
+
+    /// Another reference to the same callables (for a forked worker).
+    pub fn clone_ref(&self, py: Python<'_>) -> App {
+        App {
+            callables: self.callables.iter().map(|c| c.clone_ref(py)).collect(),
+            table: self.table.clone(),
+        }
+    }
+}
+
+/// What a mount's target names: a Python file (`.py`, `.wsgi`, or a
+/// path), else a module (`module[:callable]`).
+fn mounted(spec: &AppSpec, target: &str) -> AppSpec {
+    let is_file = target.ends_with(".py") || target.ends_with(".wsgi") || target.contains('/');
+    AppSpec {
+        wsgi_file: is_file.then(|| PathBuf::from(target)),
+        module: (!is_file).then(|| target.to_string()),
+        ..spec.clone()
+    }
 }
 
 /// Prepares the interpreter (env, `sys.argv`, virtualenv, pythonpath),
@@ -65,10 +97,12 @@ pub fn load_app(spec: &AppSpec) -> Result<App, BridgeError> {
         // Like `python -m`: the working directory first, then pythonpath.
         let mut front: Vec<String> = vec![cwd_string()];
         front.extend(spec.pythonpath.iter().map(|p| absolute(p).to_string_lossy().into_owned()));
-        if let Some(file) = &spec.wsgi_file
-            && let Some(dir) = absolute(file).parent()
-        {
-            front.push(dir.to_string_lossy().into_owned());
+        let mounts: Vec<AppSpec> =
+            spec.mounts.iter().map(|(_, target)| mounted(spec, target)).collect();
+        for file in std::iter::once(spec).chain(&mounts).filter_map(|s| s.wsgi_file.as_ref()) {
+            if let Some(dir) = absolute(file).parent() {
+                front.push(dir.to_string_lossy().into_owned());
+            }
         }
         for entry in front.iter().rev() {
             if !path.contains(entry).unwrap_or(false) {
@@ -78,8 +112,27 @@ pub fn load_app(spec: &AppSpec) -> Result<App, BridgeError> {
         for module in &spec.imports {
             py.import(module.as_str()).map_err(|e| import_error(py, module, &e))?;
         }
-        let callable = import_callable(py, spec)?;
-        Ok(App { callable: callable.unbind() })
+        let mut callables = Vec::new();
+        if spec.wsgi_file.is_some() || spec.module.is_some() {
+            callables.push(import_callable(py, spec)?.unbind());
+        }
+        let default = (!callables.is_empty()).then_some(0);
+        let mut table = Vec::new();
+        for ((prefix, _), mount) in spec.mounts.iter().zip(&mounts) {
+            callables.push(import_callable(py, mount)?.unbind());
+            table.push((prefix.clone(), callables.len() - 1));
+            tracing::info!(
+                "mounted {} at {prefix:?}",
+                mount.wsgi_file.as_ref().map_or_else(
+                    || mount.module.clone().unwrap_or_default(),
+                    |f| f.display().to_string()
+                )
+            );
+        }
+        if callables.is_empty() {
+            return Err(BridgeError::NoApp);
+        }
+        Ok(App { callables, table: MountTable::new(default, table, spec.manage_script_name) })
     })
 }
 

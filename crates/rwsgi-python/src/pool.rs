@@ -207,7 +207,7 @@ impl PythonPool {
         let interned =
             Python::attach(Interned::new).map_err(|e| crate::BridgeError::Python(e.to_string()))?;
         let app = response::Shared {
-            app: app.callable,
+            app,
             interned,
             multithread: threads > 1,
             multiprocess: settings.multiprocess,
@@ -308,7 +308,7 @@ def app(environ, start_response):
         });
         let settings =
             PoolSettings { threads, multiprocess: false, errors_to_peer: true, observer: None };
-        PythonPool::start(App { callable }, settings).unwrap()
+        PythonPool::start(App::single(callable), settings).unwrap()
     }
 
     fn job(path: &str, events: flume::Sender<Event>) -> Job {

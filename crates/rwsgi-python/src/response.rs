@@ -17,7 +17,7 @@ use rwsgi_proto::{Event, ResponseHead};
 /// What every request of the process shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) app: Py<PyAny>,
+    pub(crate) app: crate::App,
     pub(crate) interned: Interned,
     pub(crate) multithread: bool,
     pub(crate) multiprocess: bool,
@@ -263,8 +263,13 @@ fn body_failed(py: Python<'_>, input: &Py<InputStream>) -> bool {
 /// The call phase: builds the environ and calls the app. `None`: it failed,
 /// and the failure was answered.
 fn call(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) -> Option<Continuation> {
-    let Job { request, events } = job;
+    let Job { mut request, events } = job;
     let what = describe(&request.environ);
+    let Some(app) = shared.app.table.choose(&mut request.environ) else {
+        tracing::warn!("{what}: no app is mounted there: 404");
+        no_app(&events);
+        return None;
+    };
     let start = match Py::new(py, StartResponse::new(events.clone())) {
         Ok(start) => start,
         Err(err) => {
@@ -280,7 +285,7 @@ fn call(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) -> Opti
             return None;
         }
     };
-    match shared.app.bind(py).call1((env, start.bind(py))) {
+    match shared.app.callables[app].bind(py).call1((env, start.bind(py))) {
         Ok(result) => Some(Continuation { start, result: result.unbind(), what, input, errors }),
         Err(err) => {
             fail(py, &events, Some(&start), &what, &err, body_failed(py, &input));
@@ -492,6 +497,13 @@ fn respond_file(
 
 /// The app failed. Before the head went out the client gets a plain 500;
 /// after, the response is cut so the client cannot take it for complete.
+/// No app is mounted where the request goes: a plain 404.
+fn no_app(events: &flume::Sender<Event>) {
+    let head = ResponseHead::plain_error(404);
+    let body = Bytes::from(format!("{}\n", rwsgi_proto::reason_phrase(404)));
+    let _ = events.try_send(Event::Whole { head, body: vec![body], complete: true });
+}
+
 fn fail(
     py: Python<'_>,
     events: &flume::Sender<Event>,

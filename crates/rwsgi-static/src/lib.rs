@@ -100,8 +100,9 @@ enum Lookup {
     Map { prefix: String, root: Root, keep_prefix: bool },
 }
 
-/// Everything the static options configure, ready to answer requests.
-#[derive(Debug)]
+/// Everything the static options configure, ready to answer requests
+/// (the default serves nothing but what a route names).
+#[derive(Debug, Default)]
 pub struct StaticFiles {
     lookups: Vec<Lookup>,
     index: Vec<String>,
