@@ -61,7 +61,7 @@ bench-rss: venv
 	RWSGI_TEST_VENV=$(abspath $(VENV)) $(PYTHON) benches/rss.py
 
 bench-codec:
-	$(CARGO) bench --bench http1_codec --bench proxy_codecs
+	$(CARGO) bench --bench http1_codec --bench proxy_codecs --bench static_files
 
 # 60 s per parser (cargo install cargo-fuzz; needs the nightly toolchain).
 FUZZ_TARGETS := http1_decode http1_differential uwsgi_decode fastcgi_decode ini_parse config_load
