@@ -22,6 +22,7 @@ use regex::Regex;
 use resolve::Root;
 use rules::{Expires, Gzip, MimeTypes};
 use rwsgi_proto::{Environ, Event};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 pub use reply::Asked;
@@ -171,9 +172,8 @@ impl StaticFiles {
                     }
                 }
             };
-            let found = found.filter(|f| !self.skipped(f.as_os_str().as_encoded_bytes()));
-            if let Some(events) = found.and_then(|file| reply::file(&file, &asked, self)) {
-                return Some(events);
+            if let Some(found) = found.filter(|f| !self.skipped(f.name.as_os_str().as_bytes())) {
+                return Some(reply::file(found, &asked, self));
             }
         }
         None
@@ -188,8 +188,8 @@ impl StaticFiles {
         if !matches!(asked.method, b"GET" | b"HEAD") {
             return None;
         }
-        let file = Root::new(path).whole_checked(&self.safe)?;
-        reply::file(&file, &asked, self)
+        let found = Root::new(path).whole_checked(&self.safe)?;
+        Some(reply::file(found, &asked, self))
     }
 
     fn skipped(&self, path: &[u8]) -> bool {

@@ -3,11 +3,11 @@
 //! sibling, `HEAD`.
 
 use crate::StaticFiles;
-use crate::resolve::sibling;
+use crate::resolve::Found;
 use crate::rules::accepts;
 use bytes::Bytes;
 use rwsgi_proto::{CgiVar, EnvKey, Environ, Event, ResponseHead};
-use std::path::{Path, PathBuf};
+use std::fs::{File, Metadata};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What a request asks of a static file, read from its environ in one pass.
@@ -80,15 +80,17 @@ enum Part {
     Unsatisfiable,
 }
 
-/// The response serving `real`, or `None` when it cannot be opened.
-pub(crate) fn file(real: &Path, asked: &Asked<'_>, files: &StaticFiles) -> Option<Vec<Event>> {
-    let content_type = files.mime.of(real);
-    let compressible = files.gzip.applies(real);
-    let negotiated = if compressible { negotiate(real, asked.accept_encoding) } else { None };
-    let coding = negotiated.as_ref().map(|(coding, _)| *coding);
-    let path = negotiated.as_ref().map_or(real, |(_, path)| path.as_path());
-    let file = std::fs::File::open(path).ok()?;
-    let meta = file.metadata().ok().filter(std::fs::Metadata::is_file)?;
+/// The response serving `found`.
+pub(crate) fn file(found: Found<'_>, asked: &Asked<'_>, files: &StaticFiles) -> Vec<Event> {
+    let name = found.name.as_path();
+    let content_type = files.mime.of(name);
+    let compressible = files.gzip.applies(name);
+    let negotiated = if compressible { negotiate(&found, asked.accept_encoding) } else { None };
+    let coding = negotiated.as_ref().map(|(coding, ..)| *coding);
+    let (file, meta) = match negotiated {
+        Some((_, file, meta)) => (file, meta),
+        None => (found.file, found.meta),
+    };
     let size = meta.len();
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
     let mtime_secs = mtime.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -100,7 +102,7 @@ pub(crate) fn file(real: &Path, asked: &Asked<'_>, files: &StaticFiles) -> Optio
     if compressible {
         validators.push(("Vary", "Accept-Encoding".into()));
     }
-    if let Some(expires) = files.expires.when(real, asked, content_type, mtime) {
+    if let Some(expires) = files.expires.when(name, asked, content_type, mtime) {
         validators.push(("Expires", httpdate::fmt_http_date(expires)));
     }
     let with = |mut head: ResponseHead, headers: &[(&'static str, String)]| {
@@ -111,7 +113,7 @@ pub(crate) fn file(real: &Path, asked: &Asked<'_>, files: &StaticFiles) -> Optio
     };
     if not_modified(asked, &etag, mtime_secs) {
         let head = with(ResponseHead::new(304), &validators);
-        return Some(vec![Event::whole(head, Bytes::new())]);
+        return vec![Event::whole(head, Bytes::new())];
     }
     let part =
         if asked.method == b"GET" { part(asked, size, &etag, mtime_secs) } else { Part::Whole };
@@ -121,7 +123,7 @@ pub(crate) fn file(real: &Path, asked: &Asked<'_>, files: &StaticFiles) -> Optio
         Part::Unsatisfiable => {
             let head =
                 with(ResponseHead::new(416), &[("Content-Range", format!("bytes */{size}"))]);
-            return Some(vec![Event::whole(head, Bytes::new())]);
+            return vec![Event::whole(head, Bytes::new())];
         }
     };
     let mut headers = vec![("Content-Type", content_type.to_string())];
@@ -136,23 +138,23 @@ pub(crate) fn file(real: &Path, asked: &Asked<'_>, files: &StaticFiles) -> Optio
     let mut head = with(ResponseHead::new(status), &headers);
     head.set_content_length(len);
     if asked.method == b"HEAD" || len == 0 {
-        return Some(vec![Event::Whole { head, body: Vec::new(), complete: true }]);
+        return vec![Event::Whole { head, body: Vec::new(), complete: true }];
     }
-    Some(vec![
+    vec![
         Event::Head { head, body: Vec::new() },
         Event::File { file, offset, len },
         Event::End { complete: true },
-    ])
+    ]
 }
 
 /// The compressed sibling to serve, best first: `br`, then `gzip`, each
 /// only if the client accepts it and the file exists.
-fn negotiate(real: &Path, accept_encoding: &[u8]) -> Option<(Coding, PathBuf)> {
+fn negotiate(found: &Found<'_>, accept_encoding: &[u8]) -> Option<(Coding, File, Metadata)> {
     [Coding::Br, Coding::Gzip].into_iter().find_map(|coding| {
         if !accepts(accept_encoding, coding.name()) {
             return None;
         }
-        sibling(real, coding.suffix()).map(|path| (coding, path))
+        found.sibling(coding.suffix()).map(|(file, meta)| (coding, file, meta))
     })
 }
 

@@ -1,12 +1,28 @@
-//! From a request path to a file that may be served: joined to a root,
-//! resolved by the kernel (`..`, `.`, symlinks, repeated slashes), and
-//! served only if the result lies under the root or a `static-safe`
-//! directory, component by component.
+//! From a request path to an open file that may be served.
+//!
+//! A directory root is opened once; each request path is opened relative
+//! to it with `openat2(RESOLVE_BENEATH)`, so the kernel resolves `..`,
+//! `.`, `//` and symlinks and refuses anything that leaves the directory,
+//! in one system call and with no window between checking a path and
+//! opening it. A path the kernel refuses that way (a symlink out of the
+//! tree, an absolute symlink) or a kernel without `openat2` takes the
+//! slow way: resolved with `realpath`, served only if the result lies,
+//! component by component, under the root or a `static-safe` directory.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once `openat2` turned out to be missing (an old kernel, a seccomp
+/// filter): every lookup takes the slow way from then on.
+pub(crate) static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
 /// A configured directory (or file), resolved on first use.
 #[derive(Debug)]
@@ -18,7 +34,65 @@ pub(crate) struct Root {
 #[derive(Debug)]
 struct Resolved {
     path: PathBuf,
-    is_file: bool,
+    /// The open directory, or `None` for a file root.
+    dir: Option<OwnedFd>,
+}
+
+/// A file found for a request: open, with its metadata and name.
+#[derive(Debug)]
+pub(crate) struct Found<'r> {
+    pub(crate) file: File,
+    pub(crate) meta: Metadata,
+    /// Its path, for the rules that look at names (content type, expires,
+    /// compressed siblings).
+    pub(crate) name: PathBuf,
+    /// How a sibling (`FILE.gz`) is opened the same safe way.
+    via: Via<'r>,
+}
+
+#[derive(Debug)]
+enum Via<'r> {
+    /// Beneath this directory, at this relative path.
+    Beneath(&'r OwnedFd, Vec<u8>),
+    /// By its real path.
+    Real(PathBuf),
+}
+
+/// Opens `rel` beneath `dir` without following it out. `O_NONBLOCK`: a
+/// FIFO in the tree must not block the opener (it is then refused as no
+/// regular file).
+fn open_beneath(dir: &OwnedFd, rel: &[u8]) -> Result<File, Errno> {
+    let rel = if rel.is_empty() { OsStr::new(".") } else { OsStr::from_bytes(rel) };
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    nix::fcntl::openat2(dir, rel, how).map(File::from)
+}
+
+fn open_real(path: &Path) -> Option<(File, Metadata)> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    Some((file, meta))
+}
+
+/// `rel` without empty, `.` and `..` segments (`..` drops the segment
+/// before it), and without a leading `/`.
+fn lexical(rel: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in rel.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    parts.join(&b'/')
 }
 
 impl Root {
@@ -26,24 +100,30 @@ impl Root {
         Root { given: given.as_ref().to_path_buf(), resolved: OnceLock::new() }
     }
 
-    /// The real path, once it exists (retried until it does).
+    /// The real path and open directory, once it exists (retried until it
+    /// does, so a directory made after start-up is served).
     fn resolved(&self) -> Option<&Resolved> {
         if let Some(resolved) = self.resolved.get() {
             return Some(resolved);
         }
         let path = std::fs::canonicalize(&self.given).ok()?;
-        let is_file = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
-        Some(self.resolved.get_or_init(|| Resolved { path, is_file }))
+        let dir = match std::fs::metadata(&path).ok()? {
+            meta if meta.is_dir() => Some(OwnedFd::from(File::open(&path).ok()?)),
+            meta if meta.is_file() => None,
+            _ => return None,
+        };
+        Some(self.resolved.get_or_init(|| Resolved { path, dir }))
     }
 
     /// Whether the root is one file (`static-map = /favicon.ico=FILE`).
     pub(crate) fn is_file(&self) -> bool {
-        self.resolved().is_some_and(|r| r.is_file)
+        self.resolved().is_some_and(|r| r.dir.is_none())
     }
 
     /// The root itself, when it is a file.
-    pub(crate) fn whole(&self) -> Option<PathBuf> {
-        self.resolved().filter(|r| r.is_file).map(|r| r.path.clone())
+    pub(crate) fn whole(&self) -> Option<Found<'_>> {
+        let root = self.resolved().filter(|r| r.dir.is_none())?;
+        found_real(root.path.clone())
     }
 
     fn contains(&self, real: &Path) -> bool {
@@ -52,23 +132,81 @@ impl Root {
 
     /// The file for `rel` (a request path) under this directory: the file
     /// itself, or for a directory the first `index` name that is a file.
-    pub(crate) fn find(&self, rel: &[u8], index: &[String], safe: &[Root]) -> Option<PathBuf> {
+    pub(crate) fn find(&self, rel: &[u8], index: &[String], safe: &[Root]) -> Option<Found<'_>> {
         let root = self.resolved()?;
-        let mut joined = root.path.clone().into_os_string().into_vec();
-        joined.push(b'/');
-        joined.extend_from_slice(rel);
-        let real = self.admit(Path::new(&OsString::from_vec(joined)), safe)?;
-        let meta = std::fs::metadata(&real).ok()?;
+        let dir = root.dir.as_ref()?;
+        let rel = lexical(rel);
+        if rel.contains(&0) {
+            return None;
+        }
+        if NO_OPENAT2.load(Ordering::Relaxed) {
+            return self.find_real(&root.path, &rel, index, safe);
+        }
+        let opened = match open_beneath(dir, &rel) {
+            Ok(file) => file,
+            // Out of the tree (a symlink, maybe into a safe directory), or
+            // no openat2 here: the slow way decides.
+            Err(Errno::EXDEV | Errno::ELOOP) => {
+                return self.find_real(&root.path, &rel, index, safe);
+            }
+            Err(Errno::ENOSYS | Errno::EPERM) => {
+                NO_OPENAT2.store(true, Ordering::Relaxed);
+                return self.find_real(&root.path, &rel, index, safe);
+            }
+            Err(_) => return None,
+        };
+        let meta = opened.metadata().ok()?;
+        let name = |rel: &[u8]| {
+            let mut name = root.path.clone().into_os_string().into_vec();
+            if !rel.is_empty() {
+                name.push(b'/');
+                name.extend_from_slice(rel);
+            }
+            PathBuf::from(OsString::from_vec(name))
+        };
         if meta.is_file() {
-            return Some(real);
+            return Some(Found {
+                file: opened,
+                meta,
+                name: name(&rel),
+                via: Via::Beneath(dir, rel),
+            });
         }
         if !meta.is_dir() {
             return None;
         }
-        index.iter().find_map(|name| {
-            let real = self.admit(&real.join(name), safe)?;
-            std::fs::metadata(&real).is_ok_and(|m| m.is_file()).then_some(real)
+        index.iter().find_map(|index| {
+            let mut rel = rel.clone();
+            if !rel.is_empty() {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(index.as_bytes());
+            let file = open_beneath(dir, &rel).ok()?;
+            let meta = file.metadata().ok().filter(Metadata::is_file)?;
+            Some(Found { file, meta, name: name(&rel), via: Via::Beneath(dir, rel) })
         })
+    }
+
+    /// The slow way: `realpath`, then the containment check.
+    fn find_real(
+        &self,
+        base: &Path,
+        rel: &[u8],
+        index: &[String],
+        safe: &[Root],
+    ) -> Option<Found<'_>> {
+        let mut joined = base.as_os_str().as_bytes().to_vec();
+        joined.push(b'/');
+        joined.extend_from_slice(rel);
+        let real = self.admit(Path::new(OsStr::from_bytes(&joined)), safe)?;
+        let meta = std::fs::metadata(&real).ok()?;
+        if meta.is_file() {
+            return found_real(real);
+        }
+        if !meta.is_dir() {
+            return None;
+        }
+        index.iter().find_map(|name| found_real(self.admit(&real.join(name), safe)?))
     }
 
     /// The real path of `candidate`, if it exists and lies under this root
@@ -90,7 +228,7 @@ impl Root {
     /// The root as one file that must resolve to itself (or into a safe
     /// directory): a path built from the request (a route's `static:`)
     /// cannot climb out with `..` or a symlink.
-    pub(crate) fn whole_checked(&self, safe: &[Root]) -> Option<PathBuf> {
+    pub(crate) fn whole_checked(&self, safe: &[Root]) -> Option<Found<'static>> {
         let real = std::fs::canonicalize(&self.given).ok()?;
         let admitted = real == self.given || safe.iter().any(|dir| dir.contains(&real));
         if !admitted {
@@ -102,16 +240,51 @@ impl Root {
             );
             return None;
         }
-        std::fs::metadata(&real).is_ok_and(|m| m.is_file()).then_some(real)
+        found_real(real)
     }
 }
 
-/// A sibling of `real` (its `.gz` or `.br`): it must resolve into the
-/// same directory.
-pub(crate) fn sibling(real: &Path, suffix: &str) -> Option<PathBuf> {
-    let mut name = real.as_os_str().to_os_string();
-    name.push(suffix);
-    let sibling = std::fs::canonicalize(PathBuf::from(name)).ok()?;
-    let beside = sibling.parent() == real.parent();
-    (beside && std::fs::metadata(&sibling).is_ok_and(|m| m.is_file())).then_some(sibling)
+/// A regular file at a real (resolved and admitted) path.
+fn found_real<'r>(real: PathBuf) -> Option<Found<'r>> {
+    let (file, meta) = open_real(&real)?;
+    meta.is_file().then(|| Found { file, meta, name: real.clone(), via: Via::Real(real) })
+}
+
+impl Found<'_> {
+    /// Its sibling with `suffix` (`.gz`, `.br`), opened the same safe way;
+    /// by real path it must resolve into the same directory.
+    pub(crate) fn sibling(&self, suffix: &str) -> Option<(File, Metadata)> {
+        let (file, meta) = match &self.via {
+            Via::Beneath(dir, rel) => {
+                let mut rel = rel.clone();
+                rel.extend_from_slice(suffix.as_bytes());
+                let file = open_beneath(dir, &rel).ok()?;
+                let meta = file.metadata().ok()?;
+                (file, meta)
+            }
+            Via::Real(real) => {
+                let mut name = real.as_os_str().to_os_string();
+                name.push(suffix);
+                let sibling = std::fs::canonicalize(PathBuf::from(name)).ok()?;
+                if sibling.parent() != real.parent() {
+                    return None;
+                }
+                open_real(&sibling)?
+            }
+        };
+        meta.is_file().then_some((file, meta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexical_paths() {
+        assert_eq!(lexical(b"/a//b/./c"), b"a/b/c");
+        assert_eq!(lexical(b"/a/../../b"), b"b");
+        assert_eq!(lexical(b"/"), b"");
+        assert_eq!(lexical(b"a/.."), b"");
+    }
 }

@@ -155,6 +155,19 @@ fn what_no_file_answers_goes_on_to_the_app() {
 /// Hostile paths: none may serve a byte from outside `public/`.
 #[test]
 fn no_path_leaves_the_mapped_directory() {
+    hostile_paths_are_refused();
+}
+
+/// The same where `openat2` is missing: the `realpath` way must hold too.
+/// (Other tests running meanwhile take that way as well, and must pass.)
+#[test]
+fn no_path_leaves_the_mapped_directory_without_openat2() {
+    resolve::NO_OPENAT2.store(true, std::sync::atomic::Ordering::Relaxed);
+    hostile_paths_are_refused();
+    resolve::NO_OPENAT2.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn hostile_paths_are_refused() {
     let site = Site::new();
     let files = site.files(|s| s.check = vec![site.public()]);
     let hostile: &[&[u8]] = &[
