@@ -12,8 +12,12 @@ fastcgi_pass (keep-conn on) to rwsgi --fastcgi-socket beside uWSGI
 --fastcgi-socket.  nginx shares core 1 with wrk; the app server alone is on
 core 0.
 
+The `static` workload serves a 4 KiB file: rwsgi and uWSGI from a
+--static-map, nginx (one worker, pinned like the others) from its own
+`location`, so the ratio says how close rwsgi comes to a web server.
+
     python3 benches/load.py [--quick] [--duration S] [--servers rwsgi,uwsgi,...]
-                            [--workloads hello,big,upload] [--threads 1,8]
+                            [--workloads hello,big,upload,static] [--threads 1,8]
                             [--install-deps]
 
 Standard library only.
@@ -73,12 +77,20 @@ class Workload:
     module: str  # benches/apps/<module>.py
     description: str
     lua: str | None = None  # wrk script in benches/apps
+    path: str = "/"
+    # The servers that can run it (None: every app server).
+    servers: tuple[str, ...] | None = None
 
+
+STATIC_DIR = APPS / "static"  # holds 4k.bin: 4096 bytes of "x"
+STATIC_MAP = f"/static={STATIC_DIR}"
 
 WORKLOADS = {
     "hello": Workload("hello", "hello", "GET, 13-byte body, keep-alive"),
     "big": Workload("big", "big", "GET, 64 KiB body"),
     "upload": Workload("upload", "upload", "1 MiB POST, app reads it all", "post_1mib.lua"),
+    "static": Workload("static", "hello", "GET a 4 KiB file (static-map; nginx: its own location)",
+                       path="/static/4k.bin", servers=("rwsgi", "uwsgi", "nginx-static")),
 }
 
 
@@ -128,6 +140,8 @@ SERVERS = {
                        app="uwsgi", workers=2),
     "gunicorn-2w": Server("gunicorn-2w", "gunicorn gthread, 2 workers", True, fixed_threads=1,
                           app="gunicorn", workers=2),
+    # A web server alone, for the static workload only.
+    "nginx-static": Server("nginx-static", "nginx (one worker)", True, fixed_threads=1),
 }
 
 # Ratio columns: (heading, rwsgi's row, the peer's row), same workload and threads.
@@ -138,7 +152,35 @@ RATIOS = [
     ("rwsgi ÷ uWSGI (via nginx fastcgi_pass)", "rwsgi-fastcgi", "uwsgi-fastcgi"),
     ("rwsgi ÷ uWSGI, 2 workers", "rwsgi-2w", "uwsgi-2w"),
     ("rwsgi ÷ gunicorn, 2 workers", "rwsgi-2w", "gunicorn-2w"),
+    ("rwsgi ÷ nginx (static file)", "rwsgi", "nginx-static"),
 ]
+
+
+def runs(server: Server, workload: Workload) -> bool:
+    """Whether `server` has a row for `workload`."""
+    if workload.servers is not None:
+        return server.key in workload.servers
+    return server.key != "nginx-static"
+
+
+def nginx_static_command(port: int) -> list[str]:
+    """nginx serving STATIC_DIR at /static/ on `port`: one process, no
+    access log, sendfile on, as a site would serve its assets."""
+    tmp = Path(tempfile.mkdtemp(prefix="rwsgi-bench-nginx-"))
+    (tmp / "nginx.conf").write_text(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\n"
+        f"pid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\n"
+        "events { worker_connections 1024; }\n"
+        "http {\naccess_log off;\nsendfile on;\ntcp_nopush on;\n"
+        "keepalive_requests 1000000;\n"
+        "types { application/octet-stream bin; }\n"
+        f"client_body_temp_path {tmp}/body;\nproxy_temp_path {tmp}/proxy;\n"
+        f"fastcgi_temp_path {tmp}/fastcgi;\nuwsgi_temp_path {tmp}/uwsgi;\n"
+        f"scgi_temp_path {tmp}/scgi;\n"
+        f"server {{ listen {HOST}:{port}; location /static/ {{ alias {STATIC_DIR}/; }} }}\n"
+        "}\n")
+    return [str(nginx_binary() or NGINX), "-p", str(tmp), "-e", str(tmp / "error.log"),
+            "-c", str(tmp / "nginx.conf")]
 
 
 def venv_bin(name: str) -> str:
@@ -153,6 +195,10 @@ def server_command(key: str, workload: Workload, threads: int, port: int,
     app_file = str(APPS / f"{workload.module}.py")
     target = f"{workload.module}:application"
     server = SERVERS[key]
+    if key == "nginx-static":
+        return nginx_static_command(port)
+    # The static workload: the file comes from a static-map, the app never runs.
+    static = ["--static-map", STATIC_MAP] if workload.name == "static" else []
     if server.via_nginx:
         flag = UPSTREAMS[server.proxy].socket_flag  # --socket or --fastcgi-socket
         if server.app == "rwsgi":
@@ -163,7 +209,7 @@ def server_command(key: str, workload: Workload, threads: int, port: int,
                 "--processes", "1", "--threads", str(threads), "--disable-logging"]
     if key == "rwsgi":
         return [str(RWSGI), "--http-socket", f"{HOST}:{port}", "--wsgi-file", app_file,
-                "--threads", str(threads), "--disable-logging"]
+                "--threads", str(threads), "--disable-logging", *static]
     if server.workers > 1:  # master + workers, the app imported before the fork
         n = str(server.workers)
         if server.app == "rwsgi":
@@ -181,7 +227,7 @@ def server_command(key: str, workload: Workload, threads: int, port: int,
         # No master: the one worker is the only process.  --threads 1 is
         # uWSGI's default single-threaded mode.
         return [venv_bin("uwsgi"), socket_flag, f"{HOST}:{port}", "--wsgi-file", app_file,
-                "--processes", "1", "--threads", str(threads), "--disable-logging"]
+                "--processes", "1", "--threads", str(threads), "--disable-logging", *static]
     if key == "gunicorn":
         return [venv_bin("gunicorn"), "-w", "1", "-k", "gthread", "--threads", str(threads),
                 "-b", f"{HOST}:{port}", "--chdir", str(APPS), target, "--log-level", "warning"]
@@ -205,10 +251,12 @@ def nginx_binary() -> str | None:
 
 def server_available(key: str) -> str | None:
     """None when the server can run; otherwise why not."""
-    if SERVERS[key].via_nginx and nginx_binary() is None:
+    if (SERVERS[key].via_nginx or key == "nginx-static") and nginx_binary() is None:
         return (f"{NGINX} not installed (`apt-get install -y nginx-light` or `nginx` "
                 "on Debian/Ubuntu)")
     server = SERVERS[key]
+    if key == "nginx-static":
+        return None
     if server.runs_rwsgi:
         return None if RWSGI.exists() else f"{RWSGI} missing"
     exe = {"uwsgi": "uwsgi", "uwsgi-http11": "uwsgi",
@@ -226,6 +274,8 @@ def server_available(key: str) -> str | None:
 
 def server_version(key: str) -> str:
     try:
+        if key == "nginx-static":
+            return nginx_version()
         if SERVERS[key].runs_rwsgi:
             out = subprocess.run([str(RWSGI), "--version"], capture_output=True, text=True,
                                  timeout=10).stdout.strip()
@@ -612,7 +662,7 @@ def nginx_version() -> str:
 def check_response(workload: Workload, port: int) -> str | None:
     """One request checked by hand before the load: None when the reply is right."""
     expected = {"hello": b"Hello, World!", "big": b"x" * 65536,
-                "upload": str(UPLOAD_BYTES).encode()}[workload.name]
+                "upload": str(UPLOAD_BYTES).encode(), "static": b"x" * 4096}[workload.name]
     last = ""
     for _ in range(20):  # the port may accept before the app is loaded (granian)
         conn = http.client.HTTPConnection(HOST, port, timeout=10)
@@ -621,7 +671,7 @@ def check_response(workload: Workload, port: int) -> str | None:
                 conn.request("POST", "/", body=b"x" * UPLOAD_BYTES,
                              headers={"Content-Type": "application/octet-stream"})
             else:
-                conn.request("GET", "/")
+                conn.request("GET", workload.path)
             resp = conn.getresponse()
             body = resp.read()
             if resp.status == 200 and body == expected:
@@ -764,7 +814,7 @@ def wrk_command(workload: Workload, port: int, seconds: float, pinning: bool) ->
            f"--timeout", WRK_TIMEOUT, "--latency"]
     if workload.lua:
         cmd += ["-s", str(APPS / workload.lua)]
-    cmd.append(f"http://{HOST}:{port}/")
+    cmd.append(f"http://{HOST}:{port}{workload.path}")
     return pin(WRK_CPU, cmd, pinning)
 
 
@@ -1125,6 +1175,8 @@ def main() -> int:
     for workload in workloads:
         for threads in args.threads:
             for server in servers:
+                if not runs(server, workload):
+                    continue
                 if not server.threaded:
                     if threads != args.threads[0]:
                         continue
