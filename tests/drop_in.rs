@@ -62,6 +62,7 @@ impl Corpus {
 fn every_corpus_file_but_the_refused_one_checks_clean() {
     for name in [
         "django-tutorial.ini",
+        "django-static.ini",
         "docker-django.ini",
         "flask-nginx.ini",
         "logic.ini",
@@ -226,6 +227,43 @@ fn typos_warn_and_strict_refuses_them_all() {
         errors[0].ends_with("typos.ini:6: unknown option vaccum (did you mean vacuum?)"),
         "{errors:?}"
     );
+}
+
+#[test]
+fn the_static_files_file_serves_assets_routes_headers_and_a_mount() {
+    let corpus = Corpus::new("django-static.ini");
+    std::fs::create_dir_all(corpus.path("collected/css")).unwrap();
+    std::fs::create_dir_all(corpus.path("uploads")).unwrap();
+    std::fs::write(corpus.path("collected/css/site.css"), "body{}").unwrap();
+    std::fs::write(corpus.path("collected/css/site.css.gz"), "gz-bytes").unwrap();
+    std::fs::write(corpus.path("collected/favicon.ico"), "ico").unwrap();
+    std::fs::write(corpus.path("uploads/avatar.png"), "png").unwrap();
+    let server = corpus.serve(&[], &[], 2);
+    let css = server.get("/static/css/site.css");
+    assert_eq!((css.status, css.text().as_str()), (200, "body{}"));
+    assert_eq!(css.header("Content-Type"), Some("text/css"));
+    assert!(css.header("Expires").is_some());
+    assert_eq!(css.header("X-Content-Type-Options"), Some("nosniff"));
+    let gz = server
+        .request("GET /static/css/site.css HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n");
+    assert_eq!((gz.header("Content-Encoding"), gz.text().as_str()), (Some("gzip"), "gz-bytes"));
+    assert_eq!(server.get("/media/avatar.png").header("Content-Type"), Some("image/png"));
+    assert_eq!(server.get("/favicon.ico").text(), "ico");
+    assert_eq!(server.get("/static/missing.css").text(), "default callable", "on to the app");
+    let admin = server.get("/admin/");
+    assert_eq!((admin.status, admin.header("Referrer-Policy")), (401, Some("same-origin")));
+    let redirect = server.get("/blog/12/hello");
+    assert_eq!((redirect.status, redirect.header("Location")), (301, Some("/posts/12-hello")));
+    let api = server.get("/api/environ").json();
+    assert_eq!(
+        (api["SCRIPT_NAME"].as_str(), api["PATH_INFO"].as_str()),
+        (Some("/api"), Some("/environ"))
+    );
+    assert_eq!(server.get("/healthz").text(), "OK");
+    let over_uwsgi = server.uwsgi_get("/static/css/site.css");
+    assert_eq!(over_uwsgi.text(), "body{}", "the same on the uwsgi socket");
+    assert!(server.wait_request_logged("GET", "/api/environ"));
+    assert!(!server.log().contains("/healthz"), "donotlog");
 }
 
 #[test]
