@@ -64,7 +64,7 @@ bench-codec:
 	$(CARGO) bench --bench http1_codec --bench proxy_codecs --bench static_files
 
 # 60 s per parser (cargo install cargo-fuzz; needs the nightly toolchain).
-FUZZ_TARGETS := http1_decode http1_differential uwsgi_decode fastcgi_decode ini_parse config_load
+FUZZ_TARGETS := http1_decode http1_differential uwsgi_decode fastcgi_decode ini_parse config_load site_request
 fuzz:
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
 		$(CARGO) +nightly fuzz run $$target -- -max_total_time=60 || exit 1; \
