@@ -315,6 +315,9 @@ fn static_files_and_routes_behind_nginx_uwsgi_pass() {
         "^/old/(.*)$ redirect:/new/$1",
         "--route",
         "^/private basicauth:Private,u:p",
+        "--mount",
+        &format!("/shop={PROBE}"),
+        "--manage-script-name",
     ]);
     let nginx = Nginx::start(&format!(
         "server {{\nlisten 127.0.0.1:@PORT@;\n{COMMON}\
@@ -341,4 +344,9 @@ fn static_files_and_routes_behind_nginx_uwsgi_pass() {
     );
     let app = curl(&[&nginx.url("/static/missing.txt")]);
     assert!(app.text().starts_with("not found: "), "fell through to the app");
+    let mounted = curl(&[&nginx.url("/shop/environ")]).json();
+    assert_eq!(
+        (mounted["SCRIPT_NAME"].as_str(), mounted["PATH_INFO"].as_str()),
+        (Some("/shop"), Some("/environ"))
+    );
 }
