@@ -2,7 +2,8 @@
 //! pool take. Errors name the option and where its value came from.
 
 use rwsgi_config::{Config, Loaded};
-use rwsgi_master::{Front, MasterOptions};
+use rwsgi_log::AccessLog;
+use rwsgi_master::{Front, LogSettings, MasterOptions};
 use rwsgi_proto::Limits;
 use rwsgi_python::{AppSpec, PoolSettings};
 use rwsgi_route::{RuleSpec, StaticSettings};
@@ -87,7 +88,9 @@ impl Settings {
             chown_socket: None,
             vacuum: config.vacuum,
             listen_backlog: config.listen,
-            log_requests: !config.disable_logging,
+            access_log: access_log(config)?,
+            // Each forked worker sets its own.
+            worker_id: 0,
             shutdown_timeout: Duration::from_secs(config.reload_mercy),
             fastcgi: fastcgi_values(config.threads),
             // Sibling workers share the sockets: a busy one leaves new
@@ -173,6 +176,33 @@ impl Settings {
         };
         format!("{}{err}", at.unwrap_or_default())
     }
+}
+
+/// The request log, unless nothing would ever be logged.
+fn access_log(config: &Config) -> Result<Option<Arc<AccessLog>>, String> {
+    let log = &config.request_log;
+    let date = log
+        .log_date
+        .clone()
+        .filter(|d| !["true", "1", "on", "yes"].iter().any(|word| d.eq_ignore_ascii_case(word)));
+    let settings = rwsgi_log::Settings {
+        disabled: config.disable_logging,
+        format: log.log_format.clone(),
+        json: log.log_format_json,
+        format_strftime: log.log_format_strftime,
+        date,
+        micros: log.log_micros,
+        x_forwarded_for: log.log_x_forwarded_for,
+        log_4xx: log.log_4xx,
+        log_5xx: log.log_5xx,
+        slow: (log.log_slow > 0).then(|| Duration::from_millis(log.log_slow)),
+        big: (log.log_big > 0).then_some(log.log_big),
+        zero: log.log_zero,
+        sendfile: log.log_sendfile,
+        ioerror: log.log_ioerror,
+    };
+    let log = AccessLog::new(settings).map_err(|err| err.to_string())?;
+    Ok(log.logs_anything().then(|| Arc::new(log)))
 }
 
 /// `mount = /PREFIX=APP` pairs.
@@ -274,6 +304,23 @@ fn master_options(config: &Config) -> MasterOptions {
         procname_prefix,
         touch_reload: process.touch_reload.clone(),
         touch_chain_reload: process.touch_chain_reload.clone(),
+        log: LogSettings {
+            // Relative to where rwsgi starts, as in uWSGI, whatever chdir does later.
+            path: process
+                .daemonize
+                .clone()
+                .or(process.logto.clone())
+                .or(process.logto2.clone())
+                .map(|path| std::path::absolute(&path).unwrap_or(path)),
+            after_drop: process.daemonize.is_none()
+                && process.logto.is_none()
+                && process.logto2.is_some(),
+            maxsize: (process.log_maxsize > 0).then_some(process.log_maxsize),
+            backup: process.log_backupname.clone(),
+        },
+        daemonize: process.daemonize.is_some(),
+        touch_logreopen: process.touch_logreopen.clone(),
+        touch_logrotate: process.touch_logrotate.clone(),
     }
 }
 

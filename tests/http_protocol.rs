@@ -533,11 +533,27 @@ fn wsgi_errors_lines_are_logged() {
 fn requests_are_logged() {
     let server = Server::probe(&[]);
     let mut conn = server.conn();
-    let peer = conn.local_addr();
     conn.send(b"GET /closing?x=1 HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(conn.read_response().status, 200);
-    let needle = format!("{peer} http GET /closing?x=1 => 200 (2 bytes)");
-    assert!(server.log_contains(&needle), "no {needle:?} in\n{}", server.log());
+    assert!(server.wait_request_logged("GET", "/closing?x=1"), "{}", server.log());
+    // uWSGI's default line, field for field.
+    let line = server.log_lines_with(" GET /closing?x=1 => generated ").remove(0);
+    let prefix = format!("[pid: {}|app: 0|req: 1/1] 127.0.0.1 () {{", server.pid());
+    assert!(line.starts_with(&prefix), "{line}");
+    let (vars, rest) = line[prefix.len()..].split_once(" vars in ").unwrap();
+    assert!(vars.parse::<u32>().unwrap() > 10, "{line}");
+    let (bytes, rest) = rest.split_once(" bytes} [").unwrap();
+    assert!(bytes.parse::<u32>().unwrap() > 100, "{line}");
+    let (date, rest) = rest.split_once("] ").unwrap();
+    assert_eq!(date.len(), 24, "ctime: {date:?}");
+    let (millis, rest) = rest
+        .strip_prefix("GET /closing?x=1 => generated 2 bytes in ")
+        .and_then(|r| r.split_once(" msecs (HTTP/1.1 200) "))
+        .unwrap();
+    assert!(millis.parse::<u32>().is_ok(), "{line}");
+    let (headers, rest) = rest.split_once(" headers in ").unwrap();
+    assert!(headers.parse::<u32>().unwrap() >= 1, "{line}");
+    assert!(rest.ends_with(" bytes (1 switches on core 0)"), "{line}");
 }
 
 fn four_sleeps(threads: &str) -> Duration {

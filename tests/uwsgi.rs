@@ -1014,7 +1014,7 @@ fn environ_through_nginx_over_a_unix_socket() {
     assert_eq!(secure["wsgi.url_scheme"], "https", "HTTPS=on from nginx");
     assert_eq!(secure["PATH_INFO"], "/environ");
     assert_eq!(secure["REQUEST_URI"], "/secure/environ");
-    assert!(server.log_contains("uwsgi POST /echo => 200"), "{}", server.log());
+    assert!(server.wait_request_status("POST", "/echo", 200), "{}", server.log());
 }
 
 #[test]

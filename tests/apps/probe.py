@@ -25,6 +25,7 @@ Paths (see `application` at the bottom):
   /closing         "ab" from an iterable whose close() is counted
   /errors          writes two lines to wsgi.errors
   /status?code=N   an empty response with that status
+  /print           prints a line to stdout and one to stderr (for logto)
 
 More of PEP 3333, each checked by tests/http_protocol.rs or tests/pep3333.rs:
   /input-api       a fixed sequence of wsgi.input calls on the body, as JSON
@@ -269,6 +270,11 @@ def application(environ, start_response):
         environ["wsgi.errors"].flush()
         start_response("200 OK", text)
         return [b"logged"]
+    if path == "/print":
+        print("printed to stdout by the app", flush=True)
+        print("printed to stderr by the app", file=sys.stderr, flush=True)
+        start_response("200 OK", text)
+        return [b"printed"]
     if path == "/status":
         start_response("%s Whatever" % query.get("code", "200"), [])
         return []

@@ -488,10 +488,18 @@ impl Server {
         self.log().lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
     }
 
-    /// Waits for the request log line of `method target` (`=> STATUS`).
+    /// Waits for the request log line of `method target` (uWSGI's default
+    /// line: `METHOD TARGET => generated ...`).
     pub fn wait_request_logged(&self, method: &str, target: &str) -> bool {
-        let needle = format!("http {method} {target} =>");
-        self.log_contains(&needle)
+        let needle = format!(" {method} {target} => generated ");
+        self.wait_log(&needle, LOG_TIMEOUT)
+    }
+
+    /// Waits for the request log line of `method target` answered `status`.
+    pub fn wait_request_status(&self, method: &str, target: &str, status: u16) -> bool {
+        let needle = format!(" {method} {target} => generated ");
+        let status = format!(" {status}) ");
+        self.wait_log_line(LOG_TIMEOUT, |line| line.contains(&needle) && line.contains(&status))
     }
 
     /// Sends `signal` without waiting.

@@ -67,6 +67,9 @@ pub struct Config {
     /// 0: leave the limit as it is.
     pub max_fd: u64,
     pub disable_logging: bool,
+    /// The request log's format and conditions.
+    #[serde(flatten)]
+    pub request_log: RequestLogConfig,
     pub strict: bool,
     pub mode: Option<String>,
     /// The process model's options, taken whole by it.
@@ -76,6 +79,27 @@ pub struct Config {
     /// mounts. (Routes are read in order from [`Loaded::routes`].)
     #[serde(flatten)]
     pub site: SiteConfig,
+}
+
+/// The request log, with uWSGI's names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct RequestLogConfig {
+    pub log_format: Option<String>,
+    pub log_format_json: bool,
+    pub log_format_strftime: bool,
+    pub log_date: Option<String>,
+    pub log_micros: bool,
+    pub log_x_forwarded_for: bool,
+    pub log_4xx: bool,
+    pub log_5xx: bool,
+    /// Milliseconds; 0 = off.
+    pub log_slow: u64,
+    /// Bytes; 0 = off.
+    pub log_big: u64,
+    pub log_zero: bool,
+    pub log_sendfile: bool,
+    pub log_ioerror: bool,
 }
 
 /// Static files, response headers and mounts, with uWSGI's names.
@@ -142,6 +166,16 @@ pub struct ProcessConfig {
     pub touch_reload: Vec<PathBuf>,
     #[serde(default)]
     pub touch_chain_reload: Vec<PathBuf>,
+    pub logto: Option<PathBuf>,
+    pub logto2: Option<PathBuf>,
+    pub daemonize: Option<PathBuf>,
+    /// Bytes; 0 = never.
+    pub log_maxsize: u64,
+    pub log_backupname: Option<PathBuf>,
+    #[serde(default)]
+    pub touch_logreopen: Vec<PathBuf>,
+    #[serde(default)]
+    pub touch_logrotate: Vec<PathBuf>,
 }
 
 impl Config {

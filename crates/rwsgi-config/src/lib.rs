@@ -35,7 +35,7 @@ mod reader;
 mod value;
 
 pub use argv::{Command, Invocation, parse_args};
-pub use config::{Config, Loaded, ProcessConfig, Setting, SiteConfig};
+pub use config::{Config, Loaded, ProcessConfig, RequestLogConfig, Setting, SiteConfig};
 pub use error::{ConfigError, Source};
 pub use reader::{FileRef, Format};
 

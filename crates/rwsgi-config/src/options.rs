@@ -284,7 +284,20 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("reload-mercy", Number, "SECONDS", "how long a graceful shutdown or reload waits for requests in flight before killing").default("30"),
     opt("worker-connections", Number, "N", "open connections per worker: at N the oldest idle keep-alive one closes, with none idle new ones wait in the listen queue; 0 = ulimit -n less 128, at most 10000").default("0"),
     opt("max-fd", Number, "N", "set the open-files limit (RLIMIT_NOFILE) to N before serving; above the hard limit needs root; 0 = leave it").default("0"),
-    opt("disable-logging", Flag, "", "no per-request log line").short('L'),
+    opt("disable-logging", Flag, "", "no request lines, but for those a log-4xx/5xx/slow/big/zero/sendfile/ioerror condition picks").short('L'),
+    opt("log-format", Text, "FORMAT", "the request line: text with uWSGI's %(variables) (see Operations); default: uWSGI's line").aliases(&["logformat"]),
+    opt("log-format-json", Flag, "", "write each request line as one JSON object: log-format's variables (or a default set) as keys"),
+    opt("log-format-strftime", Flag, "", "pass the formatted request line through strftime; %(ftime) uses log-date's format").aliases(&["logformat-strftime"]),
+    opt("log-date", Text, "[FORMAT]", "the strftime format of %(ftime) (other lines always carry a date)").aliases(&["logdate"]).takes(Takes::MaybeValue).bare("true"),
+    opt("log-micros", Flag, "", "request times in microseconds (the default line's unit, and %(msecs) unchanged)"),
+    opt("log-x-forwarded-for", Flag, "", "%(addr) is the X-Forwarded-For header when there is one"),
+    opt("log-4xx", Flag, "", "log requests answered 4xx even with disable-logging"),
+    opt("log-5xx", Flag, "", "log requests answered 5xx even with disable-logging"),
+    opt("log-slow", Number, "MSECS", "log requests slower than this even with disable-logging; 0 = off").default("0"),
+    opt("log-big", Number, "BYTES", "log responses of at least this many body bytes even with disable-logging; 0 = off").default("0"),
+    opt("log-zero", Flag, "", "log responses without a body even with disable-logging"),
+    opt("log-sendfile", Flag, "", "log responses sent with sendfile even with disable-logging"),
+    opt("log-ioerror", Flag, "", "log requests with both a read and a write error even with disable-logging"),
     // The process model (rwsgi-master).
     opt("master", Flag, "", "run a master process that forks, supervises and reloads the workers").short('M'),
     opt("processes", Number, "N", "worker processes; more than 1 implies master").aliases(&["workers"]).short('p').default("1").check(check_at_least_one),
@@ -306,6 +319,14 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("procname-prefix-spaced", Text, "TEXT", "put TEXT and a space before the process titles"),
     opt("touch-reload", List, "FILE", "reload gracefully when FILE is touched; repeatable"),
     opt("touch-chain-reload", List, "FILE", "reload the workers one by one when FILE is touched; repeatable"),
+    // The log file.
+    opt("logto", Text, "FILE", "every process's log, the request lines and the app's stdout/stderr go to FILE (appended), opened before privileges are dropped"),
+    opt("logto2", Text, "FILE", "the same, opened after privileges are dropped"),
+    opt("daemonize", Text, "FILE", "detach from the terminal (and log to FILE, as logto)").aliases(&["daemonize2"]).short('d'),
+    opt("log-maxsize", Number, "BYTES", "rotate the log file once it is this big; 0 = never").default("0"),
+    opt("log-backupname", Text, "FILE", "where a rotated log goes (default: the log's name and a timestamp)"),
+    opt("touch-logreopen", List, "FILE", "open the log file again when FILE is touched; repeatable"),
+    opt("touch-logrotate", List, "FILE", "rotate the log file when FILE is touched; repeatable"),
     // Static files (rwsgi-static).
     opt("static-map", List, "/PREFIX=DIR", "serve DIR + the rest of the path for paths under /PREFIX (DIR may be one file); no file: on to the app; repeatable"),
     opt("static-map2", List, "/PREFIX=DIR", "like static-map, with the whole path under DIR; repeatable"),
@@ -685,7 +706,7 @@ mod tests {
     fn uwsgi_options_carry_their_disposition() {
         let status = |name| lookup(name).unwrap().status;
         assert_eq!(status("enable-threads"), Status::Always);
-        assert_eq!(status("logto"), Status::Pending);
+        assert_eq!(status("stats"), Status::Pending);
         assert_eq!(status("memory-report"), Status::Pending);
         assert_eq!(status("cpu-affinity"), Status::Ignored);
         assert_eq!(status("https-socket"), Status::Refused);

@@ -28,6 +28,12 @@ pub enum MasterError {
         source: std::io::Error,
     },
     /// The pidfile could not be written.
+    #[error("log file {path}: {source}")]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("pidfile {path}: {source}")]
     Pidfile {
         /// The file.

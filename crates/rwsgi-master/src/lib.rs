@@ -16,6 +16,7 @@ mod error;
 mod fork;
 mod handover;
 mod life;
+mod logfile;
 mod master;
 mod recycle;
 mod reexec;
@@ -26,6 +27,7 @@ mod worker;
 
 pub use error::MasterError;
 
+pub use logfile::LogSettings;
 use rwsgi_python::{AppSpec, PoolSettings};
 pub use rwsgi_route::Front;
 use rwsgi_server::ServerConfig;
@@ -86,6 +88,14 @@ pub struct MasterOptions {
     pub touch_reload: Vec<PathBuf>,
     /// `touch-chain-reload`: a chain reload when one of these is touched.
     pub touch_chain_reload: Vec<PathBuf>,
+    /// `logto`/`logto2`/`daemonize` (an absolute path: workers open it
+    /// again after `chdir`), `log-maxsize`, `log-backupname`.
+    pub log: LogSettings,
+    /// `daemonize`: detach from the terminal first (logging to `log.path`).
+    pub daemonize: bool,
+    /// `touch-logreopen`, `touch-logrotate`.
+    pub touch_logreopen: Vec<PathBuf>,
+    pub touch_logrotate: Vec<PathBuf>,
 }
 
 impl Default for MasterOptions {
@@ -113,6 +123,10 @@ impl Default for MasterOptions {
             procname_prefix: String::new(),
             touch_reload: Vec::new(),
             touch_chain_reload: Vec::new(),
+            log: LogSettings::default(),
+            daemonize: false,
+            touch_logreopen: Vec::new(),
+            touch_logrotate: Vec::new(),
         }
     }
 }
@@ -130,6 +144,8 @@ impl MasterOptions {
             || self.max_worker_lifetime.is_some()
             || !self.touch_reload.is_empty()
             || !self.touch_chain_reload.is_empty()
+            || !self.touch_logreopen.is_empty()
+            || !self.touch_logrotate.is_empty()
     }
 }
 
@@ -175,6 +191,6 @@ pub fn run(
     if options.needs_master() {
         master::run(&options, start, &app, pool, front)
     } else {
-        worker::run_alone(start, &app, pool, &front)
+        worker::run_alone(&options, start, &app, pool, &front)
     }
 }

@@ -17,6 +17,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use rwsgi_python::{App, AppSpec, PoolSettings};
 use rwsgi_route::Front;
+use rwsgi_server::ServerConfig;
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -103,8 +104,10 @@ pub(crate) fn run(
     let touch = options
         .touch_reload
         .iter()
-        .map(|p| Touch::new(p, false))
-        .chain(options.touch_chain_reload.iter().map(|p| Touch::new(p, true)))
+        .map(|p| Touch::new(p, Touched::Reload))
+        .chain(options.touch_chain_reload.iter().map(|p| Touch::new(p, Touched::ChainReload)))
+        .chain(options.touch_logreopen.iter().map(|p| Touch::new(p, Touched::LogReopen)))
+        .chain(options.touch_logrotate.iter().map(|p| Touch::new(p, Touched::LogRotate)))
         .collect();
     tracing::info!(
         "master (pid {}): {processes} worker(s), {} app",
@@ -183,17 +186,37 @@ struct Previous {
     life: Life,
 }
 
-/// A `touch-reload`/`touch-chain-reload` file and the mtime last seen.
+/// What touching a file asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Touched {
+    Reload,
+    ChainReload,
+    LogReopen,
+    LogRotate,
+}
+
+impl Touched {
+    fn option(self) -> &'static str {
+        match self {
+            Touched::Reload => "touch-reload",
+            Touched::ChainReload => "touch-chain-reload",
+            Touched::LogReopen => "touch-logreopen",
+            Touched::LogRotate => "touch-logrotate",
+        }
+    }
+}
+
+/// A `touch-*` file and the mtime last seen.
 #[derive(Debug)]
 struct Touch {
     path: PathBuf,
     seen: Option<SystemTime>,
-    chain: bool,
+    asks: Touched,
 }
 
 impl Touch {
-    fn new(path: &std::path::Path, chain: bool) -> Touch {
-        Touch { path: path.to_path_buf(), seen: mtime(path), chain }
+    fn new(path: &std::path::Path, asks: Touched) -> Touch {
+        Touch { path: path.to_path_buf(), seen: mtime(path), asks }
     }
 }
 
@@ -495,7 +518,7 @@ impl Master<'_> {
                     self.options,
                     who,
                     listeners,
-                    self.start.server.clone(),
+                    ServerConfig { worker_id: id, ..self.start.server.clone() },
                     app,
                     self.pool.clone(),
                     &self.front,
@@ -605,6 +628,7 @@ impl Master<'_> {
             }
         }
         self.check_touch();
+        self.check_log();
         self.check_settled();
     }
 
@@ -712,18 +736,45 @@ impl Master<'_> {
     }
 
     fn check_touch(&mut self) {
-        let mut reloads = Vec::new();
+        let mut touched = Vec::new();
         for touch in &mut self.touch {
             let now = mtime(&touch.path);
             if now.is_some() && now != touch.seen {
-                reloads.push((touch.chain, touch.path.display().to_string()));
+                touched.push((touch.asks, touch.path.display().to_string()));
             }
             touch.seen = now;
         }
-        for (chain, path) in reloads {
-            let option = if chain { "touch-chain-reload" } else { "touch-reload" };
-            self.reload(chain, &format!("{option} {path}"));
+        for (asks, path) in touched {
+            let why = format!("{} {path}", asks.option());
+            match asks {
+                Touched::Reload => self.reload(false, &why),
+                Touched::ChainReload => self.reload(true, &why),
+                Touched::LogReopen => {
+                    if let Some(log) = &mut self.start.log {
+                        log.reopen();
+                        tracing::info!("{why}: log reopened");
+                    }
+                }
+                Touched::LogRotate => {
+                    if let Some(log) = &mut self.start.log {
+                        log.rotate(self.options.log.backup.as_deref());
+                    }
+                }
+            }
         }
+    }
+
+    /// The log file: rotated when full (`log-maxsize`), opened again when
+    /// its path names another file (rotated by logrotate). Workers notice
+    /// on their own within a second.
+    fn check_log(&mut self) {
+        let Some(log) = &mut self.start.log else { return };
+        if let Some(maxsize) = self.options.log.maxsize
+            && log.full(maxsize)
+        {
+            log.rotate(self.options.log.backup.as_deref());
+        }
+        log.follow();
     }
 
     /// Once every wanted worker is ready (at start, after a reload), tells

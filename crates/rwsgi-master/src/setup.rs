@@ -4,6 +4,7 @@
 use crate::MasterOptions;
 use crate::error::MasterError;
 use crate::handover::{self, Handover};
+use crate::logfile::LogFile;
 use crate::systemd::{self, Notifier};
 use nix::unistd::{Gid, Group, Uid, User};
 use rwsgi_server::{Listener, ServerConfig, SocketOwner};
@@ -21,6 +22,8 @@ pub(crate) struct Start {
     vacuum: Vec<PathBuf>,
     /// From this master's previous image, after a reload.
     pub(crate) handover: Handover,
+    /// `logto`: the file stdout and stderr write to.
+    pub(crate) log: Option<LogFile>,
 }
 
 impl Start {
@@ -28,6 +31,13 @@ impl Start {
         options: &MasterOptions,
         mut server: ServerConfig,
     ) -> Result<Start, MasterError> {
+        if options.daemonize {
+            daemonize()?;
+        }
+        let mut log = match &options.log.path {
+            Some(path) if !options.log.after_drop => Some(LogFile::start(path)?),
+            _ => None,
+        };
         if let Some(mask) = options.umask {
             // Before any socket, pidfile or log file is created.
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
@@ -68,6 +78,9 @@ impl Start {
         );
         let listeners = owned.into_iter().map(|o| o.listener).collect();
         drop_privileges(options.uid.as_deref(), options.gid.as_deref())?;
+        if let (Some(path), true) = (&options.log.path, options.log.after_drop) {
+            log = Some(LogFile::start(path)?);
+        }
         vacuum.extend(write_pidfiles(&options.pidfiles_after_drop)?);
         if !server.vacuum {
             vacuum.clear();
@@ -79,6 +92,7 @@ impl Start {
             cwd,
             vacuum,
             handover: received.handover,
+            log,
         })
     }
 
@@ -116,6 +130,29 @@ impl Start {
             vacuum(paths)
         }
     }
+}
+
+/// `daemonize`: leaves the terminal as a daemon does (fork, a new
+/// session, fork again), with stdin on `/dev/null`; the first two
+/// processes exit 0 at once. Before any thread or the app exists.
+fn daemonize() -> Result<(), MasterError> {
+    use nix::unistd::{ForkResult, fork, setsid};
+    for step in 0..2 {
+        // SAFETY: called first in `prepare`, while the process has one
+        // thread: the child may do anything the parent could.
+        match unsafe { fork() }.map_err(MasterError::system("fork"))? {
+            ForkResult::Parent { .. } => std::process::exit(0),
+            ForkResult::Child => {}
+        }
+        if step == 0 {
+            setsid().map_err(MasterError::system("setsid"))?;
+        }
+    }
+    let null = std::fs::File::open("/dev/null")
+        .map_err(|_| MasterError::System { call: "open /dev/null", source: nix::Error::last() })?;
+    // SAFETY: replaces stdin with /dev/null; nothing owns fd 0.
+    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), libc::STDIN_FILENO) };
+    Ok(())
 }
 
 fn vacuum(paths: Vec<PathBuf>) {

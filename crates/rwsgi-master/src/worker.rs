@@ -3,6 +3,7 @@
 
 use crate::MasterOptions;
 use crate::error::MasterError;
+use crate::logfile::{self, LogFile};
 use crate::recycle;
 use crate::scoreboard::{Recycle, Scoreboard};
 use crate::setup::{self, Start};
@@ -25,11 +26,16 @@ pub(crate) const STACKS_SIGNAL: Signal = Signal::SIGUSR1;
 /// Without a master: load the app, serve in this process until a stop
 /// signal, clean up.
 pub(crate) fn run_alone(
+    options: &MasterOptions,
     mut start: Start,
     spec: &AppSpec,
     pool: PoolSettings,
     front: &Arc<Front>,
 ) -> Result<(), MasterError> {
+    if let Some(log) = start.log.take() {
+        let rotate_at = options.log.maxsize.map(|size| (size, options.log.backup.clone()));
+        logfile::watch(log, rotate_at);
+    }
     let result = rwsgi_python::load_app(spec).map_err(MasterError::from).and_then(|app| {
         start.log_listening();
         let listeners = std::mem::take(&mut start.listeners);
@@ -78,6 +84,9 @@ pub(crate) fn run_forked(
     if let Err(err) = become_worker(options, who) {
         tracing::error!("{err}");
         std::process::exit(1);
+    }
+    if let Some(path) = &options.log.path {
+        logfile::watch(LogFile::inherited(path), None);
     }
     let app = match app {
         AppSource::Preloaded(app) => pyo3::Python::attach(|py| app.clone_ref(py)),

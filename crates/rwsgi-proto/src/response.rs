@@ -96,6 +96,15 @@ impl ResponseHead {
         self.push_header(Bytes::from_static(b"Content-Length"), Bytes::from(length.to_string()));
     }
 
+    /// The head's size as HTTP text (`HTTP/1.1 ` + status line, each
+    /// header line, the blank line): what the request log reports, the
+    /// same whatever protocol carries it.
+    pub fn text_len(&self) -> u64 {
+        let lines: usize =
+            self.headers.iter().map(|(name, value)| name.len() + value.len() + 4).sum();
+        (9 + self.status_line.len() + 2 + lines + 2) as u64
+    }
+
     /// Whether this status forbids a body (1xx, 204, 304).
     pub fn forbids_body(&self) -> bool {
         matches!(self.status, 100..=199 | 204 | 304)

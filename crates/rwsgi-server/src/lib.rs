@@ -91,8 +91,11 @@ pub struct ServerConfig {
     pub vacuum: bool,
     /// Listen backlog (`listen`).
     pub listen_backlog: u32,
-    /// Log one line per request (off with `disable-logging`).
-    pub log_requests: bool,
+    /// The request log: which requests get a line, and its format.
+    /// `None`: no request is logged.
+    pub access_log: Option<std::sync::Arc<rwsgi_log::AccessLog>>,
+    /// This worker's number, for the request log (0 without a master).
+    pub worker_id: usize,
     /// How long a graceful shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
     /// What FastCGI `GET_VALUES` reports.
@@ -123,7 +126,8 @@ impl Default for ServerConfig {
             chown_socket: None,
             vacuum: false,
             listen_backlog: 1024,
-            log_requests: true,
+            access_log: None,
+            worker_id: 0,
             shutdown_timeout: Duration::from_secs(30),
             fastcgi: ManagementValues { max_conns: 65, max_reqs: 1 },
             accept_limit: None,

@@ -44,6 +44,7 @@ pub fn serve<R: Responder>(
     let watchdog = if responder.runs_inline() { Some(QuitWatchdog::start(on_quit)?) } else { None };
     let served = runtime.block_on(run(listeners, responder, config, ready));
     drop(watchdog);
+    rwsgi_log::flush(Duration::from_secs(2));
     served
 }
 

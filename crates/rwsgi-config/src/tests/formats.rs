@@ -53,8 +53,8 @@ fn yaml_valid_and_lenient() {
         ([String::from("127.0.0.1:3031")].as_slice(), 2)
     );
     assert_eq!(
-        loaded.pending_values("log-format").map(|s| s.value.as_str()).collect::<Vec<_>>(),
-        ["%(addr) - %(user) [%(ltime)] \"%(method) %(uri)\""]
+        loaded.config.request_log.log_format.as_deref(),
+        Some("%(addr) - %(user) [%(ltime)] \"%(method) %(uri)\"")
     );
     assert!(
         loaded.warnings[0].starts_with(&format!("{lenient}:1: not valid YAML (")),

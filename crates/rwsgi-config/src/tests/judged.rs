@@ -6,18 +6,16 @@ use super::*;
 #[test]
 fn uwsgi_options_rwsgi_does_not_implement_warn_once_or_are_refused() {
     let (_dir, ini, loaded) = load_ini(
-        "[uwsgi]\nplugins = python3\nplugin = http\nenable-threads = true\nlogto = /var/log/app.log\n\
+        "[uwsgi]\nplugins = python3\nplugin = http\nenable-threads = true\nstats = 127.0.0.1:1717\n\
          processes = 4\nharakiri = 30\nmaster = false\ntouch-reload = /tmp/r\nuid = www-data\npy-autoreload = 2\n\
-         thunder-lock\nsingle-interpreter = true\nplugins = python3,gevent\ncpu-affinity = 1\nlogto = /var/log/again.log\n",
+         thunder-lock\nsingle-interpreter = true\nplugins = python3,gevent\ncpu-affinity = 1\nstats = 127.0.0.1:1718\n",
         &[],
     );
     let loaded = loaded.unwrap();
     assert_eq!(
         loaded.warnings,
         [
-            format!(
-                "{ini}:5: logto is not implemented yet: logs go to stderr, with rwsgi's request line"
-            ),
+            format!("{ini}:5: stats is not implemented yet: there is NO stats server"),
             format!(
                 "{ini}:11: py-autoreload has no effect in rwsgi: code changes are NOT picked up: touch a touch-reload file or send SIGHUP"
             ),
@@ -29,8 +27,8 @@ fn uwsgi_options_rwsgi_does_not_implement_warn_once_or_are_refused() {
             ),
         ]
     );
-    let logto: Vec<&str> = loaded.pending_values("logto").map(|s| s.value.as_str()).collect();
-    assert_eq!(logto, ["/var/log/app.log", "/var/log/again.log"], "kept for when logto lands");
+    let stats: Vec<&str> = loaded.pending_values("stats").map(|s| s.value.as_str()).collect();
+    assert_eq!(stats, ["127.0.0.1:1717", "127.0.0.1:1718"], "kept for when stats lands");
     let process = &loaded.config.process;
     assert_eq!(
         (process.processes, process.harakiri, process.uid.as_deref()),
@@ -39,7 +37,7 @@ fn uwsgi_options_rwsgi_does_not_implement_warn_once_or_are_refused() {
     assert_eq!(process.touch_reload, [PathBuf::from("/tmp/r")]);
     let printed = loaded.render();
     assert!(
-        printed.contains(&format!("; logto = /var/log/app.log    ; {ini}:5 (not implemented yet)")),
+        printed.contains(&format!("; stats = 127.0.0.1:1717    ; {ini}:5 (not implemented yet)")),
         "{printed}"
     );
 

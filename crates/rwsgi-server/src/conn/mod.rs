@@ -29,11 +29,13 @@ use crate::stream::Stream;
 use body::BodyEnd;
 use body::BodyPlan;
 use response::Outcome;
+use rwsgi_log::{Captured, Facts};
 use rwsgi_proto::{
     BodySource, ConnInfo, Fault, Frame, ProtoError, RequestHead, Responder, ServerCodec,
 };
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio::time::timeout;
 use transport::Transport;
@@ -62,6 +64,9 @@ impl<R> Context<R> {
         self.load.as_ref().map(Load::enter)
     }
 }
+
+/// Requests this process has answered, for the request log's count.
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 /// How long a stopping server still waits for a request on its way: on a
 /// connection accepted just before the stop, or sent on a keep-alive
@@ -100,6 +105,8 @@ struct Exchange<H> {
     plan: BodyPlan,
     /// How it went (`Running` records it).
     outcome: Outcome,
+    /// What the request line needs of the environ, when requests are logged.
+    captured: Option<Box<Captured>>,
 }
 
 impl<H> Exchange<H> {
@@ -110,6 +117,7 @@ impl<H> Exchange<H> {
             source: None,
             plan: BodyPlan::default(),
             outcome: Outcome::default(),
+            captured: None,
         })
     }
 }
@@ -358,17 +366,38 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         let ended = &exchange.outcome;
         let flushed = !ended.unwritable && self.wire.flush().await.is_ok();
         let head = &exchange.head;
-        if ended.responded && !ended.quiet && self.ctx.config.log_requests {
-            tracing::info!(
-                target: "rwsgi::request",
-                "{} {} {} => {} ({} bytes) in {:.2?}",
-                self.wire.info.peer,
-                C::NAME,
-                head.describe(),
-                ended.status.unwrap_or(0),
-                ended.bytes,
-                exchange.started.elapsed()
-            );
+        if ended.responded {
+            let served = REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
+            if let (Some(log), Some(captured), false) =
+                (&self.ctx.config.access_log, &exchange.captured, ended.quiet)
+            {
+                let duration = exchange.started.elapsed();
+                let facts = Facts {
+                    request: (**captured).clone(),
+                    status: ended.status.unwrap_or(0),
+                    body_bytes: ended.bytes,
+                    head_bytes: ended.head_bytes,
+                    headers: ended.headers,
+                    started: SystemTime::now() - duration,
+                    duration,
+                    pid: std::process::id(),
+                    worker: self.ctx.config.worker_id,
+                    core: 0,
+                    requests: served,
+                    sendfile: ended.sendfile,
+                    read_errors: u32::from(ended.body_error.is_some()),
+                    write_errors: u32::from(ended.unwritable || !flushed),
+                    peer: if log.shows_peer() {
+                        self.wire.info.peer.to_string()
+                    } else {
+                        String::new()
+                    },
+                    protocol: C::NAME,
+                };
+                if log.wants(&facts) {
+                    rwsgi_log::write_line(log.line(&facts));
+                }
+            }
         }
         if ended.aborted {
             tracing::info!(

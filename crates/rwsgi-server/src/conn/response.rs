@@ -7,6 +7,7 @@ use super::{Connection, Exchange};
 use crate::date::with_date;
 use crate::stream::Stream;
 use bytes::{Bytes, BytesMut};
+use rwsgi_log::Captured;
 use rwsgi_proto::{
     BodySource, Environ, Event, Frame, ProtoError, Request, RequestHead, Responder, ServerCodec,
 };
@@ -42,6 +43,11 @@ pub(super) struct Outcome {
     pub(super) responded: bool,
     /// No request log line (a route's `donotlog:`).
     pub(super) quiet: bool,
+    /// The response head's size and header count, for the request log.
+    pub(super) head_bytes: u64,
+    pub(super) headers: usize,
+    /// The body went out with `sendfile`.
+    pub(super) sendfile: bool,
 }
 
 impl Outcome {
@@ -56,7 +62,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     /// Hands the request to the responder and writes what it answers,
     /// until its last event (or a failure) ends the exchange.
     pub(super) async fn exchange(&mut self, exchange: &mut Exchange<C::Head>) {
-        let Exchange { head, plan, source, outcome, .. } = exchange;
+        let Exchange { head, plan, source, outcome, captured, .. } = exchange;
         let expects_continue = head.expects_continue();
         // From here to its last event the request is Python work: it counts
         // toward the worker being full (`accept_limit`); waiting for its
@@ -65,6 +71,10 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         // Built once the body is in: a request waiting for it holds no environ.
         let mut environ = Environ::with_capacity(32);
         head.write_environ(&self.wire.info, &mut environ);
+        // What the request line needs, kept before the app takes the environ.
+        if let Some(log) = self.ctx.config.access_log.as_ref().filter(|log| log.logs_anything()) {
+            *captured = Some(Box::new(Captured::from_environ(&environ, log.wanted_vars())));
+        }
         let body = source.take().unwrap_or(BodySource::Buffered(Bytes::new()));
         let mut replies = self.ctx.responder.respond(Request { environ, body }).await;
         outcome.responded = true;
@@ -127,6 +137,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                 Event::Data(data) => self.put_body(vec![data], outcome),
                 Event::File { file, offset, len } => {
                     outcome.bytes += len;
+                    outcome.sendfile = true;
                     if self.send_file(file, offset, len).await.is_err() {
                         outcome.unwritable = true;
                         break false;
@@ -187,6 +198,8 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
             self.codec.close_after_response();
         }
         with_date(|date| self.codec.encode_head(response, date, &mut self.wire.out));
+        outcome.head_bytes = response.text_len();
+        outcome.headers = response.headers.len();
     }
 
     fn put_body(&mut self, body: Vec<Bytes>, outcome: &mut Outcome) {

@@ -67,7 +67,7 @@ fn config() -> ServerConfig {
         socket_timeout: Duration::from_secs(30),
         keepalive_timeout: Duration::from_secs(75),
         post_buffering: 8,
-        log_requests: false,
+        access_log: None,
         limits: Limits::default(),
         ..ServerConfig::default()
     }

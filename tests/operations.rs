@@ -1,0 +1,269 @@
+//! What operators look at, against the real binary: the log file
+//! (`logto`, `daemonize`), its rotation (logrotate's `create` and
+//! `copytruncate`, `log-maxsize`, `touch-logreopen`), and the request log
+//! (`log-format` variables, JSON lines, the `log-*` conditions).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Conn, PROBE, Server, TempDir, free_port, root, rwsgi_bin, wait_until};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// rwsgi logging to a file: it says nothing on stderr, so the harness's
+/// `Server` cannot watch it; this waits on the file instead.
+struct Logged {
+    child: Option<Child>,
+    log: PathBuf,
+    addr: String,
+    dir: TempDir,
+}
+
+impl Logged {
+    /// Starts rwsgi on a free port with `logto`-like `args`, which name
+    /// the log file `log` in `dir`.
+    fn start(dir: TempDir, log_option: &str, extra: &[&str]) -> Logged {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = dir.path().join("app.log");
+        let log_text = log.display().to_string();
+        let mut args = vec!["--http-socket", &addr, "--wsgi-file", PROBE, log_option, &log_text];
+        args.extend_from_slice(extra);
+        let child = Command::new(rwsgi_bin())
+            .args(&args)
+            .current_dir(root())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logged = Logged { child: Some(child), log, addr, dir };
+        assert!(logged.wait_for("listening on"), "never listened:\n{}", logged.text());
+        logged
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_for(&self, needle: &str) -> bool {
+        wait_until(Duration::from_secs(20), || self.text().contains(needle))
+    }
+
+    fn get(&self, target: &str) -> common::Response {
+        let mut conn = Conn::open(&self.addr);
+        conn.send(format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        conn.read_response()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn stop(&mut self) -> String {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+                nix::sys::signal::Signal::SIGINT,
+            );
+            let _ = child.wait();
+            let mut stderr = String::new();
+            if let Some(mut err) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+            }
+            return stderr;
+        }
+        String::new()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let stderr = self.stop();
+        if std::thread::panicking() {
+            eprintln!("---- app.log ----\n{}---- stderr ----\n{stderr}", self.text());
+        }
+    }
+}
+
+fn request_lines(text: &str, target: &str) -> usize {
+    text.lines().filter(|l| l.contains(&format!(" GET {target} => generated "))).count()
+}
+
+#[test]
+fn logto_gets_every_line_of_every_process_and_the_apps_output() {
+    let mut server =
+        Logged::start(TempDir::new("logto"), "--logto", &["--master", "--processes", "2"]);
+    assert!(server.wait_for("worker(s) serving"));
+    assert_eq!(server.get("/print").text(), "printed");
+    assert!(server.wait_for("GET /print => generated"), "{}", server.text());
+    let text = server.text();
+    for needle in [
+        "master (pid",
+        "http-socket listening on",
+        "spawned worker 1",
+        "printed to stdout by the app",
+        "printed to stderr by the app",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in the log file:\n{text}");
+    }
+    let stderr = server.stop();
+    assert!(!stderr.contains("listening on"), "the terminal got lines: {stderr}");
+    assert!(server.text().contains("master stopped"), "the last lines too");
+}
+
+#[test]
+fn a_log_renamed_by_logrotate_is_followed_by_every_process() {
+    let server = Logged::start(TempDir::new("rot"), "--logto", &["--master", "--processes", "2"]);
+    assert!(server.wait_for("worker(s) serving"));
+    server.get("/before");
+    assert!(server.wait_for("GET /before => generated"));
+    // logrotate's `create`: move the file away, make a new one.
+    let old = server.path("app.log.1");
+    std::fs::rename(&server.log, &old).unwrap();
+    std::fs::write(&server.log, "").unwrap();
+    // Within a second or two every process writes to the new file.
+    let moved = wait_until(Duration::from_secs(10), || {
+        for _ in 0..4 {
+            server.get("/after");
+        }
+        request_lines(&server.text(), "/after") >= 4
+    });
+    assert!(moved, "new lines never reached the new file:\n{}", server.text());
+    assert_eq!(request_lines(&std::fs::read_to_string(&old).unwrap(), "/before"), 1);
+}
+
+#[test]
+fn copytruncate_leaves_no_hole() {
+    let server = Logged::start(TempDir::new("trunc"), "--logto", &[]);
+    for _ in 0..20 {
+        server.get("/before");
+    }
+    assert!(wait_until(Duration::from_secs(5), || request_lines(&server.text(), "/before") == 20));
+    // logrotate's `copytruncate`: copy the file, then truncate it in place.
+    std::fs::copy(&server.log, server.path("app.log.1")).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&server.log).unwrap().set_len(0).unwrap();
+    server.get("/after");
+    assert!(server.wait_for("GET /after => generated"));
+    let bytes = std::fs::read(&server.log).unwrap();
+    assert!(!bytes.contains(&0), "appends continue at the new end, no run of NULs before them");
+    assert_eq!(request_lines(&String::from_utf8_lossy(&bytes), "/before"), 0);
+}
+
+#[test]
+fn log_maxsize_rotates_and_touch_logreopen_reopens() {
+    let dir = TempDir::new("maxsize");
+    let backup = dir.join("app.log.old");
+    let trigger = dir.join("reopen");
+    std::fs::write(&trigger, "").unwrap();
+    let server = Logged::start(
+        dir,
+        "--logto",
+        &[
+            "--master",
+            "--log-maxsize",
+            "4000",
+            "--log-backupname",
+            &backup,
+            "--touch-logreopen",
+            &trigger,
+        ],
+    );
+    assert!(server.wait_for("worker(s) serving"));
+    let rotated = wait_until(Duration::from_secs(15), || {
+        for _ in 0..10 {
+            server.get("/fill");
+        }
+        Path::new(&backup).exists()
+    });
+    assert!(rotated, "no rotation:\n{}", server.text());
+    assert!(wait_until(Duration::from_secs(5), || server.text().contains("log rotated")));
+    // The log removed, then touch-logreopen: a new file at the path.
+    std::fs::remove_file(&server.log).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&trigger, "touched").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || server.log.exists()), "not reopened");
+    assert!(server.wait_for("log reopened"));
+}
+
+#[test]
+fn daemonize_returns_and_keeps_serving() {
+    let dir = TempDir::new("daemon");
+    let log = dir.join("daemon.log");
+    let pidfile = dir.join("rwsgi.pid");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let status = Command::new(rwsgi_bin())
+        .args([
+            "--http-socket",
+            &addr,
+            "--wsgi-file",
+            PROBE,
+            "--daemonize",
+            &log,
+            "--pidfile",
+            &pidfile,
+        ])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the command returns at once, status 0");
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(wait_until(Duration::from_secs(20), || text().contains("listening on")), "{}", text());
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let daemon = nix::unistd::Pid::from_raw(pid);
+    let mut conn = Conn::open(&addr);
+    conn.send("GET /closing HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(conn.read_response().text(), "ab");
+    drop(conn);
+    // Another session than ours: no terminal of ours can stop it.
+    assert_ne!(nix::unistd::getsid(Some(daemon)).unwrap(), nix::unistd::getsid(None).unwrap());
+    nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGINT).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || nix::sys::signal::kill(daemon, None).is_err()),
+        "the daemon did not stop"
+    );
+}
+
+#[test]
+fn log_format_variables_json_lines_and_conditions() {
+    let server = Server::probe(&[
+        "--log-format",
+        "%(addr) %(method) %(uri) %(status) %(rsize) %(var.HTTP_X_REQUEST_ID) %(uagent)",
+        "--log-x-forwarded-for",
+    ]);
+    server.request("GET /closing?a=1 HTTP/1.1\r\nHost: x\r\nX-Request-Id: r-42\r\nX-Forwarded-For: 203.0.113.5\r\nUser-Agent: probe/1\r\n\r\n");
+    assert!(
+        server.wait_log("203.0.113.5 GET /closing?a=1 200 2 r-42 probe/1", common::LOG_TIMEOUT),
+        "{}",
+        server.log()
+    );
+    let json = Server::probe(&[
+        "--log-format-json",
+        "--log-format",
+        "%(method) %(uri) %(status) %(msecs) %(uagent)",
+    ]);
+    json.request("GET /environ HTTP/1.1\r\nHost: x\r\nUser-Agent: a \"quoted\" agent\r\n\r\n");
+    assert!(json.wait_log("\"uri\":\"/environ\"", common::LOG_TIMEOUT), "{}", json.log());
+    let line = json.log_lines_with("\"uri\":\"/environ\"").remove(0);
+    let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(value["status"], 200);
+    assert_eq!(value["uagent"], "a \"quoted\" agent");
+    assert!(value["msecs"].is_u64());
+    let picky = Server::probe(&["--disable-logging", "--log-4xx", "--log-5xx"]);
+    picky.get("/closing");
+    picky.get("/missing");
+    picky.get("/error-before");
+    assert!(picky.wait_request_status("GET", "/missing", 404), "{}", picky.log());
+    assert!(picky.wait_request_status("GET", "/error-before", 500), "{}", picky.log());
+    assert!(!picky.log().contains("GET /closing => generated"), "a 200 with disable-logging");
+    common::assert_one_line_failure(
+        &["--http-socket", "127.0.0.1:0", "--wsgi-file", PROBE, "--log-format", "%(bogus)"],
+        &[],
+        &["%(bogus) is no request-log variable"],
+    );
+}
