@@ -109,7 +109,6 @@ impl Settings {
             argv: config.pyargv_list(),
             imports: config.import.clone(),
             mounts: mounts(loaded)?,
-            manage_script_name: config.site.manage_script_name,
         };
         let pool = PoolSettings {
             threads: config.threads.max(1),
@@ -261,6 +260,12 @@ fn front_settings(loaded: &Loaded) -> rwsgi_route::Settings {
         add_headers: site.add_header.clone(),
         del_headers: site.del_header.clone(),
         statics,
+        mounts: site
+            .mount
+            .iter()
+            .filter_map(|value| value.split_once('=').map(|(prefix, _)| prefix.trim().to_string()))
+            .collect(),
+        manage_script_name: site.manage_script_name,
     }
 }
 

@@ -350,3 +350,20 @@ fn static_files_and_routes_behind_nginx_uwsgi_pass() {
         (Some("/shop"), Some("/environ"))
     );
 }
+
+#[test]
+fn htpasswd_checks_run_off_the_io_thread_and_answer() {
+    let dir = TempDir::new("htpasswd");
+    let file = dir.join("htpasswd");
+    // {SHA} of "secret".
+    std::fs::write(&file, "keeper:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n").unwrap();
+    let rule = format!("^/vault basicauth:Vault,{file}");
+    let server = Server::probe(&["--route", &rule]);
+    assert_eq!(server.get("/vault/x").status, 401);
+    let wrong = server.request(
+        "GET /vault/x HTTP/1.1\r\nHost: x\r\nAuthorization: Basic a2VlcGVyOm5vcGU=\r\n\r\n",
+    );
+    assert_eq!(wrong.status, 401);
+    let right = server.request("GET /vault/environ HTTP/1.1\r\nHost: x\r\nAuthorization: Basic a2VlcGVyOnNlY3JldA==\r\n\r\n");
+    assert_eq!(right.status, 404, "let in, to the app (which has no /vault/environ)");
+}

@@ -34,8 +34,6 @@ pub struct AppSpec {
     /// `mount`: (prefix, app) pairs, the app a `.py`/`.wsgi` file or
     /// `module[:callable]`.
     pub mounts: Vec<(String, String)>,
-    /// `manage-script-name`.
-    pub manage_script_name: bool,
 }
 
 /// The loaded WSGI callables: the default app and the mounted ones.
@@ -132,7 +130,7 @@ pub fn load_app(spec: &AppSpec) -> Result<App, BridgeError> {
         if callables.is_empty() {
             return Err(BridgeError::NoApp);
         }
-        Ok(App { callables, table: MountTable::new(default, table, spec.manage_script_name) })
+        Ok(App { callables, table: MountTable::new(default, table) })
     })
 }
 

@@ -1,12 +1,12 @@
 //! Several apps in one process (`mount = /PREFIX=APP`): which app a
 //! request goes to, and what its `SCRIPT_NAME` and `PATH_INFO` become.
 //!
-//! As in uWSGI: with `manage-script-name` the longest mount prefix of
-//! `PATH_INFO` (ending at a `/` or at the end) chooses the app and moves
-//! from `PATH_INFO` to `SCRIPT_NAME`; without it, the `SCRIPT_NAME` the
-//! web server sends (nginx's `uwsgi_param SCRIPT_NAME`) must name a mount
-//! exactly. A request no mount takes goes to the default app: the one
-//! `wsgi-file`/`module` names, or a mount at `/` or the empty prefix.
+//! As in uWSGI, `SCRIPT_NAME` names the mount: the one the web server
+//! sends (nginx's `uwsgi_param SCRIPT_NAME`), or, with
+//! `manage-script-name`, the prefix the core in front already moved there
+//! from `PATH_INFO` (`rwsgi-route`). A request no mount takes goes to the
+//! default app: the one `wsgi-file`/`module` names, or a mount at `/` or
+//! the empty prefix.
 
 use rwsgi_proto::{CgiVar, Environ};
 
@@ -17,7 +17,6 @@ pub(crate) struct MountTable {
     default: Option<usize>,
     /// Prefixes without a trailing `/`, each with its app.
     mounts: Vec<(Vec<u8>, usize)>,
-    manage_script_name: bool,
 }
 
 impl MountTable {
@@ -31,9 +30,8 @@ impl MountTable {
     pub(crate) fn new(
         default: Option<usize>,
         mounts: impl IntoIterator<Item = (String, usize)>,
-        manage_script_name: bool,
     ) -> MountTable {
-        let mut table = MountTable { default, mounts: Vec::new(), manage_script_name };
+        let mut table = MountTable { default, mounts: Vec::new() };
         for (prefix, app) in mounts {
             let trimmed = prefix.trim_end_matches('/');
             if trimmed.is_empty() {
@@ -45,26 +43,9 @@ impl MountTable {
         table
     }
 
-    /// The app for this request, its environ adjusted; `None`: no app
-    /// takes it.
-    pub(crate) fn choose(&self, environ: &mut Environ) -> Option<usize> {
+    /// The app for this request; `None`: no app takes it.
+    pub(crate) fn choose(&self, environ: &Environ) -> Option<usize> {
         if self.mounts.is_empty() {
-            return self.default;
-        }
-        if self.manage_script_name {
-            let path = environ.get(CgiVar::PathInfo.name()).cloned().unwrap_or_default();
-            let best = self
-                .mounts
-                .iter()
-                .filter(|(prefix, _)| {
-                    path.starts_with(prefix) && matches!(path.get(prefix.len()), None | Some(b'/'))
-                })
-                .max_by_key(|(prefix, _)| prefix.len());
-            if let Some((prefix, app)) = best {
-                environ.set(CgiVar::ScriptName, prefix.clone());
-                environ.set(CgiVar::PathInfo, path.slice(prefix.len()..));
-                return Some(*app);
-            }
             return self.default;
         }
         let script_name = environ.get(CgiVar::ScriptName.name()).cloned().unwrap_or_default();
@@ -89,44 +70,18 @@ mod tests {
         environ
     }
 
-    fn seen(environ: &Environ) -> (String, String) {
-        let get =
-            |var: CgiVar| String::from_utf8(environ.get(var.name()).unwrap().to_vec()).unwrap();
-        (get(CgiVar::ScriptName), get(CgiVar::PathInfo))
-    }
-
     #[test]
-    fn the_longest_prefix_moves_to_script_name() {
-        let table = MountTable::new(
-            Some(0),
-            [("/app".to_string(), 1), ("/app/admin/".to_string(), 2), ("/".to_string(), 3)],
-            true,
-        );
-        for (path, app, script, rest) in [
-            ("/app/x", Some(1), "/app", "/x"),
-            ("/app", Some(1), "/app", ""),
-            ("/app/admin/users", Some(2), "/app/admin", "/users"),
-            ("/application", Some(0), "", "/application"),
-            ("/other", Some(0), "", "/other"),
-        ] {
-            let mut environ = request("", path);
-            assert_eq!(table.choose(&mut environ), app, "{path}");
-            assert_eq!(seen(&environ), (script.to_string(), rest.to_string()), "{path}");
-        }
-    }
-
-    #[test]
-    fn without_management_script_name_names_the_mount() {
-        let table = MountTable::new(None, [("/a".to_string(), 0), ("/b".to_string(), 1)], false);
-        assert_eq!(table.choose(&mut request("/b", "/x")), Some(1));
-        assert_eq!(table.choose(&mut request("/a/", "/x")), Some(0));
-        assert_eq!(table.choose(&mut request("", "/a/x")), None, "no default app");
-        let with_root = MountTable::new(None, [("/a".to_string(), 0), ("".to_string(), 1)], false);
+    fn script_name_names_the_mount() {
+        let table = MountTable::new(None, [("/a".to_string(), 0), ("/b".to_string(), 1)]);
+        assert_eq!(table.choose(&request("/b", "/x")), Some(1));
+        assert_eq!(table.choose(&request("/a/", "/x")), Some(0));
+        assert_eq!(table.choose(&request("", "/a/x")), None, "no default app");
+        let with_root = MountTable::new(None, [("/a".to_string(), 0), ("".to_string(), 1)]);
         assert_eq!(
-            with_root.choose(&mut request("", "/a/x")),
+            with_root.choose(&request("", "/a/x")),
             Some(1),
             "a mount at the root is the default"
         );
-        assert_eq!(MountTable::single().choose(&mut request("/z", "/")), Some(0));
+        assert_eq!(MountTable::single().choose(&request("/z", "/")), Some(0));
     }
 }

@@ -263,9 +263,9 @@ fn body_failed(py: Python<'_>, input: &Py<InputStream>) -> bool {
 /// The call phase: builds the environ and calls the app. `None`: it failed,
 /// and the failure was answered.
 fn call(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) -> Option<Continuation> {
-    let Job { mut request, events } = job;
+    let Job { request, events } = job;
     let what = describe(&request.environ);
-    let Some(app) = shared.app.table.choose(&mut request.environ) else {
+    let Some(app) = shared.app.table.choose(&request.environ) else {
         tracing::warn!("{what}: no app is mounted there: 404");
         no_app(&events);
         return None;

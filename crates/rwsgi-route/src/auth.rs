@@ -3,8 +3,25 @@
 
 use base64::Engine;
 
+/// Longer passwords are refused unchecked: hashing one must not cost
+/// the server what the client chooses.
+const MAX_PASSWORD: usize = 256;
+
+/// What an `Authorization` header proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Proof {
+    /// Who came in.
+    User(Vec<u8>),
+    /// Well-formed credentials this rule does not know (a later
+    /// `basicauth` may).
+    Wrong,
+    /// None, not Basic, not base64, no `user:password`, too long: asked
+    /// again at once, whatever the rule, as in uWSGI.
+    Malformed,
+}
+
 /// Whom a `basicauth` rule lets in.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Credentials {
     /// Nobody (`basicauth:REALM,`): a closing rule after `basicauth-next` ones.
     Nobody,
@@ -28,18 +45,29 @@ impl Credentials {
         }
     }
 
-    /// The user an `Authorization` value proves, if any.
-    pub(crate) fn check(&self, authorization: &[u8]) -> Option<Vec<u8>> {
-        let encoded = authorization.strip_prefix(b"Basic ")?.trim_ascii();
-        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
-        let colon = decoded.iter().position(|&b| b == b':')?;
+    /// Whether checking costs real time (an htpasswd file's hashes): the
+    /// caller runs it off the I/O thread.
+    pub(crate) fn is_slow(&self) -> bool {
+        matches!(self, Credentials::File(_))
+    }
+
+    /// What an `Authorization` value proves.
+    pub(crate) fn check(&self, authorization: &[u8]) -> Proof {
+        let decoded = authorization.strip_prefix(b"Basic ").and_then(|encoded| {
+            base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii()).ok()
+        });
+        let Some(decoded) = decoded else { return Proof::Malformed };
+        let Some(colon) = decoded.iter().position(|&b| b == b':') else { return Proof::Malformed };
         let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
+        if password.len() > MAX_PASSWORD {
+            return Proof::Malformed;
+        }
         let admitted = match self {
-            Credentials::Nobody => false,
+            Credentials::Nobody => return Proof::Malformed,
             Credentials::Plain { user: u, password: p } => same(user, u) & same(password, p),
             Credentials::File(path) => in_htpasswd(path, user, password),
         };
-        admitted.then(|| user.to_vec())
+        if admitted { Proof::User(user.to_vec()) } else { Proof::Wrong }
     }
 }
 
@@ -92,14 +120,16 @@ mod tests {
     #[test]
     fn plain_credentials() {
         let creds = Credentials::parse("admin:s3cret");
-        assert_eq!(creds.check(&basic("admin:s3cret")), Some(b"admin".to_vec()));
-        assert_eq!(creds.check(&basic("admin:wrong")), None);
-        assert_eq!(creds.check(&basic("other:s3cret")), None);
-        assert_eq!(creds.check(b"Bearer x"), None);
-        assert_eq!(creds.check(b"Basic !!!"), None);
-        assert_eq!(Credentials::parse("").check(&basic("a:b")), None);
+        assert_eq!(creds.check(&basic("admin:s3cret")), Proof::User(b"admin".to_vec()));
+        assert_eq!(creds.check(&basic("admin:wrong")), Proof::Wrong);
+        assert_eq!(creds.check(&basic("other:s3cret")), Proof::Wrong);
+        assert_eq!(creds.check(b"Bearer x"), Proof::Malformed);
+        assert_eq!(creds.check(b"Basic !!!"), Proof::Malformed);
+        assert_eq!(creds.check(&basic("no-colon")), Proof::Malformed);
+        assert_eq!(creds.check(&basic(&format!("admin:{}", "x".repeat(300)))), Proof::Malformed);
+        assert_eq!(Credentials::parse("").check(&basic("a:b")), Proof::Malformed);
         let colon_in_password = Credentials::parse("u:p:q");
-        assert_eq!(colon_in_password.check(&basic("u:p:q")), Some(b"u".to_vec()));
+        assert_eq!(colon_in_password.check(&basic("u:p:q")), Proof::User(b"u".to_vec()));
     }
 
     #[test]
@@ -121,13 +151,13 @@ mod tests {
         for user in ["sha", "des", "bc"] {
             assert_eq!(
                 creds.check(&basic(&format!("{user}:secret"))),
-                Some(user.as_bytes().to_vec()),
+                Proof::User(user.as_bytes().to_vec()),
                 "{user}"
             );
-            assert_eq!(creds.check(&basic(&format!("{user}:nope"))), None, "{user}");
+            assert_eq!(creds.check(&basic(&format!("{user}:nope"))), Proof::Wrong, "{user}");
         }
-        assert_eq!(creds.check(&basic("apr:secret")), None);
-        assert_eq!(creds.check(&basic("nobody:secret")), None);
-        assert_eq!(Credentials::parse("/no/such/file").check(&basic("sha:secret")), None);
+        assert_eq!(creds.check(&basic("apr:secret")), Proof::Wrong);
+        assert_eq!(creds.check(&basic("nobody:secret")), Proof::Wrong);
+        assert_eq!(Credentials::parse("/no/such/file").check(&basic("sha:secret")), Proof::Wrong);
     }
 }

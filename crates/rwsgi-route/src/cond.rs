@@ -73,7 +73,7 @@ impl Cond {
                 let (subject, pattern) = args.split_once(';').ok_or_else(|| {
                     RuleError::new("the regexp condition takes two arguments: SUBJECT;REGEX")
                 })?;
-                let regex = Regex::new(pattern).map_err(|err| RuleError::new(err.to_string()))?;
+                let regex = crate::rules::byte_regex(pattern)?;
                 Ok(Cond {
                     test: Test::Regexp(regex),
                     subject: Template::parse(subject)?,

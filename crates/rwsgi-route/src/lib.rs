@@ -13,6 +13,7 @@
 mod auth;
 mod cond;
 mod rules;
+mod script_name;
 mod template;
 
 use bytes::Bytes;
@@ -21,6 +22,7 @@ use rules::{Marks, Routes, Verdict};
 use rwsgi_proto::{HeadEdit, Replies, Request, Responder};
 pub use rwsgi_static::Settings as StaticSettings;
 use rwsgi_static::StaticFiles;
+use script_name::ScriptNames;
 use std::sync::Arc;
 
 /// The options, as the config gives them.
@@ -33,6 +35,9 @@ pub struct Settings {
     /// `del-header = Name`.
     pub del_headers: Vec<String>,
     pub statics: rwsgi_static::Settings,
+    /// The `mount` prefixes, and `manage-script-name`.
+    pub mounts: Vec<String>,
+    pub manage_script_name: bool,
 }
 
 /// A rule or setting that cannot work, found at start-up.
@@ -62,6 +67,8 @@ pub struct Front {
     maps_paths: bool,
     /// `add-header`/`del-header`, applied to every response.
     headers: Option<Arc<HeadEdit>>,
+    /// `manage-script-name`, done first.
+    script_names: Option<ScriptNames>,
 }
 
 impl Front {
@@ -99,12 +106,16 @@ impl Front {
             statics,
             maps_paths: !settings.statics.is_empty(),
             headers: (!edit.is_empty()).then(|| Arc::new(edit)),
+            script_names: ScriptNames::new(&settings.mounts, settings.manage_script_name),
         })
     }
 
     /// Whether it does nothing: the app answers every request as it is.
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty() && !self.maps_paths && self.headers.is_none()
+        self.routes.is_empty()
+            && !self.maps_paths
+            && self.headers.is_none()
+            && self.script_names.is_none()
     }
 
     /// The responder with this in front of `app`.
@@ -114,8 +125,11 @@ impl Front {
 
     /// Answers what it can; hands the rest to `app`.
     async fn respond<R: Responder>(&self, app: &R, mut request: Request) -> Replies {
+        if let Some(names) = &self.script_names {
+            names.apply(&mut request.environ);
+        }
         let mut marks = Marks::default();
-        let verdict = self.routes.apply(&mut request.environ, &mut marks, &self.statics);
+        let verdict = self.routes.apply(&mut request.environ, &mut marks, &self.statics).await;
         let replies = match verdict {
             Verdict::Answer(events) => Replies::ready(events),
             Verdict::Pass => {

@@ -4,7 +4,7 @@
 //! does not implement is an error there, never a rule skipped.
 
 use crate::RuleError;
-use crate::auth::Credentials;
+use crate::auth::{Credentials, Proof};
 use crate::cond::Cond;
 use crate::template::{Groups, Template};
 use bytes::Bytes;
@@ -142,7 +142,7 @@ impl Routes {
     }
 
     /// Runs the rules against a request, changing its environ as they say.
-    pub(crate) fn apply(
+    pub(crate) async fn apply(
         &self,
         environ: &mut Environ,
         marks: &mut Marks,
@@ -171,7 +171,7 @@ impl Routes {
                     groups
                 }
             };
-            match run(&rule.action, environ, &groups, marks, statics) {
+            match run(&rule.action, environ, &groups, marks, statics).await {
                 Flow::Next => {}
                 Flow::Jump(to) => at = to,
                 Flow::Pass => return Verdict::Pass,
@@ -199,11 +199,21 @@ fn parse_rule(
             let var = subject_of(option)
                 .ok_or_else(|| RuleError::new(format!("{option} is no route option")))?;
             let (pattern, action) = split_rule(value)?;
-            let regex = Regex::new(pattern).map_err(|err| RuleError::new(err.to_string()))?;
+            let regex = byte_regex(pattern)?;
             (When::Matches { var, regex }, action)
         }
     };
     Ok(Rule { when, action: parse_action(action, place, labels)? })
+}
+
+/// A regex over bytes as PCRE compiles uWSGI's (no UTF mode): `.`
+/// matches any byte but a newline, so a path with invalid UTF-8 cannot
+/// slip past an anchored rule.
+pub(crate) fn byte_regex(pattern: &str) -> Result<Regex, RuleError> {
+    regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .map_err(|err| RuleError::new(err.to_string()))
 }
 
 /// `SUBJECT ACTION`, split at the first space, as uWSGI does.
@@ -322,7 +332,7 @@ enum Flow {
     Answer(Vec<Event>),
 }
 
-fn run(
+async fn run(
     action: &Action,
     environ: &mut Environ,
     groups: &Groups,
@@ -343,7 +353,8 @@ fn run(
         }
         Action::Return(code) => Flow::Answer(plain(*code)),
         Action::Log(text) => {
-            tracing::info!(target: "rwsgi::route", "{}", String::from_utf8_lossy(&expand(text, environ)));
+            // Escaped: request bytes must not forge log lines.
+            tracing::info!(target: "rwsgi::route", "{}", expand(text, environ).escape_ascii());
             Flow::Next
         }
         Action::DoNotLog => {
@@ -374,16 +385,27 @@ fn run(
             if environ.get("REMOTE_USER").is_some_and(|user| !user.is_empty()) {
                 return Flow::Next;
             }
-            let authorization = environ.get("HTTP_AUTHORIZATION").cloned();
-            match authorization.as_deref().map(|a| credentials.check(a)) {
-                Some(Some(user)) => {
+            let authorization = environ.get("HTTP_AUTHORIZATION").cloned().unwrap_or_default();
+            let proof = if credentials.is_slow() {
+                // Hashes (bcrypt, sha-crypt) cost milliseconds: never on
+                // the thread every connection of the worker shares.
+                let credentials = credentials.clone();
+                tokio::task::spawn_blocking(move || credentials.check(&authorization))
+                    .await
+                    .unwrap_or(Proof::Malformed)
+            } else {
+                credentials.check(&authorization)
+            };
+            match proof {
+                Proof::User(user) => {
                     environ.set(CgiVar::RemoteUser, user);
                     Flow::Next
                 }
-                // A wrong password may be right for a later rule; no
-                // credentials at all are asked for at once, as in uWSGI.
-                Some(None) if *next => Flow::Next,
-                _ => {
+                // A wrong password may be right for a later rule; missing
+                // or malformed credentials are asked for at once, as in
+                // uWSGI.
+                Proof::Wrong if *next => Flow::Next,
+                Proof::Wrong | Proof::Malformed => {
                     let mut head = ResponseHead::new(401);
                     head.push_header(
                         Bytes::from_static(b"WWW-Authenticate"),

@@ -304,3 +304,44 @@ fn what_cannot_work_is_a_start_up_error_naming_where() {
     };
     assert_eq!(Front::new(&settings).unwrap_err().len(), 2, "every problem at once");
 }
+
+#[test]
+fn regexes_match_bytes_as_uwsgis_pcre_does() {
+    let served = Served::new(&rules(&[("route", "^/admin/.*$ break:403")]));
+    let mut environ = Environ::with_capacity(4);
+    environ.set(CgiVar::RequestMethod, "GET");
+    environ.set(CgiVar::PathInfo, Bytes::from_static(b"/admin/\xff"));
+    let mut replies = block_on(
+        served.site.respond(Request { environ, body: BodySource::Buffered(Bytes::new()) }),
+    );
+    let Ok(Event::Whole { head, .. }) = block_on(replies.recv()) else { panic!("no answer") };
+    assert_eq!(head.status, 403, "invalid UTF-8 cannot slip past an anchored rule");
+}
+
+#[test]
+fn basicauth_next_still_asks_when_the_credentials_are_malformed() {
+    let served = Served::new(&rules(&[
+        ("route", "^/a basicauth-next:R,u:p"),
+        ("route", "^/b basicauth-next:R,"),
+    ]));
+    assert_eq!(served.ask("/a", &[("HTTP_AUTHORIZATION", "Bearer token")]).status, 401);
+    assert_eq!(served.ask("/a", &[]).status, 401);
+    assert_eq!(
+        served.ask("/a", &[("HTTP_AUTHORIZATION", &basic("u:wrong"))]).status,
+        200,
+        "next rule"
+    );
+    assert_eq!(served.ask("/b", &[("HTTP_AUTHORIZATION", &basic("u:p"))]).status, 401);
+}
+
+#[test]
+fn manage_script_name_comes_before_the_rules() {
+    let mut settings = rules(&[("route", "^/admin break:403")]);
+    settings.mounts = vec!["/api".into()];
+    settings.manage_script_name = true;
+    let served = Served::new(&settings);
+    assert_eq!(served.ask("/api/admin", &[]).status, 403, "the rule sees /admin");
+    let got = served.ask("/api/users", &[]);
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"/users"[..]));
+    assert_eq!(served.app_saw("SCRIPT_NAME").as_deref(), Some("/api"));
+}

@@ -112,6 +112,9 @@ pub struct StaticFiles {
     expires: Expires,
     gzip: Gzip,
     mime: MimeTypes,
+    /// Open beneath the directory with openat2 (else realpath only: for
+    /// tests of that way).
+    no_openat2: bool,
 }
 
 impl StaticFiles {
@@ -146,6 +149,7 @@ impl StaticFiles {
             expires: Expires::new(settings)?,
             gzip: Gzip::new(settings)?,
             mime: MimeTypes::new(&settings.mime_files)?,
+            no_openat2: false,
         })
     }
 
@@ -159,7 +163,9 @@ impl StaticFiles {
         let path = std::str::from_utf8(asked.path_info).ok();
         for lookup in &self.lookups {
             let found = match lookup {
-                Lookup::Check(root) => root.find(asked.path_info, &self.index, &self.safe),
+                Lookup::Check(root) => {
+                    root.find(asked.path_info, &self.index, &self.safe, !self.no_openat2)
+                }
                 Lookup::Map { prefix, root, keep_prefix } => {
                     let Some(rest) = path.and_then(|p| under_prefix(p, prefix)) else {
                         continue;
@@ -168,7 +174,7 @@ impl StaticFiles {
                         root.whole()
                     } else {
                         let rel = if *keep_prefix { asked.path_info } else { rest.as_bytes() };
-                        root.find(rel, &self.index, &self.safe)
+                        root.find(rel, &self.index, &self.safe, !self.no_openat2)
                     }
                 }
             };
@@ -189,6 +195,9 @@ impl StaticFiles {
             return None;
         }
         let found = Root::new(path).whole_checked(&self.safe)?;
+        if self.skipped(found.name.as_os_str().as_bytes()) {
+            return None;
+        }
         Some(reply::file(found, &asked, self))
     }
 

@@ -48,6 +48,13 @@ impl<'e> Asked<'e> {
     }
 }
 
+/// 9999-12-31 23:59:59 UTC: the last date HTTP's format can write.
+const LAST_HTTP_DATE: u64 = 253_402_300_799;
+
+fn clamp(when: SystemTime) -> SystemTime {
+    when.min(UNIX_EPOCH + std::time::Duration::from_secs(LAST_HTTP_DATE))
+}
+
 /// A compressed representation, and the suffix of its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Coding {
@@ -92,8 +99,14 @@ pub(crate) fn file(found: Found<'_>, asked: &Asked<'_>, files: &StaticFiles) -> 
         None => (found.file, found.meta),
     };
     let size = meta.len();
-    let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
-    let mtime_secs = mtime.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    // HTTP dates end at year 9999: a file stamped later is taken as then.
+    let mtime_secs = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+        .min(LAST_HTTP_DATE);
+    let mtime = UNIX_EPOCH + std::time::Duration::from_secs(mtime_secs);
     let etag = format!("\"{mtime_secs:x}-{size:x}{}\"", coding.map_or("", Coding::suffix));
     let last_modified =
         httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(mtime_secs));
@@ -103,7 +116,7 @@ pub(crate) fn file(found: Found<'_>, asked: &Asked<'_>, files: &StaticFiles) -> 
         validators.push(("Vary", "Accept-Encoding".into()));
     }
     if let Some(expires) = files.expires.when(name, asked, content_type, mtime) {
-        validators.push(("Expires", httpdate::fmt_http_date(expires)));
+        validators.push(("Expires", httpdate::fmt_http_date(clamp(expires))));
     }
     let with = |mut head: ResponseHead, headers: &[(&'static str, String)]| {
         for (name, value) in headers {

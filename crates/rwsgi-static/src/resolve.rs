@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -79,20 +79,21 @@ fn open_real(path: &Path) -> Option<(File, Metadata)> {
     Some((file, meta))
 }
 
-/// `rel` without empty, `.` and `..` segments (`..` drops the segment
-/// before it), and without a leading `/`.
-fn lexical(rel: &[u8]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for part in rel.split(|&b| b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    parts.join(&b'/')
+/// `rel` without its leading slashes (the kernel resolves everything
+/// else: a `..` is refused if it climbs out, `file/` and `file/.` fail as
+/// they would anywhere). Nothing is cleaned by hand: a path the
+/// filesystem would refuse must not be served, or a route rule anchored
+/// on the raw path could be stepped around (`/secret.pdf/`).
+fn beneath(rel: &[u8]) -> &[u8] {
+    let start = rel.iter().position(|&b| b != b'/').unwrap_or(rel.len());
+    &rel[start..]
+}
+
+/// The real path of an open file, for the rules that look at names: a
+/// link in the tree is judged by what it points at, as uWSGI's `realpath`
+/// judges it.
+fn real_name(file: &File) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
 }
 
 impl Root {
@@ -132,58 +133,64 @@ impl Root {
 
     /// The file for `rel` (a request path) under this directory: the file
     /// itself, or for a directory the first `index` name that is a file.
-    pub(crate) fn find(&self, rel: &[u8], index: &[String], safe: &[Root]) -> Option<Found<'_>> {
+    /// `openat2`: open beneath the directory (else the `realpath` way).
+    pub(crate) fn find(
+        &self,
+        rel: &[u8],
+        index: &[String],
+        safe: &[Root],
+        openat2: bool,
+    ) -> Option<Found<'_>> {
         let root = self.resolved()?;
         let dir = root.dir.as_ref()?;
-        let rel = lexical(rel);
+        let rel = beneath(rel).to_vec();
         if rel.contains(&0) {
             return None;
         }
-        if NO_OPENAT2.load(Ordering::Relaxed) {
+        if !openat2 || NO_OPENAT2.load(Ordering::Relaxed) {
             return self.find_real(&root.path, &rel, index, safe);
         }
         let opened = match open_beneath(dir, &rel) {
             Ok(file) => file,
             // Out of the tree (a symlink, maybe into a safe directory), or
-            // no openat2 here: the slow way decides.
-            Err(Errno::EXDEV | Errno::ELOOP) => {
+            // refused by a security module for this one path: the slow way
+            // decides.
+            Err(Errno::EXDEV | Errno::ELOOP | Errno::EPERM) => {
                 return self.find_real(&root.path, &rel, index, safe);
             }
-            Err(Errno::ENOSYS | Errno::EPERM) => {
+            // No openat2 in this kernel (or behind this seccomp filter).
+            Err(Errno::ENOSYS) => {
                 NO_OPENAT2.store(true, Ordering::Relaxed);
                 return self.find_real(&root.path, &rel, index, safe);
             }
             Err(_) => return None,
         };
         let meta = opened.metadata().ok()?;
-        let name = |rel: &[u8]| {
-            let mut name = root.path.clone().into_os_string().into_vec();
-            if !rel.is_empty() {
+        let name = |file: &File, rel: &[u8]| {
+            real_name(file).unwrap_or_else(|| {
+                let mut name = root.path.clone().into_os_string().into_vec();
                 name.push(b'/');
                 name.extend_from_slice(rel);
-            }
-            PathBuf::from(OsString::from_vec(name))
+                PathBuf::from(OsString::from_vec(name))
+            })
         };
         if meta.is_file() {
-            return Some(Found {
-                file: opened,
-                meta,
-                name: name(&rel),
-                via: Via::Beneath(dir, rel),
-            });
+            let name = name(&opened, &rel);
+            return Some(Found { file: opened, meta, name, via: Via::Beneath(dir, rel) });
         }
         if !meta.is_dir() {
             return None;
         }
         index.iter().find_map(|index| {
             let mut rel = rel.clone();
-            if !rel.is_empty() {
+            if !rel.is_empty() && !rel.ends_with(b"/") {
                 rel.push(b'/');
             }
             rel.extend_from_slice(index.as_bytes());
             let file = open_beneath(dir, &rel).ok()?;
             let meta = file.metadata().ok().filter(Metadata::is_file)?;
-            Some(Found { file, meta, name: name(&rel), via: Via::Beneath(dir, rel) })
+            let name = name(&file, &rel);
+            Some(Found { file, meta, name, via: Via::Beneath(dir, rel) })
         })
     }
 
@@ -281,10 +288,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lexical_paths() {
-        assert_eq!(lexical(b"/a//b/./c"), b"a/b/c");
-        assert_eq!(lexical(b"/a/../../b"), b"b");
-        assert_eq!(lexical(b"/"), b"");
-        assert_eq!(lexical(b"a/.."), b"");
+    fn only_leading_slashes_go() {
+        assert_eq!(beneath(b"//a//b/./c"), b"a//b/./c");
+        assert_eq!(beneath(b"/"), b"");
+        assert_eq!(beneath(b"a/../b/"), b"a/../b/");
     }
 }

@@ -155,21 +155,19 @@ fn what_no_file_answers_goes_on_to_the_app() {
 /// Hostile paths: none may serve a byte from outside `public/`.
 #[test]
 fn no_path_leaves_the_mapped_directory() {
-    hostile_paths_are_refused();
+    hostile_paths_are_refused(false);
 }
 
-/// The same where `openat2` is missing: the `realpath` way must hold too.
-/// (Other tests running meanwhile take that way as well, and must pass.)
+/// The same the slow way (`realpath`), as on kernels without `openat2`.
 #[test]
 fn no_path_leaves_the_mapped_directory_without_openat2() {
-    resolve::NO_OPENAT2.store(true, std::sync::atomic::Ordering::Relaxed);
-    hostile_paths_are_refused();
-    resolve::NO_OPENAT2.store(false, std::sync::atomic::Ordering::Relaxed);
+    hostile_paths_are_refused(true);
 }
 
-fn hostile_paths_are_refused() {
+fn hostile_paths_are_refused(no_openat2: bool) {
     let site = Site::new();
-    let files = site.files(|s| s.check = vec![site.public()]);
+    let mut files = site.files(|s| s.check = vec![site.public()]);
+    files.no_openat2 = no_openat2;
     let hostile: &[&[u8]] = &[
         b"/static/../secret.txt",
         b"/static/../../secret.txt",
@@ -376,4 +374,60 @@ fn a_route_file_must_resolve_to_itself() {
     assert!(files.serve_path(&public.join("link-out"), &environ).is_none());
     assert!(files.serve_path(&public.join("docs"), &environ).is_none());
     assert!(files.serve_path(&public.join("missing"), &environ).is_none());
+}
+
+/// Paths the filesystem refuses are never served, however a hand-made
+/// clean-up would read them: a route rule anchored on the raw path must
+/// not be stepped around.
+#[test]
+fn paths_the_filesystem_refuses_are_not_served() {
+    let site = Site::new();
+    for no_openat2 in [false, true] {
+        let mut files = site.files(|_| {});
+        files.no_openat2 = no_openat2;
+        for path in [
+            "/static/hello.txt/",
+            "/static/hello.txt/.",
+            "/static/hello.txt/..",
+            "/static/nowhere/../hello.txt",
+            "/static/\n/../hello.txt",
+            "/static/\u{ff}/../hello.txt",
+        ] {
+            assert!(get(&files, path).is_none(), "{path:?} (openat2 off: {no_openat2})");
+        }
+        assert!(
+            get(&files, "/static/css/../hello.txt").is_some(),
+            "a real directory may be climbed"
+        );
+    }
+}
+
+/// Names are judged by what a link points at, as uWSGI's realpath does.
+#[test]
+fn links_are_judged_by_their_target() {
+    let site = Site::new();
+    let public = site.root.join("public");
+    symlink(public.join("app.py"), public.join("notes.txt")).unwrap();
+    symlink(public.join("hello.txt"), public.join("page.html")).unwrap();
+    let files = site.files(|s| s.skip_ext = vec![".py".into()]);
+    assert!(get(&files, "/static/notes.txt").is_none(), "a .py behind a .txt name");
+    assert_eq!(
+        get(&files, "/static/page.html").unwrap().header("Content-Type"),
+        Some("text/plain")
+    );
+    let environ = request("GET", b"/x", &[]);
+    assert!(files.serve_path(&public.join("app.py"), &environ).is_none(), "static: skips too");
+}
+
+#[test]
+fn a_file_dated_past_year_9999_is_served_without_a_panic() {
+    let site = Site::new();
+    let path = site.root.join("public/hello.txt");
+    let far = std::time::UNIX_EPOCH + std::time::Duration::from_secs(300_000_000_000);
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(far).unwrap();
+    let files = site.files(|s| s.expires_type = vec!["text/plain=400000000000".into()]);
+    let got = get(&files, "/static/hello.txt").unwrap();
+    // (Filesystems cap mtimes differently: ext4 at 2446, tmpfs not at all.)
+    assert!(got.header("Last-Modified").unwrap().ends_with(" GMT"));
+    assert_eq!(got.header("Expires"), Some("Fri, 31 Dec 9999 23:59:59 GMT"));
 }
