@@ -120,6 +120,9 @@ class Server:
 
 SERVERS = {
     "rwsgi": Server("rwsgi", "rwsgi", True),
+    # The same with uWSGI's request line written for every request (to the
+    # cell's log file): what logging costs.
+    "rwsgi-logging": Server("rwsgi-logging", "rwsgi, request log on", True, app="rwsgi"),
     "uwsgi": Server("uwsgi", "uWSGI --http-socket", True),
     "uwsgi-http11": Server("uwsgi-http11", "uWSGI --http11-socket", True, fixed_threads=8),
     "gunicorn": Server("gunicorn", "gunicorn gthread", True),
@@ -153,6 +156,7 @@ RATIOS = [
     ("rwsgi ÷ uWSGI, 2 workers", "rwsgi-2w", "uwsgi-2w"),
     ("rwsgi ÷ gunicorn, 2 workers", "rwsgi-2w", "gunicorn-2w"),
     ("rwsgi ÷ nginx (static file)", "rwsgi", "nginx-static"),
+    ("log on ÷ off", "rwsgi-logging", "rwsgi"),
 ]
 
 
@@ -210,6 +214,9 @@ def server_command(key: str, workload: Workload, threads: int, port: int,
     if key == "rwsgi":
         return [str(RWSGI), "--http-socket", f"{HOST}:{port}", "--wsgi-file", app_file,
                 "--threads", str(threads), "--disable-logging", *static]
+    if key == "rwsgi-logging":
+        return [str(RWSGI), "--http-socket", f"{HOST}:{port}", "--wsgi-file", app_file,
+                "--threads", str(threads), *static]
     if server.workers > 1:  # master + workers, the app imported before the fork
         n = str(server.workers)
         if server.app == "rwsgi":

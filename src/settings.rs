@@ -3,7 +3,7 @@
 
 use rwsgi_config::{Config, Loaded};
 use rwsgi_log::AccessLog;
-use rwsgi_master::{Front, LogSettings, MasterOptions};
+use rwsgi_master::{Front, LogSettings, MasterOptions, StatsSettings};
 use rwsgi_proto::Limits;
 use rwsgi_python::{AppSpec, PoolSettings};
 use rwsgi_route::{RuleSpec, StaticSettings};
@@ -91,6 +91,7 @@ impl Settings {
             access_log: access_log(config)?,
             // Each forked worker sets its own.
             worker_id: 0,
+            on_answered: None,
             shutdown_timeout: Duration::from_secs(config.reload_mercy),
             fastcgi: fastcgi_values(config.threads),
             // Sibling workers share the sockets: a busy one leaves new
@@ -116,6 +117,12 @@ impl Settings {
             errors_to_peer: config.fastcgi_stderr,
             observer: None,
         };
+        if config.process.master_fifo.len() > 1 {
+            return Err(format!(
+                "{}: master-fifo: rwsgi reads one FIFO (uWSGI's numbered FIFO slots are not supported)",
+                loaded.sources("master-fifo").last().cloned().unwrap_or_default()
+            ));
+        }
         let master = master_options(config);
         let front = Front::new(&front_settings(loaded)).map_err(|errors| {
             errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
@@ -326,6 +333,15 @@ fn master_options(config: &Config) -> MasterOptions {
         daemonize: process.daemonize.is_some(),
         touch_logreopen: process.touch_logreopen.clone(),
         touch_logrotate: process.touch_logrotate.clone(),
+        master_fifo: process
+            .master_fifo
+            .first()
+            .map(|path| std::path::absolute(path).unwrap_or_else(|_| path.clone())),
+        stats: StatsSettings {
+            addr: process.stats.clone(),
+            http: process.stats_http,
+            minified: process.stats_minified,
+        },
     }
 }
 

@@ -150,13 +150,13 @@ fn ignored_options_warn_and_process_options_take_effect() {
     let ini = app_ini(
         &dir,
         "http-socket = 127.0.0.1:0\nplugins = python3\nenable-threads = true\nprocesses = 4\nmaster = true\n\
-         cpu-affinity = 1\nstats = 127.0.0.1:1717\n",
+         cpu-affinity = 1\ncheaper = 1\n",
     );
     let server = Server::start_listening(&[&ini], &[], 1);
     assert_eq!(server.get("/").text(), "default callable");
     for warning in [
         "cpu-affinity has no effect in rwsgi",
-        "stats is not implemented yet: there is NO stats server",
+        "cheaper is not implemented yet: the number of workers stays fixed at processes",
         "4 worker(s) serving",
     ] {
         assert!(server.log_contains(warning), "{warning:?} not in\n{}", server.log());

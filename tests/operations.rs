@@ -267,3 +267,224 @@ fn log_format_variables_json_lines_and_conditions() {
         &["%(bogus) is no request-log variable"],
     );
 }
+
+/// The stats document, read as uwsgitop reads it: connect, read to EOF.
+fn stats_of(addr: &str) -> serde_json::Value {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn stats_server(extra: &[&str]) -> (Server, String) {
+    let stats = format!("127.0.0.1:{}", free_port());
+    let mut args = vec![
+        "--http-socket",
+        "127.0.0.1:0",
+        "--uwsgi-socket",
+        "127.0.0.1:0",
+        "--fastcgi-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        PROBE,
+        "--master",
+        "--processes",
+        "2",
+        "--threads",
+        "2",
+        "--stats",
+        &stats,
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
+    assert!(server.wait_log("2 worker(s) serving", Duration::from_secs(20)), "{}", server.log());
+    (server, stats)
+}
+
+#[test]
+fn the_stats_document_is_uwsgis_and_counts_every_protocol() {
+    let (server, stats) = stats_server(&[]);
+    for _ in 0..5 {
+        assert_eq!(server.get("/closing").text(), "ab");
+        assert_eq!(server.uwsgi_get("/closing").text(), "ab");
+        assert_eq!(server.fastcgi_get("/closing").text(), "ab");
+    }
+    // A request is counted once its response is out: the last may lag.
+    let counted = |doc: &serde_json::Value| -> u64 {
+        doc["workers"]
+            .as_array()
+            .map_or(0, |w| w.iter().map(|w| w["requests"].as_u64().unwrap_or(0)).sum())
+    };
+    assert!(wait_until(Duration::from_secs(5), || counted(&stats_of(&stats)) == 15));
+    let doc = stats_of(&stats);
+    for key in ["version", "cwd"] {
+        assert!(doc[key].is_string(), "{key}: {doc}");
+    }
+    for key in ["listen_queue", "listen_queue_errors", "signal_queue", "load", "pid", "uid", "gid"]
+    {
+        assert!(doc[key].is_u64(), "{key} is an integer: {doc}");
+    }
+    assert_eq!(doc["pid"].as_u64(), Some(u64::from(server.pid())));
+    let protos: Vec<&str> =
+        doc["sockets"].as_array().unwrap().iter().map(|s| s["proto"].as_str().unwrap()).collect();
+    assert_eq!(protos, ["http", "uwsgi", "fastcgi"]);
+    let workers = doc["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2);
+    for worker in workers {
+        for key in [
+            "id",
+            "pid",
+            "accepting",
+            "requests",
+            "delta_requests",
+            "exceptions",
+            "harakiri_count",
+            "signals",
+            "signal_queue",
+            "rss",
+            "vsz",
+            "running_time",
+            "last_spawn",
+            "respawn_count",
+            "tx",
+            "avg_rt",
+        ] {
+            assert!(worker[key].is_u64(), "worker {key} is an integer: {worker}");
+        }
+        assert!(["idle", "busy"].contains(&worker["status"].as_str().unwrap()), "{worker}");
+        assert!(worker["rss"].as_u64().unwrap() > 1 << 20, "a real RSS: {worker}");
+        let cores = worker["cores"].as_array().unwrap();
+        assert_eq!(cores.len(), 2, "one per Python thread");
+        assert!(cores.iter().all(|c| c["in_request"].is_u64() && c["requests"].is_u64()));
+        assert_eq!(worker["apps"][0]["mountpoint"], "");
+    }
+    let total: u64 = workers.iter().map(|w| w["requests"].as_u64().unwrap()).sum();
+    assert_eq!(total, 15, "every protocol's requests: {doc}");
+    let tx: u64 = workers.iter().map(|w| w["tx"].as_u64().unwrap()).sum();
+    assert_eq!(tx, 30, "2 body bytes each");
+    let core_requests: u64 = workers
+        .iter()
+        .flat_map(|w| {
+            w["cores"].as_array().unwrap().iter().map(|c| c["requests"].as_u64().unwrap())
+        })
+        .sum();
+    assert_eq!(core_requests, 15, "each ran on a Python thread");
+}
+
+#[test]
+fn uwsgitop_shows_the_workers() {
+    let Some(venv) = common::venv() else { return };
+    let uwsgitop = venv.join("bin/uwsgitop");
+    if !common::require(uwsgitop.exists() && which("tmux"), "uwsgitop (make venv) and tmux") {
+        return;
+    }
+    let (server, stats) = stats_server(&[]);
+    for _ in 0..3 {
+        server.get("/closing");
+    }
+    let session = format!("rwsgi-uwsgitop-{}", std::process::id());
+    let started = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &session, "-x", "200", "-y", "40"])
+        .arg(format!("{} {stats}", uwsgitop.display()))
+        .status()
+        .unwrap();
+    assert!(started.success());
+    let screen = || {
+        let out =
+            Command::new("tmux").args(["capture-pane", "-p", "-t", &session]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = wait_until(Duration::from_secs(10), || {
+        let text = screen();
+        text.contains("WID")
+            && text.contains("req: 3")
+            && text.lines().filter(|l| l.contains("idle")).count() == 2
+    });
+    let text = screen();
+    let _ = Command::new("tmux").args(["kill-session", "-t", &session]).status();
+    assert!(shown, "uwsgitop's screen:\n{text}");
+    assert!(text.contains(&format!("masterpid: {}", server.pid())), "{text}");
+}
+
+#[test]
+fn stats_http_serves_json_and_prometheus_metrics() {
+    let Some(venv) = common::venv() else { return };
+    let (server, stats) = stats_server(&["--stats-http"]);
+    for _ in 0..4 {
+        server.get("/closing");
+    }
+    server.get("/missing");
+    server.uwsgi_get("/closing");
+    let doc = || -> serde_json::Value {
+        serde_json::from_slice(&common::curl(&[&format!("http://{stats}/")]).body).unwrap()
+    };
+    let counted = |doc: serde_json::Value| -> u64 {
+        doc["workers"]
+            .as_array()
+            .map_or(0, |w| w.iter().map(|w| w["requests"].as_u64().unwrap_or(0)).sum())
+    };
+    // A request is counted once its response is out: the last may lag.
+    assert!(wait_until(Duration::from_secs(5), || counted(doc()) == 6));
+    assert_eq!(doc()["workers"].as_array().unwrap().len(), 2);
+    let metrics = common::curl(&[&format!("http://{stats}/metrics")]);
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.header("Content-Type").unwrap().starts_with("text/plain; version=0.0.4"));
+    // prometheus_client's own parser reads it; the sums are checked there.
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+families = {f.name: f for f in text_string_to_metric_families(sys.stdin.read())}
+def total(name, **labels):
+    return sum(s.value for s in families[name].samples
+               if all(s.labels.get(k) == v for k, v in labels.items()))
+assert families["rwsgi_requests"].type == "counter", families["rwsgi_requests"].type
+print(int(total("rwsgi_requests", protocol="http", status_class="2xx")),
+      int(total("rwsgi_requests", protocol="http", status_class="4xx")),
+      int(total("rwsgi_requests", protocol="uwsgi")),
+      int(total("rwsgi_python_threads", state="idle")),
+      int(total("rwsgi_response_bytes")))
+"#;
+    let mut python = Command::new(venv.join("bin/python"))
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut python.stdin.take().unwrap(), &metrics.body).unwrap();
+    let out = python.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), metrics.text());
+    let figures = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let missing_len = "not found: /missing".len();
+    assert_eq!(figures, format!("4 1 1 4 {}", 4 * 2 + missing_len + 2), "{}", metrics.text());
+}
+
+fn which(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn master_fifo_commands() {
+    let dir = TempDir::new("fifo");
+    let fifo = dir.join("master.fifo");
+    let mut server = Server::probe(&["--master", "--master-fifo", &fifo]);
+    assert!(server.wait_log("1 worker(s) serving", Duration::from_secs(20)));
+    let send = |commands: &str| {
+        let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        std::io::Write::write_all(&mut writer, commands.as_bytes()).unwrap();
+    };
+    send("+\n");
+    assert!(server.wait_log("spawned worker 2", Duration::from_secs(10)), "{}", server.log());
+    send("s");
+    assert!(server.wait_log("stats: {", Duration::from_secs(10)), "{}", server.log());
+    send("p");
+    assert!(server.wait_log("master-fifo: 'p' is not supported", Duration::from_secs(10)));
+    send("q");
+    let status = server.wait_exit(Duration::from_secs(20)).expect("stopped by q");
+    assert!(status.success());
+    assert!(!Path::new(&fifo).exists(), "the FIFO goes with the master");
+}

@@ -123,7 +123,6 @@ const REASONS: &[(&str, &str)] = &[
     ("hooks", "the hook is NOT run"),
     ("logger", "every line goes to stderr or the logto file"),
     ("logging", "lines go to stderr or the logto file, request lines as log-format says"),
-    ("master-fifo", "there is NO master FIFO: use signals (see Signals)"),
     ("memory-report", "no memory report is logged"),
     ("metrics", "NO metrics are collected"),
     ("mount", "every mount is served by every worker, with SCRIPT_NAME as the web server sends it"),
@@ -131,7 +130,10 @@ const REASONS: &[(&str, &str)] = &[
         "static",
         "static files are served by rwsgi itself (see static-map), never through a header for the web server",
     ),
-    ("stats", "there is NO stats server"),
+    (
+        "stats",
+        "the stats document has every core, and no metrics subsystem (see /metrics with stats-http)",
+    ),
     // Ignored, with what happens instead.
     ("accept-buffer", "the app gets the body as rwsgi buffers it (see post-buffering)"),
     ("add-gid", "no supplementary group is added: use gid"),

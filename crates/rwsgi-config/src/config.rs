@@ -166,6 +166,11 @@ pub struct ProcessConfig {
     pub touch_reload: Vec<PathBuf>,
     #[serde(default)]
     pub touch_chain_reload: Vec<PathBuf>,
+    #[serde(default)]
+    pub master_fifo: Vec<PathBuf>,
+    pub stats: Option<String>,
+    pub stats_http: bool,
+    pub stats_minified: bool,
     pub logto: Option<PathBuf>,
     pub logto2: Option<PathBuf>,
     pub daemonize: Option<PathBuf>,

@@ -319,6 +319,11 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("procname-prefix-spaced", Text, "TEXT", "put TEXT and a space before the process titles"),
     opt("touch-reload", List, "FILE", "reload gracefully when FILE is touched; repeatable"),
     opt("touch-chain-reload", List, "FILE", "reload the workers one by one when FILE is touched; repeatable"),
+    // The stats server.
+    opt("stats", Text, "ADDR", "serve uWSGI's stats document (uwsgitop, the Prometheus uwsgi exporter) on ADDR: HOST:PORT, :PORT or a unix socket path").aliases(&["stats-server"]),
+    opt("stats-http", Flag, "", "answer HTTP on the stats socket: the JSON document, and GET /metrics in Prometheus' text format"),
+    opt("stats-minified", Flag, "", "the stats document without indentation").aliases(&["stats-min"]),
+    opt("master-fifo", List, "PATH", "a FIFO the master reads one-letter commands from (r c q Q + - l L s: see Operations); one"),
     // The log file.
     opt("logto", Text, "FILE", "every process's log, the request lines and the app's stdout/stderr go to FILE (appended), opened before privileges are dropped"),
     opt("logto2", Text, "FILE", "the same, opened after privileges are dropped"),
@@ -706,7 +711,7 @@ mod tests {
     fn uwsgi_options_carry_their_disposition() {
         let status = |name| lookup(name).unwrap().status;
         assert_eq!(status("enable-threads"), Status::Always);
-        assert_eq!(status("stats"), Status::Pending);
+        assert_eq!(status("cheaper"), Status::Pending);
         assert_eq!(status("memory-report"), Status::Pending);
         assert_eq!(status("cpu-affinity"), Status::Ignored);
         assert_eq!(status("https-socket"), Status::Refused);

@@ -28,6 +28,18 @@ pub enum MasterError {
         source: std::io::Error,
     },
     /// The pidfile could not be written.
+    #[error("master-fifo {path}: {source}")]
+    Fifo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("stats {addr}: {source}")]
+    Stats {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("log file {path}: {source}")]
     Log {
         path: PathBuf,

@@ -13,6 +13,7 @@
 //! worker, as before: the same setup, no fork.
 
 mod error;
+mod fifo;
 mod fork;
 mod handover;
 mod life;
@@ -22,6 +23,7 @@ mod recycle;
 mod reexec;
 mod scoreboard;
 mod setup;
+mod stats;
 mod systemd;
 mod worker;
 
@@ -31,6 +33,7 @@ pub use logfile::LogSettings;
 use rwsgi_python::{AppSpec, PoolSettings};
 pub use rwsgi_route::Front;
 use rwsgi_server::ServerConfig;
+pub use stats::StatsSettings;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +99,10 @@ pub struct MasterOptions {
     /// `touch-logreopen`, `touch-logrotate`.
     pub touch_logreopen: Vec<PathBuf>,
     pub touch_logrotate: Vec<PathBuf>,
+    /// `stats`, `stats-http`, `stats-minified`.
+    pub stats: StatsSettings,
+    /// `master-fifo`.
+    pub master_fifo: Option<PathBuf>,
 }
 
 impl Default for MasterOptions {
@@ -127,6 +134,8 @@ impl Default for MasterOptions {
             daemonize: false,
             touch_logreopen: Vec::new(),
             touch_logrotate: Vec::new(),
+            stats: StatsSettings::default(),
+            master_fifo: None,
         }
     }
 }
@@ -146,6 +155,8 @@ impl MasterOptions {
             || !self.touch_chain_reload.is_empty()
             || !self.touch_logreopen.is_empty()
             || !self.touch_logrotate.is_empty()
+            || self.stats.addr.is_some()
+            || self.master_fifo.is_some()
     }
 }
 

@@ -3,12 +3,15 @@
 
 use crate::MasterOptions;
 use crate::error::MasterError;
+use crate::fifo::{Command, MasterFifo};
 use crate::fork::{self, Side};
 use crate::life::{Life, Why};
 use crate::recycle::Backoff;
 use crate::reexec;
+use crate::scoreboard::PROTOCOLS;
 use crate::scoreboard::{Recycle, Scoreboard, now_ms};
 use crate::setup::{self, Start};
+use crate::stats::{StatsServer, listen_queue, memory_of};
 use crate::systemd;
 use crate::worker::{self, AppSource, Identity, NO_APP_STATUS, STACKS_SIGNAL};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -18,7 +21,8 @@ use nix::unistd::Pid;
 use rwsgi_python::{App, AppSpec, PoolSettings};
 use rwsgi_route::Front;
 use rwsgi_server::ServerConfig;
-use std::collections::VecDeque;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -100,6 +104,8 @@ pub(crate) fn run(
         VecDeque::new()
     };
     let board = Scoreboard::new(2 * (processes + EXTRA_WORKERS), pool.threads)?;
+    let stats = StatsServer::bind(&options.stats, start.server.chmod_socket)?;
+    let fifo = options.master_fifo.as_deref().map(MasterFifo::create).transpose()?;
     let pool = PoolSettings { multiprocess: processes > 1, ..pool };
     let touch = options
         .touch_reload
@@ -137,6 +143,10 @@ pub(crate) fn run(
         settled: false,
         touch,
         me: nix::unistd::getpid(),
+        stats,
+        fifo,
+        history: HashMap::new(),
+        started_at: SystemTime::now(),
     };
     let result = master.run();
     if result.is_err() {
@@ -257,6 +267,23 @@ struct Master<'a> {
     settled: bool,
     touch: Vec<Touch>,
     me: Pid,
+    /// `stats`: the master answers it from its loop.
+    stats: Option<StatsServer>,
+    /// `master-fifo`: commands read in the same loop.
+    fifo: Option<MasterFifo>,
+    /// Per worker number, what the stats show of its past.
+    history: HashMap<usize, History>,
+    started_at: SystemTime,
+}
+
+/// What the stats server reports of a worker number's past.
+#[derive(Debug, Default, Clone, Copy)]
+struct History {
+    /// Forks for this number; respawns are those after the first.
+    spawns: u64,
+    harakiris: u64,
+    /// Seconds since the epoch of the last fork.
+    last_spawn: u64,
 }
 
 impl Master<'_> {
@@ -300,12 +327,37 @@ impl Master<'_> {
     fn wait_for_signals(&mut self) -> Result<(), MasterError> {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         let Some(signalfd) = &mut self.signalfd else { return Ok(()) };
-        let mut fds = [PollFd::new(signalfd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(signalfd.as_fd(), PollFlags::POLLIN)];
+        let stats_at = self.stats.as_ref().map(|stats| {
+            fds.push(PollFd::new(stats.fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let fifo_at = self.fifo.as_ref().map(|fifo| {
+            fds.push(PollFd::new(fifo.fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
         let timeout = PollTimeout::try_from(TICK).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::Error::EINTR) => {}
             Err(err) => return Err(MasterError::System { call: "poll", source: err }),
         }
+        let ready = |at: Option<usize>| {
+            at.and_then(|i| fds.get(i))
+                .and_then(PollFd::revents)
+                .is_some_and(|r| r.contains(PollFlags::POLLIN))
+        };
+        let (stats_waiting, fifo_waiting) = (ready(stats_at), ready(fifo_at));
+        drop(fds);
+        if stats_waiting && let Some(stats) = &self.stats {
+            stats.answer(|| self.stats_document(), || self.metrics());
+        }
+        if fifo_waiting {
+            let commands = self.fifo.as_mut().map(MasterFifo::commands).unwrap_or_default();
+            for command in commands {
+                self.on_fifo(command);
+            }
+        }
+        let Some(signalfd) = &mut self.signalfd else { return Ok(()) };
         let mut received = Vec::new();
         while let Ok(Some(info)) = signalfd.read_signal() {
             if let Ok(signal) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) {
@@ -316,6 +368,36 @@ impl Master<'_> {
             self.on_signal(signal);
         }
         Ok(())
+    }
+
+    /// A `master-fifo` command, as uWSGI's master reads it.
+    fn on_fifo(&mut self, command: Command) {
+        tracing::info!("master-fifo: {command:?}");
+        match command {
+            Command::Reload => self.reload(false, "master-fifo"),
+            Command::ChainReload => self.reload(true, "master-fifo"),
+            Command::Stop => self.shut_down(true, false),
+            Command::StopNow => self.shut_down(false, false),
+            Command::AddWorker => self.add_worker(),
+            Command::RemoveWorker => self.remove_worker(),
+            Command::ReopenLog => {
+                if let Some(log) = &mut self.start.log {
+                    log.reopen();
+                }
+            }
+            Command::RotateLog => {
+                if let Some(log) = &mut self.start.log {
+                    log.rotate(self.options.log.backup.as_deref());
+                }
+            }
+            Command::PrintStats => tracing::info!("stats: {}", self.stats_document()),
+            Command::Unsupported(byte) => {
+                tracing::warn!(
+                    "master-fifo: {:?} is not supported by rwsgi: ignored",
+                    byte as char
+                );
+            }
+        }
     }
 
     fn on_signal(&mut self, signal: Signal) {
@@ -508,6 +590,12 @@ impl Master<'_> {
         match fork::fork(self.app.is_some())? {
             Side::Child => {
                 self.signalfd = None;
+                if let Some(stats) = self.stats.take() {
+                    stats.close_in_child();
+                }
+                if let Some(fifo) = self.fifo.take() {
+                    fifo.close_in_child();
+                }
                 let listeners = std::mem::take(&mut self.start.listeners);
                 let who = Identity { id, slot, board: self.board, master: self.me };
                 let app = match &self.app {
@@ -518,7 +606,11 @@ impl Master<'_> {
                     self.options,
                     who,
                     listeners,
-                    ServerConfig { worker_id: id, ..self.start.server.clone() },
+                    ServerConfig {
+                        worker_id: id,
+                        on_answered: Some(counting(self.board, slot)),
+                        ..self.start.server.clone()
+                    },
                     app,
                     self.pool.clone(),
                     &self.front,
@@ -526,6 +618,9 @@ impl Master<'_> {
             }
             Side::Parent(pid) => {
                 tracing::info!("spawned worker {id} (pid {pid})");
+                let history = self.history.entry(id).or_default();
+                history.spawns += 1;
+                history.last_spawn = unix_secs(SystemTime::now());
                 let now = Instant::now();
                 self.workers.push(Worker {
                     id,
@@ -572,7 +667,7 @@ impl Master<'_> {
                 tracing::info!("worker {id} (pid {pid}) stopped ({how})");
                 return;
             }
-            Some(Why::Harakiri) => {}
+            Some(Why::Harakiri) => self.history.entry(id).or_default().harakiris += 1,
             None => tracing::warn!("worker {id} (pid {pid}) died ({how})"),
         }
         let lived = worker.spawned.elapsed();
@@ -793,5 +888,238 @@ impl Master<'_> {
             self.retire_previous(Signal::SIGTERM, self.options.reload_mercy, usize::MAX);
             self.start.notify(&format!("READY=1\nSTATUS={serving} workers serving"));
         }
+    }
+}
+
+/// The hook a worker's core calls for each answered request: counts it
+/// in the worker's scoreboard slot.
+fn counting(board: Scoreboard, slot: usize) -> rwsgi_server::AnsweredHook {
+    rwsgi_server::AnsweredHook(Arc::new(move |answered: &rwsgi_server::Answered| {
+        let micros = u64::try_from(answered.duration.as_micros()).unwrap_or(u64::MAX);
+        board.count_answered(slot, answered.protocol, answered.status, answered.bytes, micros);
+    }))
+}
+
+fn unix_secs(when: SystemTime) -> u64 {
+    when.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Master<'_> {
+    /// uWSGI's stats document, field for field (`uwsgi_stats`): what
+    /// uwsgitop and the Prometheus uwsgi exporter read. Times in
+    /// microseconds, sizes in bytes, as uWSGI reports them.
+    fn stats_document(&self) -> Value {
+        let sockets: Vec<Value> = self
+            .start
+            .listeners
+            .iter()
+            .map(|listener| {
+                let (queue, max_queue) = listen_queue(listener.as_fd()).unwrap_or((0, 0));
+                json!({
+                    "name": listener.local().to_string(),
+                    "proto": listener.protocol().option().trim_end_matches("-socket"),
+                    "queue": queue,
+                    "max_queue": max_queue,
+                    "shared": 0,
+                    "can_offload": 0,
+                })
+            })
+            .collect();
+        let listen_queue: u64 = sockets.iter().map(|s| s["queue"].as_u64().unwrap_or(0)).sum();
+        let mut workers: Vec<&Worker> = self.workers.iter().filter(|w| w.live()).collect();
+        workers.sort_by_key(|w| w.id);
+        let workers: Vec<Value> = workers.into_iter().map(|w| self.worker_document(w)).collect();
+        let busy: u64 = workers.iter().filter(|w| w["status"] == "busy").count() as u64;
+        json!({
+            "version": format!("{}-rwsgi", env!("CARGO_PKG_VERSION")),
+            "listen_queue": listen_queue,
+            "listen_queue_errors": 0,
+            "signal_queue": 0,
+            "load": busy,
+            "pid": self.me.as_raw(),
+            "uid": nix::unistd::getuid().as_raw(),
+            "gid": nix::unistd::getgid().as_raw(),
+            "cwd": std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+            "locks": [],
+            "sockets": sockets,
+            "workers": workers,
+        })
+    }
+
+    fn worker_document(&self, worker: &Worker) -> Value {
+        let counters = self.board.counters(worker.slot);
+        let history = self.history.get(&worker.id).copied().unwrap_or_default();
+        let (vsz, rss) = memory_of(worker.pid.as_raw());
+        let threads = self.board.threads(worker.slot);
+        let busy = threads.iter().any(|(_, running)| *running);
+        let cores: Vec<Value> = threads
+            .iter()
+            .enumerate()
+            .map(|(id, (requests, running))| {
+                json!({
+                    "id": id,
+                    "requests": requests,
+                    "static_requests": 0,
+                    "routed_requests": 0,
+                    "offloaded_requests": 0,
+                    "write_errors": 0,
+                    "read_errors": 0,
+                    "in_request": u8::from(*running),
+                    "vars": [],
+                    "req_info": {},
+                })
+            })
+            .collect();
+        let avg_rt = counters.micros.checked_div(counters.answered).unwrap_or(0);
+        json!({
+            "id": worker.id,
+            "pid": worker.pid.as_raw(),
+            "accepting": u8::from(worker.life == Life::Serving),
+            "requests": counters.answered,
+            "delta_requests": counters.answered,
+            "exceptions": 0,
+            "harakiri_count": history.harakiris,
+            "signals": 0,
+            "signal_queue": 0,
+            "status": if worker.life == Life::Starting { "cheap" } else if busy { "busy" } else { "idle" },
+            "rss": rss,
+            "vsz": vsz,
+            "running_time": counters.micros,
+            "last_spawn": history.last_spawn,
+            "respawn_count": history.spawns.saturating_sub(1),
+            "tx": counters.tx,
+            "avg_rt": avg_rt,
+            "apps": [{
+                "id": 0,
+                "modifier1": 0,
+                "mountpoint": "",
+                "startup_time": 0,
+                "requests": counters.answered,
+                "exceptions": 0,
+                "chdir": "",
+            }],
+            "cores": cores,
+        })
+    }
+
+    /// The Prometheus text exposition (`stats-http`, `GET /metrics`).
+    fn metrics(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        let mut workers: Vec<&Worker> = self.workers.iter().filter(|w| w.live()).collect();
+        workers.sort_by_key(|w| w.id);
+        family(
+            &mut out,
+            "rwsgi_requests_total",
+            "counter",
+            "Requests answered, by protocol and status class.",
+        );
+        for worker in &workers {
+            let counters = self.board.counters(worker.slot);
+            for (protocol, classes) in PROTOCOLS.iter().zip(counters.by_protocol_class) {
+                for (class, count) in classes.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "rwsgi_requests_total{{worker=\"{}\",protocol=\"{protocol}\",status_class=\"{}xx\"}} {count}",
+                        worker.id,
+                        class + 1
+                    );
+                }
+            }
+        }
+        family(&mut out, "rwsgi_response_bytes_total", "counter", "Response body bytes sent.");
+        for worker in &workers {
+            let _ = writeln!(
+                out,
+                "rwsgi_response_bytes_total{{worker=\"{}\"}} {}",
+                worker.id,
+                self.board.counters(worker.slot).tx
+            );
+        }
+        family(
+            &mut out,
+            "rwsgi_request_duration_seconds_total",
+            "counter",
+            "Time spent answering requests.",
+        );
+        for worker in &workers {
+            let micros = self.board.counters(worker.slot).micros;
+            let _ = writeln!(
+                out,
+                "rwsgi_request_duration_seconds_total{{worker=\"{}\"}} {}",
+                worker.id,
+                micros as f64 / 1e6
+            );
+        }
+        family(&mut out, "rwsgi_python_threads", "gauge", "Python threads, busy or idle.");
+        for worker in &workers {
+            let threads = self.board.threads(worker.slot);
+            let busy = threads.iter().filter(|(_, running)| *running).count();
+            let _ = writeln!(
+                out,
+                "rwsgi_python_threads{{worker=\"{}\",state=\"busy\"}} {busy}",
+                worker.id
+            );
+            let _ = writeln!(
+                out,
+                "rwsgi_python_threads{{worker=\"{}\",state=\"idle\"}} {}",
+                worker.id,
+                threads.len() - busy
+            );
+        }
+        family(
+            &mut out,
+            "rwsgi_worker_resident_memory_bytes",
+            "gauge",
+            "Resident memory of each worker.",
+        );
+        for worker in &workers {
+            let (_, rss) = memory_of(worker.pid.as_raw());
+            let _ = writeln!(
+                out,
+                "rwsgi_worker_resident_memory_bytes{{worker=\"{}\"}} {rss}",
+                worker.id
+            );
+        }
+        family(
+            &mut out,
+            "rwsgi_worker_respawns_total",
+            "counter",
+            "Forks of each worker number after its first.",
+        );
+        family(&mut out, "rwsgi_harakiri_total", "counter", "Workers killed by harakiri.");
+        let mut ids: Vec<(&usize, &History)> = self.history.iter().collect();
+        ids.sort_by_key(|(id, _)| **id);
+        for (id, history) in &ids {
+            let _ = writeln!(
+                out,
+                "rwsgi_worker_respawns_total{{worker=\"{id}\"}} {}",
+                history.spawns.saturating_sub(1)
+            );
+        }
+        for (id, history) in &ids {
+            let _ = writeln!(out, "rwsgi_harakiri_total{{worker=\"{id}\"}} {}", history.harakiris);
+        }
+        family(
+            &mut out,
+            "rwsgi_listen_queue",
+            "gauge",
+            "Connections waiting in each listening socket's accept queue (TCP).",
+        );
+        for listener in &self.start.listeners {
+            let queue = listen_queue(listener.as_fd()).map_or(0, |(queue, _)| queue);
+            let _ = writeln!(out, "rwsgi_listen_queue{{socket=\"{}\"}} {queue}", listener.local());
+        }
+        family(
+            &mut out,
+            "rwsgi_start_time_seconds",
+            "gauge",
+            "When the master started, since the epoch.",
+        );
+        let _ = writeln!(out, "rwsgi_start_time_seconds {}", unix_secs(self.started_at));
+        out
     }
 }

@@ -46,9 +46,28 @@ impl Recycle {
 
 /// Bytes of `METHOD URI` kept per thread for the harakiri log line.
 const TEXT_WORDS: usize = 16;
-const THREAD_WORDS: usize = 1 + TEXT_WORDS;
-/// ready, recycle reason, requests served.
-const WORKER_WORDS: usize = 3;
+/// started, the text, requests run.
+const THREAD_WORDS: usize = 2 + TEXT_WORDS;
+/// ready, recycle reason, requests served (by the app), then the
+/// counters of every answered request ([`Counters`]).
+const WORKER_WORDS: usize = 3 + COUNTER_WORDS;
+/// answered, bytes sent, time taken (µs), then by protocol (http, uwsgi,
+/// fastcgi) and status class (1xx..5xx).
+const COUNTER_WORDS: usize = 3 + 3 * 5;
+
+/// The protocols, in the scoreboard's order.
+pub(crate) const PROTOCOLS: [&str; 3] = ["http", "uwsgi", "fastcgi"];
+
+/// A worker's counters of answered requests (static files and route
+/// answers included), for the stats server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) answered: u64,
+    pub(crate) tx: u64,
+    pub(crate) micros: u64,
+    /// `[protocol][class - 1]`, in [`PROTOCOLS`] order.
+    pub(crate) by_protocol_class: [[u64; 5]; 3],
+}
 
 /// The shared table. Cloning it copies the view, not the memory.
 #[derive(Debug, Clone, Copy)]
@@ -150,13 +169,59 @@ impl Scoreboard {
         self.words[self.worker_base(slot) + 2].load(Ordering::Relaxed)
     }
 
+    /// Counts a request the core answered: `status`, `bytes` of body,
+    /// `micros` taken, over `protocol` (`http`, `uwsgi`, `fastcgi`).
+    pub(crate) fn count_answered(
+        &self,
+        slot: usize,
+        protocol: &str,
+        status: u16,
+        bytes: u64,
+        micros: u64,
+    ) {
+        let base = self.worker_base(slot) + 3;
+        let add = |offset: usize, n: u64| self.words[base + offset].fetch_add(n, Ordering::Relaxed);
+        add(0, 1);
+        add(1, bytes);
+        add(2, micros);
+        if let (Some(index), class @ 1..=5) =
+            (PROTOCOLS.iter().position(|p| *p == protocol), usize::from(status / 100))
+        {
+            add(3 + index * 5 + class - 1, 1);
+        }
+    }
+
+    pub(crate) fn counters(&self, slot: usize) -> Counters {
+        let base = self.worker_base(slot) + 3;
+        let get = |offset: usize| self.words[base + offset].load(Ordering::Relaxed);
+        let mut by_protocol_class = [[0; 5]; 3];
+        for (protocol, classes) in by_protocol_class.iter_mut().enumerate() {
+            for (class, count) in classes.iter_mut().enumerate() {
+                *count = get(3 + protocol * 5 + class);
+            }
+        }
+        Counters { answered: get(0), tx: get(1), micros: get(2), by_protocol_class }
+    }
+
+    /// Requests each Python thread has run, and whether it runs one now.
+    pub(crate) fn threads(&self, slot: usize) -> Vec<(u64, bool)> {
+        (0..self.threads)
+            .map(|thread| {
+                let base = self.thread_base(slot, thread);
+                let requests = self.words[base + 1 + TEXT_WORDS].load(Ordering::Relaxed);
+                (requests, self.words[base].load(Ordering::Acquire) != 0)
+            })
+            .collect()
+    }
+
     /// A worker's thread starts `request` (`METHOD URI`).
     pub(crate) fn request_started(&self, slot: usize, thread: usize, request: &[u8]) {
         let base = self.thread_base(slot, thread);
         let mut text = [0u8; TEXT_WORDS * 8];
         let len = request.len().min(text.len());
         text[..len].copy_from_slice(&request[..len]);
-        for (word, chunk) in self.words[base + 1..base + THREAD_WORDS].iter().zip(text.chunks(8)) {
+        for (word, chunk) in self.words[base + 1..base + 1 + TEXT_WORDS].iter().zip(text.chunks(8))
+        {
             let mut bytes = [0u8; 8];
             bytes.copy_from_slice(chunk);
             word.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
@@ -166,7 +231,9 @@ impl Scoreboard {
     }
 
     pub(crate) fn request_finished(&self, slot: usize, thread: usize) {
-        self.words[self.thread_base(slot, thread)].store(0, Ordering::Release);
+        let base = self.thread_base(slot, thread);
+        self.words[base + 1 + TEXT_WORDS].fetch_add(1, Ordering::Relaxed);
+        self.words[base].store(0, Ordering::Release);
     }
 
     /// The oldest request running on any thread of the worker, if any.
@@ -179,7 +246,7 @@ impl Scoreboard {
             })
             .min()
             .map(|(started_ms, base)| {
-                let bytes: Vec<u8> = self.words[base + 1..base + THREAD_WORDS]
+                let bytes: Vec<u8> = self.words[base + 1..base + 1 + TEXT_WORDS]
                     .iter()
                     .flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes())
                     .take_while(|b| *b != 0)
@@ -219,7 +286,14 @@ mod tests {
         assert_eq!(board.recycle_reason(1), Some(Recycle::Rss), "the first reason stays");
         assert_eq!(board.recycle_reason(2), None);
         assert_eq!(board.requests(1), 2);
+        board.count_answered(1, "uwsgi", 404, 10, 7);
+        board.count_answered(1, "http", 200, 5, 3);
+        let counters = board.counters(1);
+        assert_eq!((counters.answered, counters.tx, counters.micros), (2, 15, 10));
+        assert_eq!(counters.by_protocol_class, [[0, 1, 0, 0, 0], [0, 0, 0, 1, 0], [0; 5]]);
+        assert_eq!(board.counters(0), Counters::default());
         board.clear(1);
+        assert_eq!(board.counters(1), Counters::default());
         assert!(!board.is_ready(1));
         assert_eq!((board.recycle_reason(1), board.requests(1)), (None, 0));
     }
@@ -234,7 +308,9 @@ mod tests {
         let oldest = board.oldest_request(0).unwrap();
         assert_eq!(oldest.request, "GET /slow");
         assert!(oldest.started_ms <= now_ms());
+        assert_eq!(board.threads(0), [(0, true), (0, false), (0, true)]);
         board.request_finished(0, 2);
+        assert_eq!(board.threads(0), [(0, true), (0, false), (1, false)]);
         assert_eq!(board.oldest_request(0).unwrap().request, "POST /later");
         assert_eq!(board.oldest_request(1), None, "another worker's slot is untouched");
         let long = vec![b'x'; 500];

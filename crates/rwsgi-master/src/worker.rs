@@ -184,7 +184,9 @@ impl Bookkeeping {
         });
         let keeping = Bookkeeping {
             who,
-            track_requests: options.harakiri.is_some(),
+            // Harakiri needs the running request; the stats server shows
+            // it, and each thread's count.
+            track_requests: options.harakiri.is_some() || options.stats.addr.is_some(),
             request_limit,
             rss_limit: options.reload_on_rss.map(|mib| mib.saturating_mul(1 << 20)),
         };

@@ -96,6 +96,8 @@ pub struct ServerConfig {
     pub access_log: Option<std::sync::Arc<rwsgi_log::AccessLog>>,
     /// This worker's number, for the request log (0 without a master).
     pub worker_id: usize,
+    /// Told of every answered request (the master's counters).
+    pub on_answered: Option<AnsweredHook>,
     /// How long a graceful shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
     /// What FastCGI `GET_VALUES` reports.
@@ -114,6 +116,27 @@ pub struct ServerConfig {
     pub max_connections: Option<usize>,
 }
 
+/// What the core tells of each request it answered.
+#[derive(Debug, Clone, Copy)]
+pub struct Answered {
+    /// `http`, `uwsgi` or `fastcgi`.
+    pub protocol: &'static str,
+    pub status: u16,
+    /// Response body bytes.
+    pub bytes: u64,
+    pub duration: Duration,
+}
+
+/// Called once per answered request, on the I/O thread: must be quick.
+#[derive(Clone)]
+pub struct AnsweredHook(pub std::sync::Arc<dyn Fn(&Answered) + Send + Sync>);
+
+impl std::fmt::Debug for AnsweredHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnsweredHook")
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -128,6 +151,7 @@ impl Default for ServerConfig {
             listen_backlog: 1024,
             access_log: None,
             worker_id: 0,
+            on_answered: None,
             shutdown_timeout: Duration::from_secs(30),
             fastcgi: ManagementValues { max_conns: 65, max_reqs: 1 },
             accept_limit: None,

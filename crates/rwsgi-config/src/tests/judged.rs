@@ -6,16 +6,18 @@ use super::*;
 #[test]
 fn uwsgi_options_rwsgi_does_not_implement_warn_once_or_are_refused() {
     let (_dir, ini, loaded) = load_ini(
-        "[uwsgi]\nplugins = python3\nplugin = http\nenable-threads = true\nstats = 127.0.0.1:1717\n\
+        "[uwsgi]\nplugins = python3\nplugin = http\nenable-threads = true\ncheaper = 1\n\
          processes = 4\nharakiri = 30\nmaster = false\ntouch-reload = /tmp/r\nuid = www-data\npy-autoreload = 2\n\
-         thunder-lock\nsingle-interpreter = true\nplugins = python3,gevent\ncpu-affinity = 1\nstats = 127.0.0.1:1718\n",
+         thunder-lock\nsingle-interpreter = true\nplugins = python3,gevent\ncpu-affinity = 1\ncheaper = 2\n",
         &[],
     );
     let loaded = loaded.unwrap();
     assert_eq!(
         loaded.warnings,
         [
-            format!("{ini}:5: stats is not implemented yet: there is NO stats server"),
+            format!(
+                "{ini}:5: cheaper is not implemented yet: the number of workers stays fixed at processes"
+            ),
             format!(
                 "{ini}:11: py-autoreload has no effect in rwsgi: code changes are NOT picked up: touch a touch-reload file or send SIGHUP"
             ),
@@ -27,8 +29,8 @@ fn uwsgi_options_rwsgi_does_not_implement_warn_once_or_are_refused() {
             ),
         ]
     );
-    let stats: Vec<&str> = loaded.pending_values("stats").map(|s| s.value.as_str()).collect();
-    assert_eq!(stats, ["127.0.0.1:1717", "127.0.0.1:1718"], "kept for when stats lands");
+    let cheaper: Vec<&str> = loaded.pending_values("cheaper").map(|s| s.value.as_str()).collect();
+    assert_eq!(cheaper, ["1", "2"], "kept for when cheaper lands");
     let process = &loaded.config.process;
     assert_eq!(
         (process.processes, process.harakiri, process.uid.as_deref()),
@@ -37,7 +39,7 @@ fn uwsgi_options_rwsgi_does_not_implement_warn_once_or_are_refused() {
     assert_eq!(process.touch_reload, [PathBuf::from("/tmp/r")]);
     let printed = loaded.render();
     assert!(
-        printed.contains(&format!("; stats = 127.0.0.1:1717    ; {ini}:5 (not implemented yet)")),
+        printed.contains(&format!("; cheaper = 1    ; {ini}:5 (not implemented yet)")),
         "{printed}"
     );
 

@@ -368,6 +368,14 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         let head = &exchange.head;
         if ended.responded {
             let served = REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(hook) = &self.ctx.config.on_answered {
+                (hook.0)(&crate::Answered {
+                    protocol: C::NAME,
+                    status: ended.status.unwrap_or(0),
+                    bytes: ended.bytes,
+                    duration: exchange.started.elapsed(),
+                });
+            }
             if let (Some(log), Some(captured), false) =
                 (&self.ctx.config.access_log, &exchange.captured, ended.quiet)
             {

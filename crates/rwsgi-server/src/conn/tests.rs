@@ -68,6 +68,7 @@ fn config() -> ServerConfig {
         keepalive_timeout: Duration::from_secs(75),
         post_buffering: 8,
         access_log: None,
+        on_answered: None,
         limits: Limits::default(),
         ..ServerConfig::default()
     }

@@ -1,0 +1,226 @@
+//! The stats server: uWSGI's JSON document on a TCP or unix socket
+//! (`stats`), what uwsgitop and the Prometheus uwsgi exporter read; with
+//! `stats-http`, behind a minimal HTTP answer. Served by the master from
+//! its own loop (the socket is polled with the signals): a client gets
+//! the document and the connection closes. No worker and no Python
+//! thread is involved: the workers publish into the scoreboard.
+
+use crate::error::MasterError;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// At most this many clients are answered per turn of the master's loop.
+const PER_TURN: usize = 8;
+/// How long a `stats-http` client has to send its request line.
+const READ_WAIT: Duration = Duration::from_millis(200);
+
+/// The stats options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsSettings {
+    /// `stats`: `HOST:PORT`, `:PORT` or a unix socket path.
+    pub addr: Option<String>,
+    /// `stats-http`: answer HTTP requests.
+    pub http: bool,
+    /// `stats-minified`: no indentation.
+    pub minified: bool,
+}
+
+#[derive(Debug)]
+enum Socket {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+/// The listening stats socket.
+#[derive(Debug)]
+pub(crate) struct StatsServer {
+    socket: Socket,
+    http: bool,
+    minified: bool,
+    /// The master removes a unix socket's file when it goes; a forked
+    /// worker only closes its copy.
+    owned: bool,
+}
+
+impl StatsServer {
+    pub(crate) fn bind(
+        settings: &StatsSettings,
+        chmod: Option<u32>,
+    ) -> Result<Option<StatsServer>, MasterError> {
+        let Some(addr) = &settings.addr else { return Ok(None) };
+        let error = |source: std::io::Error| MasterError::Stats { addr: addr.clone(), source };
+        let socket = if addr.contains(':') {
+            let addr = if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.clone() };
+            Socket::Tcp(TcpListener::bind(&addr).map_err(error)?)
+        } else {
+            let path = PathBuf::from(addr);
+            let _ = std::fs::remove_file(&path);
+            let listener = UnixListener::bind(&path).map_err(error)?;
+            if let Some(mode) = chmod {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                    .map_err(error)?;
+            }
+            Socket::Unix(listener, path)
+        };
+        match &socket {
+            Socket::Tcp(listener) => listener.set_nonblocking(true),
+            Socket::Unix(listener, _) => listener.set_nonblocking(true),
+        }
+        .map_err(error)?;
+        tracing::info!("stats server on {addr}{}", if settings.http { " (HTTP)" } else { "" });
+        Ok(Some(StatsServer {
+            socket,
+            http: settings.http,
+            minified: settings.minified,
+            owned: true,
+        }))
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        match &self.socket {
+            Socket::Tcp(listener) => listener.as_fd(),
+            Socket::Unix(listener, _) => listener.as_fd(),
+        }
+    }
+
+    /// Answers the clients waiting: the JSON `document`, or with
+    /// `stats-http` the answer to their request (`metrics` for
+    /// `GET /metrics`).
+    pub(crate) fn answer(
+        &self,
+        document: impl Fn() -> serde_json::Value,
+        metrics: impl Fn() -> String,
+    ) {
+        for _ in 0..PER_TURN {
+            let accepted: std::io::Result<Box<dyn Client>> = match &self.socket {
+                Socket::Tcp(listener) => {
+                    listener.accept().map(|(s, _)| Box::new(s) as Box<dyn Client>)
+                }
+                Socket::Unix(listener, _) => {
+                    listener.accept().map(|(s, _)| Box::new(s) as Box<dyn Client>)
+                }
+            };
+            let Ok(mut client) = accepted else { return };
+            let _ = client.prepare();
+            let json = |doc: serde_json::Value| {
+                if self.minified {
+                    serde_json::to_vec(&doc)
+                } else {
+                    serde_json::to_vec_pretty(&doc)
+                }
+                .unwrap_or_default()
+            };
+            let reply = if self.http {
+                let path = read_path(&mut *client);
+                let (kind, body) = match path.as_deref() {
+                    Some("/metrics") => {
+                        ("text/plain; version=0.0.4; charset=utf-8", metrics().into_bytes())
+                    }
+                    _ => ("application/json", json(document())),
+                };
+                let mut reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                reply.extend_from_slice(&body);
+                reply
+            } else {
+                json(document())
+            };
+            let _ = client.write_all(&reply);
+        }
+    }
+}
+
+impl StatsServer {
+    /// In a forked worker: closes its copy, leaves the socket to the master.
+    pub(crate) fn close_in_child(mut self) {
+        self.owned = false;
+    }
+}
+
+impl Drop for StatsServer {
+    fn drop(&mut self) {
+        if let (Socket::Unix(_, path), true) = (&self.socket, self.owned) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// An accepted stats client.
+trait Client: Read + Write {
+    /// Blocking, with short timeouts: the master never waits long.
+    fn prepare(&self) -> std::io::Result<()>;
+}
+
+impl Client for std::net::TcpStream {
+    fn prepare(&self) -> std::io::Result<()> {
+        self.set_nonblocking(false)?;
+        self.set_read_timeout(Some(READ_WAIT))?;
+        self.set_write_timeout(Some(READ_WAIT))
+    }
+}
+
+impl Client for std::os::unix::net::UnixStream {
+    fn prepare(&self) -> std::io::Result<()> {
+        self.set_nonblocking(false)?;
+        self.set_read_timeout(Some(READ_WAIT))?;
+        self.set_write_timeout(Some(READ_WAIT))
+    }
+}
+
+/// The path of an HTTP request's first line, if one arrives in time.
+fn read_path(client: &mut dyn Client) -> Option<String> {
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    while len < buf.len() && !buf[..len].windows(2).any(|w| w == b"\r\n") {
+        match client.read(&mut buf[len..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    let line = std::str::from_utf8(&buf[..len]).ok()?.lines().next()?;
+    let mut parts = line.split(' ');
+    let _method = parts.next()?;
+    let target = parts.next()?;
+    Some(target.split('?').next().unwrap_or(target).to_string())
+}
+
+/// `TCP_LISTEN` of the kernel's TCP states (`include/net/tcp_states.h`).
+const TCP_LISTEN: u8 = 10;
+
+/// A listening TCP socket's accept queue: (waiting, the backlog's size),
+/// from the kernel (`TCP_INFO`); `None` for other sockets.
+pub(crate) fn listen_queue(fd: BorrowedFd<'_>) -> Option<(u32, u32)> {
+    // SAFETY: an all-zero tcp_info is valid; getsockopt writes at most
+    // `len` bytes into it and reports how many.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let status = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    };
+    // For a listening socket the kernel reports the accept queue in
+    // `unacked` and its limit in `sacked`.
+    (status == 0 && info.tcpi_state == TCP_LISTEN).then_some((info.tcpi_unacked, info.tcpi_sacked))
+}
+
+/// (vsz, rss) of a process, in bytes, from `/proc`.
+pub(crate) fn memory_of(pid: i32) -> (u64, u64) {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
+    let mut pages = statm.split_whitespace().map(|n| n.parse::<u64>().unwrap_or(0));
+    // SAFETY: sysconf only reads a system constant.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    (pages.next().unwrap_or(0) * page, pages.next().unwrap_or(0) * page)
+}
