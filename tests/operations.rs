@@ -439,6 +439,12 @@ def total(name, **labels):
     return sum(s.value for s in families[name].samples
                if all(s.labels.get(k) == v for k, v in labels.items()))
 assert families["rwsgi_requests"].type == "counter", families["rwsgi_requests"].type
+duration = families["rwsgi_request_duration_seconds"]
+assert duration.type == "histogram", duration.type
+count = sum(s.value for s in duration.samples if s.name.endswith("_count"))
+inf = sum(s.value for s in duration.samples if s.labels.get("le") == "+Inf")
+assert count == inf == 6, (count, inf)
+assert families["rwsgi_worker_respawns"].type == "counter"
 print(int(total("rwsgi_requests", protocol="http", status_class="2xx")),
       int(total("rwsgi_requests", protocol="http", status_class="4xx")),
       int(total("rwsgi_requests", protocol="uwsgi")),

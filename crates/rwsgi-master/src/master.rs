@@ -8,7 +8,7 @@ use crate::fork::{self, Side};
 use crate::life::{Life, Why};
 use crate::recycle::Backoff;
 use crate::reexec;
-use crate::scoreboard::PROTOCOLS;
+use crate::scoreboard::{DURATION_BUCKETS_US, PROTOCOLS};
 use crate::scoreboard::{Recycle, Scoreboard, now_ms};
 use crate::setup::{self, Start};
 use crate::stats::{StatsServer, listen_queue, memory_of};
@@ -284,6 +284,49 @@ struct History {
     harakiris: u64,
     /// Seconds since the epoch of the last fork.
     last_spawn: u64,
+    /// Why it was forked again, by [`Respawn`].
+    respawns: [u64; Respawn::ALL.len()],
+}
+
+/// Why a worker number is forked again, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Respawn {
+    Crash,
+    Harakiri,
+    MaxRequests,
+    Rss,
+    Lifetime,
+    Reload,
+}
+
+impl Respawn {
+    const ALL: [Respawn; 6] = [
+        Respawn::Crash,
+        Respawn::Harakiri,
+        Respawn::MaxRequests,
+        Respawn::Rss,
+        Respawn::Lifetime,
+        Respawn::Reload,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Respawn::Crash => "crash",
+            Respawn::Harakiri => "harakiri",
+            Respawn::MaxRequests => "max-requests",
+            Respawn::Rss => "reload-on-rss",
+            Respawn::Lifetime => "lifetime",
+            Respawn::Reload => "reload",
+        }
+    }
+
+    fn of(recycle: Recycle) -> Respawn {
+        match recycle {
+            Recycle::MaxRequests => Respawn::MaxRequests,
+            Recycle::Rss => Respawn::Rss,
+            Recycle::Lifetime => Respawn::Lifetime,
+        }
+    }
 }
 
 impl Master<'_> {
@@ -368,6 +411,12 @@ impl Master<'_> {
             self.on_signal(signal);
         }
         Ok(())
+    }
+
+    fn count_respawn(&mut self, id: usize, why: Respawn) {
+        if let Some(index) = Respawn::ALL.iter().position(|r| *r == why) {
+            self.history.entry(id).or_default().respawns[index] += 1;
+        }
     }
 
     /// A `master-fifo` command, as uWSGI's master reads it.
@@ -495,7 +544,7 @@ impl Master<'_> {
             tracing::info!("{why}: graceful reload: new workers start, then the old ones stop");
             for i in 0..self.workers.len() {
                 if self.workers[i].live() && self.workers[i].successor.is_none() {
-                    self.replace(i);
+                    self.replace(i, Respawn::Reload);
                 }
             }
         }
@@ -508,7 +557,7 @@ impl Master<'_> {
             if let Some(i) =
                 self.workers.iter().position(|w| w.id == id && w.live() && w.successor.is_none())
             {
-                self.chain_waiting = self.replace(i);
+                self.chain_waiting = self.replace(i, Respawn::Reload);
                 if self.chain_waiting.is_some() {
                     return;
                 }
@@ -564,8 +613,9 @@ impl Master<'_> {
     }
 
     /// Starts a replacement for worker `i`, which stops once it is ready.
-    fn replace(&mut self, i: usize) -> Option<Pid> {
+    fn replace(&mut self, i: usize, why: Respawn) -> Option<Pid> {
         let id = self.workers[i].id;
+        self.count_respawn(id, why);
         match self.spawn(id) {
             Ok(pid) => {
                 self.workers[i].successor = pid;
@@ -704,6 +754,11 @@ impl Master<'_> {
         if !delay.is_zero() {
             tracing::warn!("respawning too fast: worker {id} is respawned in {delay:?}");
         }
+        let why = match worker.life.why() {
+            Some(Why::Harakiri) => Respawn::Harakiri,
+            _ => Respawn::Crash,
+        };
+        self.count_respawn(id, why);
         self.respawns.push((Instant::now() + delay, id));
     }
 
@@ -827,7 +882,7 @@ impl Master<'_> {
             reason.describe(),
             self.board.requests(worker.slot),
         );
-        self.replace(i);
+        self.replace(i, Respawn::of(reason));
     }
 
     fn check_touch(&mut self) {
@@ -1041,17 +1096,35 @@ impl Master<'_> {
         }
         family(
             &mut out,
-            "rwsgi_request_duration_seconds_total",
-            "counter",
+            "rwsgi_request_duration_seconds",
+            "histogram",
             "Time spent answering requests.",
         );
         for worker in &workers {
-            let micros = self.board.counters(worker.slot).micros;
+            let counters = self.board.counters(worker.slot);
+            let mut cumulative = 0;
+            for (bound, count) in DURATION_BUCKETS_US.iter().zip(counters.by_duration) {
+                cumulative += count;
+                let _ = writeln!(
+                    out,
+                    "rwsgi_request_duration_seconds_bucket{{worker=\"{}\",le=\"{}\"}} {cumulative}",
+                    worker.id,
+                    *bound as f64 / 1e6
+                );
+            }
+            let id = worker.id;
             let _ = writeln!(
                 out,
-                "rwsgi_request_duration_seconds_total{{worker=\"{}\"}} {}",
-                worker.id,
-                micros as f64 / 1e6
+                "rwsgi_request_duration_seconds_bucket{{worker=\"{id}\",le=\"+Inf\"}} {}",
+                counters.answered
+            );
+            let seconds = counters.micros as f64 / 1e6;
+            let _ =
+                writeln!(out, "rwsgi_request_duration_seconds_sum{{worker=\"{id}\"}} {seconds}");
+            let _ = writeln!(
+                out,
+                "rwsgi_request_duration_seconds_count{{worker=\"{id}\"}} {}",
+                counters.answered
             );
         }
         family(&mut out, "rwsgi_python_threads", "gauge", "Python threads, busy or idle.");
@@ -1084,22 +1157,24 @@ impl Master<'_> {
                 worker.id
             );
         }
+        let mut ids: Vec<(&usize, &History)> = self.history.iter().collect();
+        ids.sort_by_key(|(id, _)| **id);
         family(
             &mut out,
             "rwsgi_worker_respawns_total",
             "counter",
-            "Forks of each worker number after its first.",
+            "Workers forked again, by reason.",
         );
-        family(&mut out, "rwsgi_harakiri_total", "counter", "Workers killed by harakiri.");
-        let mut ids: Vec<(&usize, &History)> = self.history.iter().collect();
-        ids.sort_by_key(|(id, _)| **id);
         for (id, history) in &ids {
-            let _ = writeln!(
-                out,
-                "rwsgi_worker_respawns_total{{worker=\"{id}\"}} {}",
-                history.spawns.saturating_sub(1)
-            );
+            for (reason, count) in Respawn::ALL.iter().zip(history.respawns) {
+                let _ = writeln!(
+                    out,
+                    "rwsgi_worker_respawns_total{{worker=\"{id}\",reason=\"{}\"}} {count}",
+                    reason.label()
+                );
+            }
         }
+        family(&mut out, "rwsgi_harakiri_total", "counter", "Workers killed by harakiri.");
         for (id, history) in &ids {
             let _ = writeln!(out, "rwsgi_harakiri_total{{worker=\"{id}\"}} {}", history.harakiris);
         }

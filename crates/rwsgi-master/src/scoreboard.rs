@@ -52,8 +52,15 @@ const THREAD_WORDS: usize = 2 + TEXT_WORDS;
 /// counters of every answered request ([`Counters`]).
 const WORKER_WORDS: usize = 3 + COUNTER_WORDS;
 /// answered, bytes sent, time taken (µs), then by protocol (http, uwsgi,
-/// fastcgi) and status class (1xx..5xx).
-const COUNTER_WORDS: usize = 3 + 3 * 5;
+/// fastcgi) and status class (1xx..5xx), then by duration
+/// ([`DURATION_BUCKETS_US`]; longer ones only in the total).
+const COUNTER_WORDS: usize = 3 + 3 * 5 + DURATION_BUCKETS_US.len();
+
+/// The upper bounds of the request-duration histogram, in µs: 1 ms to 10 s.
+pub(crate) const DURATION_BUCKETS_US: [u64; 13] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000,
+];
 
 /// The protocols, in the scoreboard's order.
 pub(crate) const PROTOCOLS: [&str; 3] = ["http", "uwsgi", "fastcgi"];
@@ -67,6 +74,8 @@ pub(crate) struct Counters {
     pub(crate) micros: u64,
     /// `[protocol][class - 1]`, in [`PROTOCOLS`] order.
     pub(crate) by_protocol_class: [[u64; 5]; 3],
+    /// Requests per [`DURATION_BUCKETS_US`] bucket (not cumulative).
+    pub(crate) by_duration: [u64; DURATION_BUCKETS_US.len()],
 }
 
 /// The shared table. Cloning it copies the view, not the memory.
@@ -189,6 +198,9 @@ impl Scoreboard {
         {
             add(3 + index * 5 + class - 1, 1);
         }
+        if let Some(bucket) = DURATION_BUCKETS_US.iter().position(|bound| micros <= *bound) {
+            add(18 + bucket, 1);
+        }
     }
 
     pub(crate) fn counters(&self, slot: usize) -> Counters {
@@ -200,7 +212,11 @@ impl Scoreboard {
                 *count = get(3 + protocol * 5 + class);
             }
         }
-        Counters { answered: get(0), tx: get(1), micros: get(2), by_protocol_class }
+        let mut by_duration = [0; DURATION_BUCKETS_US.len()];
+        for (bucket, count) in by_duration.iter_mut().enumerate() {
+            *count = get(18 + bucket);
+        }
+        Counters { answered: get(0), tx: get(1), micros: get(2), by_protocol_class, by_duration }
     }
 
     /// Requests each Python thread has run, and whether it runs one now.
@@ -291,6 +307,13 @@ mod tests {
         let counters = board.counters(1);
         assert_eq!((counters.answered, counters.tx, counters.micros), (2, 15, 10));
         assert_eq!(counters.by_protocol_class, [[0, 1, 0, 0, 0], [0, 0, 0, 1, 0], [0; 5]]);
+        assert_eq!(counters.by_duration[0], 2, "both under 1 ms");
+        board.count_answered(1, "http", 200, 0, 60_000_000);
+        assert_eq!(
+            board.counters(1).by_duration.iter().sum::<u64>(),
+            2,
+            "a minute: only in the total"
+        );
         assert_eq!(board.counters(0), Counters::default());
         board.clear(1);
         assert_eq!(board.counters(1), Counters::default());
