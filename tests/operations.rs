@@ -279,13 +279,8 @@ fn stats_of(addr: &str) -> serde_json::Value {
 
 fn stats_server(extra: &[&str]) -> (Server, String) {
     let stats = format!("127.0.0.1:{}", free_port());
-    let mut args = vec![
-        "--http-socket",
-        "127.0.0.1:0",
-        "--uwsgi-socket",
-        "127.0.0.1:0",
-        "--fastcgi-socket",
-        "127.0.0.1:0",
+    let mut args = common::EVERY_PROTOCOL.to_vec();
+    args.extend([
         "--wsgi-file",
         PROBE,
         "--master",
@@ -295,7 +290,7 @@ fn stats_server(extra: &[&str]) -> (Server, String) {
         "2",
         "--stats",
         &stats,
-    ];
+    ]);
     args.extend_from_slice(extra);
     let server = Server::start(&args);
     assert!(server.wait_log("2 worker(s) serving", Duration::from_secs(20)), "{}", server.log());

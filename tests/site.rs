@@ -6,16 +6,10 @@
 
 mod common;
 
-use common::{NGINX_COMMON as COMMON, Nginx, PROBE, Server, TempDir, curl, nginx_tools as tools};
-
-const PROTOCOLS: [&str; 6] = [
-    "--http-socket",
-    "127.0.0.1:0",
-    "--uwsgi-socket",
-    "127.0.0.1:0",
-    "--fastcgi-socket",
-    "127.0.0.1:0",
-];
+use common::{
+    EVERY_PROTOCOL, NGINX_COMMON as COMMON, Nginx, PROBE, Server, TempDir, curl,
+    nginx_tools as tools,
+};
 
 /// A document root: `public/` with a few files, a secret beside it.
 struct Docroot {
@@ -65,7 +59,7 @@ fn static_files_on_every_protocol_with_validators_ranges_and_fall_through() {
     let map = format!("/static={}", root.public());
     let server = Server::start(
         &[
-            &PROTOCOLS[..],
+            &EVERY_PROTOCOL[..],
             &[
                 "--wsgi-file",
                 PROBE,
@@ -180,7 +174,7 @@ fn hostile_paths_over_raw_http_never_leave_the_directory() {
 fn routes_on_every_protocol() {
     let server = Server::start(
         &[
-            &PROTOCOLS[..],
+            &EVERY_PROTOCOL[..],
             &[
                 "--wsgi-file",
                 PROBE,

@@ -41,6 +41,17 @@ pub fn repo_path(relative: &str) -> String {
 /// The probe app's path, relative to the repository root.
 pub const PROBE: &str = "tests/apps/probe.py";
 
+/// One socket of each protocol, on free ports: `--http-socket`,
+/// `--uwsgi-socket`, `--fastcgi-socket`.
+pub const EVERY_PROTOCOL: [&str; 6] = [
+    "--http-socket",
+    "127.0.0.1:0",
+    "--uwsgi-socket",
+    "127.0.0.1:0",
+    "--fastcgi-socket",
+    "127.0.0.1:0",
+];
+
 /// Whether we run under CI, where a missing dependency is a failure.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
