@@ -40,7 +40,11 @@ fn main() -> ExitCode {
         Ok(loaded) => loaded,
         Err(err) => return fail(&err.to_string()),
     };
-    init_logging();
+    // Colours only on a terminal that stays one: not into a log file.
+    let process = &loaded.config.process;
+    let to_file =
+        process.logto.is_some() || process.logto2.is_some() || process.daemonize.is_some();
+    init_logging(!to_file && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -90,13 +94,13 @@ fn fail(message: &str) -> ExitCode {
 }
 
 /// Logs go to stderr, as uWSGI's do; `RUST_LOG` refines the level.
-fn init_logging() {
+fn init_logging(ansi: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
 }

@@ -489,3 +489,38 @@ fn master_fifo_commands() {
     assert!(status.success());
     assert!(!Path::new(&fifo).exists(), "the FIFO goes with the master");
 }
+
+#[test]
+fn silent_stats_clients_cannot_stall_the_master() {
+    let (server, stats) = stats_server(&["--stats-http"]);
+    // Clients that connect and say nothing, or a byte at a time.
+    let silent: Vec<std::net::TcpStream> =
+        (0..20).map(|_| std::net::TcpStream::connect(&stats).unwrap()).collect();
+    let started = std::time::Instant::now();
+    let doc = common::curl(&["--max-time", "5", &format!("http://{stats}/")]);
+    assert_eq!(doc.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?} for a stats answer",
+        started.elapsed()
+    );
+    // The master still supervises: a worker killed is replaced.
+    let before = server.log_lines_with("spawned worker").len();
+    let victim = stats_of_http(&stats)["workers"][0]["pid"].as_i64().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(victim).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || server.log_lines_with("spawned worker").len()
+            > before),
+        "{}",
+        server.log()
+    );
+    drop(silent);
+}
+
+fn stats_of_http(addr: &str) -> serde_json::Value {
+    serde_json::from_slice(&common::curl(&[&format!("http://{addr}/")]).body).unwrap()
+}

@@ -287,7 +287,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("disable-logging", Flag, "", "no request lines, but for those a log-4xx/5xx/slow/big/zero/sendfile/ioerror condition picks").short('L'),
     opt("log-format", Text, "FORMAT", "the request line: text with uWSGI's %(variables) (see Operations); default: uWSGI's line").aliases(&["logformat"]),
     opt("log-format-json", Flag, "", "write each request line as one JSON object: log-format's variables (or a default set) as keys"),
-    opt("log-format-strftime", Flag, "", "pass the formatted request line through strftime; %(ftime) uses log-date's format").aliases(&["logformat-strftime"]),
+    opt("log-format-strftime", Flag, "", "%(ftime) is written in log-date's strftime format").aliases(&["logformat-strftime"]),
     opt("log-date", Text, "[FORMAT]", "the strftime format of %(ftime) (other lines always carry a date)").aliases(&["logdate"]).takes(Takes::MaybeValue).bare("true"),
     opt("log-micros", Flag, "", "request times in microseconds (the default line's unit, and %(msecs) unchanged)"),
     opt("log-x-forwarded-for", Flag, "", "%(addr) is the X-Forwarded-For header when there is one"),

@@ -25,7 +25,7 @@ pub struct Settings {
     pub format: Option<String>,
     /// `log-format-json`: one JSON object per request instead.
     pub json: bool,
-    /// `log-format-strftime`: `strftime` applied to the formatted line.
+    /// `log-format-strftime`: `%(ftime)` in `log-date`'s format.
     pub format_strftime: bool,
     /// `log-date = FORMAT`: the `strftime` format of `%(ftime)` (with
     /// `log-format-strftime`, as in uWSGI).
@@ -101,13 +101,7 @@ impl AccessLog {
     /// The line for this request, with its newline.
     pub fn line(&self, facts: &Facts) -> Vec<u8> {
         let mut line = Vec::with_capacity(256);
-        let body = self.format.render(facts, &self.settings);
-        if self.settings.format_strftime && !self.settings.json {
-            let text = String::from_utf8_lossy(&body);
-            line.extend_from_slice(clock::strftime(&text, facts.started_secs()).as_bytes());
-        } else {
-            line.extend_from_slice(&body);
-        }
+        line.extend_from_slice(&self.format.render(facts, &self.settings));
         line.push(b'\n');
         line
     }

@@ -40,7 +40,13 @@ pub(crate) struct LogFile {
     path: PathBuf,
     /// (device, inode) of the file stdout and stderr point at.
     id: (u64, u64),
+    /// Since when the path cannot be opened: retried every
+    /// [`RETRY_EVERY`], said once.
+    failing: Option<std::time::Instant>,
 }
+
+/// How often a log file that cannot be opened again is retried.
+const RETRY_EVERY: Duration = Duration::from_secs(10);
 
 fn open(path: &Path) -> std::io::Result<File> {
     // uWSGI's mode: owner read-write, group read.
@@ -75,7 +81,7 @@ impl LogFile {
         let file = open(&path).map_err(error)?;
         install(&file).map_err(error)?;
         let id = identity(&file.metadata().map_err(error)?);
-        Ok(LogFile { path, id })
+        Ok(LogFile { path, id, failing: None })
     }
 
     /// The log file a forked worker inherited on its stdout and stderr.
@@ -88,14 +94,16 @@ impl LogFile {
         } else {
             (0, 0)
         };
-        LogFile { path, id }
+        LogFile { path, id, failing: None }
     }
 
     /// Opens the path again if it no longer names the file written to
     /// (renamed, removed, replaced). True when it did.
     pub(crate) fn follow(&mut self) -> bool {
         let current = std::fs::metadata(&self.path).ok().map(|m| identity(&m));
-        if current == Some(self.id) {
+        if current == Some(self.id)
+            || self.failing.is_some_and(|since| since.elapsed() < RETRY_EVERY)
+        {
             return false;
         }
         self.reopen()
@@ -109,11 +117,19 @@ impl LogFile {
         }) {
             Ok(id) => {
                 self.id = id;
+                self.failing = None;
                 true
             }
             Err(err) => {
                 // Still writing to the old file: better than nothing.
-                tracing::error!("cannot reopen the log file {}: {err}", self.path.display());
+                if self.failing.is_none() {
+                    tracing::error!(
+                        "cannot reopen the log file {} (retried every {}s): {err}",
+                        self.path.display(),
+                        RETRY_EVERY.as_secs()
+                    );
+                }
+                self.failing = Some(std::time::Instant::now());
                 false
             }
         }
@@ -183,7 +199,8 @@ mod tests {
         let path = dir.join("app.log");
         // Not `start`: the test process's own stderr stays where it is.
         let file = open(&path).unwrap();
-        let mut log = LogFile { path: path.clone(), id: identity(&file.metadata().unwrap()) };
+        let mut log =
+            LogFile { path: path.clone(), id: identity(&file.metadata().unwrap()), failing: None };
         assert!(!log.follow(), "nothing changed");
         std::fs::rename(&path, dir.join("app.log.1")).unwrap();
         let moved = log.id;

@@ -8,7 +8,7 @@ use crate::fork::{self, Side};
 use crate::life::{Life, Why};
 use crate::recycle::Backoff;
 use crate::reexec;
-use crate::scoreboard::{DURATION_BUCKETS_US, PROTOCOLS};
+use crate::scoreboard::{Counters, DURATION_BUCKETS_US, PROTOCOLS};
 use crate::scoreboard::{Recycle, Scoreboard, now_ms};
 use crate::setup::{self, Start};
 use crate::stats::{StatsServer, listen_queue, memory_of};
@@ -286,6 +286,9 @@ struct History {
     last_spawn: u64,
     /// Why it was forked again, by [`Respawn`].
     respawns: [u64; Respawn::ALL.len()],
+    /// The counters of its workers that are gone: the totals a stats
+    /// reader sees never go back when a worker is replaced.
+    carried: Counters,
 }
 
 /// Why a worker number is forked again, for the metrics.
@@ -701,6 +704,8 @@ impl Master<'_> {
             };
             if let Some(i) = self.workers.iter().position(|w| w.pid == pid) {
                 let worker = self.workers.swap_remove(i);
+                let gone = self.board.counters(worker.slot);
+                self.history.entry(worker.id).or_default().carried.add(&gone);
                 self.board.clear(worker.slot);
                 self.on_exit(worker, &how, status);
             } else if let Some(i) = self.previous.iter().position(|p| p.pid == pid) {
@@ -955,6 +960,17 @@ fn counting(board: Scoreboard, slot: usize) -> rwsgi_server::AnsweredHook {
     }))
 }
 
+/// A socket's name as uWSGI's stats give it: `HOST:PORT`, or the path.
+fn socket_name(listener: &rwsgi_server::Listener) -> String {
+    let name = listener.local().to_string();
+    name.strip_prefix("unix:").map_or(name.clone(), str::to_string)
+}
+
+/// A Prometheus label value, escaped (`\\`, `\"`, `\n`).
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 fn unix_secs(when: SystemTime) -> u64 {
     when.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -971,7 +987,7 @@ impl Master<'_> {
             .map(|listener| {
                 let (queue, max_queue) = listen_queue(listener.as_fd()).unwrap_or((0, 0));
                 json!({
-                    "name": listener.local().to_string(),
+                    "name": socket_name(listener),
                     "proto": listener.protocol().option().trim_end_matches("-socket"),
                     "queue": queue,
                     "max_queue": max_queue,
@@ -981,9 +997,11 @@ impl Master<'_> {
             })
             .collect();
         let listen_queue: u64 = sockets.iter().map(|s| s["queue"].as_u64().unwrap_or(0)).sum();
-        let mut workers: Vec<&Worker> = self.workers.iter().filter(|w| w.live()).collect();
-        workers.sort_by_key(|w| w.id);
-        let workers: Vec<Value> = workers.into_iter().map(|w| self.worker_document(w)).collect();
+        let workers: Vec<Value> = self
+            .by_number()
+            .into_iter()
+            .map(|(w, total)| self.worker_document(w, &total))
+            .collect();
         let busy: u64 = workers.iter().filter(|w| w["status"] == "busy").count() as u64;
         json!({
             "version": format!("{}-rwsgi", env!("CARGO_PKG_VERSION")),
@@ -1001,7 +1019,32 @@ impl Master<'_> {
         })
     }
 
-    fn worker_document(&self, worker: &Worker) -> Value {
+    /// One entry per worker number, as uWSGI has one per slot: the worker
+    /// serving it (a replacement once ready), with the number's totals
+    /// (workers gone, and both while one replaces the other).
+    fn by_number(&self) -> Vec<(&Worker, Counters)> {
+        let mut ids: Vec<usize> = self.workers.iter().filter(|w| w.live()).map(|w| w.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .filter_map(|id| {
+                let live: Vec<&Worker> =
+                    self.workers.iter().filter(|w| w.id == id && w.live()).collect();
+                let current = live
+                    .iter()
+                    .find(|w| w.life == Life::Serving && w.successor.is_none())
+                    .or_else(|| live.iter().find(|w| w.life == Life::Serving))
+                    .or_else(|| live.first())?;
+                let mut total = self.history.get(&id).map(|h| h.carried).unwrap_or_default();
+                for worker in &live {
+                    total.add(&self.board.counters(worker.slot));
+                }
+                Some((*current, total))
+            })
+            .collect()
+    }
+
+    fn worker_document(&self, worker: &Worker, total: &Counters) -> Value {
         let counters = self.board.counters(worker.slot);
         let history = self.history.get(&worker.id).copied().unwrap_or_default();
         let (vsz, rss) = memory_of(worker.pid.as_raw());
@@ -1025,12 +1068,12 @@ impl Master<'_> {
                 })
             })
             .collect();
-        let avg_rt = counters.micros.checked_div(counters.answered).unwrap_or(0);
+        let avg_rt = total.micros.checked_div(total.answered).unwrap_or(0);
         json!({
             "id": worker.id,
             "pid": worker.pid.as_raw(),
             "accepting": u8::from(worker.life == Life::Serving),
-            "requests": counters.answered,
+            "requests": total.answered,
             "delta_requests": counters.answered,
             "exceptions": 0,
             "harakiri_count": history.harakiris,
@@ -1039,17 +1082,17 @@ impl Master<'_> {
             "status": if worker.life == Life::Starting { "cheap" } else if busy { "busy" } else { "idle" },
             "rss": rss,
             "vsz": vsz,
-            "running_time": counters.micros,
+            "running_time": total.micros,
             "last_spawn": history.last_spawn,
             "respawn_count": history.spawns.saturating_sub(1),
-            "tx": counters.tx,
+            "tx": total.tx,
             "avg_rt": avg_rt,
             "apps": [{
                 "id": 0,
                 "modifier1": 0,
                 "mountpoint": "",
                 "startup_time": 0,
-                "requests": counters.answered,
+                "requests": total.answered,
                 "exceptions": 0,
                 "chdir": "",
             }],
@@ -1064,16 +1107,14 @@ impl Master<'_> {
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        let mut workers: Vec<&Worker> = self.workers.iter().filter(|w| w.live()).collect();
-        workers.sort_by_key(|w| w.id);
+        let numbers = self.by_number();
         family(
             &mut out,
             "rwsgi_requests_total",
             "counter",
             "Requests answered, by protocol and status class.",
         );
-        for worker in &workers {
-            let counters = self.board.counters(worker.slot);
+        for (worker, counters) in &numbers {
             for (protocol, classes) in PROTOCOLS.iter().zip(counters.by_protocol_class) {
                 for (class, count) in classes.iter().enumerate() {
                     let _ = writeln!(
@@ -1086,12 +1127,11 @@ impl Master<'_> {
             }
         }
         family(&mut out, "rwsgi_response_bytes_total", "counter", "Response body bytes sent.");
-        for worker in &workers {
+        for (worker, counters) in &numbers {
             let _ = writeln!(
                 out,
                 "rwsgi_response_bytes_total{{worker=\"{}\"}} {}",
-                worker.id,
-                self.board.counters(worker.slot).tx
+                worker.id, counters.tx
             );
         }
         family(
@@ -1100,8 +1140,7 @@ impl Master<'_> {
             "histogram",
             "Time spent answering requests.",
         );
-        for worker in &workers {
-            let counters = self.board.counters(worker.slot);
+        for (worker, counters) in &numbers {
             let mut cumulative = 0;
             for (bound, count) in DURATION_BUCKETS_US.iter().zip(counters.by_duration) {
                 cumulative += count;
@@ -1113,22 +1152,20 @@ impl Master<'_> {
                 );
             }
             let id = worker.id;
+            // Read at other moments than the buckets: never below them.
+            let total = counters.answered.max(cumulative);
             let _ = writeln!(
                 out,
-                "rwsgi_request_duration_seconds_bucket{{worker=\"{id}\",le=\"+Inf\"}} {}",
-                counters.answered
+                "rwsgi_request_duration_seconds_bucket{{worker=\"{id}\",le=\"+Inf\"}} {total}"
             );
             let seconds = counters.micros as f64 / 1e6;
             let _ =
                 writeln!(out, "rwsgi_request_duration_seconds_sum{{worker=\"{id}\"}} {seconds}");
-            let _ = writeln!(
-                out,
-                "rwsgi_request_duration_seconds_count{{worker=\"{id}\"}} {}",
-                counters.answered
-            );
+            let _ =
+                writeln!(out, "rwsgi_request_duration_seconds_count{{worker=\"{id}\"}} {total}");
         }
         family(&mut out, "rwsgi_python_threads", "gauge", "Python threads, busy or idle.");
-        for worker in &workers {
+        for (worker, _) in &numbers {
             let threads = self.board.threads(worker.slot);
             let busy = threads.iter().filter(|(_, running)| *running).count();
             let _ = writeln!(
@@ -1149,7 +1186,7 @@ impl Master<'_> {
             "gauge",
             "Resident memory of each worker.",
         );
-        for worker in &workers {
+        for (worker, _) in &numbers {
             let (_, rss) = memory_of(worker.pid.as_raw());
             let _ = writeln!(
                 out,
@@ -1186,7 +1223,8 @@ impl Master<'_> {
         );
         for listener in &self.start.listeners {
             let queue = listen_queue(listener.as_fd()).map_or(0, |(queue, _)| queue);
-            let _ = writeln!(out, "rwsgi_listen_queue{{socket=\"{}\"}} {queue}", listener.local());
+            let name = label(&socket_name(listener));
+            let _ = writeln!(out, "rwsgi_listen_queue{{socket=\"{name}\"}} {queue}");
         }
         family(
             &mut out,

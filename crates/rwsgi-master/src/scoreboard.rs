@@ -95,6 +95,23 @@ pub(crate) struct Running {
     pub(crate) request: String,
 }
 
+impl Counters {
+    /// Adds `other` in (a worker gone into its number's running totals).
+    pub(crate) fn add(&mut self, other: &Counters) {
+        self.answered += other.answered;
+        self.tx += other.tx;
+        self.micros += other.micros;
+        for (mine, theirs) in self.by_protocol_class.iter_mut().zip(other.by_protocol_class) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
+        }
+        for (a, b) in self.by_duration.iter_mut().zip(other.by_duration) {
+            *a += b;
+        }
+    }
+}
+
 impl Scoreboard {
     /// Maps a zeroed table for `slots` workers of `threads` threads each.
     /// It is never unmapped: the master and every worker use it until exit.

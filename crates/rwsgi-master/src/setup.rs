@@ -31,7 +31,8 @@ impl Start {
         options: &MasterOptions,
         mut server: ServerConfig,
     ) -> Result<Start, MasterError> {
-        if options.daemonize {
+        // A master re-executed by a reload is the daemon already.
+        if options.daemonize && !handover::is_reexec() {
             daemonize()?;
         }
         let mut log = match &options.log.path {

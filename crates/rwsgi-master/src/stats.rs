@@ -3,20 +3,25 @@
 //! `stats-http`, behind a minimal HTTP answer. Served by the master from
 //! its own loop (the socket is polled with the signals): a client gets
 //! the document and the connection closes. No worker and no Python
-//! thread is involved: the workers publish into the scoreboard.
+//! thread is involved: the workers publish into the scoreboard. A client
+//! gets 100 ms in all and a turn of the loop 50 ms: a slow client cannot
+//! keep the master from supervising its workers.
 
 use crate::error::MasterError;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// At most this many clients are answered per turn of the master's loop.
-const PER_TURN: usize = 8;
-/// How long a `stats-http` client has to send its request line.
-const READ_WAIT: Duration = Duration::from_millis(200);
+/// A client must be answered within this, or is dropped: the master
+/// never waits long for one.
+const CLIENT_DEADLINE: Duration = Duration::from_millis(100);
+/// What one turn of the master's loop spends on stats clients at most;
+/// the others wait in the backlog for the next turn.
+const TURN_BUDGET: Duration = Duration::from_millis(50);
 
 /// The stats options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -90,13 +95,16 @@ impl StatsServer {
 
     /// Answers the clients waiting: the JSON `document`, or with
     /// `stats-http` the answer to their request (`metrics` for
-    /// `GET /metrics`).
+    /// `GET /metrics`). Each client has [`CLIENT_DEADLINE`] in all, the
+    /// turn [`TURN_BUDGET`]: a slow or silent client costs the master's
+    /// loop little and is dropped.
     pub(crate) fn answer(
         &self,
         document: impl Fn() -> serde_json::Value,
         metrics: impl Fn() -> String,
     ) {
-        for _ in 0..PER_TURN {
+        let turn = Instant::now();
+        while turn.elapsed() < TURN_BUDGET {
             let accepted: std::io::Result<Box<dyn Client>> = match &self.socket {
                 Socket::Tcp(listener) => {
                     listener.accept().map(|(s, _)| Box::new(s) as Box<dyn Client>)
@@ -106,7 +114,10 @@ impl StatsServer {
                 }
             };
             let Ok(mut client) = accepted else { return };
-            let _ = client.prepare();
+            let deadline = Instant::now() + CLIENT_DEADLINE;
+            if client.set_nonblocking().is_err() {
+                continue;
+            }
             let json = |doc: serde_json::Value| {
                 if self.minified {
                     serde_json::to_vec(&doc)
@@ -116,9 +127,9 @@ impl StatsServer {
                 .unwrap_or_default()
             };
             let reply = if self.http {
-                let path = read_path(&mut *client);
-                let (kind, body) = match path.as_deref() {
-                    Some("/metrics") => {
+                let Some(path) = read_path(&mut *client, deadline) else { continue };
+                let (kind, body) = match path.as_str() {
+                    "/metrics" => {
                         ("text/plain; version=0.0.4; charset=utf-8", metrics().into_bytes())
                     }
                     _ => ("application/json", json(document())),
@@ -133,7 +144,9 @@ impl StatsServer {
             } else {
                 json(document())
             };
-            let _ = client.write_all(&reply);
+            if write_by(&mut *client, &reply, deadline) {
+                let _ = client.shutdown_write();
+            }
         }
     }
 }
@@ -154,35 +167,61 @@ impl Drop for StatsServer {
 }
 
 /// An accepted stats client.
-trait Client: Read + Write {
-    /// Blocking, with short timeouts: the master never waits long.
-    fn prepare(&self) -> std::io::Result<()>;
+trait Client: Read + Write + AsRawFd {
+    fn set_nonblocking(&self) -> std::io::Result<()>;
+    /// Says the answer is over, so a close with bytes unread (the rest of
+    /// an HTTP request) cannot reset it away.
+    fn shutdown_write(&self) -> std::io::Result<()>;
 }
 
 impl Client for std::net::TcpStream {
-    fn prepare(&self) -> std::io::Result<()> {
-        self.set_nonblocking(false)?;
-        self.set_read_timeout(Some(READ_WAIT))?;
-        self.set_write_timeout(Some(READ_WAIT))
+    fn set_nonblocking(&self) -> std::io::Result<()> {
+        std::net::TcpStream::set_nonblocking(self, true)
+    }
+
+    fn shutdown_write(&self) -> std::io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
     }
 }
 
 impl Client for std::os::unix::net::UnixStream {
-    fn prepare(&self) -> std::io::Result<()> {
-        self.set_nonblocking(false)?;
-        self.set_read_timeout(Some(READ_WAIT))?;
-        self.set_write_timeout(Some(READ_WAIT))
+    fn set_nonblocking(&self) -> std::io::Result<()> {
+        std::os::unix::net::UnixStream::set_nonblocking(self, true)
+    }
+
+    fn shutdown_write(&self) -> std::io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
     }
 }
 
-/// The path of an HTTP request's first line, if one arrives in time.
-fn read_path(client: &mut dyn Client) -> Option<String> {
-    let mut buf = [0u8; 1024];
+/// Waits until `fd` is ready for `flags`, at most until `deadline`.
+fn wait(fd: RawFd, flags: PollFlags, deadline: Instant) -> bool {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return false;
+    }
+    // SAFETY: the client owns `fd` for the whole call.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut fds = [PollFd::new(borrowed, flags)];
+    let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO);
+    matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
+}
+
+/// The path of an HTTP request, read (to the end of its head, at most
+/// 4 KiB) before `deadline`.
+fn read_path(client: &mut dyn Client, deadline: Instant) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
     let mut len = 0;
-    while len < buf.len() && !buf[..len].windows(2).any(|w| w == b"\r\n") {
+    while len < buf.len() && !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
         match client.read(&mut buf[len..]) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(n) => len += n,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                if !wait(client.as_raw_fd(), PollFlags::POLLIN, deadline) {
+                    break;
+                }
+            }
+            Err(_) => return None,
         }
     }
     let line = std::str::from_utf8(&buf[..len]).ok()?.lines().next()?;
@@ -190,6 +229,24 @@ fn read_path(client: &mut dyn Client) -> Option<String> {
     let _method = parts.next()?;
     let target = parts.next()?;
     Some(target.split('?').next().unwrap_or(target).to_string())
+}
+
+/// Writes all of `bytes` before `deadline`; false if the client did not
+/// take them in time (it is dropped).
+fn write_by(client: &mut dyn Client, mut bytes: &[u8], deadline: Instant) -> bool {
+    while !bytes.is_empty() {
+        match client.write(bytes) {
+            Ok(0) => return false,
+            Ok(n) => bytes = &bytes[n..],
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                if !wait(client.as_raw_fd(), PollFlags::POLLOUT, deadline) {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// `TCP_LISTEN` of the kernel's TCP states (`include/net/tcp_states.h`).

@@ -83,6 +83,7 @@ impl QuitWatchdog {
                     if tokio::time::timeout(QUIT_GRACE, &mut stopped).await.is_err() {
                         tracing::info!("shutting down now (the request running inline is cut)");
                         on_quit();
+                        rwsgi_log::flush(Duration::from_millis(500));
                         std::process::exit(0);
                     }
                 });

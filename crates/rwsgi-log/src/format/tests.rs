@@ -87,14 +87,14 @@ fn every_variable_renders() {
     let ours = line(Settings { format: Some("%(peer) %(protocol)".into()), ..Settings::default() });
     assert_eq!(ours, "127.0.0.1:50123 uwsgi\n");
     let stamped = line(Settings {
-        format: Some("%(ftime) %Y".into()),
+        format: Some("%(ftime) %Y %(uri)".into()),
         date: Some("%Y".into()),
         format_strftime: true,
         ..Settings::default()
     });
     assert_eq!(
-        stamped, "2026 2026\n",
-        "ftime is log-date's format; the line goes through strftime"
+        stamped, "2026 %Y /shop?page=2\n",
+        "ftime is log-date's format; the rest is left alone"
     );
     assert_eq!(
         line(Settings { format: Some("100%(status".into()), ..Settings::default() }),

@@ -386,7 +386,9 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                     body_bytes: ended.bytes,
                     head_bytes: ended.head_bytes,
                     headers: ended.headers,
-                    started: SystemTime::now() - duration,
+                    started: SystemTime::now()
+                        .checked_sub(duration)
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
                     duration,
                     pid: std::process::id(),
                     worker: self.ctx.config.worker_id,

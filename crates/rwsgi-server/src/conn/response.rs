@@ -136,11 +136,15 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                 }
                 Event::Data(data) => self.put_body(vec![data], outcome),
                 Event::File { file, offset, len } => {
-                    outcome.bytes += len;
-                    outcome.sendfile = true;
-                    if self.send_file(file, offset, len).await.is_err() {
-                        outcome.unwritable = true;
-                        break false;
+                    match self.send_file(file, offset, len).await {
+                        Ok(raw) => {
+                            outcome.bytes += len;
+                            outcome.sendfile |= raw;
+                        }
+                        Err(_) => {
+                            outcome.unwritable = true;
+                            break false;
+                        }
                     }
                 }
                 Event::Stderr(text) => self.codec.encode_stderr(text, &mut self.wire.out),
@@ -210,18 +214,18 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     }
 
     /// Sends a file: with `sendfile` where the protocol can carry unframed
-    /// bytes, otherwise read through the codec's framing.
+    /// bytes (`Ok(true)`), otherwise read through the codec's framing.
     async fn send_file(
         &mut self,
         file: std::fs::File,
         offset: u64,
         len: u64,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<bool> {
         if let Some((prefix, suffix)) = self.codec.raw_data_framing(len) {
             self.wire.out.put_bytes(prefix);
             self.wire.send_file(&file, offset, len).await?;
             self.wire.out.put_bytes(suffix);
-            return Ok(());
+            return Ok(true);
         }
         let mut file = tokio::fs::File::from_std(file);
         tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(offset)).await?;
@@ -237,6 +241,6 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
             self.codec.encode_data(chunk.freeze(), &mut self.wire.out);
             self.wire.flush().await?;
         }
-        Ok(())
+        Ok(false)
     }
 }
