@@ -42,8 +42,10 @@ fn main() -> ExitCode {
     };
     // Colours only on a terminal that stays one: not into a log file.
     let process = &loaded.config.process;
-    let to_file =
-        process.logto.is_some() || process.logto2.is_some() || process.daemonize.is_some();
+    let to_file = process.logto.is_some()
+        || process.logto2.is_some()
+        || process.daemonize.is_some()
+        || process.logger.iter().any(|logger| logger.starts_with("file:"));
     init_logging(!to_file && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");

@@ -123,7 +123,8 @@ impl Settings {
                 loaded.sources("master-fifo").last().cloned().unwrap_or_default()
             ));
         }
-        let master = master_options(config);
+        let loggers = loggers(loaded)?;
+        let master = master_options(config, &loggers);
         let front = Front::new(&front_settings(loaded)).map_err(|errors| {
             errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
         })?;
@@ -182,6 +183,49 @@ impl Settings {
         };
         format!("{}{err}", at.unwrap_or_default())
     }
+}
+
+/// The files `logger` and `req-logger` name (`stdio`: none).
+#[derive(Debug, Default)]
+struct Loggers {
+    general: Option<std::path::PathBuf>,
+    requests: Option<std::path::PathBuf>,
+}
+
+fn loggers(loaded: &Loaded) -> Result<Loggers, String> {
+    let process = &loaded.config.process;
+    let file = |option: &str, values: &[String]| -> Result<Option<std::path::PathBuf>, String> {
+        let at = loaded.sources(option).last().cloned().unwrap_or_default();
+        let [value] = values else {
+            return if values.is_empty() {
+                Ok(None)
+            } else {
+                Err(format!(
+                    "{at}: {option}: rwsgi takes one (named loggers for log-route are not supported)"
+                ))
+            };
+        };
+        match value.trim() {
+            "stdio" => Ok(None),
+            spec => match spec.strip_prefix("file:") {
+                Some(path) if !path.is_empty() => Ok(Some(path.into())),
+                _ => Err(format!(
+                    "{at}: {option} = {spec}: rwsgi writes logs to file:PATH or stdio (under systemd, \
+                     stderr reaches the journal and syslog)"
+                )),
+            },
+        }
+    };
+    let general = file("logger", &process.logger)?;
+    if general.is_some()
+        && (process.logto.is_some() || process.logto2.is_some() || process.daemonize.is_some())
+    {
+        return Err(format!(
+            "{}: logger = file: and logto (or daemonize) both name the log file: keep one",
+            loaded.sources("logger").last().cloned().unwrap_or_default()
+        ));
+    }
+    Ok(Loggers { general, requests: file("req-logger", &process.req_logger)? })
 }
 
 /// The request log, unless nothing would ever be logged.
@@ -277,7 +321,7 @@ fn front_settings(loaded: &Loaded) -> rwsgi_route::Settings {
 }
 
 /// The process options, uWSGI's spelling to `MasterOptions` (0 = off).
-fn master_options(config: &Config) -> MasterOptions {
+fn master_options(config: &Config, loggers: &Loggers) -> MasterOptions {
     let process = &config.process;
     let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let procname_prefix = match (&process.procname_prefix, &process.procname_prefix_spaced) {
@@ -323,6 +367,11 @@ fn master_options(config: &Config) -> MasterOptions {
                 .clone()
                 .or(process.logto.clone())
                 .or(process.logto2.clone())
+                .or(loggers.general.clone())
+                .map(|path| std::path::absolute(&path).unwrap_or(path)),
+            requests: loggers
+                .requests
+                .clone()
                 .map(|path| std::path::absolute(&path).unwrap_or(path)),
             after_drop: process.daemonize.is_none()
                 && process.logto.is_none()

@@ -269,16 +269,25 @@ fn log_format_variables_json_lines_and_conditions() {
 }
 
 /// The stats document, read as uwsgitop reads it: connect, read to EOF.
-fn stats_of(addr: &str) -> serde_json::Value {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+fn stats_of(path: &str) -> serde_json::Value {
+    let mut stream = std::os::unix::net::UnixStream::connect(path).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut text = String::new();
     std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-fn stats_server(extra: &[&str]) -> (Server, String) {
-    let stats = format!("127.0.0.1:{}", free_port());
+/// `GET target` on a `stats-http` socket.
+fn stats_get(path: &str, target: &str) -> common::CurlResponse {
+    common::curl(&["--max-time", "5", "--unix-socket", path, &format!("http://localhost{target}")])
+}
+
+/// A master with two workers of two threads on every protocol, and its
+/// stats on a unix socket (a TCP port picked in advance could be taken by
+/// the server's own sockets meanwhile).
+fn stats_server(extra: &[&str]) -> (Server, String, TempDir) {
+    let dir = TempDir::new("stats");
+    let stats = dir.join("stats.sock");
     let mut args = common::EVERY_PROTOCOL.to_vec();
     args.extend([
         "--wsgi-file",
@@ -294,12 +303,12 @@ fn stats_server(extra: &[&str]) -> (Server, String) {
     args.extend_from_slice(extra);
     let server = Server::start(&args);
     assert!(server.wait_log("2 worker(s) serving", Duration::from_secs(20)), "{}", server.log());
-    (server, stats)
+    (server, stats, dir)
 }
 
 #[test]
 fn the_stats_document_is_uwsgis_and_counts_every_protocol() {
-    let (server, stats) = stats_server(&[]);
+    let (server, stats, _dir) = stats_server(&[]);
     for _ in 0..5 {
         assert_eq!(server.get("/closing").text(), "ab");
         assert_eq!(server.uwsgi_get("/closing").text(), "ab");
@@ -374,7 +383,7 @@ fn uwsgitop_shows_the_workers() {
     if !common::require(uwsgitop.exists() && which("tmux"), "uwsgitop (make venv) and tmux") {
         return;
     }
-    let (server, stats) = stats_server(&[]);
+    let (server, stats, _dir) = stats_server(&[]);
     for _ in 0..3 {
         server.get("/closing");
     }
@@ -405,15 +414,14 @@ fn uwsgitop_shows_the_workers() {
 #[test]
 fn stats_http_serves_json_and_prometheus_metrics() {
     let Some(venv) = common::venv() else { return };
-    let (server, stats) = stats_server(&["--stats-http"]);
+    let (server, stats, _dir) = stats_server(&["--stats-http"]);
     for _ in 0..4 {
         server.get("/closing");
     }
     server.get("/missing");
     server.uwsgi_get("/closing");
-    let doc = || -> serde_json::Value {
-        serde_json::from_slice(&common::curl(&[&format!("http://{stats}/")]).body).unwrap()
-    };
+    let doc =
+        || -> serde_json::Value { serde_json::from_slice(&stats_get(&stats, "/").body).unwrap() };
     let counted = |doc: serde_json::Value| -> u64 {
         doc["workers"]
             .as_array()
@@ -422,7 +430,7 @@ fn stats_http_serves_json_and_prometheus_metrics() {
     // A request is counted once its response is out: the last may lag.
     assert!(wait_until(Duration::from_secs(5), || counted(doc()) == 6));
     assert_eq!(doc()["workers"].as_array().unwrap().len(), 2);
-    let metrics = common::curl(&[&format!("http://{stats}/metrics")]);
+    let metrics = stats_get(&stats, "/metrics");
     assert_eq!(metrics.status, 200);
     assert!(metrics.header("Content-Type").unwrap().starts_with("text/plain; version=0.0.4"));
     // prometheus_client's own parser reads it; the sums are checked there.
@@ -492,12 +500,12 @@ fn master_fifo_commands() {
 
 #[test]
 fn silent_stats_clients_cannot_stall_the_master() {
-    let (server, stats) = stats_server(&["--stats-http"]);
+    let (server, stats, _dir) = stats_server(&["--stats-http"]);
     // Clients that connect and say nothing, or a byte at a time.
-    let silent: Vec<std::net::TcpStream> =
-        (0..20).map(|_| std::net::TcpStream::connect(&stats).unwrap()).collect();
+    let silent: Vec<std::os::unix::net::UnixStream> =
+        (0..20).map(|_| std::os::unix::net::UnixStream::connect(&stats).unwrap()).collect();
     let started = std::time::Instant::now();
-    let doc = common::curl(&["--max-time", "5", &format!("http://{stats}/")]);
+    let doc = stats_get(&stats, "/");
     assert_eq!(doc.status, 200);
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -506,7 +514,10 @@ fn silent_stats_clients_cannot_stall_the_master() {
     );
     // The master still supervises: a worker killed is replaced.
     let before = server.log_lines_with("spawned worker").len();
-    let victim = stats_of_http(&stats)["workers"][0]["pid"].as_i64().unwrap();
+    let victim = serde_json::from_slice::<serde_json::Value>(&stats_get(&stats, "/").body).unwrap()
+        ["workers"][0]["pid"]
+        .as_i64()
+        .unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(victim).unwrap()),
         nix::sys::signal::Signal::SIGKILL,
@@ -521,6 +532,56 @@ fn silent_stats_clients_cannot_stall_the_master() {
     drop(silent);
 }
 
-fn stats_of_http(addr: &str) -> serde_json::Value {
-    serde_json::from_slice(&common::curl(&[&format!("http://{addr}/")]).body).unwrap()
+#[test]
+fn req_logger_takes_the_request_lines_and_logger_is_logto() {
+    let dir = TempDir::new("reqlog");
+    let access = dir.join("access.log");
+    let log = dir.join("app.log");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(rwsgi_bin())
+        .args([
+            "--http-socket",
+            &addr,
+            "--wsgi-file",
+            PROBE,
+            "--master",
+            "--logger",
+            &format!("file:{log}"),
+            "--req-logger",
+            &format!("file:{access}"),
+        ])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let text = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(20), || text(&log).contains("worker(s) serving")),
+        "{}",
+        text(&log)
+    );
+    let mut conn = Conn::open(&addr);
+    conn.send("GET /closing HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(conn.read_response().text(), "ab");
+    assert!(
+        wait_until(Duration::from_secs(5), || text(&access).contains("GET /closing => generated"))
+    );
+    assert!(
+        !text(&log).contains("GET /closing => generated"),
+        "request lines only in the access log"
+    );
+    assert!(!text(&access).contains("listening on"), "other lines only in the log");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let _ = child.wait();
+    common::assert_one_line_failure(
+        &["--http-socket", "127.0.0.1:0", "--wsgi-file", PROBE, "--logger", "syslog:app"],
+        &[],
+        &["logger = syslog:app: rwsgi writes logs to file:PATH or stdio"],
+    );
 }

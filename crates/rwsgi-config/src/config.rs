@@ -171,6 +171,10 @@ pub struct ProcessConfig {
     pub stats: Option<String>,
     pub stats_http: bool,
     pub stats_minified: bool,
+    #[serde(default)]
+    pub logger: Vec<String>,
+    #[serde(default)]
+    pub req_logger: Vec<String>,
     pub logto: Option<PathBuf>,
     pub logto2: Option<PathBuf>,
     pub daemonize: Option<PathBuf>,

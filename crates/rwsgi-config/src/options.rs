@@ -328,6 +328,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("logto", Text, "FILE", "every process's log, the request lines and the app's stdout/stderr go to FILE (appended), opened before privileges are dropped"),
     opt("logto2", Text, "FILE", "the same, opened after privileges are dropped"),
     opt("daemonize", Text, "FILE", "detach from the terminal (and log to FILE, as logto)").aliases(&["daemonize2"]).short('d'),
+    opt("logger", List, "file:FILE|stdio", "where log lines go: a file (as logto) or stderr; one"),
+    opt("req-logger", List, "file:FILE|stdio", "where request lines go: a file of their own, or with the other lines; one").aliases(&["logger-req"]),
     opt("log-maxsize", Number, "BYTES", "rotate the log file once it is this big; 0 = never").default("0"),
     opt("log-backupname", Text, "FILE", "where a rotated log goes (default: the log's name and a timestamp)"),
     opt("touch-logreopen", List, "FILE", "open the log file again when FILE is touched; repeatable"),

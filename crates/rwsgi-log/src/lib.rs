@@ -12,7 +12,7 @@ mod writer;
 
 pub use facts::{Captured, Facts};
 pub use format::{Format, FormatError};
-pub use writer::{flush, write_line};
+pub use writer::{flush, send_requests_to, write_line};
 
 use std::time::Duration;
 

@@ -10,7 +10,7 @@
 //! batch goes in pieces of at most 4 KiB that end with a line.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Lines waiting for the writer.
@@ -32,6 +32,14 @@ enum Message {
 
 static QUEUE_TX: OnceLock<flume::Sender<Message>> = OnceLock::new();
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Where request lines go: stderr, unless `req-logger` names a file.
+static TARGET: AtomicI32 = AtomicI32::new(libc::STDERR_FILENO);
+
+/// Request lines go to `fd` (a `req-logger` file) instead of stderr.
+/// Set by the master before it forks, so every worker inherits it.
+pub fn send_requests_to(fd: std::os::fd::RawFd) {
+    TARGET.store(fd, Ordering::Relaxed);
+}
 
 fn sender() -> &'static flume::Sender<Message> {
     QUEUE_TX.get_or_init(|| {
@@ -75,19 +83,19 @@ fn sender() -> &'static flume::Sender<Message> {
     })
 }
 
-/// Whether fd 2 is a pipe or a socket (writes over `PIPE_BUF` may mix
-/// with other processes' there).
+/// Whether the target is a pipe or a socket (writes over `PIPE_BUF` may
+/// mix with other processes' there).
 fn stderr_is_shared_stream() -> bool {
-    // SAFETY: fstat fills the zeroed buffer for fd 2 and reads nothing else.
+    // SAFETY: fstat fills the zeroed buffer for the target fd, nothing else.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(libc::STDERR_FILENO, &mut stat) } != 0 {
+    if unsafe { libc::fstat(TARGET.load(Ordering::Relaxed), &mut stat) } != 0 {
         return false;
     }
     matches!(stat.st_mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK)
 }
 
-/// Writes `bytes` to fd 2 (no lock shared with other writers of stderr),
-/// in [`pieces`].
+/// Writes `bytes` to the target fd (no lock shared with other writers of
+/// stderr), in [`pieces`].
 fn write_out(bytes: &[u8], shared: bool) {
     for piece in pieces(bytes, shared) {
         if !write_all(piece) {
@@ -118,8 +126,11 @@ fn pieces(mut bytes: &[u8], shared: bool) -> Vec<&[u8]> {
 
 fn write_all(mut bytes: &[u8]) -> bool {
     while !bytes.is_empty() {
-        // SAFETY: writes from a live slice to fd 2, which nothing closes.
-        let n = unsafe { libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
+        // SAFETY: writes from a live slice to the target fd, which stays
+        // open for the process's life.
+        let n = unsafe {
+            libc::write(TARGET.load(Ordering::Relaxed), bytes.as_ptr().cast(), bytes.len())
+        };
         match usize::try_from(n) {
             Ok(0) => return false,
             Ok(n) => bytes = &bytes[n..],

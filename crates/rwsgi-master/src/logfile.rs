@@ -12,7 +12,7 @@
 
 use crate::error::MasterError;
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,12 +32,17 @@ pub struct LogSettings {
     /// `log-backupname`: the rotated file's name (default: the path and a
     /// timestamp, `app.log.1733334723`).
     pub backup: Option<PathBuf>,
+    /// `req-logger = file:PATH`: request lines to a file of their own.
+    pub requests: Option<PathBuf>,
 }
 
 /// The open log file of this process.
 #[derive(Debug)]
 pub(crate) struct LogFile {
     path: PathBuf,
+    /// The descriptors that write to it: stdout and stderr for `logto`,
+    /// one of its own for `req-logger`.
+    targets: Vec<RawFd>,
     /// (device, inode) of the file stdout and stderr point at.
     id: (u64, u64),
     /// Since when the path cannot be opened: retried every
@@ -53,13 +58,13 @@ fn open(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().append(true).create(true).mode(0o640).open(path)
 }
 
-/// Puts `file` in place of stdout and stderr.
-fn install(file: &File) -> std::io::Result<()> {
-    for target in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
-        // SAFETY: dup2 onto 1 and 2 atomically replaces them with the open
-        // log file; no Rust object owns those descriptors (std's handles
-        // only borrow them), and a write racing with it lands in one file
-        // or the other.
+/// Puts `file` in place of the `targets` descriptors.
+fn install(file: &File, targets: &[RawFd]) -> std::io::Result<()> {
+    for &target in targets {
+        // SAFETY: dup2 atomically replaces the target with the open log
+        // file; no Rust object owns those descriptors (std's handles only
+        // borrow 1 and 2; a req-logger's is leaked for the process's
+        // life), and a write racing with it lands in one file or the other.
         if unsafe { libc::dup2(file.as_raw_fd(), target) } < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -79,22 +84,35 @@ impl LogFile {
         let error = |source| MasterError::Log { path: path.to_path_buf(), source };
         let path = std::path::absolute(path).map_err(error)?;
         let file = open(&path).map_err(error)?;
-        install(&file).map_err(error)?;
+        let targets = vec![libc::STDOUT_FILENO, libc::STDERR_FILENO];
+        install(&file, &targets).map_err(error)?;
         let id = identity(&file.metadata().map_err(error)?);
-        Ok(LogFile { path, id, failing: None })
+        Ok(LogFile { path, targets, id, failing: None })
+    }
+
+    /// `req-logger = file:PATH`: a descriptor of its own for the request
+    /// lines, which every forked worker inherits.
+    pub(crate) fn start_requests(path: &Path) -> Result<LogFile, MasterError> {
+        let error = |source| MasterError::Log { path: path.to_path_buf(), source };
+        let path = std::path::absolute(path).map_err(error)?;
+        let file = open(&path).map_err(error)?;
+        let id = identity(&file.metadata().map_err(error)?);
+        let fd = file.into_raw_fd();
+        rwsgi_log::send_requests_to(fd);
+        Ok(LogFile { path, targets: vec![fd], id, failing: None })
     }
 
     /// The log file a forked worker inherited on its stdout and stderr.
-    pub(crate) fn inherited(path: &Path) -> LogFile {
-        let path = path.to_path_buf();
-        // SAFETY: fstat only fills the zeroed buffer for fd 2.
+    pub(crate) fn inherited(&self) -> LogFile {
+        let (path, targets) = (self.path.clone(), self.targets.clone());
+        // SAFETY: fstat only fills the zeroed buffer for the first target.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        let id = if unsafe { libc::fstat(libc::STDERR_FILENO, &mut stat) } == 0 {
+        let id = if unsafe { libc::fstat(targets[0], &mut stat) } == 0 {
             (stat.st_dev, stat.st_ino)
         } else {
             (0, 0)
         };
-        LogFile { path, id, failing: None }
+        LogFile { path, targets, id, failing: None }
     }
 
     /// Opens the path again if it no longer names the file written to
@@ -112,7 +130,7 @@ impl LogFile {
     /// Opens the path again (`touch-logreopen`, or after a rotation).
     pub(crate) fn reopen(&mut self) -> bool {
         match open(&self.path).and_then(|file| {
-            install(&file)?;
+            install(&file, &self.targets)?;
             Ok(identity(&file.metadata()?))
         }) {
             Ok(id) => {
@@ -170,16 +188,22 @@ impl LogFile {
 /// In a worker (or a lone process): a thread that follows the log path
 /// every second; `rotate_at` (a lone process only, the master rotates
 /// for its workers) also rotates by size.
-pub(crate) fn watch(mut file: LogFile, rotate_at: Option<(u64, Option<PathBuf>)>) {
+pub(crate) fn watch(mut files: Vec<LogFile>, rotate_at: Option<(u64, Option<PathBuf>)>) {
+    if files.is_empty() {
+        return;
+    }
     let spawned = std::thread::Builder::new().name("rwsgi-logfile".into()).spawn(move || {
         loop {
             std::thread::sleep(WATCH_EVERY);
-            if let Some((maxsize, backup)) = &rotate_at
-                && file.full(*maxsize)
-            {
-                file.rotate(backup.as_deref());
+            for (n, file) in files.iter_mut().enumerate() {
+                // Size rotation is the main log's (`log-maxsize`).
+                if let (0, Some((maxsize, backup))) = (n, &rotate_at)
+                    && file.full(*maxsize)
+                {
+                    file.rotate(backup.as_deref());
+                }
+                file.follow();
             }
-            file.follow();
         }
     });
     if let Err(err) = spawned {
@@ -199,8 +223,12 @@ mod tests {
         let path = dir.join("app.log");
         // Not `start`: the test process's own stderr stays where it is.
         let file = open(&path).unwrap();
-        let mut log =
-            LogFile { path: path.clone(), id: identity(&file.metadata().unwrap()), failing: None };
+        let mut log = LogFile {
+            path: path.clone(),
+            targets: vec![],
+            id: identity(&file.metadata().unwrap()),
+            failing: None,
+        };
         assert!(!log.follow(), "nothing changed");
         std::fs::rename(&path, dir.join("app.log.1")).unwrap();
         let moved = log.id;

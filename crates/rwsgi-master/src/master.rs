@@ -6,12 +6,13 @@ use crate::error::MasterError;
 use crate::fifo::{Command, MasterFifo};
 use crate::fork::{self, Side};
 use crate::life::{Life, Why};
+use crate::logfile::LogFile;
 use crate::recycle::Backoff;
 use crate::reexec;
 use crate::scoreboard::{Counters, DURATION_BUCKETS_US, PROTOCOLS};
 use crate::scoreboard::{Recycle, Scoreboard, now_ms};
 use crate::setup::{self, Start};
-use crate::stats::{StatsServer, listen_queue, memory_of};
+use crate::stats::{StatsServer, accept_queue, memory_of};
 use crate::systemd;
 use crate::worker::{self, AppSource, Identity, NO_APP_STATUS, STACKS_SIGNAL};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -655,10 +656,17 @@ impl Master<'_> {
                     Some(app) => AppSource::Preloaded(app),
                     None => AppSource::Lazy(self.spec),
                 };
+                let logs: Vec<LogFile> = self
+                    .start
+                    .log
+                    .iter()
+                    .chain(&self.start.request_log)
+                    .map(LogFile::inherited)
+                    .collect();
                 worker::run_forked(
                     self.options,
                     who,
-                    listeners,
+                    worker::Inherited { listeners, logs },
                     ServerConfig {
                         worker_id: id,
                         on_answered: Some(counting(self.board, slot)),
@@ -923,6 +931,9 @@ impl Master<'_> {
     /// its path names another file (rotated by logrotate). Workers notice
     /// on their own within a second.
     fn check_log(&mut self) {
+        if let Some(requests) = &mut self.start.request_log {
+            requests.follow();
+        }
         let Some(log) = &mut self.start.log else { return };
         if let Some(maxsize) = self.options.log.maxsize
             && log.full(maxsize)
@@ -985,7 +996,7 @@ impl Master<'_> {
             .listeners
             .iter()
             .map(|listener| {
-                let (queue, max_queue) = listen_queue(listener.as_fd()).unwrap_or((0, 0));
+                let (queue, max_queue) = accept_queue(listener.as_fd()).unwrap_or((0, 0));
                 json!({
                     "name": socket_name(listener),
                     "proto": listener.protocol().option().trim_end_matches("-socket"),
@@ -1219,10 +1230,10 @@ impl Master<'_> {
             &mut out,
             "rwsgi_listen_queue",
             "gauge",
-            "Connections waiting in each listening socket's accept queue (TCP).",
+            "Connections waiting in each listening socket's accept queue.",
         );
         for listener in &self.start.listeners {
-            let queue = listen_queue(listener.as_fd()).map_or(0, |(queue, _)| queue);
+            let queue = accept_queue(listener.as_fd()).map_or(0, |(queue, _)| queue);
             let name = label(&socket_name(listener));
             let _ = writeln!(out, "rwsgi_listen_queue{{socket=\"{name}\"}} {queue}");
         }

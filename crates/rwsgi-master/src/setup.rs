@@ -24,6 +24,8 @@ pub(crate) struct Start {
     pub(crate) handover: Handover,
     /// `logto`: the file stdout and stderr write to.
     pub(crate) log: Option<LogFile>,
+    /// `req-logger = file:PATH`: the request lines' own file.
+    pub(crate) request_log: Option<LogFile>,
 }
 
 impl Start {
@@ -39,6 +41,8 @@ impl Start {
             Some(path) if !options.log.after_drop => Some(LogFile::start(path)?),
             _ => None,
         };
+        let request_log =
+            options.log.requests.as_deref().map(LogFile::start_requests).transpose()?;
         if let Some(mask) = options.umask {
             // Before any socket, pidfile or log file is created.
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
@@ -94,6 +98,7 @@ impl Start {
             vacuum,
             handover: received.handover,
             log,
+            request_log,
         })
     }
 

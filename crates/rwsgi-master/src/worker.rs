@@ -32,10 +32,14 @@ pub(crate) fn run_alone(
     pool: PoolSettings,
     front: &Arc<Front>,
 ) -> Result<(), MasterError> {
-    if let Some(log) = start.log.take() {
-        let rotate_at = options.log.maxsize.map(|size| (size, options.log.backup.clone()));
-        logfile::watch(log, rotate_at);
-    }
+    // Size rotation is the main log's, when there is one (first).
+    let rotate_at = start
+        .log
+        .is_some()
+        .then(|| options.log.maxsize.map(|size| (size, options.log.backup.clone())))
+        .flatten();
+    let logs: Vec<LogFile> = start.log.take().into_iter().chain(start.request_log.take()).collect();
+    logfile::watch(logs, rotate_at);
     let result = rwsgi_python::load_app(spec).map_err(MasterError::from).and_then(|app| {
         start.log_listening();
         let listeners = std::mem::take(&mut start.listeners);
@@ -68,11 +72,19 @@ pub(crate) struct Identity {
     pub(crate) master: Pid,
 }
 
+/// What a forked worker takes over from the master: the listening
+/// sockets and the log files to follow.
+#[derive(Debug)]
+pub(crate) struct Inherited {
+    pub(crate) listeners: Vec<Listener>,
+    pub(crate) logs: Vec<LogFile>,
+}
+
 /// A forked worker's life. Never returns: the process exits.
 pub(crate) fn run_forked(
     options: &MasterOptions,
     who: Identity,
-    listeners: Vec<Listener>,
+    Inherited { listeners, logs }: Inherited,
     server: ServerConfig,
     app: AppSource<'_>,
     pool: PoolSettings,
@@ -85,9 +97,7 @@ pub(crate) fn run_forked(
         tracing::error!("{err}");
         std::process::exit(1);
     }
-    if let Some(path) = &options.log.path {
-        logfile::watch(LogFile::inherited(path), None);
-    }
+    logfile::watch(logs, None);
     let app = match app {
         AppSource::Preloaded(app) => pyo3::Python::attach(|py| app.clone_ref(py)),
         AppSource::Lazy(spec) => match rwsgi_python::load_app(spec) {
