@@ -585,3 +585,30 @@ fn req_logger_takes_the_request_lines_and_logger_is_logto() {
         &["logger = syslog:app: rwsgi writes logs to file:PATH or stdio"],
     );
 }
+
+#[test]
+fn static_files_and_route_answers_are_counted_apart() {
+    let apps = root().join("tests/apps").display().to_string();
+    let (server, stats, _dir) =
+        stats_server(&["--static-map", &format!("/s={apps}"), "--route", "^/gone break:410"]);
+    assert_eq!(server.get("/s/probe.py").status, 200);
+    assert_eq!(server.get("/gone").status, 410);
+    assert_eq!(server.get("/closing").text(), "ab");
+    let sum = |doc: &serde_json::Value, key: &str| -> u64 {
+        doc["workers"].as_array().map_or(0, |workers| {
+            workers
+                .iter()
+                .flat_map(|w| w["cores"].as_array().cloned().unwrap_or_default())
+                .map(|c| c[key].as_u64().unwrap_or(0))
+                .sum()
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let doc = stats_of(&stats);
+            (sum(&doc, "static_requests"), sum(&doc, "routed_requests")) == (1, 1)
+        }),
+        "{}",
+        stats_of(&stats)
+    );
+}

@@ -9,7 +9,7 @@ use crate::life::{Life, Why};
 use crate::logfile::LogFile;
 use crate::recycle::Backoff;
 use crate::reexec;
-use crate::scoreboard::{Counters, DURATION_BUCKETS_US, PROTOCOLS};
+use crate::scoreboard::{AnsweredBy, Counters, DURATION_BUCKETS_US, PROTOCOLS};
 use crate::scoreboard::{Recycle, Scoreboard, now_ms};
 use crate::setup::{self, Start};
 use crate::stats::{StatsServer, accept_queue, memory_of};
@@ -967,7 +967,12 @@ impl Master<'_> {
 fn counting(board: Scoreboard, slot: usize) -> rwsgi_server::AnsweredHook {
     rwsgi_server::AnsweredHook(Arc::new(move |answered: &rwsgi_server::Answered| {
         let micros = u64::try_from(answered.duration.as_micros()).unwrap_or(u64::MAX);
-        board.count_answered(slot, answered.protocol, answered.status, answered.bytes, micros);
+        let by = match answered.answerer {
+            rwsgi_proto::Answerer::App => AnsweredBy::App,
+            rwsgi_proto::Answerer::Static => AnsweredBy::Static,
+            rwsgi_proto::Answerer::Route => AnsweredBy::Route,
+        };
+        board.count_answered(slot, answered.protocol, answered.status, answered.bytes, micros, by);
     }))
 }
 
@@ -1065,11 +1070,15 @@ impl Master<'_> {
             .iter()
             .enumerate()
             .map(|(id, (requests, running))| {
+                // Static files and route answers come from the I/O
+                // thread, shown as the first core.
+                let (statics, routed) =
+                    if id == 0 { (total.static_requests, total.routed_requests) } else { (0, 0) };
                 json!({
                     "id": id,
                     "requests": requests,
-                    "static_requests": 0,
-                    "routed_requests": 0,
+                    "static_requests": statics,
+                    "routed_requests": routed,
                     "offloaded_requests": 0,
                     "write_errors": 0,
                     "read_errors": 0,
@@ -1174,6 +1183,32 @@ impl Master<'_> {
                 writeln!(out, "rwsgi_request_duration_seconds_sum{{worker=\"{id}\"}} {seconds}");
             let _ =
                 writeln!(out, "rwsgi_request_duration_seconds_count{{worker=\"{id}\"}} {total}");
+        }
+        family(
+            &mut out,
+            "rwsgi_static_requests_total",
+            "counter",
+            "Requests a static file answered.",
+        );
+        for (worker, counters) in &numbers {
+            let _ = writeln!(
+                out,
+                "rwsgi_static_requests_total{{worker=\"{}\"}} {}",
+                worker.id, counters.static_requests
+            );
+        }
+        family(
+            &mut out,
+            "rwsgi_routed_requests_total",
+            "counter",
+            "Requests a route rule answered.",
+        );
+        for (worker, counters) in &numbers {
+            let _ = writeln!(
+                out,
+                "rwsgi_routed_requests_total{{worker=\"{}\"}} {}",
+                worker.id, counters.routed_requests
+            );
         }
         family(&mut out, "rwsgi_python_threads", "gauge", "Python threads, busy or idle.");
         for (worker, _) in &numbers {

@@ -53,8 +53,11 @@ const THREAD_WORDS: usize = 2 + TEXT_WORDS;
 const WORKER_WORDS: usize = 3 + COUNTER_WORDS;
 /// answered, bytes sent, time taken (µs), then by protocol (http, uwsgi,
 /// fastcgi) and status class (1xx..5xx), then by duration
-/// ([`DURATION_BUCKETS_US`]; longer ones only in the total).
-const COUNTER_WORDS: usize = 3 + 3 * 5 + DURATION_BUCKETS_US.len();
+/// ([`DURATION_BUCKETS_US`]; longer ones only in the total), then those
+/// a static file and those a route rule answered.
+const COUNTER_WORDS: usize = 3 + 3 * 5 + DURATION_BUCKETS_US.len() + 2;
+/// Where the static and routed counts are.
+const STATIC_WORD: usize = 3 + 3 * 5 + DURATION_BUCKETS_US.len();
 
 /// The upper bounds of the request-duration histogram, in µs: 1 ms to 10 s.
 pub(crate) const DURATION_BUCKETS_US: [u64; 13] = [
@@ -76,6 +79,17 @@ pub(crate) struct Counters {
     pub(crate) by_protocol_class: [[u64; 5]; 3],
     /// Requests per [`DURATION_BUCKETS_US`] bucket (not cumulative).
     pub(crate) by_duration: [u64; DURATION_BUCKETS_US.len()],
+    /// Answered by a static file, by a route rule.
+    pub(crate) static_requests: u64,
+    pub(crate) routed_requests: u64,
+}
+
+/// Who answered a request, as the scoreboard counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AnsweredBy {
+    App,
+    Static,
+    Route,
 }
 
 /// The shared table. Cloning it copies the view, not the memory.
@@ -109,6 +123,8 @@ impl Counters {
         for (a, b) in self.by_duration.iter_mut().zip(other.by_duration) {
             *a += b;
         }
+        self.static_requests += other.static_requests;
+        self.routed_requests += other.routed_requests;
     }
 }
 
@@ -204,6 +220,7 @@ impl Scoreboard {
         status: u16,
         bytes: u64,
         micros: u64,
+        by: AnsweredBy,
     ) {
         let base = self.worker_base(slot) + 3;
         let add = |offset: usize, n: u64| self.words[base + offset].fetch_add(n, Ordering::Relaxed);
@@ -217,6 +234,15 @@ impl Scoreboard {
         }
         if let Some(bucket) = DURATION_BUCKETS_US.iter().position(|bound| micros <= *bound) {
             add(18 + bucket, 1);
+        }
+        match by {
+            AnsweredBy::App => {}
+            AnsweredBy::Static => {
+                add(STATIC_WORD, 1);
+            }
+            AnsweredBy::Route => {
+                add(STATIC_WORD + 1, 1);
+            }
         }
     }
 
@@ -233,7 +259,15 @@ impl Scoreboard {
         for (bucket, count) in by_duration.iter_mut().enumerate() {
             *count = get(18 + bucket);
         }
-        Counters { answered: get(0), tx: get(1), micros: get(2), by_protocol_class, by_duration }
+        Counters {
+            answered: get(0),
+            tx: get(1),
+            micros: get(2),
+            by_protocol_class,
+            by_duration,
+            static_requests: get(STATIC_WORD),
+            routed_requests: get(STATIC_WORD + 1),
+        }
     }
 
     /// Requests each Python thread has run, and whether it runs one now.
@@ -319,13 +353,14 @@ mod tests {
         assert_eq!(board.recycle_reason(1), Some(Recycle::Rss), "the first reason stays");
         assert_eq!(board.recycle_reason(2), None);
         assert_eq!(board.requests(1), 2);
-        board.count_answered(1, "uwsgi", 404, 10, 7);
-        board.count_answered(1, "http", 200, 5, 3);
+        board.count_answered(1, "uwsgi", 404, 10, 7, AnsweredBy::Static);
+        board.count_answered(1, "http", 200, 5, 3, AnsweredBy::App);
         let counters = board.counters(1);
         assert_eq!((counters.answered, counters.tx, counters.micros), (2, 15, 10));
         assert_eq!(counters.by_protocol_class, [[0, 1, 0, 0, 0], [0, 0, 0, 1, 0], [0; 5]]);
         assert_eq!(counters.by_duration[0], 2, "both under 1 ms");
-        board.count_answered(1, "http", 200, 0, 60_000_000);
+        assert_eq!((counters.static_requests, counters.routed_requests), (1, 0));
+        board.count_answered(1, "http", 200, 0, 60_000_000, AnsweredBy::Route);
         assert_eq!(
             board.counters(1).by_duration.iter().sum::<u64>(),
             2,

@@ -148,6 +148,21 @@ pub struct Replies {
     edit: Option<Arc<HeadEdit>>,
     /// The request is not logged (a route's `donotlog:`).
     quiet: bool,
+    /// Who answered, for the counters.
+    answerer: Answerer,
+}
+
+/// Who answered a request, for the stats (uWSGI's `static_requests`,
+/// `routed_requests`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Answerer {
+    /// The app (or whatever the responder in front passed it to).
+    #[default]
+    App,
+    /// A static file.
+    Static,
+    /// A route rule's own answer (a redirect, a status, a `401`).
+    Route,
 }
 
 /// The responder stopped without ending the response.
@@ -192,6 +207,16 @@ impl Replies {
     /// Whether the request is logged.
     pub fn is_quiet(&self) -> bool {
         self.quiet
+    }
+
+    /// These replies, answered by `answerer`.
+    pub fn answered_by(mut self, answerer: Answerer) -> Replies {
+        self.answerer = answerer;
+        self
+    }
+
+    pub fn answerer(&self) -> Answerer {
+        self.answerer
     }
 
     /// The next event. Cancel-safe (for `select!`): an event is never lost.

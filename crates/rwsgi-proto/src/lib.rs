@@ -31,7 +31,8 @@ pub use conn::{ConnInfo, SocketAddress};
 pub use environ::{CgiVar, EnvKey, Environ, Scheme, Scratch, percent_decode};
 pub use error::{Fault, ProtoError};
 pub use exchange::{
-    BodyMsg, BodySource, EVENT_QUEUE, Event, HeadEdit, Replies, Request, Responder, Unanswered,
+    Answerer, BodyMsg, BodySource, EVENT_QUEUE, Event, HeadEdit, Replies, Request, Responder,
+    Unanswered,
 };
 pub use outbuf::OutBuf;
 pub use response::{ResponseHead, check_header, is_hop_by_hop, is_tchar, reason_phrase};

@@ -19,7 +19,7 @@ mod template;
 use bytes::Bytes;
 pub use rules::RuleSpec;
 use rules::{Marks, Routes, Verdict};
-use rwsgi_proto::{HeadEdit, Replies, Request, Responder};
+use rwsgi_proto::{Answerer, HeadEdit, Replies, Request, Responder};
 pub use rwsgi_static::Settings as StaticSettings;
 use rwsgi_static::StaticFiles;
 use script_name::ScriptNames;
@@ -131,10 +131,10 @@ impl Front {
         let mut marks = Marks::default();
         let verdict = self.routes.apply(&mut request.environ, &mut marks, &self.statics).await;
         let replies = match verdict {
-            Verdict::Answer(events) => Replies::ready(events),
+            Verdict::Answer(events) => Replies::ready(events).answered_by(Answerer::Route),
             Verdict::Pass => {
                 match self.maps_paths.then(|| self.statics.serve(&request.environ)).flatten() {
-                    Some(events) => Replies::ready(events),
+                    Some(events) => Replies::ready(events).answered_by(Answerer::Static),
                     None => app.respond(request).await,
                 }
             }

@@ -125,6 +125,8 @@ pub struct Answered {
     /// Response body bytes.
     pub bytes: u64,
     pub duration: Duration,
+    /// The app, a static file or a route rule.
+    pub answerer: rwsgi_proto::Answerer,
 }
 
 /// Called once per answered request, on the I/O thread: must be quick.

@@ -374,6 +374,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                     status: ended.status.unwrap_or(0),
                     bytes: ended.bytes,
                     duration: exchange.started.elapsed(),
+                    answerer: ended.answerer,
                 });
             }
             if let (Some(log), Some(captured), false) =

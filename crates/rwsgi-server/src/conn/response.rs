@@ -43,6 +43,8 @@ pub(super) struct Outcome {
     pub(super) responded: bool,
     /// No request log line (a route's `donotlog:`).
     pub(super) quiet: bool,
+    /// Who answered, for the counters.
+    pub(super) answerer: rwsgi_proto::Answerer,
     /// The response head's size and header count, for the request log.
     pub(super) head_bytes: u64,
     pub(super) headers: usize,
@@ -79,6 +81,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         let mut replies = self.ctx.responder.respond(Request { environ, body }).await;
         outcome.responded = true;
         outcome.quiet = replies.is_quiet();
+        outcome.answerer = replies.answerer();
         let mut asked_continue = false;
         outcome.reusable = loop {
             let watch = C::READS_DURING_RESPONSE
