@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     let to_file = process.logto.is_some()
         || process.logto2.is_some()
         || process.daemonize.is_some()
-        || process.logger.iter().any(|logger| logger.starts_with("file:"));
+        || process.logger.iter().any(|logger| logger != "stdio");
     init_logging(!to_file && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");

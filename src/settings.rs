@@ -3,7 +3,8 @@
 
 use rwsgi_config::{Config, Loaded};
 use rwsgi_log::AccessLog;
-use rwsgi_master::{Front, LogSettings, MasterOptions, StatsSettings};
+use rwsgi_log::syslog::Syslog;
+use rwsgi_master::{Front, LogSettings, LogTo, MasterOptions, StatsSettings};
 use rwsgi_proto::Limits;
 use rwsgi_python::{AppSpec, PoolSettings};
 use rwsgi_route::{RuleSpec, StaticSettings};
@@ -185,16 +186,17 @@ impl Settings {
     }
 }
 
-/// The files `logger` and `req-logger` name (`stdio`: none).
+/// Where `logger` and `req-logger` send (`stdio`: nowhere of their own).
 #[derive(Debug, Default)]
 struct Loggers {
-    general: Option<std::path::PathBuf>,
-    requests: Option<std::path::PathBuf>,
+    general: Option<LogTo>,
+    requests: Option<LogTo>,
 }
 
 fn loggers(loaded: &Loaded) -> Result<Loggers, String> {
     let process = &loaded.config.process;
-    let file = |option: &str, values: &[String]| -> Result<Option<std::path::PathBuf>, String> {
+    let hostname = rwsgi_log::syslog::hostname();
+    let logger = |option: &str, values: &[String]| -> Result<Option<LogTo>, String> {
         let at = loaded.sources(option).last().cloned().unwrap_or_default();
         let [value] = values else {
             return if values.is_empty() {
@@ -205,27 +207,38 @@ fn loggers(loaded: &Loaded) -> Result<Loggers, String> {
                 ))
             };
         };
-        match value.trim() {
-            "stdio" => Ok(None),
-            spec => match spec.strip_prefix("file:") {
-                Some(path) if !path.is_empty() => Ok(Some(path.into())),
-                _ => Err(format!(
-                    "{at}: {option} = {spec}: rwsgi writes logs to file:PATH or stdio (under systemd, \
-                     stderr reaches the journal and syslog)"
-                )),
-            },
+        let spec = value.trim();
+        if spec == "stdio" {
+            return Ok(None);
+        }
+        if let Some(syslog) = Syslog::from_spec(spec, &hostname) {
+            return syslog
+                .map(|s| Some(LogTo::Syslog(s)))
+                .map_err(|e| format!("{at}: {option} = {spec}: {e}"));
+        }
+        match spec.strip_prefix("file:") {
+            Some(path) if !path.is_empty() => Ok(Some(LogTo::File(path.into()))),
+            _ => Err(format!(
+                "{at}: {option} = {spec}: rwsgi logs to file:PATH, syslog[:IDENT[,FACILITY]], \
+                 rsyslog:ADDR[,PREFIX[,PRIORITY]] or stdio (under systemd, stderr reaches the \
+                 journal)"
+            )),
         }
     };
-    let general = file("logger", &process.logger)?;
-    if general.is_some()
-        && (process.logto.is_some() || process.logto2.is_some() || process.daemonize.is_some())
-    {
+    let general = logger("logger", &process.logger)?;
+    if general.is_some() && (process.logto.is_some() || process.logto2.is_some()) {
         return Err(format!(
-            "{}: logger = file: and logto (or daemonize) both name the log file: keep one",
+            "{}: logger and logto both say where the log goes: keep one",
             loaded.sources("logger").last().cloned().unwrap_or_default()
         ));
     }
-    Ok(Loggers { general, requests: file("req-logger", &process.req_logger)? })
+    if matches!(general, Some(LogTo::File(_))) && process.daemonize.is_some() {
+        return Err(format!(
+            "{}: logger = file: and daemonize both name the log file: keep one",
+            loaded.sources("logger").last().cloned().unwrap_or_default()
+        ));
+    }
+    Ok(Loggers { general, requests: logger("req-logger", &process.req_logger)? })
 }
 
 /// The request log, unless nothing would ever be logged.
@@ -362,17 +375,23 @@ fn master_options(config: &Config, loggers: &Loggers) -> MasterOptions {
         touch_chain_reload: process.touch_chain_reload.clone(),
         log: LogSettings {
             // Relative to where rwsgi starts, as in uWSGI, whatever chdir does later.
-            path: process
-                .daemonize
-                .clone()
-                .or(process.logto.clone())
-                .or(process.logto2.clone())
-                .or(loggers.general.clone())
-                .map(|path| std::path::absolute(&path).unwrap_or(path)),
-            requests: loggers
-                .requests
-                .clone()
-                .map(|path| std::path::absolute(&path).unwrap_or(path)),
+            // A syslog logger takes every line: `daemonize` then only detaches.
+            path: match &loggers.general {
+                Some(LogTo::Syslog(_)) => None,
+                Some(LogTo::File(path)) => Some(path.clone()),
+                None => {
+                    process.daemonize.clone().or(process.logto.clone()).or(process.logto2.clone())
+                }
+            }
+            .map(|path| std::path::absolute(&path).unwrap_or(path)),
+            syslog: match &loggers.general {
+                Some(LogTo::Syslog(syslog)) => Some(syslog.clone()),
+                _ => None,
+            },
+            requests: loggers.requests.clone().map(|to| match to {
+                LogTo::File(path) => LogTo::File(std::path::absolute(&path).unwrap_or(path)),
+                syslog => syslog,
+            }),
             after_drop: process.daemonize.is_none()
                 && process.logto.is_none()
                 && process.logto2.is_some(),

@@ -579,11 +579,204 @@ fn req_logger_takes_the_request_lines_and_logger_is_logto() {
         nix::sys::signal::Signal::SIGINT,
     );
     let _ = child.wait();
-    common::assert_one_line_failure(
-        &["--http-socket", "127.0.0.1:0", "--wsgi-file", PROBE, "--logger", "syslog:app"],
-        &[],
-        &["logger = syslog:app: rwsgi writes logs to file:PATH or stdio"],
+    for (logger, said) in [
+        ("zeromq:tcp://x", "rwsgi logs to file:PATH, syslog[:IDENT[,FACILITY]]"),
+        ("syslog:app,nowhere", "no syslog facility \"nowhere\""),
+        ("rsyslog:no-such-host.invalid", "syslog logger: no-such-host.invalid:514"),
+    ] {
+        common::assert_one_line_failure(
+            &["--http-socket", "127.0.0.1:0", "--wsgi-file", PROBE, "--logger", logger],
+            &[],
+            &[said],
+        );
+    }
+}
+
+/// A syslog daemon's end: every datagram received on `socket`, as text.
+struct SyslogSink {
+    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SyslogSink {
+    fn listen(mut recv: impl FnMut(&mut [u8]) -> std::io::Result<usize> + Send + 'static) -> Self {
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = std::sync::Arc::clone(&messages);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 70_000];
+            while let Ok(n) = recv(&mut buf) {
+                into.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        });
+        SyslogSink { messages }
+    }
+
+    fn udp() -> (Self, String) {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap().to_string();
+        (SyslogSink::listen(move |buf| socket.recv(buf)), addr)
+    }
+
+    fn unix(path: &Path) -> Self {
+        let socket = std::os::unix::net::UnixDatagram::bind(path).unwrap();
+        SyslogSink::listen(move |buf| socket.recv(buf))
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    fn wait_for(&self, needle: &str) -> bool {
+        wait_until(Duration::from_secs(20), || self.all().iter().any(|m| m.contains(needle)))
+    }
+}
+
+/// `<PRI>Mmm dd hh:mm:ss TAG: text` (RFC 3164, as uWSGI sends it): the
+/// text after the tag, if `message` is that with this priority and tag.
+fn rfc3164<'m>(message: &'m str, priority: u8, tag: &str) -> Option<&'m str> {
+    let rest = message.strip_prefix(&format!("<{priority}>"))?;
+    let (stamp, rest) = (rest.get(..15)?, rest.get(15..)?);
+    let fields: Vec<&str> = stamp.split_whitespace().collect();
+    let [month, day, clock] = fields[..] else { return None };
+    let plausible = month.len() == 3
+        && day.parse::<u8>().is_ok_and(|d| (1..=31).contains(&d))
+        && clock.len() == 8
+        && clock.split(':').all(|part| part.parse::<u8>().is_ok());
+    plausible.then_some(())?;
+    rest.strip_prefix(&format!(" {tag}: "))
+}
+
+/// The processes whose environment holds `mark`: a run's own, even once
+/// they are no longer the test's children.
+fn marked_processes(mark: &str) -> Vec<String> {
+    let needle = format!("TEST_PROCESS_MARK={mark}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let pid = entry.ok()?.file_name().into_string().ok()?;
+            pid.parse::<u32>().ok()?;
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            environ.split(|&b| b == 0).any(|var| var == needle.as_bytes()).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn syslog_loggers_get_every_line_until_the_last() {
+    let dir = TempDir::new("rsyslog");
+    let (general, udp) = SyslogSink::udp();
+    let requests_path = dir.path().join("requests.sock");
+    let requests = SyslogSink::unix(&requests_path);
+    let mark = format!("rsyslog-{}", std::process::id());
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(rwsgi_bin())
+        .args(["--http-socket", &addr, "--wsgi-file", PROBE, "--master", "--processes", "2"])
+        .args(["--logger", &format!("rsyslog:{udp},myapp,134")])
+        .args(["--req-logger", &format!("rsyslog:{}", requests_path.display())])
+        .env("TEST_PROCESS_MARK", &mark)
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(general.wait_for("worker(s) serving"), "{:?}", general.all());
+    let mut conn = Conn::open(&addr);
+    conn.send("GET /print HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(conn.read_response().text(), "printed");
+    assert!(requests.wait_for("GET /print => generated"), "{:?}", requests.all());
+    assert!(general.wait_for("printed to stderr by the app"), "{:?}", general.all());
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
     );
+    assert!(child.wait().unwrap().success());
+    assert!(general.wait_for("master stopped"), "the last line too: {:?}", general.all());
+    assert!(
+        wait_until(Duration::from_secs(5), || marked_processes(&mark).is_empty()),
+        "left behind: {:?}",
+        marked_processes(&mark)
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.is_empty(), "the terminal got lines: {stderr}");
+    let texts: Vec<String> = general.all();
+    for needle in ["master (pid", "spawned worker 2", "printed to stdout by the app"] {
+        assert!(texts.iter().any(|m| m.contains(needle)), "{needle:?} not in {texts:?}");
+    }
+    for message in &texts {
+        let text = rfc3164(message, 134, "myapp");
+        assert!(text.is_some_and(|t| !t.contains('\n')), "one line per message: {message:?}");
+    }
+    assert!(!texts.iter().any(|m| m.contains("=> generated")), "request lines apart");
+    let lines = requests.all();
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    assert!(
+        lines.iter().all(|m| rfc3164(m, 29, &format!("{host} uwsgi")).is_some()),
+        "uWSGI's rsyslog defaults: {lines:?}"
+    );
+}
+
+/// `logger = syslog:IDENT,FACILITY` sends to the local socket, `/dev/log`.
+/// The test listens there: where no syslog daemon does (CI), as root, by
+/// binding it; where one does, from a private mount namespace with the
+/// test's socket mounted over it.
+#[test]
+fn syslog_logger_writes_to_the_local_socket() {
+    let dir = TempDir::new("syslog");
+    let sink_path = dir.path().join("log.sock");
+    let sink = SyslogSink::unix(&sink_path);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let rwsgi = [
+        rwsgi_bin().to_string(),
+        "--http-socket".into(),
+        addr.clone(),
+        "--wsgi-file".into(),
+        PROBE.into(),
+        "--logger".into(),
+        "syslog:webapp,local2".into(),
+    ];
+    let dev_log = Path::new("/dev/log");
+    if !common::require(nix::unistd::Uid::effective().is_root(), "root (to listen on /dev/log)") {
+        return;
+    }
+    let mut command = if dev_log.exists() {
+        let mut unshare = Command::new("unshare");
+        unshare
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!("mount --bind {} /dev/log && exec \"$@\"", sink_path.display()));
+        unshare.arg("sh").args(&rwsgi);
+        unshare
+    } else {
+        std::os::unix::fs::symlink(&sink_path, dev_log).unwrap();
+        let mut direct = Command::new(&rwsgi[0]);
+        direct.args(&rwsgi[1..]);
+        direct
+    };
+    let mut child = command
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let listening = sink.wait_for("listening on");
+    let mut conn = Conn::open(&addr);
+    conn.send("GET /print HTTP/1.1\r\nHost: x\r\n\r\n");
+    let answer = conn.read_response().text();
+    let logged = sink.wait_for("GET /print => generated");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let _ = child.wait();
+    if !dev_log.exists() || std::fs::read_link(dev_log).is_ok_and(|to| to == sink_path) {
+        let _ = std::fs::remove_file(dev_log);
+    }
+    assert!(listening && logged && answer == "printed", "{:?}", sink.all());
+    // local2 = 18; info = 6.
+    let messages = sink.all();
+    assert!(messages.iter().all(|m| rfc3164(m, 18 * 8 + 6, "webapp").is_some()), "{messages:?}");
+    assert!(messages.iter().any(|m| m.ends_with("printed to stdout by the app")), "{messages:?}");
 }
 
 #[test]

@@ -4,10 +4,12 @@
 //! format or a `log-format` of its `%(variables)`, or as one JSON object
 //! (`log-format-json`). The core gathers the [`Facts`] of a request and
 //! hands the line this crate makes to [`write_line`], which never blocks.
+//! [`syslog`] makes syslog messages of log lines.
 
 mod clock;
 mod facts;
 mod format;
+pub mod syslog;
 mod writer;
 
 pub use facts::{Captured, Facts};

@@ -40,6 +40,9 @@ pub enum MasterError {
         #[source]
         source: std::io::Error,
     },
+    /// `logger = syslog…`/`rsyslog…` that cannot be used.
+    #[error("syslog logger: {0}")]
+    Syslog(String),
     #[error("log file {path}: {source}")]
     Log {
         path: PathBuf,

@@ -18,6 +18,7 @@ mod fork;
 mod handover;
 mod life;
 mod logfile;
+mod logrelay;
 mod master;
 mod recycle;
 mod reexec;
@@ -29,7 +30,7 @@ mod worker;
 
 pub use error::MasterError;
 
-pub use logfile::LogSettings;
+pub use logfile::{LogSettings, LogTo};
 use rwsgi_python::{AppSpec, PoolSettings};
 pub use rwsgi_route::Front;
 use rwsgi_server::ServerConfig;

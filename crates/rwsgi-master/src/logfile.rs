@@ -32,8 +32,19 @@ pub struct LogSettings {
     /// `log-backupname`: the rotated file's name (default: the path and a
     /// timestamp, `app.log.1733334723`).
     pub backup: Option<PathBuf>,
-    /// `req-logger = file:PATH`: request lines to a file of their own.
-    pub requests: Option<PathBuf>,
+    /// `logger = syslog…`/`rsyslog…`: every line to syslog instead.
+    pub syslog: Option<rwsgi_log::syslog::Syslog>,
+    /// `req-logger`: request lines apart from the rest.
+    pub requests: Option<LogTo>,
+}
+
+/// Where a logger of its own sends its lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTo {
+    /// `file:PATH`.
+    File(PathBuf),
+    /// `syslog…` or `rsyslog…`.
+    Syslog(rwsgi_log::syslog::Syslog),
 }
 
 /// The open log file of this process.

@@ -4,7 +4,8 @@
 use crate::MasterOptions;
 use crate::error::MasterError;
 use crate::handover::{self, Handover};
-use crate::logfile::LogFile;
+use crate::logfile::{LogFile, LogTo};
+use crate::logrelay;
 use crate::systemd::{self, Notifier};
 use nix::unistd::{Gid, Group, Uid, User};
 use rwsgi_server::{Listener, ServerConfig, SocketOwner};
@@ -41,8 +42,17 @@ impl Start {
             Some(path) if !options.log.after_drop => Some(LogFile::start(path)?),
             _ => None,
         };
-        let request_log =
-            options.log.requests.as_deref().map(LogFile::start_requests).transpose()?;
+        if let Some(syslog) = &options.log.syslog {
+            logrelay::start(syslog, &[libc::STDOUT_FILENO, libc::STDERR_FILENO])?;
+        }
+        let request_log = match &options.log.requests {
+            Some(LogTo::File(path)) => Some(LogFile::start_requests(path)?),
+            Some(LogTo::Syslog(syslog)) => {
+                logrelay::start_for_requests(syslog)?;
+                None
+            }
+            None => None,
+        };
         if let Some(mask) = options.umask {
             // Before any socket, pidfile or log file is created.
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
