@@ -420,6 +420,9 @@ fn stats_http_serves_json_and_prometheus_metrics() {
     }
     server.get("/missing");
     server.uwsgi_get("/closing");
+    assert_eq!(server.get("/error-before").status, 500);
+    let upload = vec![b'u'; 50_000];
+    assert_eq!(server.post("/echo", &upload).body.len(), upload.len());
     let doc =
         || -> serde_json::Value { serde_json::from_slice(&stats_get(&stats, "/").body).unwrap() };
     let counted = |doc: serde_json::Value| -> u64 {
@@ -428,8 +431,12 @@ fn stats_http_serves_json_and_prometheus_metrics() {
             .map_or(0, |w| w.iter().map(|w| w["requests"].as_u64().unwrap_or(0)).sum())
     };
     // A request is counted once its response is out: the last may lag.
-    assert!(wait_until(Duration::from_secs(5), || counted(doc()) == 6));
-    assert_eq!(doc()["workers"].as_array().unwrap().len(), 2);
+    assert!(wait_until(Duration::from_secs(5), || counted(doc()) == 8));
+    let workers = doc()["workers"].as_array().unwrap().clone();
+    assert_eq!(workers.len(), 2);
+    let exceptions: Vec<u64> = workers.iter().map(|w| w["exceptions"].as_u64().unwrap()).collect();
+    assert_eq!(exceptions.iter().sum::<u64>(), 1, "{exceptions:?}");
+    assert!(workers.iter().all(|w| w["apps"][0]["exceptions"] == w["exceptions"]));
     let metrics = stats_get(&stats, "/metrics");
     assert_eq!(metrics.status, 200);
     assert!(metrics.header("Content-Type").unwrap().starts_with("text/plain; version=0.0.4"));
@@ -446,10 +453,17 @@ duration = families["rwsgi_request_duration_seconds"]
 assert duration.type == "histogram", duration.type
 count = sum(s.value for s in duration.samples if s.name.endswith("_count"))
 inf = sum(s.value for s in duration.samples if s.labels.get("le") == "+Inf")
-assert count == inf == 6, (count, inf)
+assert count == inf == 8, (count, inf)
 assert families["rwsgi_worker_respawns"].type == "counter"
+assert total("rwsgi_exceptions") == 1, total("rwsgi_exceptions")
+# Every request's head and the upload, as read.
+assert 50_000 + 7 * 30 < total("rwsgi_received_bytes") < 50_000 + 8 * 200, total("rwsgi_received_bytes")
+assert families["rwsgi_listen_queue_full"].type == "counter"
+assert total("rwsgi_listen_queue_full") == 0
+assert families["rwsgi_tcp_listen_overflows"].type == "counter"
 print(int(total("rwsgi_requests", protocol="http", status_class="2xx")),
       int(total("rwsgi_requests", protocol="http", status_class="4xx")),
+      int(total("rwsgi_requests", protocol="http", status_class="5xx")),
       int(total("rwsgi_requests", protocol="uwsgi")),
       int(total("rwsgi_python_threads", state="idle")),
       int(total("rwsgi_response_bytes")))
@@ -466,7 +480,59 @@ print(int(total("rwsgi_requests", protocol="http", status_class="2xx")),
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), metrics.text());
     let figures = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let missing_len = "not found: /missing".len();
-    assert_eq!(figures, format!("4 1 1 4 {}", 4 * 2 + missing_len + 2), "{}", metrics.text());
+    let error_len = "Internal Server Error\n".len();
+    assert_eq!(
+        figures,
+        format!("5 1 1 1 4 {}", 4 * 2 + missing_len + error_len + 50_000 + 2),
+        "{}",
+        metrics.text()
+    );
+}
+
+/// A worker that stops taking connections (stopped here with SIGSTOP)
+/// lets its socket's accept queue fill: the master says so once, counts
+/// it in `listen_queue_errors`, and says when it drains.
+#[test]
+fn a_full_listen_queue_is_logged_and_counted() {
+    let dir = TempDir::new("backlog");
+    let stats = dir.join("stats.sock");
+    let server = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        PROBE,
+        "--master",
+        "--listen",
+        "4",
+        "--stats",
+        &stats,
+    ]);
+    assert!(server.wait_log("1 worker(s) serving", Duration::from_secs(20)), "{}", server.log());
+    let worker = nix::unistd::Pid::from_raw(
+        i32::try_from(stats_of(&stats)["workers"][0]["pid"].as_i64().unwrap()).unwrap(),
+    );
+    nix::sys::signal::kill(worker, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let addr: std::net::SocketAddr = server.addr().parse().unwrap();
+    // The kernel completes backlog + 1 handshakes; the rest wait for room.
+    let waiting: Vec<std::net::TcpStream> = (0..8)
+        .filter_map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok())
+        .collect();
+    let filled = server.wait_log("full !!! (", Duration::from_secs(5));
+    let doc = stats_of(&stats);
+    nix::sys::signal::kill(worker, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(filled, "{} connected; {}", waiting.len(), server.log());
+    let line = server.log_lines_with("full !!!").join("\n");
+    assert!(line.contains(&format!("*** listen queue of socket \"{addr}\" (fd: ")), "{line}");
+    assert!(doc["listen_queue_errors"].as_u64().unwrap() >= 1, "{doc}");
+    let socket = &doc["sockets"][0];
+    assert!(socket["queue"].as_u64() >= socket["max_queue"].as_u64(), "{socket}");
+    assert_eq!(doc["load"], socket["queue"], "uWSGI's load: the longest queue");
+    assert!(server.wait_log("no longer full", Duration::from_secs(5)), "{}", server.log());
+    assert_eq!(server.log_lines_with("full !!!").len(), 1, "said once per episode");
+    let mut conn = Conn::open(server.addr());
+    conn.send("GET /closing HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(conn.read_response().text(), "ab", "the worker serves again");
+    drop(waiting);
 }
 
 fn which(program: &str) -> bool {

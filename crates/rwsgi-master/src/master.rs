@@ -9,10 +9,12 @@ use crate::life::{Life, Why};
 use crate::logfile::LogFile;
 use crate::recycle::Backoff;
 use crate::reexec;
-use crate::scoreboard::{AnsweredBy, Counters, DURATION_BUCKETS_US, PROTOCOLS};
+use crate::scoreboard::{Answer, AnsweredBy, Counters, DURATION_BUCKETS_US, PROTOCOLS};
 use crate::scoreboard::{Recycle, Scoreboard, now_ms};
 use crate::setup::{self, Start};
-use crate::stats::{StatsServer, accept_queue, memory_of};
+use crate::stats::{
+    QueueChange, QueueWatch, StatsServer, accept_queue, memory_of, tcp_listen_overflows,
+};
 use crate::systemd;
 use crate::worker::{self, AppSource, Identity, NO_APP_STATUS, STACKS_SIGNAL};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -147,8 +149,10 @@ pub(crate) fn run(
         stats,
         fifo,
         history: HashMap::new(),
+        queues: Vec::new(),
         started_at: SystemTime::now(),
     };
+    master.queues = vec![QueueWatch::default(); master.start.listeners.len()];
     let result = master.run();
     if result.is_err() {
         master.start.finish();
@@ -274,6 +278,8 @@ struct Master<'a> {
     fifo: Option<MasterFifo>,
     /// Per worker number, what the stats show of its past.
     history: HashMap<usize, History>,
+    /// Per listener, whether its accept queue is full, and how often.
+    queues: Vec<QueueWatch>,
     started_at: SystemTime,
 }
 
@@ -792,7 +798,27 @@ impl Master<'_> {
         }
         self.check_touch();
         self.check_log();
+        self.check_listen_queues();
         self.check_settled();
+    }
+
+    /// Says when a listener's accept queue fills (the kernel then drops
+    /// or refuses connections) and when it drains; counts the ticks.
+    fn check_listen_queues(&mut self) {
+        for (listener, watch) in self.start.listeners.iter().zip(&mut self.queues) {
+            let Some((waiting, backlog)) = accept_queue(listener.as_fd()) else { continue };
+            let name = socket_name(listener);
+            match watch.observe(waiting, backlog) {
+                Some(QueueChange::Filled) => tracing::warn!(
+                    "*** listen queue of socket \"{name}\" (fd: {}) full !!! ({waiting}/{backlog}) ***",
+                    std::os::fd::AsRawFd::as_raw_fd(&listener.as_fd())
+                ),
+                Some(QueueChange::Drained) => {
+                    tracing::info!("listen queue of socket \"{name}\" no longer full")
+                }
+                None => {}
+            }
+        }
     }
 
     fn respawn_due(&mut self, now: Instant) {
@@ -972,7 +998,17 @@ fn counting(board: Scoreboard, slot: usize) -> rwsgi_server::AnsweredHook {
             rwsgi_proto::Answerer::Static => AnsweredBy::Static,
             rwsgi_proto::Answerer::Route => AnsweredBy::Route,
         };
-        board.count_answered(slot, answered.protocol, answered.status, answered.bytes, micros, by);
+        board.count_answered(
+            slot,
+            &Answer {
+                protocol: answered.protocol,
+                status: answered.status,
+                sent: answered.bytes,
+                received: answered.received,
+                micros,
+                by,
+            },
+        );
     }))
 }
 
@@ -1012,19 +1048,21 @@ impl Master<'_> {
                 })
             })
             .collect();
-        let listen_queue: u64 = sockets.iter().map(|s| s["queue"].as_u64().unwrap_or(0)).sum();
+        let queues = sockets.iter().map(|s| s["queue"].as_u64().unwrap_or(0));
+        let listen_queue: u64 = queues.clone().sum();
+        let listen_queue_errors: u64 = self.queues.iter().map(|q| q.full_ticks).sum();
         let workers: Vec<Value> = self
             .by_number()
             .into_iter()
             .map(|(w, total)| self.worker_document(w, &total))
             .collect();
-        let busy: u64 = workers.iter().filter(|w| w["status"] == "busy").count() as u64;
         json!({
             "version": format!("{}-rwsgi", env!("CARGO_PKG_VERSION")),
             "listen_queue": listen_queue,
-            "listen_queue_errors": 0,
+            "listen_queue_errors": listen_queue_errors,
             "signal_queue": 0,
-            "load": busy,
+            // As uWSGI's: the longest accept queue.
+            "load": queues.max().unwrap_or(0),
             "pid": self.me.as_raw(),
             "uid": nix::unistd::getuid().as_raw(),
             "gid": nix::unistd::getgid().as_raw(),
@@ -1095,7 +1133,7 @@ impl Master<'_> {
             "accepting": u8::from(worker.life == Life::Serving),
             "requests": total.answered,
             "delta_requests": counters.answered,
-            "exceptions": 0,
+            "exceptions": total.exceptions,
             "harakiri_count": history.harakiris,
             "signals": 0,
             "signal_queue": 0,
@@ -1113,7 +1151,7 @@ impl Master<'_> {
                 "mountpoint": "",
                 "startup_time": 0,
                 "requests": total.answered,
-                "exceptions": 0,
+                "exceptions": total.exceptions,
                 "chdir": "",
             }],
             "cores": cores,
@@ -1146,14 +1184,22 @@ impl Master<'_> {
                 }
             }
         }
-        family(&mut out, "rwsgi_response_bytes_total", "counter", "Response body bytes sent.");
-        for (worker, counters) in &numbers {
-            let _ = writeln!(
-                out,
-                "rwsgi_response_bytes_total{{worker=\"{}\"}} {}",
-                worker.id, counters.tx
-            );
-        }
+        let per_worker = |out: &mut String, name: &str, help: &str, value: fn(&Counters) -> u64| {
+            family(out, name, "counter", help);
+            for (worker, counters) in &numbers {
+                let _ = writeln!(out, "{name}{{worker=\"{}\"}} {}", worker.id, value(counters));
+            }
+        };
+        per_worker(&mut out, "rwsgi_response_bytes_total", "Response body bytes sent.", |c| c.tx);
+        per_worker(
+            &mut out,
+            "rwsgi_received_bytes_total",
+            "Request bytes read (heads and bodies, as on the wire).",
+            |c| c.rx,
+        );
+        per_worker(&mut out, "rwsgi_exceptions_total", "Exceptions the app raised.", |c| {
+            c.exceptions
+        });
         family(
             &mut out,
             "rwsgi_request_duration_seconds",
@@ -1184,32 +1230,18 @@ impl Master<'_> {
             let _ =
                 writeln!(out, "rwsgi_request_duration_seconds_count{{worker=\"{id}\"}} {total}");
         }
-        family(
+        per_worker(
             &mut out,
             "rwsgi_static_requests_total",
-            "counter",
             "Requests a static file answered.",
+            |c| c.static_requests,
         );
-        for (worker, counters) in &numbers {
-            let _ = writeln!(
-                out,
-                "rwsgi_static_requests_total{{worker=\"{}\"}} {}",
-                worker.id, counters.static_requests
-            );
-        }
-        family(
+        per_worker(
             &mut out,
             "rwsgi_routed_requests_total",
-            "counter",
             "Requests a route rule answered.",
+            |c| c.routed_requests,
         );
-        for (worker, counters) in &numbers {
-            let _ = writeln!(
-                out,
-                "rwsgi_routed_requests_total{{worker=\"{}\"}} {}",
-                worker.id, counters.routed_requests
-            );
-        }
         family(&mut out, "rwsgi_python_threads", "gauge", "Python threads, busy or idle.");
         for (worker, _) in &numbers {
             let threads = self.board.threads(worker.slot);
@@ -1271,6 +1303,29 @@ impl Master<'_> {
             let queue = accept_queue(listener.as_fd()).map_or(0, |(queue, _)| queue);
             let name = label(&socket_name(listener));
             let _ = writeln!(out, "rwsgi_listen_queue{{socket=\"{name}\"}} {queue}");
+        }
+        family(
+            &mut out,
+            "rwsgi_listen_queue_full_total",
+            "counter",
+            "Master checks (one a second) that found a socket's accept queue full.",
+        );
+        for (listener, watch) in self.start.listeners.iter().zip(&self.queues) {
+            let name = label(&socket_name(listener));
+            let _ = writeln!(
+                out,
+                "rwsgi_listen_queue_full_total{{socket=\"{name}\"}} {}",
+                watch.full_ticks
+            );
+        }
+        if let Some(overflows) = tcp_listen_overflows() {
+            family(
+                &mut out,
+                "rwsgi_tcp_listen_overflows_total",
+                "counter",
+                "TCP connections the kernel dropped at a full listen queue (the network namespace's count, every listener's).",
+            );
+            let _ = writeln!(out, "rwsgi_tcp_listen_overflows_total {overflows}");
         }
         family(
             &mut out,

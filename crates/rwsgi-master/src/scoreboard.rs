@@ -51,13 +51,20 @@ const THREAD_WORDS: usize = 2 + TEXT_WORDS;
 /// ready, recycle reason, requests served (by the app), then the
 /// counters of every answered request ([`Counters`]).
 const WORKER_WORDS: usize = 3 + COUNTER_WORDS;
-/// answered, bytes sent, time taken (µs), then by protocol (http, uwsgi,
-/// fastcgi) and status class (1xx..5xx), then by duration
-/// ([`DURATION_BUCKETS_US`]; longer ones only in the total), then those
-/// a static file and those a route rule answered.
-const COUNTER_WORDS: usize = 3 + 3 * 5 + DURATION_BUCKETS_US.len() + 2;
-/// Where the static and routed counts are.
-const STATIC_WORD: usize = 3 + 3 * 5 + DURATION_BUCKETS_US.len();
+/// Where each of a worker's [`Counters`] is, from the first.
+const ANSWERED: usize = 0;
+const TX: usize = 1;
+const MICROS: usize = 2;
+const RX: usize = 3;
+const EXCEPTIONS: usize = 4;
+/// By protocol (http, uwsgi, fastcgi) and status class (1xx..5xx).
+const BY_CLASS: usize = 5;
+/// By duration ([`DURATION_BUCKETS_US`]; longer ones only in the total).
+const BY_DURATION: usize = BY_CLASS + 3 * 5;
+/// Those a static file and those a route rule answered.
+const STATIC: usize = BY_DURATION + DURATION_BUCKETS_US.len();
+const ROUTED: usize = STATIC + 1;
+const COUNTER_WORDS: usize = ROUTED + 1;
 
 /// The upper bounds of the request-duration histogram, in µs: 1 ms to 10 s.
 pub(crate) const DURATION_BUCKETS_US: [u64; 13] = [
@@ -73,8 +80,13 @@ pub(crate) const PROTOCOLS: [&str; 3] = ["http", "uwsgi", "fastcgi"];
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counters {
     pub(crate) answered: u64,
+    /// Response body bytes sent.
     pub(crate) tx: u64,
     pub(crate) micros: u64,
+    /// Request bytes read (heads and bodies, as on the wire).
+    pub(crate) rx: u64,
+    /// Exceptions the app raised.
+    pub(crate) exceptions: u64,
     /// `[protocol][class - 1]`, in [`PROTOCOLS`] order.
     pub(crate) by_protocol_class: [[u64; 5]; 3],
     /// Requests per [`DURATION_BUCKETS_US`] bucket (not cumulative).
@@ -82,6 +94,20 @@ pub(crate) struct Counters {
     /// Answered by a static file, by a route rule.
     pub(crate) static_requests: u64,
     pub(crate) routed_requests: u64,
+}
+
+/// One answered request, as the scoreboard counts it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Answer<'a> {
+    /// `http`, `uwsgi` or `fastcgi`.
+    pub(crate) protocol: &'a str,
+    pub(crate) status: u16,
+    /// Response body bytes.
+    pub(crate) sent: u64,
+    /// Request bytes read.
+    pub(crate) received: u64,
+    pub(crate) micros: u64,
+    pub(crate) by: AnsweredBy,
 }
 
 /// Who answered a request, as the scoreboard counts it.
@@ -115,6 +141,8 @@ impl Counters {
         self.answered += other.answered;
         self.tx += other.tx;
         self.micros += other.micros;
+        self.rx += other.rx;
+        self.exceptions += other.exceptions;
         for (mine, theirs) in self.by_protocol_class.iter_mut().zip(other.by_protocol_class) {
             for (a, b) in mine.iter_mut().zip(theirs) {
                 *a += b;
@@ -211,39 +239,36 @@ impl Scoreboard {
         self.words[self.worker_base(slot) + 2].load(Ordering::Relaxed)
     }
 
-    /// Counts a request the core answered: `status`, `bytes` of body,
-    /// `micros` taken, over `protocol` (`http`, `uwsgi`, `fastcgi`).
-    pub(crate) fn count_answered(
-        &self,
-        slot: usize,
-        protocol: &str,
-        status: u16,
-        bytes: u64,
-        micros: u64,
-        by: AnsweredBy,
-    ) {
+    /// Counts a request the core answered.
+    pub(crate) fn count_answered(&self, slot: usize, answer: &Answer<'_>) {
         let base = self.worker_base(slot) + 3;
         let add = |offset: usize, n: u64| self.words[base + offset].fetch_add(n, Ordering::Relaxed);
-        add(0, 1);
-        add(1, bytes);
-        add(2, micros);
+        add(ANSWERED, 1);
+        add(TX, answer.sent);
+        add(MICROS, answer.micros);
+        add(RX, answer.received);
         if let (Some(index), class @ 1..=5) =
-            (PROTOCOLS.iter().position(|p| *p == protocol), usize::from(status / 100))
+            (PROTOCOLS.iter().position(|p| *p == answer.protocol), usize::from(answer.status / 100))
         {
-            add(3 + index * 5 + class - 1, 1);
+            add(BY_CLASS + index * 5 + class - 1, 1);
         }
-        if let Some(bucket) = DURATION_BUCKETS_US.iter().position(|bound| micros <= *bound) {
-            add(18 + bucket, 1);
+        if let Some(bucket) = DURATION_BUCKETS_US.iter().position(|bound| answer.micros <= *bound) {
+            add(BY_DURATION + bucket, 1);
         }
-        match by {
+        match answer.by {
             AnsweredBy::App => {}
             AnsweredBy::Static => {
-                add(STATIC_WORD, 1);
+                add(STATIC, 1);
             }
             AnsweredBy::Route => {
-                add(STATIC_WORD + 1, 1);
+                add(ROUTED, 1);
             }
         }
+    }
+
+    /// The app's exceptions in this worker so far (the worker's own count).
+    pub(crate) fn set_exceptions(&self, slot: usize, exceptions: u64) {
+        self.words[self.worker_base(slot) + 3 + EXCEPTIONS].store(exceptions, Ordering::Relaxed);
     }
 
     pub(crate) fn counters(&self, slot: usize) -> Counters {
@@ -252,21 +277,23 @@ impl Scoreboard {
         let mut by_protocol_class = [[0; 5]; 3];
         for (protocol, classes) in by_protocol_class.iter_mut().enumerate() {
             for (class, count) in classes.iter_mut().enumerate() {
-                *count = get(3 + protocol * 5 + class);
+                *count = get(BY_CLASS + protocol * 5 + class);
             }
         }
         let mut by_duration = [0; DURATION_BUCKETS_US.len()];
         for (bucket, count) in by_duration.iter_mut().enumerate() {
-            *count = get(18 + bucket);
+            *count = get(BY_DURATION + bucket);
         }
         Counters {
-            answered: get(0),
-            tx: get(1),
-            micros: get(2),
+            answered: get(ANSWERED),
+            tx: get(TX),
+            micros: get(MICROS),
+            rx: get(RX),
+            exceptions: get(EXCEPTIONS),
             by_protocol_class,
             by_duration,
-            static_requests: get(STATIC_WORD),
-            routed_requests: get(STATIC_WORD + 1),
+            static_requests: get(STATIC),
+            routed_requests: get(ROUTED),
         }
     }
 
@@ -353,14 +380,24 @@ mod tests {
         assert_eq!(board.recycle_reason(1), Some(Recycle::Rss), "the first reason stays");
         assert_eq!(board.recycle_reason(2), None);
         assert_eq!(board.requests(1), 2);
-        board.count_answered(1, "uwsgi", 404, 10, 7, AnsweredBy::Static);
-        board.count_answered(1, "http", 200, 5, 3, AnsweredBy::App);
+        let answer = |protocol, status, sent, micros, by| Answer {
+            protocol,
+            status,
+            sent,
+            received: 100,
+            micros,
+            by,
+        };
+        board.count_answered(1, &answer("uwsgi", 404, 10, 7, AnsweredBy::Static));
+        board.count_answered(1, &answer("http", 200, 5, 3, AnsweredBy::App));
+        board.set_exceptions(1, 4);
         let counters = board.counters(1);
         assert_eq!((counters.answered, counters.tx, counters.micros), (2, 15, 10));
+        assert_eq!((counters.rx, counters.exceptions), (200, 4));
         assert_eq!(counters.by_protocol_class, [[0, 1, 0, 0, 0], [0, 0, 0, 1, 0], [0; 5]]);
         assert_eq!(counters.by_duration[0], 2, "both under 1 ms");
         assert_eq!((counters.static_requests, counters.routed_requests), (1, 0));
-        board.count_answered(1, "http", 200, 0, 60_000_000, AnsweredBy::Route);
+        board.count_answered(1, &answer("http", 200, 0, 60_000_000, AnsweredBy::Route));
         assert_eq!(
             board.counters(1).by_duration.iter().sum::<u64>(),
             2,

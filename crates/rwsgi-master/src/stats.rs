@@ -282,6 +282,60 @@ pub(crate) fn memory_of(pid: i32) -> (u64, u64) {
     (pages.next().unwrap_or(0) * page, pages.next().unwrap_or(0) * page)
 }
 
+/// A listening socket's accept queue as the master's tick (once a second)
+/// finds it, as uWSGI's master checks it: full when connections wait and
+/// their number reaches the backlog's size, so the kernel drops or
+/// refuses new ones.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueWatch {
+    full: bool,
+    /// Ticks that found it full: `listen_queue_errors` and the metric.
+    pub(crate) full_ticks: u64,
+}
+
+/// What a tick found that the log says: once when the queue fills, once
+/// when it drains, rather than once a second (as uWSGI does) meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueChange {
+    Filled,
+    Drained,
+}
+
+impl QueueWatch {
+    pub(crate) fn observe(&mut self, waiting: u32, backlog: u32) -> Option<QueueChange> {
+        let full = waiting > 0 && waiting >= backlog;
+        self.full_ticks += u64::from(full);
+        let change = match (self.full, full) {
+            (false, true) => Some(QueueChange::Filled),
+            (true, false) => Some(QueueChange::Drained),
+            _ => None,
+        };
+        self.full = full;
+        change
+    }
+}
+
+/// The kernel's count of TCP connections dropped because a listen queue
+/// was full (`TcpExt: ListenOverflows`): for the whole network namespace,
+/// every TCP listener's, as the kernel keeps no count per socket.
+pub(crate) fn tcp_listen_overflows() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    netstat_value(&text, "TcpExt:", "ListenOverflows")
+}
+
+/// A value of `/proc/net/netstat`'s text: a line of names, then a line of
+/// values, per group.
+fn netstat_value(text: &str, group: &str, name: &str) -> Option<u64> {
+    let mut lines = text.lines();
+    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
+        if names.starts_with(group) && values.starts_with(group) {
+            let at = names.split_whitespace().position(|n| n == name)?;
+            return values.split_whitespace().nth(at)?.parse().ok();
+        }
+    }
+    None
+}
+
 /// A listening socket's accept queue, TCP or unix: (waiting, the
 /// backlog's size).
 pub(crate) fn accept_queue(fd: BorrowedFd<'_>) -> Option<(u32, u32)> {

@@ -231,6 +231,7 @@ impl RequestObserver for Bookkeeping {
         let (board, slot) = (self.who.board, self.who.slot);
         if self.track_requests {
             board.request_finished(slot, thread);
+            board.set_exceptions(slot, rwsgi_python::exceptions());
         }
         let served = board.count_request(slot);
         if self.request_limit.is_some_and(|limit| served >= limit) {

@@ -38,3 +38,4 @@ pub use pool::{
     Dispatch, PoolSettings, PythonPool, QUEUED_PER_THREAD, RequestObserver,
     with_python_thread_state,
 };
+pub use response::exceptions;

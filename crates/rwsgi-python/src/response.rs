@@ -170,6 +170,20 @@ fn latin1_bytes(text: &str, what: &str) -> PyResult<Vec<u8>> {
         .ok_or_else(|| PyValueError::new_err(format!("{what} has characters outside latin-1")))
 }
 
+/// Exceptions the app raised in this process: from its call, its
+/// response's iteration or `close()` (not a client's broken request).
+static EXCEPTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many exceptions the app has raised in this process (the stats
+/// server's `exceptions`).
+pub fn exceptions() -> u64 {
+    EXCEPTIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn count_exception() {
+    EXCEPTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Runs one request to the end on a pool thread. Every path ends with
 /// exactly one `End` (or `Whole`) event unless the client is gone, and calls
 /// the iterable's `close()` exactly once.
@@ -246,6 +260,7 @@ impl Continuation {
             }
         }
         if let Err(err) = closed {
+            count_exception();
             tracing::error!(
                 "{what}: the response's close() raised: {}",
                 format_traceback(py, &err)
@@ -518,6 +533,7 @@ fn fail(
     if err.is_instance_of::<PyOSError>(py) && (events.is_disconnected() || body_failed) {
         tracing::info!("{what}: stopped, the client's request failed ({})", summarize(py, err));
     } else {
+        count_exception();
         tracing::error!("{what}: {}", format_traceback(py, err));
     }
     if events.is_disconnected() {

@@ -124,6 +124,9 @@ pub struct Answered {
     pub status: u16,
     /// Response body bytes.
     pub bytes: u64,
+    /// Bytes read from the connection since the previous request ended
+    /// (this request's head and body, as on the wire).
+    pub received: u64,
     pub duration: Duration,
     /// The app, a static file or a route rule.
     pub answerer: rwsgi_proto::Answerer,

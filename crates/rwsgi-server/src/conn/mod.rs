@@ -373,6 +373,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                     protocol: C::NAME,
                     status: ended.status.unwrap_or(0),
                     bytes: ended.bytes,
+                    received: std::mem::take(&mut self.wire.received),
                     duration: exchange.started.elapsed(),
                     answerer: ended.answerer,
                 });

@@ -47,6 +47,9 @@ pub(super) struct Transport<S> {
     read_size: usize,
     /// Encoded and not yet written.
     pub(super) out: OutBuf,
+    /// Bytes read since the last request was counted (see
+    /// [`crate::Answered::received`]).
+    pub(super) received: u64,
 }
 
 impl<S: Stream> Transport<S> {
@@ -64,6 +67,7 @@ impl<S: Stream> Transport<S> {
             rbuf: BytesMut::new(),
             read_size: MIN_READ,
             out: OutBuf::new(),
+            received: 0,
         }
     }
 
@@ -96,8 +100,11 @@ impl<S: Stream> Transport<S> {
         self.rbuf.reserve(self.read_size);
         let room = self.rbuf.capacity() - self.rbuf.len();
         let read = self.io.try_read_buf(&mut self.rbuf);
-        if read.as_ref().is_ok_and(|&n| n == room) {
-            self.read_size = (self.read_size * 2).min(MAX_READ);
+        if let Ok(n) = read {
+            self.received += n as u64;
+            if n == room {
+                self.read_size = (self.read_size * 2).min(MAX_READ);
+            }
         }
         read
     }
