@@ -409,6 +409,7 @@ fn master_options(config: &Config, loggers: &Loggers) -> MasterOptions {
             addr: process.stats.clone(),
             http: process.stats_http,
             minified: process.stats_minified,
+            vars_unredacted: process.stats_vars_unredacted,
         },
     }
 }

@@ -8,6 +8,7 @@
 mod common;
 
 use common::{Conn, PROBE, Server, TempDir, free_port, root, rwsgi_bin, wait_until};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -376,6 +377,60 @@ fn the_stats_document_is_uwsgis_and_counts_every_protocol() {
     assert_eq!(core_requests, 15, "each ran on a Python thread");
 }
 
+/// The running request's `vars` (uWSGI's `KEY=VALUE` list, ended by an
+/// empty string) of the core that runs it, and when it started.
+fn running_core(doc: &serde_json::Value) -> Option<serde_json::Value> {
+    doc["workers"].as_array()?.iter().find_map(|w| {
+        w["cores"]
+            .as_array()?
+            .iter()
+            .find(|c| c["in_request"] == 1 && c["vars"] != json!([]))
+            .cloned()
+    })
+}
+
+#[test]
+fn in_flight_requests_show_their_vars_but_not_their_secrets() {
+    for unredacted in [false, true] {
+        let extra: &[&str] = if unredacted { &["--stats-vars-unredacted"] } else { &[] };
+        let (server, stats, _dir) = stats_server(extra);
+        let addr = server.http_addr(0).to_string();
+        let sleeper = std::thread::spawn(move || {
+            let mut conn = Conn::open(&addr);
+            conn.send(
+                "GET /sleep?s=1.5 HTTP/1.1\r\nHost: x\r\nCookie: session=s3cret\r\n\
+                 Authorization: Bearer t0ken\r\nConnection: close\r\n\r\n",
+            );
+            conn.read_response().status
+        });
+        let mut core = None;
+        assert!(wait_until(Duration::from_secs(5), || {
+            core = running_core(&stats_of(&stats));
+            core.is_some()
+        }));
+        let core = core.unwrap();
+        let vars: Vec<&str> =
+            core["vars"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(vars.last(), Some(&""), "uWSGI ends the list with an empty string: {vars:?}");
+        assert!(
+            vars.contains(&"PATH_INFO=/sleep") && vars.contains(&"QUERY_STRING=s=1.5"),
+            "{vars:?}"
+        );
+        let (cookie, token) = if unredacted {
+            ("HTTP_COOKIE=session=s3cret", "HTTP_AUTHORIZATION=Bearer t0ken")
+        } else {
+            ("HTTP_COOKIE=(redacted)", "HTTP_AUTHORIZATION=(redacted)")
+        };
+        assert!(vars.contains(&cookie) && vars.contains(&token), "{vars:?}");
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let start = core["req_info"]["request_start"].as_u64().unwrap();
+        assert!(start <= now && now - start <= 3, "{start} vs {now}");
+        assert_eq!(sleeper.join().unwrap(), 200);
+        assert!(wait_until(Duration::from_secs(5), || running_core(&stats_of(&stats)).is_none()));
+    }
+}
+
 #[test]
 fn uwsgitop_shows_the_workers() {
     let Some(venv) = common::venv() else { return };
@@ -515,7 +570,9 @@ fn a_full_listen_queue_is_logged_and_counted() {
     let addr: std::net::SocketAddr = server.addr().parse().unwrap();
     // The kernel completes backlog + 1 handshakes; the rest wait for room.
     let waiting: Vec<std::net::TcpStream> = (0..8)
-        .filter_map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok())
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
         .collect();
     let filled = server.wait_log("full !!! (", Duration::from_secs(5));
     let doc = stats_of(&stats);

@@ -171,6 +171,7 @@ pub struct ProcessConfig {
     pub stats: Option<String>,
     pub stats_http: bool,
     pub stats_minified: bool,
+    pub stats_vars_unredacted: bool,
     #[serde(default)]
     pub logger: Vec<String>,
     #[serde(default)]

@@ -323,6 +323,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("stats", Text, "ADDR", "serve uWSGI's stats document (uwsgitop, the Prometheus uwsgi exporter) on ADDR: HOST:PORT, :PORT or a unix socket path").aliases(&["stats-server"]),
     opt("stats-http", Flag, "", "answer HTTP on the stats socket: the JSON document, and GET /metrics in Prometheus' text format"),
     opt("stats-minified", Flag, "", "the stats document without indentation").aliases(&["stats-min"]),
+    opt("stats-vars-unredacted", Flag, "", "show cookies and credentials among an in-flight request's vars in the stats document (hidden by default)"),
     opt("master-fifo", List, "PATH", "a FIFO the master reads one-letter commands from (r c q Q + - l L s: see Operations); one"),
     // The log file.
     opt("logto", Text, "FILE", "every process's log, the request lines and the app's stdout/stderr go to FILE (appended), opened before privileges are dropped"),

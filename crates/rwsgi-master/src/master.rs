@@ -1108,6 +1108,24 @@ impl Master<'_> {
             .iter()
             .enumerate()
             .map(|(id, (requests, running))| {
+                // uWSGI's: the running request's `KEY=VALUE` strings, then
+                // an empty one; when it started.
+                let (vars, req_info) = match self.board.running_vars(worker.slot, id) {
+                    Some((started_ms, vars)) => {
+                        let mut list: Vec<Value> = vars
+                            .split(|&b| b == 0)
+                            .filter(|entry| !entry.is_empty())
+                            .map(|entry| Value::from(String::from_utf8_lossy(entry)))
+                            .collect();
+                        list.push(Value::from(""));
+                        let ago = Duration::from_millis(now_ms().saturating_sub(started_ms));
+                        let start = unix_secs(
+                            SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH),
+                        );
+                        (list, json!({ "request_start": start }))
+                    }
+                    None => (Vec::new(), json!({})),
+                };
                 // Static files and route answers come from the I/O
                 // thread, shown as the first core.
                 let (statics, routed) =
@@ -1121,8 +1139,8 @@ impl Master<'_> {
                     "write_errors": 0,
                     "read_errors": 0,
                     "in_request": u8::from(*running),
-                    "vars": [],
-                    "req_info": {},
+                    "vars": vars,
+                    "req_info": req_info,
                 })
             })
             .collect();

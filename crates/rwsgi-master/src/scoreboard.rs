@@ -5,9 +5,11 @@
 //! without locks or torn values. One slot per worker process: whether it is
 //! ready, why it asks to be recycled, requests served; inside it one
 //! sub-slot per Python thread: when its current request started (0: idle)
-//! and its method and URI, for the harakiri log line. The text is written
-//! before the start time is published, and read after it; a request that
-//! ends meanwhile can only garble a log line.
+//! and its method and URI, for the harakiri log line, and (with `stats`)
+//! its variables. The text is written before the start time is published,
+//! and read after it; a request that ends meanwhile can only garble a log
+//! line. The variables are read only if the start time is the same after
+//! the copy as before.
 
 use crate::error::MasterError;
 use std::num::NonZeroUsize;
@@ -46,8 +48,12 @@ impl Recycle {
 
 /// Bytes of `METHOD URI` kept per thread for the harakiri log line.
 const TEXT_WORDS: usize = 16;
-/// started, the text, requests run.
-const THREAD_WORDS: usize = 2 + TEXT_WORDS;
+/// The running request's variables for the stats (`KEY=VALUE` entries,
+/// each ended by a NUL), after a word with their length: 4 KiB a thread.
+const VARS_WORDS: usize = 512;
+pub(crate) const VARS_BYTES: usize = (VARS_WORDS - 1) * 8;
+/// started, the text, requests run, the variables.
+const THREAD_WORDS: usize = 2 + TEXT_WORDS + VARS_WORDS;
 /// ready, recycle reason, requests served (by the app), then the
 /// counters of every answered request ([`Counters`]).
 const WORKER_WORDS: usize = 3 + COUNTER_WORDS;
@@ -308,20 +314,42 @@ impl Scoreboard {
             .collect()
     }
 
-    /// A worker's thread starts `request` (`METHOD URI`).
-    pub(crate) fn request_started(&self, slot: usize, thread: usize, request: &[u8]) {
+    /// A worker's thread starts `request` (`METHOD URI`), with `vars`
+    /// (NUL-ended `KEY=VALUE` entries, at most [`VARS_BYTES`]) for the
+    /// stats.
+    pub(crate) fn request_started(&self, slot: usize, thread: usize, request: &[u8], vars: &[u8]) {
         let base = self.thread_base(slot, thread);
         let mut text = [0u8; TEXT_WORDS * 8];
         let len = request.len().min(text.len());
         text[..len].copy_from_slice(&request[..len]);
-        for (word, chunk) in self.words[base + 1..base + 1 + TEXT_WORDS].iter().zip(text.chunks(8))
-        {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(chunk);
-            word.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
-        }
+        store_bytes(&self.words[base + 1..base + 1 + TEXT_WORDS], &text);
+        let vars = &vars[..vars.len().min(VARS_BYTES)];
+        let area = &self.words[base + 2 + TEXT_WORDS..base + 2 + TEXT_WORDS + VARS_WORDS];
+        area[0].store(vars.len() as u64, Ordering::Relaxed);
+        store_bytes(&area[1..], vars);
         // Never 0, which means idle.
         self.words[base].store(now_ms().max(1), Ordering::Release);
+    }
+
+    /// The variables of the request thread `thread` runs, and when it
+    /// started (in [`now_ms`] time); `None` when it runs none, or it
+    /// changed while they were read.
+    pub(crate) fn running_vars(&self, slot: usize, thread: usize) -> Option<(u64, Vec<u8>)> {
+        let base = self.thread_base(slot, thread);
+        let started = self.words[base].load(Ordering::Acquire);
+        if started == 0 {
+            return None;
+        }
+        let area = &self.words[base + 2 + TEXT_WORDS..base + 2 + TEXT_WORDS + VARS_WORDS];
+        let len = usize::try_from(area[0].load(Ordering::Relaxed)).ok()?.min(VARS_BYTES);
+        let bytes: Vec<u8> = area[1..]
+            .iter()
+            .take(len.div_ceil(8))
+            .flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes())
+            .take(len)
+            .collect();
+        std::sync::atomic::fence(Ordering::Acquire);
+        (self.words[base].load(Ordering::Relaxed) == started).then_some((started, bytes))
     }
 
     pub(crate) fn request_finished(&self, slot: usize, thread: usize) {
@@ -347,6 +375,15 @@ impl Scoreboard {
                     .collect();
                 Running { started_ms, request: String::from_utf8_lossy(&bytes).into_owned() }
             })
+    }
+}
+
+/// Stores `bytes` into `words`, eight to a word (the last padded with 0).
+fn store_bytes(words: &[AtomicU64], bytes: &[u8]) {
+    for (word, chunk) in words.iter().zip(bytes.chunks(8)) {
+        let mut padded = [0u8; 8];
+        padded[..chunk.len()].copy_from_slice(chunk);
+        word.store(u64::from_le_bytes(padded), Ordering::Relaxed);
     }
 }
 
@@ -414,20 +451,26 @@ mod tests {
     fn oldest_request_of_a_worker_and_its_text() {
         let board = Scoreboard::new(2, 3).unwrap();
         assert_eq!(board.oldest_request(0), None);
-        board.request_started(0, 2, b"GET /slow");
+        board.request_started(0, 2, b"GET /slow", b"A=1\0B=2\0");
         std::thread::sleep(std::time::Duration::from_millis(5));
-        board.request_started(0, 0, b"POST /later");
+        board.request_started(0, 0, b"POST /later", b"");
+        let (started, vars) = board.running_vars(0, 2).unwrap();
+        assert_eq!(vars, b"A=1\0B=2\0");
+        assert!(started <= now_ms());
+        assert_eq!(board.running_vars(0, 1), None, "idle");
         let oldest = board.oldest_request(0).unwrap();
         assert_eq!(oldest.request, "GET /slow");
         assert!(oldest.started_ms <= now_ms());
         assert_eq!(board.threads(0), [(0, true), (0, false), (0, true)]);
         board.request_finished(0, 2);
+        assert_eq!(board.running_vars(0, 2), None);
         assert_eq!(board.threads(0), [(0, true), (0, false), (1, false)]);
         assert_eq!(board.oldest_request(0).unwrap().request, "POST /later");
         assert_eq!(board.oldest_request(1), None, "another worker's slot is untouched");
-        let long = vec![b'x'; 500];
-        board.request_started(1, 0, &long);
+        let long = vec![b'x'; 50_000];
+        board.request_started(1, 0, &long[..500], &long);
         assert_eq!(board.oldest_request(1).unwrap().request.len(), TEXT_WORDS * 8);
+        assert_eq!(board.running_vars(1, 0).unwrap().1.len(), VARS_BYTES);
     }
 
     #[test]

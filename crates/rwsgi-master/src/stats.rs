@@ -32,6 +32,9 @@ pub struct StatsSettings {
     pub http: bool,
     /// `stats-minified`: no indentation.
     pub minified: bool,
+    /// `stats-vars-unredacted`: in-flight requests' cookies and
+    /// credentials shown too.
+    pub vars_unredacted: bool,
 }
 
 #[derive(Debug)]

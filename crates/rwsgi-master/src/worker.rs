@@ -5,7 +5,7 @@ use crate::MasterOptions;
 use crate::error::MasterError;
 use crate::logfile::{self, LogFile};
 use crate::recycle;
-use crate::scoreboard::{Recycle, Scoreboard};
+use crate::scoreboard::{Recycle, Scoreboard, VARS_BYTES};
 use crate::setup::{self, Start};
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::unistd::Pid;
@@ -173,12 +173,54 @@ fn serve(
     Ok(())
 }
 
+/// Which of a running request's variables the stats document shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShownVars {
+    /// No stats server: none are recorded.
+    None,
+    /// Cookies and credentials hidden.
+    Redacted,
+    /// `stats-vars-unredacted`.
+    All,
+}
+
+/// The variables that carry secrets: their values never reach the stats
+/// unless asked for.
+const SECRET_VARS: [&[u8]; 3] =
+    [b"HTTP_COOKIE", b"HTTP_AUTHORIZATION", b"HTTP_PROXY_AUTHORIZATION"];
+
+/// `KEY=VALUE` entries, each ended by a NUL, as many whole ones as fit
+/// `out`; secrets' values hidden unless `shown` is `All`. Returns the
+/// length used.
+fn pack_vars(environ: &Environ, shown: ShownVars, out: &mut [u8]) -> usize {
+    let mut len = 0;
+    for (key, value) in &environ.vars {
+        let key = key.as_bytes();
+        let value: &[u8] = if shown != ShownVars::All && SECRET_VARS.contains(&key) {
+            b"(redacted)"
+        } else {
+            value
+        };
+        let end = len + key.len() + value.len() + 2;
+        if end > out.len() {
+            break;
+        }
+        for part in [key, b"=", value, b"\0"] {
+            out[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+    }
+    len
+}
+
 /// A forked worker's scoreboard bookkeeping, on each Python thread.
 #[derive(Debug)]
 struct Bookkeeping {
     who: Identity,
     /// Record each running request (for harakiri).
     track_requests: bool,
+    /// Which of its variables the stats show.
+    vars: ShownVars,
     /// `max-requests` for this worker (with its stagger).
     request_limit: Option<u64>,
     /// `reload-on-rss`, in bytes.
@@ -197,6 +239,11 @@ impl Bookkeeping {
             // Harakiri needs the running request; the stats server shows
             // it, and each thread's count.
             track_requests: options.harakiri.is_some() || options.stats.addr.is_some(),
+            vars: match (&options.stats.addr, options.stats.vars_unredacted) {
+                (None, _) => ShownVars::None,
+                (Some(_), false) => ShownVars::Redacted,
+                (Some(_), true) => ShownVars::All,
+            },
             request_limit,
             rss_limit: options.reload_on_rss.map(|mib| mib.saturating_mul(1 << 20)),
         };
@@ -224,7 +271,12 @@ impl RequestObserver for Bookkeeping {
             text[len..len + n].copy_from_slice(&part[..n]);
             len += n;
         }
-        self.who.board.request_started(self.who.slot, thread, &text[..len]);
+        let mut vars = [0u8; VARS_BYTES];
+        let used = match self.vars {
+            ShownVars::None => 0,
+            shown => pack_vars(environ, shown, &mut vars),
+        };
+        self.who.board.request_started(self.who.slot, thread, &text[..len], &vars[..used]);
     }
 
     fn request_finished(&self, thread: usize) {
@@ -242,5 +294,30 @@ impl RequestObserver for Bookkeeping {
         {
             board.request_recycle(slot, Recycle::Rss);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_vars_hide_secrets_and_keep_whole_entries() {
+        let mut environ = Environ::default();
+        environ.set_other("REQUEST_METHOD", "GET");
+        environ.set_other("HTTP_COOKIE", "session=s3cret");
+        environ.set_other("HTTP_AUTHORIZATION", "Basic dXNlcjpwYXNz");
+        environ.set_other("PATH_INFO", "/x");
+        let mut out = [0u8; 256];
+        let used = pack_vars(&environ, ShownVars::Redacted, &mut out);
+        assert_eq!(
+            &out[..used],
+            b"REQUEST_METHOD=GET\0HTTP_COOKIE=(redacted)\0HTTP_AUTHORIZATION=(redacted)\0PATH_INFO=/x\0"
+        );
+        let used = pack_vars(&environ, ShownVars::All, &mut out);
+        assert!(out[..used].windows(7).any(|w| w == b"s3cret\0"));
+        let mut small = [0u8; 30];
+        let used = pack_vars(&environ, ShownVars::Redacted, &mut small);
+        assert_eq!(&small[..used], b"REQUEST_METHOD=GET\0", "only whole entries");
     }
 }
