@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 CARGO ?= cargo
 
-.PHONY: all build release run venv test lint unit integration bench bench-rss bench-codec soak soak-short fuzz fuzz-long clean
+.PHONY: all build release wheel test-wheel run venv test lint unit integration bench bench-rss bench-codec soak soak-short fuzz fuzz-long clean
 
 all: build
 
@@ -14,11 +14,28 @@ build:
 release:
 	$(CARGO) build --release
 
+# The Python package, as users install it: one wheel for CPython 3.10 and
+# later (abi3), in dist/ (maturin; the platform tag is what the machine's
+# glibc allows, see README "Installing").
+wheel: venv
+	rm -f dist/rwsgi-*.whl
+	$(VENV)/bin/maturin build --release --out dist -i $(VENV)/bin/python
+
+# The wheel the tests run (a debug build, quicker to make), installed into
+# the test virtualenv: the integration tests start its `rwsgi` command.
+TEST_WHEEL_DIR := target/test-wheel
+test-wheel: venv
+	rm -rf $(TEST_WHEEL_DIR)
+	$(VENV)/bin/maturin build --out $(TEST_WHEEL_DIR) -i $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(TEST_WHEEL_DIR)/rwsgi-*.whl
+
 # Serves examples/hello on all three protocols with 4 threads (conf/rwsgi.ini):
 # HTTP on http://127.0.0.1:8000, uwsgi on 127.0.0.1:9000 (nginx uwsgi_pass)
-# and FastCGI on 127.0.0.1:9001 (nginx fastcgi_pass).
-run: release
-	./target/release/rwsgi --ini conf/rwsgi.ini
+# and FastCGI on 127.0.0.1:9001 (nginx fastcgi_pass), from the wheel
+# installed into the virtualenv.
+run: wheel
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps dist/rwsgi-*.whl
+	$(VENV)/bin/rwsgi --ini conf/rwsgi.ini
 
 # A virtualenv with what the test apps import (Flask, Django), made with the
 # same Python rwsgi embeds.
@@ -36,11 +53,17 @@ lint:
 unit:
 	$(CARGO) test --workspace --lib --bins
 
-integration: venv
-	RWSGI_TEST_VENV=$(abspath $(VENV)) $(CARGO) test --test '*'
+# The integration tests run the wheel's `rwsgi` (TESTED_RWSGI), and
+# tests/wheel.rs installs the wheel itself (TESTED_WHEEL) into fresh
+# virtualenvs of every CPython here.
+TESTED := RWSGI_TEST_VENV=$(abspath $(VENV)) TESTED_RWSGI=$(abspath $(VENV))/bin/rwsgi \
+	TESTED_WHEEL=$$(ls $(abspath $(TEST_WHEEL_DIR))/rwsgi-*.whl)
 
-test: lint venv
-	RWSGI_TEST_VENV=$(abspath $(VENV)) $(CARGO) test --workspace
+integration: test-wheel
+	$(TESTED) $(CARGO) test --test '*'
+
+test: lint test-wheel
+	$(TESTED) $(CARGO) test --workspace
 
 # Load benchmark against the peers (installed into benches/.venv): see benches/README.md.
 bench: release

@@ -266,14 +266,27 @@ fn test_venv() -> Option<(String, impl Fn(&str) -> bool)> {
     Some((venv.to_string_lossy().into_owned(), inside))
 }
 
+/// Without `home`, the app runs in the interpreter rwsgi runs in: the
+/// binary's embedded one (not the test virtualenv), or the virtualenv the
+/// wheel's `rwsgi` is installed in.
 #[test]
-fn without_home_the_virtualenv_is_not_used() {
+fn without_home_the_app_runs_in_rwsgis_own_interpreter() {
     let Some((_, in_venv)) = test_venv() else { return };
-    // flask may be importable from the system Python, but not from the venv.
     let plain = Server::start(&["--wsgi-file", CLI_APP]);
     let (flask, prefix) = flask_origin(&plain);
-    assert!(!in_venv(&prefix), "sys.prefix {prefix} without --home");
-    assert!(flask.as_deref().is_none_or(|f| !in_venv(f)), "{flask:?}");
+    match common::tested_venv() {
+        Some(own) => {
+            let own = std::fs::canonicalize(own).unwrap();
+            assert_eq!(std::fs::canonicalize(&prefix).unwrap(), own, "sys.prefix");
+            let inside = |p: &str| std::fs::canonicalize(p).is_ok_and(|p| p.starts_with(&own));
+            assert!(flask.as_deref().is_none_or(inside), "{flask:?}");
+        }
+        None => {
+            // flask may be importable from the system Python, not from the venv.
+            assert!(!in_venv(&prefix), "sys.prefix {prefix} without --home");
+            assert!(flask.as_deref().is_none_or(|f| !in_venv(f)), "{flask:?}");
+        }
+    }
 }
 
 #[test]

@@ -796,6 +796,7 @@ fn syslog_loggers_get_every_line_until_the_last() {
         .args(["--logger", &format!("rsyslog:{udp},myapp,134")])
         .args(["--req-logger", &format!("rsyslog:{}", requests_path.display())])
         .env("TEST_PROCESS_MARK", &mark)
+        .env_remove("RWSGI_TEST_VENV")
         .current_dir(root())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -606,7 +606,8 @@ fn uid_and_gid_are_dropped_after_binding_and_pidfile() {
     };
     let gid = nobody.gid.to_string();
     let process = serve_as("0", &gid);
-    let prefix = process["prefix"].as_str().unwrap();
+    // The standard library's home (a virtualenv's base interpreter's).
+    let prefix = process["base_prefix"].as_str().unwrap();
     if readable_by(nobody.uid.as_raw(), &format!("{prefix}/lib")) {
         serve_as(&nobody.uid.to_string(), &gid);
     } else {

@@ -479,6 +479,7 @@ def _more(environ, start_response, path, query, text):
                 "cwd": os.getcwd(),
                 "env": os.environ.get(query.get("env", "RWSGI_PWNED")),
                 "prefix": sys.prefix,
+                "base_prefix": sys.base_prefix,
                 "executable": sys.executable,
                 "module_loaded": (module in sys.modules) if module else None,
             }

@@ -189,8 +189,38 @@ fn send_signal(child: &Child, signal: Signal) {
 // ---------------------------------------------------------------------------
 
 /// The rwsgi binary under test.
+/// The rwsgi under test: the Python package's `rwsgi` command when
+/// `TESTED_RWSGI` names it (`make test` installs the wheel into the
+/// virtualenv and points there), else the workspace's binary.
 pub fn rwsgi_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rwsgi")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("TESTED_RWSGI").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rwsgi").to_string())
+    })
+}
+
+/// The virtualenv the `rwsgi` under test is installed in (the wheel's
+/// command), or `None` for the workspace's binary.
+pub fn tested_venv() -> Option<PathBuf> {
+    let command = std::env::var_os("TESTED_RWSGI")?;
+    Some(Path::new(&command).parent()?.parent()?.to_path_buf())
+}
+
+/// For [`Server::start_with`]: the same command run by `program` (another
+/// `rwsgi`, such as a virtualenv's) in `cwd`.
+pub fn run_by(program: &Path, cwd: &Path) -> impl FnOnce(Command) -> Command {
+    let (program, cwd) = (program.to_path_buf(), cwd.to_path_buf());
+    move |given| {
+        let mut command = Command::new(program);
+        command.args(given.get_args()).current_dir(cwd).stdin(Stdio::null());
+        for (key, value) in given.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command
+    }
 }
 
 /// A `Command` for rwsgi with a clean environment: cwd = repository root,

@@ -13,12 +13,14 @@ pub(crate) enum Side {
 }
 
 /// Forks. The caller must be single-threaded (the master always is).
-/// With `python` (the interpreter was initialised here), the fork follows
-/// CPython's protocol so the child's interpreter is consistent: the GIL and
-/// the import lock are taken around the fork and the child's thread state
-/// is reinitialised (what `os.fork()` does).
-pub(crate) fn fork(python: bool) -> Result<Side, MasterError> {
-    if !python {
+/// Once the interpreter is initialised in this process (the master loaded
+/// the app, or rwsgi runs inside `python`), the fork follows CPython's
+/// protocol so the child's interpreter is consistent: the GIL and the
+/// import lock are taken around the fork and the child's thread state is
+/// reinitialised (what `os.fork()` does).
+pub(crate) fn fork() -> Result<Side, MasterError> {
+    // SAFETY: Py_IsInitialized may be called at any time, GIL or not.
+    if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
         return fork_plain();
     }
     Python::attach(|_py| {

@@ -31,6 +31,7 @@ mod worker;
 pub use error::MasterError;
 
 pub use logfile::{LogSettings, LogTo};
+pub use reexec::{Launch, set_launch};
 use rwsgi_python::{AppSpec, PoolSettings};
 pub use rwsgi_route::Front;
 use rwsgi_server::ServerConfig;

@@ -647,7 +647,7 @@ impl Master<'_> {
             return Ok(None);
         };
         self.board.clear(slot);
-        match fork::fork(self.app.is_some())? {
+        match fork::fork()? {
             Side::Child => {
                 self.signalfd = None;
                 if let Some(stats) = self.stats.take() {

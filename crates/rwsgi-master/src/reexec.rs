@@ -8,10 +8,34 @@
 use crate::error::MasterError;
 use crate::handover::{FIRST_FD, Handover};
 use rwsgi_server::Listener;
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// How this process was started, so a reload starts it the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    /// The `rwsgi` binary: `/proc/self/exe` with the same arguments.
+    Binary,
+    /// A Python interpreter running the package's `rwsgi` console script
+    /// (or `python -m rwsgi`): `sys.executable` with `sys.orig_argv`, never
+    /// `/proc/self/exe`, which in a virtualenv names the base interpreter
+    /// and would lose the virtualenv.
+    Interpreter { executable: PathBuf, argv: Vec<OsString> },
+}
+
+static LAUNCH: std::sync::OnceLock<Launch> = std::sync::OnceLock::new();
+
+/// Says how this process was started; once, first thing.
+pub fn set_launch(launch: Launch) {
+    let _ = LAUNCH.set(launch);
+}
+
+/// How this process was started ([`Launch::Binary`] unless told).
+pub(crate) fn launch() -> &'static Launch {
+    LAUNCH.get_or_init(|| Launch::Binary)
+}
 
 /// Replaces this process with a fresh copy of itself (same binary, argv
 /// and start directory), handing it the listeners and the workers still
@@ -33,8 +57,11 @@ fn reexec_inner(
     cwd: &Path,
     handover: &Handover,
 ) -> Result<std::convert::Infallible, MasterError> {
-    let argv: Vec<CString> =
-        std::env::args_os().map(|a| to_c(a.as_bytes())).collect::<Result<_, _>>()?;
+    let (exe, argv): (OsString, Vec<OsString>) = match launch() {
+        Launch::Binary => ("/proc/self/exe".into(), std::env::args_os().collect()),
+        Launch::Interpreter { executable, argv } => (executable.clone().into(), argv.clone()),
+    };
+    let argv: Vec<CString> = argv.iter().map(|a| to_c(a.as_bytes())).collect::<Result<_, _>>()?;
     let protocols: Vec<_> = listeners.iter().map(Listener::protocol).collect();
     let mut env: Vec<CString> = std::env::vars_os()
         .filter(|(k, _)| !k.as_bytes().starts_with(b"LISTEN_"))
@@ -64,6 +91,6 @@ fn reexec_inner(
     }
     std::env::set_current_dir(cwd)
         .map_err(|_| MasterError::System { call: "chdir", source: nix::Error::last() })?;
-    let exe = to_c(b"/proc/self/exe")?;
+    let exe = to_c(exe.as_bytes())?;
     nix::unistd::execve(&exe, &argv, &env).map_err(MasterError::system("exec"))
 }

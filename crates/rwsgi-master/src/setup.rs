@@ -152,16 +152,13 @@ impl Start {
 /// session, fork again), with stdin on `/dev/null`; the first two
 /// processes exit 0 at once. Before any thread or the app exists.
 fn daemonize() -> Result<(), MasterError> {
-    use nix::unistd::{ForkResult, fork, setsid};
     for step in 0..2 {
-        // SAFETY: called first in `prepare`, while the process has one
-        // thread: the child may do anything the parent could.
-        match unsafe { fork() }.map_err(MasterError::system("fork"))? {
-            ForkResult::Parent { .. } => std::process::exit(0),
-            ForkResult::Child => {}
+        // Called first in `prepare`, while the process has one thread.
+        if let crate::fork::Side::Parent(_) = crate::fork::fork()? {
+            std::process::exit(0)
         }
         if step == 0 {
-            setsid().map_err(MasterError::system("setsid"))?;
+            nix::unistd::setsid().map_err(MasterError::system("setsid"))?;
         }
     }
     let null = std::fs::File::open("/dev/null")

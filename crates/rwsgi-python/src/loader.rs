@@ -1,7 +1,9 @@
 //! Preparing the interpreter and importing the WSGI callable.
 //!
-//! The embedded interpreter is the one rwsgi was linked against. A
-//! virtualenv (`home`, or `VIRTUAL_ENV`) is activated the way its own
+//! The interpreter is the one that runs the Python package's `rwsgi`
+//! command (a virtualenv's own, active as it is), or for the `rwsgi`
+//! binary the one it was linked against. Another virtualenv (`home`, or
+//! `VIRTUAL_ENV`) is activated the way its own
 //! `activate_this.py` would: its site-packages go to the front of
 //! `sys.path` and `sys.prefix` points at it. (Setting `PYTHONHOME` to a
 //! `python -m venv` directory, as uWSGI does, loses the standard library.)
@@ -80,6 +82,17 @@ pub fn load_app(spec: &AppSpec) -> Result<App, BridgeError> {
     }
     let home = spec.home.clone().or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
     Python::attach(|py| {
+        // An interpreter started before (rwsgi run by `python`) read its
+        // environment then: `os.environ` gets `env` too.
+        if !spec.env.is_empty() {
+            let environ = py
+                .import("os")
+                .and_then(|os| os.getattr("environ"))
+                .map_err(|e| python_error(py, e))?;
+            for (key, value) in &spec.env {
+                environ.set_item(key, value).map_err(|e| python_error(py, e))?;
+            }
+        }
         let sys = py.import("sys").map_err(|e| python_error(py, e))?;
         let program = std::env::args().next().unwrap_or_else(|| "rwsgi".into());
         let argv: Vec<&str> =
@@ -147,6 +160,13 @@ fn cwd_string() -> String {
     std::env::current_dir().map(|d| d.to_string_lossy().into_owned()).unwrap_or_else(|_| ".".into())
 }
 
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
@@ -155,6 +175,13 @@ fn activate_virtualenv(py: Python<'_>, home: &Path) -> Result<(), BridgeError> {
     let venv_error = |reason: String| BridgeError::Virtualenv { path: home.to_path_buf(), reason };
     if !home.is_dir() {
         return Err(venv_error("no such directory".into()));
+    }
+    // Run by the virtualenv's own interpreter (the Python package's `rwsgi`
+    // in it): it is active already, `site` and all.
+    let prefix: Option<PathBuf> =
+        py.import("sys").and_then(|sys| sys.getattr("prefix")?.extract()).ok();
+    if prefix.is_some_and(|prefix| same_dir(&prefix, home)) {
+        return Ok(());
     }
     let (major, minor) = (py.version_info().major, py.version_info().minor);
     let site_packages = home.join(format!("lib/python{major}.{minor}/site-packages"));
