@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 CARGO ?= cargo
 
-.PHONY: all build release wheel test-wheel run venv test lint unit integration bench bench-rss bench-codec soak soak-short fuzz fuzz-long clean
+.PHONY: all build release wheel test-wheel run venv test lint unit integration bench bench-rss bench-codec soak soak-short scale-test fuzz fuzz-long clean
 
 all: build
 
@@ -78,6 +78,13 @@ soak: release venv
 
 soak-short: release venv
 	$(PYTHON) benches/soak.py --duration 30 --chaos-every 3 --venv $(abspath $(VENV))
+
+# Scale-out: three hosts (network namespaces) running the wheel's rwsgi
+# behind nginx (conf/nginx-upstream.conf), under load, through a rolling
+# restart, a rolling reload and a killed host (benches/scale.py; as root,
+# for ip netns). About 30 s; CI runs it.
+scale-test: test-wheel
+	$(PYTHON) benches/scale.py --rwsgi $(abspath $(VENV))/bin/rwsgi
 
 # Memory per worker, preload vs lazy-apps, on the Django example (a few seconds).
 bench-rss: venv

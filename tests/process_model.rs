@@ -962,3 +962,33 @@ fn a_busy_worker_leaves_new_connections_to_its_idle_sibling() {
     }
     assert!(matches!(slow.join().unwrap(), Ok((200, _))));
 }
+
+/// A load balancer's view of a graceful stop: connections the kernel had
+/// queued when SIGTERM came (their requests sent) are answered, not reset;
+/// after the stop, connections are refused, so nginx moves on at once.
+#[test]
+fn sigterm_answers_what_was_queued_then_refuses() {
+    let mut args = vec!["--wsgi-file", PROBE, "--master", "--processes", "1"];
+    args.extend(MERCY);
+    let mut server = Server::start(&args);
+    let worker = wait_workers(&server, 1)[0];
+    let worker = nix::unistd::Pid::from_raw(i32::try_from(worker).unwrap());
+    // A stopped worker takes nothing: these wait in the listen queue.
+    nix::sys::signal::kill(worker, Signal::SIGSTOP).unwrap();
+    let queued: Vec<Conn> = (0..3)
+        .map(|_| {
+            let mut conn = Conn::open(server.addr());
+            conn.send("GET /closing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            conn
+        })
+        .collect();
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_log("shutting down", Duration::from_secs(5)), "{}", server.log());
+    nix::sys::signal::kill(worker, Signal::SIGCONT).unwrap();
+    for mut conn in queued {
+        assert_eq!(conn.read_response().text(), "ab", "{}", server.log());
+    }
+    assert_eq!(server.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
+    let refused = TcpStream::connect(server.addr());
+    assert!(refused.is_err(), "connections after the stop are refused");
+}

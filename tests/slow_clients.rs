@@ -221,10 +221,10 @@ fn at_worker_connections_with_none_idle_new_ones_wait_in_the_queue() {
     let server = Server::probe(&["--worker-connections", "3", "--socket-timeout", "30"]);
     let heads: Vec<TcpStream> = (0..3).map(|_| Waiting::PartialHead.open(&server)).collect();
     // The fourth waits in the listen queue until one of those closes.
+    let started = Instant::now();
     let waiting = std::thread::spawn({
         let addr = server.http_addr(0).to_string();
         move || {
-            let started = Instant::now();
             let mut conn = common::Conn::open(&addr);
             conn.send(b"GET /closing HTTP/1.1\r\nHost: a\r\n\r\n");
             (conn.read_response().text(), started.elapsed())

@@ -162,6 +162,10 @@ impl Signals {
     }
 }
 
+/// Queued connections a stopping worker still takes, at most: the most
+/// a listen queue can hold here.
+const DRAIN_AT_MOST: usize = 65_536;
+
 struct AcceptLoop<R> {
     ctx: Arc<Context<R>>,
     stop: watch::Receiver<bool>,
@@ -181,33 +185,64 @@ impl<R: Responder> AcceptLoop<R> {
         };
         loop {
             if !self.room_for_more().await {
-                return;
+                return self.drain(&acceptor, &local, tcp, listener.protocol).await;
             }
             let accepted = tokio::select! {
                 biased;
-                _ = self.stop.changed() => return,
+                _ = self.stop.changed() => {
+                    return self.drain(&acceptor, &local, tcp, listener.protocol).await;
+                }
                 accepted = acceptor.accept() => accepted,
             };
-            let (socket, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    accept_failed(err).await;
-                    continue;
-                }
-            };
-            let info = ConnInfo {
-                peer: match peer.as_socket() {
-                    Some(addr) => SocketAddress::Tcp(addr),
-                    None => SocketAddress::Unix(None),
-                },
-                local: local.clone(),
-            };
-            if tcp {
-                let _ = socket.set_tcp_nodelay(true);
-                self.serve(LazyStream::<TcpStream>::new(socket), info, listener.protocol).await;
-            } else {
-                self.serve(LazyStream::<UnixStream>::new(socket), info, listener.protocol).await;
+            match accepted {
+                Ok((socket, peer)) => self.take(socket, peer, &local, tcp, listener.protocol).await,
+                Err(err) => accept_failed(err).await,
             }
+        }
+    }
+
+    /// On a graceful stop, before the listener closes: serves the
+    /// connections the kernel has already queued (their clients sent
+    /// their requests, and a load balancer would otherwise get a reset
+    /// for each), then lets the listener go, so new ones are refused and
+    /// sent elsewhere. (With several workers the socket closes with the
+    /// last one; each takes what it finds.)
+    async fn drain(
+        &self,
+        acceptor: &Acceptor,
+        local: &SocketAddress,
+        tcp: bool,
+        protocol: Protocol,
+    ) {
+        for _ in 0..DRAIN_AT_MOST {
+            match acceptor.try_accept() {
+                Ok((socket, peer)) => self.take(socket, peer, local, tcp, protocol).await,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    async fn take(
+        &self,
+        socket: socket2::Socket,
+        peer: socket2::SockAddr,
+        local: &SocketAddress,
+        tcp: bool,
+        protocol: Protocol,
+    ) {
+        let info = ConnInfo {
+            peer: match peer.as_socket() {
+                Some(addr) => SocketAddress::Tcp(addr),
+                None => SocketAddress::Unix(None),
+            },
+            local: local.clone(),
+        };
+        if tcp {
+            let _ = socket.set_tcp_nodelay(true);
+            self.serve(LazyStream::<TcpStream>::new(socket), info, protocol).await;
+        } else {
+            self.serve(LazyStream::<UnixStream>::new(socket), info, protocol).await;
         }
     }
 

@@ -317,6 +317,12 @@ impl Acceptor {
         let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         self.fd.async_io(Interest::READABLE, |socket| socket.accept4(flags)).await
     }
+
+    /// A connection the kernel already queued, without waiting:
+    /// `WouldBlock` when there is none.
+    pub(crate) fn try_accept(&self) -> io::Result<(Socket, SockAddr)> {
+        self.fd.get_ref().accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+    }
 }
 
 #[cfg(test)]

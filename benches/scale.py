@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Scale-out: rwsgi on three hosts behind one nginx, under load, while the
+hosts are restarted one by one, reloaded one by one, and one is killed.
+
+    python3 benches/scale.py [--rwsgi .venv/bin/rwsgi]    (as root: ip netns)
+
+Each host is a network namespace (`ip netns`) joined to this one by a veth
+pair; no traffic leaves the machine. Each runs the wheel's `rwsgi --master
+--processes 2` with an HTTP and a uwsgi socket and benches/apps/scale.py.
+nginx, here, serves conf/nginx-upstream.conf (the upstream settings README
+"Scaling out" recommends) with the hosts' addresses. Client threads send
+GETs (some take 200 ms, so there are always requests in flight) and small
+POSTs through nginx, over proxy_pass and uwsgi_pass in turn, checking each
+answer.
+
+During the load, in turn: a rolling restart (SIGTERM a host's master, wait
+for it to exit, start it again, wait until it serves; host by host), a
+rolling reload (SIGHUP, wait until the new workers serve; host by host,
+with new code), and one host's master killed outright (SIGKILL; its
+workers stop with it), then started again.
+
+Report: requests sent, answered, failed, by phase. A failure is explained
+when it overlaps the killed host's death (a request in flight there is
+lost with it; nginx does not retry a POST it has sent); any other failure
+is a defect (exit status 1). Standard library only; reuses the soak run's
+helpers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from soak import HOST, Tally, UWSGI_PARAMS, free_port, nginx_binary  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "benches" / "apps" / "scale.py"
+HOSTS = 3
+# The documented config's addresses, replaced by the namespaces'.
+CONF_ADDRS = [f"10.0.0.{11 + n}" for n in range(HOSTS)]
+# How long after a SIGKILL a failure counts as the kill's.
+KILL_WINDOW = 3.0
+# conf/nginx-upstream.conf's fail_timeout: a host that failed once is left
+# alone this long, so a rolling change waits this long after a host is
+# back before it takes the next (else nginx may find none left).
+FAIL_TIMEOUT = 2.0
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+class Network:
+    """Three namespaces `rwsgi-hN`, each with `eth0` at 10.77.N.2, linked
+    to this namespace's `rwsgi-hN` at 10.77.N.1."""
+
+    def __init__(self) -> None:
+        self.names = [f"rwsgi-h{n + 1}" for n in range(HOSTS)]
+        self.addrs = [f"10.77.{n + 1}.2" for n in range(HOSTS)]
+
+    def __enter__(self) -> Network:
+        self.remove()
+        for n, (name, addr) in enumerate(zip(self.names, self.addrs)):
+            ip("netns", "add", name)
+            ip("link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", name)
+            ip("addr", "add", f"10.77.{n + 1}.1/24", "dev", name)
+            ip("link", "set", name, "up")
+            ip("netns", "exec", name, "ip", "addr", "add", f"{addr}/24", "dev", "eth0")
+            ip("netns", "exec", name, "ip", "link", "set", "eth0", "up")
+            ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
+        return self
+
+    def remove(self) -> None:
+        for name in self.names:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class Host:
+    """rwsgi in one namespace: its master is `proc` (`ip netns exec` execs)."""
+
+    def __init__(self, n: int, name: str, addr: str, rwsgi: str, app: Path, tmp: Path) -> None:
+        self.n, self.name, self.addr, self.rwsgi, self.app = n, name, addr, rwsgi, app
+        self.log_path = tmp / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def serving(self) -> int:
+        return self.log().count("worker(s) serving")
+
+    def wait_serving(self, more_than: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.serving() <= more_than:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"scale: {self.name} does not serve:\n{self.log()[-3000:]}")
+            time.sleep(0.05)
+
+    def start(self) -> None:
+        before = self.serving()
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.name, self.rwsgi,
+             "--http-socket", f"{self.addr}:8000", "--socket", f"{self.addr}:9000",
+             "--wsgi-file", str(self.app), "--master", "--processes", "2",
+             "--env", f"SCALE_HOST=h{self.n + 1}", "--reload-mercy", "10"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        self.wait_serving(before)
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+
+    def wait_gone(self, timeout: float = 20) -> int:
+        """Waits for the master to exit and every process of the namespace
+        to be gone (a killed master's workers follow it); its status."""
+        assert self.proc is not None
+        status = self.proc.wait(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True).stdout.strip():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"scale: processes left in {self.name}")
+            time.sleep(0.05)
+        return status
+
+
+def nginx_config(tmp: Path, port: int, addrs: list[str]) -> str:
+    upstream = (ROOT / "conf" / "nginx-upstream.conf").read_text()
+    for documented, real in zip(CONF_ADDRS, addrs):
+        upstream = upstream.replace(documented, real)
+    upstream = upstream.replace("listen 80;", f"listen {HOST}:{port};")
+    (tmp / "upstream.conf").write_text(upstream)
+    (tmp / "uwsgi_params").write_text(UWSGI_PARAMS)
+    return f"""\
+daemon off;
+master_process off;
+worker_processes 1;
+error_log {tmp}/nginx-error.log warn;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    include {tmp}/upstream.conf;
+}}
+"""
+
+
+# (method, path, weight): through proxy_pass and uwsgi_pass in turn.
+REQUESTS = [("GET", "/", 6), ("GET", "/slow", 2), ("POST", "/", 2)]
+
+
+def client(port: int, tally: Tally, stop: threading.Event, seed: int, versions: set) -> None:
+    rng = random.Random(seed)
+    kinds = [(method, path) for method, path, weight in REQUESTS for _ in range(weight)]
+    conn = None
+    turn = seed
+    while not stop.is_set():
+        prefix = ("", "/uwsgi")[turn % 2]
+        turn += 1
+        method, path = rng.choice(kinds)
+        started = time.monotonic()
+        what = f"{method} {prefix}{path}"
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection(HOST, port, timeout=30)
+            body = b"x" * 1024 if method == "POST" else None
+            conn.request(method, f"{prefix}{path}", body=body)
+            response = conn.getresponse()
+            text = response.read().decode(errors="replace")
+            ok = response.status == 200 and text.startswith("h")
+            if ok:
+                versions.add(text.split()[-1])
+            else:
+                what += f": {response.status} {text[:80]!r}"
+        except (OSError, http.client.HTTPException) as err:
+            ok, what = False, f"{what}: {type(err).__name__}: {err}"
+            if conn is not None:
+                conn.close()
+            conn = None
+        tally.record("uwsgi" if prefix else "http", started, ok, what)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rwsgi", default=str(ROOT / ".venv" / "bin" / "rwsgi"),
+                        help="the rwsgi command each host runs (default: the wheel's, in .venv)")
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("scale: needs root (ip netns)")
+    tmp = Path(tempfile.mkdtemp(prefix="rwsgi-scale-"))
+    app = tmp / "scale.py"
+    app.write_text(APP.read_text())
+    with Network() as net:
+        hosts = [Host(n, name, addr, args.rwsgi, app, tmp)
+                 for n, (name, addr) in enumerate(zip(net.names, net.addrs))]
+        for host in hosts:
+            host.start()
+        port = free_port()
+        (tmp / "nginx.conf").write_text(nginx_config(tmp, port, net.addrs))
+        nginx = subprocess.Popen([nginx_binary(), "-p", str(tmp), "-c", str(tmp / "nginx.conf")],
+                                 stderr=subprocess.DEVNULL)
+        try:
+            return run(hosts, port, tmp, args.clients)
+        finally:
+            nginx.terminate()
+            nginx.wait()
+            for host in hosts:
+                if host.proc and host.proc.poll() is None:
+                    host.signal(signal.SIGTERM)
+                    host.wait_gone()
+
+
+def run(hosts: list[Host], port: int, tmp: Path, clients: int) -> int:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            http.client.HTTPConnection(HOST, port, timeout=2).request("GET", "/")
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    tally, stop, versions = Tally(), threading.Event(), set()
+    threads = [threading.Thread(target=client, args=(port, tally, stop, seed, versions))
+               for seed in range(clients)]
+    for thread in threads:
+        thread.start()
+    phases: list[tuple[str, float, float, int, int]] = []
+
+    def phase(name: str, action) -> None:
+        sent, failed = tally.sent, len(tally.failures)
+        started = time.monotonic()
+        action()
+        phases.append((name, started, time.monotonic(), tally.sent - sent, len(tally.failures) - failed))
+
+    def rolling_restart() -> None:
+        for host in hosts:
+            host.signal(signal.SIGTERM)
+            status = host.wait_gone()
+            if status != 0:
+                raise SystemExit(f"scale: {host.name} exited {status} after SIGTERM")
+            host.start()
+            time.sleep(FAIL_TIMEOUT + 0.5)
+
+    def rolling_reload() -> None:
+        app = hosts[0].app
+        app.write_text(app.read_text().replace('VERSION = "v1"', 'VERSION = "v2"'))
+        for host in hosts:
+            before = host.serving()
+            host.signal(signal.SIGHUP)
+            host.wait_serving(before)
+            time.sleep(FAIL_TIMEOUT + 0.5)
+
+    kills: list[float] = []
+
+    def kill_one() -> None:
+        victim = hosts[1]
+        kills.append(time.monotonic())
+        victim.signal(signal.SIGKILL)
+        victim.wait_gone()
+        time.sleep(1)
+        victim.start()
+        time.sleep(1)
+
+    phase("warm-up", lambda: time.sleep(2))
+    phase("rolling restart (SIGTERM, start)", rolling_restart)
+    phase("rolling reload (SIGHUP, new code)", rolling_reload)
+    phase("a host killed (SIGKILL), started again", kill_one)
+    phase("cool-down", lambda: time.sleep(2))
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return report(tally, phases, kills, versions, tmp)
+
+
+def report(tally: Tally, phases: list, kills: list, versions: set, tmp: Path) -> int:
+    explained = [f for f in tally.failures
+                 if any(kill - 0.5 <= f[1] and f[0] <= kill + KILL_WINDOW for kill in kills)]
+    unexplained = [f for f in tally.failures if f not in explained]
+    print(f"scale-out: {HOSTS} hosts (network namespaces), rwsgi --master --processes 2 each, nginx in front")
+    print(f"{'phase':<42} {'seconds':>8} {'sent':>7} {'failed':>7}")
+    for name, started, ended, sent, failed in phases:
+        print(f"{name:<42} {ended - started:>8.1f} {sent:>7} {failed:>7}")
+    print(f"total: {tally.sent} sent, {tally.answered} answered, {len(tally.failures)} failed "
+          f"({len(explained)} at the SIGKILL, {len(unexplained)} otherwise)")
+    for protocol, (sent, answered) in sorted(tally.by_protocol.items()):
+        print(f"  {protocol}: {sent} sent, {answered} answered")
+    latencies = sorted(tally.latencies)
+    if latencies:
+        p99 = latencies[int(len(latencies) * 0.99) - 1]
+        print(f"latency p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
+    print(f"code versions answered: {', '.join(sorted(versions))}")
+    for failure in explained:
+        print(f"  at the SIGKILL: {failure[2]}")
+    for failure in unexplained:
+        print(f"  UNEXPLAINED: {failure[2]}")
+    if "v2" not in versions:
+        print("scale: the reload's new code never answered")
+        return 1
+    if unexplained:
+        print(f"logs in {tmp}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
