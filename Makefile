@@ -66,7 +66,7 @@ test: lint test-wheel
 	$(TESTED) $(CARGO) test --workspace
 
 # Load benchmark against the peers (installed into benches/.venv): see benches/README.md.
-bench: release
+bench: release wheel
 	$(PYTHON) benches/load.py
 	$(PYTHON) benches/idle.py
 

@@ -52,6 +52,8 @@ VENV = BENCHES / ".venv"
 RESULTS = BENCHES / "results"
 REQUIREMENTS = BENCHES / "requirements.txt"
 RWSGI = ROOT / "target" / "release" / "rwsgi"
+# The release wheel (`make wheel`), installed into the peers' virtualenv.
+WHEELS = ROOT / "dist"
 
 HOST = "127.0.0.1"
 CONNECTIONS = 32  # identical for every server and thread count
@@ -123,6 +125,9 @@ SERVERS = {
     # The same with uWSGI's request line written for every request (to the
     # cell's log file): what logging costs.
     "rwsgi-logging": Server("rwsgi-logging", "rwsgi, request log on", True, app="rwsgi"),
+    # The Python package's rwsgi (abi3, run by the venv's python) against
+    # the binary above: what the stable ABI and the interpreter cost.
+    "rwsgi-wheel": Server("rwsgi-wheel", "rwsgi, the wheel (abi3)", True, app="rwsgi"),
     "uwsgi": Server("uwsgi", "uWSGI --http-socket", True),
     "uwsgi-http11": Server("uwsgi-http11", "uWSGI --http11-socket", True, fixed_threads=8),
     "gunicorn": Server("gunicorn", "gunicorn gthread", True),
@@ -157,6 +162,7 @@ RATIOS = [
     ("rwsgi ÷ gunicorn, 2 workers", "rwsgi-2w", "gunicorn-2w"),
     ("rwsgi ÷ nginx (static file)", "rwsgi", "nginx-static"),
     ("log on ÷ off", "rwsgi-logging", "rwsgi"),
+    ("wheel (abi3) ÷ binary", "rwsgi-wheel", "rwsgi"),
 ]
 
 
@@ -217,6 +223,9 @@ def server_command(key: str, workload: Workload, threads: int, port: int,
     if key == "rwsgi-logging":
         return [str(RWSGI), "--http-socket", f"{HOST}:{port}", "--wsgi-file", app_file,
                 "--threads", str(threads), *static]
+    if key == "rwsgi-wheel":
+        return [venv_bin("rwsgi"), "--http-socket", f"{HOST}:{port}", "--wsgi-file", app_file,
+                "--threads", str(threads), "--disable-logging", *static]
     if server.workers > 1:  # master + workers, the app imported before the fork
         n = str(server.workers)
         if server.app == "rwsgi":
@@ -264,6 +273,9 @@ def server_available(key: str) -> str | None:
     server = SERVERS[key]
     if key == "nginx-static":
         return None
+    if key == "rwsgi-wheel":
+        rwsgi = Path(venv_bin("rwsgi"))
+        return None if rwsgi.exists() else f"{rwsgi} missing (`make wheel`, then run again)"
     if server.runs_rwsgi:
         return None if RWSGI.exists() else f"{RWSGI} missing"
     exe = {"uwsgi": "uwsgi", "uwsgi-http11": "uwsgi",
@@ -284,7 +296,8 @@ def server_version(key: str) -> str:
         if key == "nginx-static":
             return nginx_version()
         if SERVERS[key].runs_rwsgi:
-            out = subprocess.run([str(RWSGI), "--version"], capture_output=True, text=True,
+            binary = venv_bin("rwsgi") if key == "rwsgi-wheel" else str(RWSGI)
+            out = subprocess.run([binary, "--version"], capture_output=True, text=True,
                                  timeout=10).stdout.strip()
             return out or "?"
         dist = {"uwsgi-http11": "uwsgi"}.get(key, SERVERS[key].app or key)
@@ -387,6 +400,17 @@ def ensure_venv(install_deps: bool) -> dict[str, str]:
     if all(name in optional_names for name in failures):
         stamp.write_text(digest + "\n")
     return failures
+
+
+def install_wheel() -> None:
+    """Installs the newest release wheel (dist/, `make wheel`) into the
+    peers' virtualenv, for the rwsgi-wheel rows."""
+    wheels = sorted(WHEELS.glob("rwsgi-*.whl"), key=lambda w: w.stat().st_mtime)
+    if not wheels:
+        log(f"no wheel in {WHEELS}: the rwsgi-wheel rows are skipped (`make wheel`)")
+        return
+    subprocess.run([venv_bin("python"), "-m", "pip", "--disable-pip-version-check", "install",
+                    "--quiet", "--force-reinstall", "--no-deps", str(wheels[-1])], check=True)
 
 
 # --------------------------------------------------------------------------
@@ -1162,6 +1186,7 @@ def main() -> int:
 
     ensure_rwsgi()
     install_failures = ensure_venv(args.install_deps)
+    install_wheel()
 
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     pinning = shutil.which("taskset") is not None and {0, 1} <= cpus
