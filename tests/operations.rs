@@ -768,21 +768,6 @@ fn rfc3164<'m>(message: &'m str, priority: u8, tag: &str) -> Option<&'m str> {
     rest.strip_prefix(&format!(" {tag}: "))
 }
 
-/// The processes whose environment holds `mark`: a run's own, even once
-/// they are no longer the test's children.
-fn marked_processes(mark: &str) -> Vec<String> {
-    let needle = format!("TEST_PROCESS_MARK={mark}");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| {
-            let pid = entry.ok()?.file_name().into_string().ok()?;
-            pid.parse::<u32>().ok()?;
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            environ.split(|&b| b == 0).any(|var| var == needle.as_bytes()).then_some(pid)
-        })
-        .collect()
-}
-
 #[test]
 fn syslog_loggers_get_every_line_until_the_last() {
     let dir = TempDir::new("rsyslog");
@@ -816,9 +801,9 @@ fn syslog_loggers_get_every_line_until_the_last() {
     assert!(child.wait().unwrap().success());
     assert!(general.wait_for("master stopped"), "the last line too: {:?}", general.all());
     assert!(
-        wait_until(Duration::from_secs(5), || marked_processes(&mark).is_empty()),
+        wait_until(Duration::from_secs(5), || common::marked_processes(&mark).is_empty()),
         "left behind: {:?}",
-        marked_processes(&mark)
+        common::marked_processes(&mark)
     );
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();

@@ -7,6 +7,9 @@ Paths (see `application` at the bottom):
   /stream?n=N      a generator of N chunks, no Content-Length
   /sleep?s=S       sleeps S seconds (threads test); &mark=1 first logs
                    "sleep started" through wsgi.errors
+  /spin?s=S        a tight pure-Python loop for S seconds; &mark=1 as /sleep
+  /block-read?s=S  a blocking socket read nobody answers (S seconds at most);
+                   &mark=1 as /sleep
   /write           uses the write() callable, then returns a list
   /file            wsgi.file_wrapper over a real file (sendfile); ?bytesio=1 over BytesIO
   /error-before    raises before start_response
@@ -193,11 +196,28 @@ def application(environ, start_response):
     if path == "/stream":
         start_response("200 OK", text)
         return (b"chunk %d\n" % i for i in range(int(query.get("n", 3))))
-    if path == "/sleep":
+    if path in ("/sleep", "/spin", "/block-read"):
         if query.get("mark"):
             environ["wsgi.errors"].write("sleep started\n")
             environ["wsgi.errors"].flush()
-        time.sleep(float(query.get("s", 1)))
+        seconds = float(query.get("s", 1))
+        if path == "/sleep":
+            time.sleep(seconds)
+        elif path == "/spin":
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                pass
+        else:
+            import socket
+            mine, theirs = socket.socketpair()
+            mine.settimeout(seconds)
+            try:
+                mine.recv(1)
+            except socket.timeout:
+                pass
+            finally:
+                mine.close()
+                theirs.close()
         start_response("200 OK", text)
         return [b"slept"]
     if path == "/write":

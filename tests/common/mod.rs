@@ -199,6 +199,21 @@ pub fn rwsgi_bin() -> &'static str {
     })
 }
 
+/// The processes whose environment holds `mark`: a run's own, even once
+/// they are no longer the test's children.
+pub fn marked_processes(mark: &str) -> Vec<String> {
+    let needle = format!("TEST_PROCESS_MARK={mark}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let pid = entry.ok()?.file_name().into_string().ok()?;
+            pid.parse::<u32>().ok()?;
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            environ.split(|&b| b == 0).any(|var| var == needle.as_bytes()).then_some(pid)
+        })
+        .collect()
+}
+
 /// The virtualenv the `rwsgi` under test is installed in (the wheel's
 /// command), or `None` for the workspace's binary.
 pub fn tested_venv() -> Option<PathBuf> {

@@ -98,6 +98,8 @@ impl Settings {
             // Sibling workers share the sockets: a busy one leaves new
             // connections to the others.
             accept_limit: (config.process.processes > 1).then_some(config.threads.max(1)),
+            // The process model says (a lone process, or a master's worker).
+            no_master: false,
             max_connections: (config.worker_connections > 0)
                 .then(|| usize::try_from(config.worker_connections).unwrap_or(usize::MAX)),
         };

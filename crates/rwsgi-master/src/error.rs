@@ -78,6 +78,10 @@ pub enum MasterError {
     /// the worker logged why.
     #[error("the app could not be loaded (need-app)")]
     NoApp,
+    /// A graceful stop ran out of `reload-mercy`: requests still running
+    /// were cut (each was logged, with the Python stacks).
+    #[error("stopped, but requests still running after reload-mercy were cut")]
+    RequestsCut,
 }
 
 impl MasterError {

@@ -21,8 +21,22 @@ pub(crate) enum Life {
     Serving,
     /// On its way out; SIGKILL at `kill_at` if still alive.
     Leaving { why: Why, kill_at: Instant },
+    /// Told to stop, it outlived its mercy with requests still running:
+    /// their Python stacks were asked for; SIGKILL at `kill_at`.
+    Cutting { kill_at: Instant },
     /// SIGKILL was sent.
     Killed { why: Why },
+}
+
+/// What a worker's deadline asks of the master now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
+    Nothing,
+    /// A stopped worker's mercy ran out: log its requests and ask for
+    /// their Python stacks; the kill follows.
+    Stacks,
+    /// SIGKILL.
+    Kill,
 }
 
 impl Life {
@@ -36,6 +50,7 @@ impl Life {
         match self {
             Life::Starting | Life::Serving => None,
             Life::Leaving { why, .. } | Life::Killed { why } => Some(why),
+            Life::Cutting { .. } => Some(Why::Stopped),
         }
     }
 
@@ -64,6 +79,7 @@ impl Life {
                 *self = Life::Leaving { why: Why::Stopped, kill_at: due.min(kill_at) };
                 sooner || insist || why == Why::Harakiri
             }
+            Life::Cutting { .. } => false,
             Life::Killed { .. } => {
                 *self = Life::Killed { why: Why::Stopped };
                 false
@@ -84,7 +100,7 @@ impl Life {
                 *self = Life::Leaving { why, kill_at };
                 true
             }
-            Life::Leaving { .. } | Life::Killed { .. } => false,
+            Life::Leaving { .. } | Life::Cutting { .. } | Life::Killed { .. } => false,
         }
     }
 
@@ -95,8 +111,25 @@ impl Life {
                 *self = Life::Killed { why };
                 true
             }
+            Life::Cutting { kill_at } if kill_at <= now => {
+                *self = Life::Killed { why: Why::Stopped };
+                true
+            }
             _ => false,
         }
+    }
+
+    /// What is due now: a stopped worker past its mercy first has its
+    /// stacks asked for (and `stacks_grace` more to write them), then
+    /// the kill; a harakiri's stacks were asked for already.
+    pub(crate) fn due(&mut self, now: Instant, stacks_grace: std::time::Duration) -> Due {
+        if let Life::Leaving { why: Why::Stopped, kill_at } = *self
+            && kill_at <= now
+        {
+            *self = Life::Cutting { kill_at: now + stacks_grace };
+            return Due::Stacks;
+        }
+        if self.kill_due(now) { Due::Kill } else { Due::Nothing }
     }
 }
 
@@ -127,6 +160,23 @@ mod tests {
         assert!(!life.kill_due(at(31)), "killed once");
         assert_eq!(life, Life::Killed { why: Why::Stopped });
         assert!(!life.stop(at(40), true), "no signal to a killed worker");
+    }
+
+    #[test]
+    fn past_its_mercy_a_stopped_worker_gives_its_stacks_then_is_killed() {
+        let grace = Duration::from_secs(1);
+        let mut life = Life::Serving;
+        assert!(life.stop(at(10), false));
+        assert_eq!(life.due(at(9), grace), Due::Nothing);
+        assert_eq!(life.due(at(10), grace), Due::Stacks);
+        assert_eq!(life.why(), Some(Why::Stopped));
+        assert!(!life.stop(at(5), true), "no second signal while cutting");
+        assert_eq!(life.due(at(10), grace), Due::Nothing, "the stacks' grace");
+        assert_eq!(life.due(at(11), grace), Due::Kill);
+        assert_eq!(life.due(at(12), grace), Due::Nothing, "killed once");
+        let mut harakiri = Life::Serving;
+        assert!(harakiri.harakiri(at(3)));
+        assert_eq!(harakiri.due(at(3), grace), Due::Kill, "its stacks were asked for already");
     }
 
     #[test]

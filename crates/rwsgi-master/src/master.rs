@@ -5,7 +5,7 @@ use crate::MasterOptions;
 use crate::error::MasterError;
 use crate::fifo::{Command, MasterFifo};
 use crate::fork::{self, Side};
-use crate::life::{Life, Why};
+use crate::life::{Due, Life, Why};
 use crate::logfile::LogFile;
 use crate::recycle::Backoff;
 use crate::reexec;
@@ -35,6 +35,8 @@ use std::time::{Duration, Instant, SystemTime};
 const TICK: Duration = Duration::from_millis(100);
 /// How long harakiri waits between asking for the stacks and killing.
 const STACKS_GRACE: Duration = Duration::from_millis(200);
+/// How much longer than its mercy a worker's own stop watchdog waits.
+const WORKER_BACKSTOP: Duration = Duration::from_secs(1);
 /// How long an immediate stop (SIGQUIT) waits before SIGKILL.
 const QUIT_GRACE: Duration = Duration::from_secs(1);
 /// Workers `SIGTTIN` may add beyond `processes` (each needs two scoreboard
@@ -92,8 +94,10 @@ pub(crate) fn run(
         }
     };
     // The master enforces each mercy (reload or worker reload): a worker
-    // never gives up on its requests first.
-    start.server.shutdown_timeout = options.reload_mercy.max(options.worker_reload_mercy);
+    // never gives up on its requests first; its own watchdog is the
+    // backstop should the master be gone.
+    start.server.shutdown_timeout =
+        options.reload_mercy.max(options.worker_reload_mercy) + WORKER_BACKSTOP;
     setup::set_title(&options.procname_prefix, "rwsgi master");
     start.log_listening();
     let signalfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
@@ -150,6 +154,7 @@ pub(crate) fn run(
         fifo,
         history: HashMap::new(),
         queues: Vec::new(),
+        cut: false,
         started_at: SystemTime::now(),
     };
     master.queues = vec![QueueWatch::default(); master.start.listeners.len()];
@@ -280,6 +285,8 @@ struct Master<'a> {
     history: HashMap<usize, History>,
     /// Per listener, whether its accept queue is full, and how often.
     queues: Vec<QueueWatch>,
+    /// A stop's mercy ran out with requests still running.
+    cut: bool,
     started_at: SystemTime,
 }
 
@@ -356,7 +363,11 @@ impl Master<'_> {
                 Mode::Shutdown { failed } if all_gone => {
                     self.start.finish();
                     tracing::info!("master stopped");
-                    return if failed { Err(MasterError::NoApp) } else { Ok(()) };
+                    return match (failed, self.cut) {
+                        (true, _) => Err(MasterError::NoApp),
+                        (false, true) => Err(MasterError::RequestsCut),
+                        (false, false) => Ok(()),
+                    };
                 }
                 _ => {}
             }
@@ -888,17 +899,36 @@ impl Master<'_> {
 
     fn check_deadline(&mut self, i: usize, now: Instant) {
         let worker = &mut self.workers[i];
-        if !worker.life.kill_due(now) {
-            return;
+        match worker.life.due(now, STACKS_GRACE) {
+            Due::Nothing => {}
+            Due::Stacks => {
+                let running = self.board.running_requests(worker.slot);
+                tracing::error!(
+                    "worker {} (pid {}) still busy when its mercy ran out: killing it \
+                     ({} request(s) in the app, listed below with the Python stacks; any \
+                     other was a response still being written)",
+                    worker.id,
+                    worker.pid,
+                    running.len()
+                );
+                for (thread, request) in &running {
+                    let elapsed = now_ms().saturating_sub(request.started_ms);
+                    tracing::error!(
+                        "cut: {} running {:.1} s on worker {} thread {thread}",
+                        request.request,
+                        elapsed as f64 / 1000.0,
+                        worker.id
+                    );
+                }
+                let _ = kill(worker.pid, STACKS_SIGNAL);
+                if matches!(self.mode, Mode::Shutdown { .. }) {
+                    self.cut = true;
+                }
+            }
+            Due::Kill => {
+                let _ = kill(worker.pid, Signal::SIGKILL);
+            }
         }
-        if worker.life.why() == Some(Why::Stopped) {
-            tracing::warn!(
-                "worker {} (pid {}) still busy when its mercy ran out: killing it",
-                worker.id,
-                worker.pid
-            );
-        }
-        let _ = kill(worker.pid, Signal::SIGKILL);
     }
 
     fn check_recycle(&mut self, i: usize, now: Instant) {

@@ -358,6 +358,26 @@ impl Scoreboard {
         self.words[base].store(0, Ordering::Release);
     }
 
+    /// Every request running on the worker's threads, by thread.
+    pub(crate) fn running_requests(&self, slot: usize) -> Vec<(usize, Running)> {
+        (0..self.threads)
+            .filter_map(|thread| {
+                let base = self.thread_base(slot, thread);
+                let started_ms = self.words[base].load(Ordering::Acquire);
+                (started_ms != 0).then(|| (thread, self.running_at(base, started_ms)))
+            })
+            .collect()
+    }
+
+    fn running_at(&self, base: usize, started_ms: u64) -> Running {
+        let bytes: Vec<u8> = self.words[base + 1..base + 1 + TEXT_WORDS]
+            .iter()
+            .flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes())
+            .take_while(|b| *b != 0)
+            .collect();
+        Running { started_ms, request: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
     /// The oldest request running on any thread of the worker, if any.
     pub(crate) fn oldest_request(&self, slot: usize) -> Option<Running> {
         (0..self.threads)
@@ -367,14 +387,7 @@ impl Scoreboard {
                 (started_ms != 0).then_some((started_ms, base))
             })
             .min()
-            .map(|(started_ms, base)| {
-                let bytes: Vec<u8> = self.words[base + 1..base + 1 + TEXT_WORDS]
-                    .iter()
-                    .flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes())
-                    .take_while(|b| *b != 0)
-                    .collect();
-                Running { started_ms, request: String::from_utf8_lossy(&bytes).into_owned() }
-            })
+            .map(|(started_ms, base)| self.running_at(base, started_ms))
     }
 }
 

@@ -114,9 +114,18 @@ impl Start {
 
     /// The lines the operator (and the tests) wait for.
     pub(crate) fn log_listening(&self) {
-        for listener in &self.listeners {
-            tracing::info!("{} listening on {}", listener.protocol().option(), listener.local());
-        }
+        self.listening_lines()();
+    }
+
+    /// [`Start::log_listening`], to say later (once the listeners are
+    /// handed over).
+    pub(crate) fn listening_lines(&self) -> impl Fn() + use<> {
+        let lines: Vec<String> = self
+            .listeners
+            .iter()
+            .map(|l| format!("{} listening on {}", l.protocol().option(), l.local()))
+            .collect();
+        move || lines.iter().for_each(|line| tracing::info!("{line}"))
     }
 
     /// Tells systemd, if it asked.

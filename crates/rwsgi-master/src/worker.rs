@@ -5,15 +5,16 @@ use crate::MasterOptions;
 use crate::error::MasterError;
 use crate::logfile::{self, LogFile};
 use crate::recycle;
-use crate::scoreboard::{Recycle, Scoreboard, VARS_BYTES};
+use crate::scoreboard::{Recycle, Scoreboard, VARS_BYTES, now_ms};
 use crate::setup::{self, Start};
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::unistd::Pid;
 use rwsgi_proto::Environ;
 use rwsgi_python::{App, AppSpec, PoolSettings, RequestObserver};
 use rwsgi_route::Front;
-use rwsgi_server::{Listener, ServerConfig};
+use rwsgi_server::{Exits, Listener, ServerConfig};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A worker's exit status when a lazy app fails to load: the master stops
 /// with an error if no worker ever started (`need-app`).
@@ -40,16 +41,57 @@ pub(crate) fn run_alone(
         .flatten();
     let logs: Vec<LogFile> = start.log.take().into_iter().chain(start.request_log.take()).collect();
     logfile::watch(logs, rotate_at);
+    // A board of its own: what is running, should a stop have to cut it.
+    let who = Identity {
+        id: 0,
+        slot: 0,
+        board: Scoreboard::new(1, pool.threads)?,
+        master: nix::unistd::getpid(),
+    };
     let result = rwsgi_python::load_app(spec).map_err(MasterError::from).and_then(|app| {
-        start.log_listening();
+        // Said once the signals are handled too: a stop signal sent on
+        // seeing this line never finds the process without its handlers.
+        let listening = start.listening_lines();
         let listeners = std::mem::take(&mut start.listeners);
-        let ready = || start.notify("READY=1\nSTATUS=serving");
-        let on_quit = start.on_quit();
-        serve(listeners, app, pool, front, start.server.clone(), ready, on_quit)
+        let ready = || {
+            listening();
+            start.notify("READY=1\nSTATUS=serving");
+        };
+        let exits = Exits { report_stuck: report_stuck(who), clean_up: Box::new(start.on_quit()) };
+        let pool = PoolSettings { observer: Some(Bookkeeping::observer(options, who)), ..pool };
+        let server = ServerConfig { no_master: true, ..start.server.clone() };
+        serve(listeners, app, pool, front, server, ready, exits)
     });
     start.notify("STOPPING=1");
     start.finish();
     result
+}
+
+/// For the stop watchdog, when a graceful stop runs out of time in this
+/// process: each request still running (method, URI, for how long), then
+/// every thread's Python stack (as harakiri logs them).
+fn report_stuck(who: Identity) -> Box<dyn FnOnce() + Send> {
+    Box::new(move || {
+        let running = who.board.running_requests(who.slot);
+        for (thread, request) in &running {
+            let elapsed = now_ms().saturating_sub(request.started_ms);
+            tracing::error!(
+                "cut: {} running {:.1} s on thread {thread}",
+                request.request,
+                elapsed as f64 / 1000.0
+            );
+        }
+        tracing::error!(
+            "{} request(s) in the app (above; any other was a response still being written); \
+             the Python stacks follow",
+            running.len()
+        );
+        rwsgi_log::flush(Duration::from_millis(200));
+        if nix::sys::signal::raise(STACKS_SIGNAL).is_ok() {
+            // The stacks are written from the signal handler, at once.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
 }
 
 /// The app a forked worker serves.
@@ -108,13 +150,15 @@ pub(crate) fn run_forked(
             }
         },
     };
-    let pool = PoolSettings { observer: Bookkeeping::observer(options, who), ..pool };
+    let pool = PoolSettings { observer: Some(Bookkeeping::observer(options, who)), ..pool };
     let ready = || {
         tracing::info!("worker {} (pid {}) ready", who.id, std::process::id());
         who.board.set_ready(who.slot);
     };
-    // The master vacuums.
-    match serve(listeners, app, pool, front, server, ready, || {}) {
+    // The master vacuums, and cuts a stop that runs out of mercy (this
+    // worker's own watchdog is a second late, in case the master is gone).
+    let exits = Exits { report_stuck: report_stuck(who), clean_up: Box::new(|| {}) };
+    match serve(listeners, app, pool, front, server, ready, exits) {
         Ok(()) => std::process::exit(0),
         Err(err) => {
             tracing::error!("{err}");
@@ -157,7 +201,7 @@ fn serve(
     front: &Arc<Front>,
     server: ServerConfig,
     ready: impl FnOnce() + Send,
-    on_quit: impl FnOnce() + Send + 'static,
+    exits: Exits,
 ) -> Result<(), MasterError> {
     // Without it (no stderr to write to) the worker still serves.
     if let Err(err) = rwsgi_python::dump_stacks_on(STACKS_SIGNAL as i32) {
@@ -168,7 +212,7 @@ fn serve(
     // so a request run inline only attaches to it.
     rwsgi_python::with_python_thread_state(|| {
         let site = Arc::clone(front).with(pool.dispatch());
-        rwsgi_server::serve(listeners, site, server, ready, on_quit)
+        rwsgi_server::serve(listeners, site, server, ready, exits)
     })?;
     Ok(())
 }
@@ -213,12 +257,12 @@ fn pack_vars(environ: &Environ, shown: ShownVars, out: &mut [u8]) -> usize {
     len
 }
 
-/// A forked worker's scoreboard bookkeeping, on each Python thread.
+/// A worker's scoreboard bookkeeping, on each Python thread: the running
+/// request (for harakiri, the stats and a stop that has to cut it), the
+/// requests served and the reasons to recycle.
 #[derive(Debug)]
 struct Bookkeeping {
     who: Identity,
-    /// Record each running request (for harakiri).
-    track_requests: bool,
     /// Which of its variables the stats show.
     vars: ShownVars,
     /// `max-requests` for this worker (with its stagger).
@@ -228,17 +272,13 @@ struct Bookkeeping {
 }
 
 impl Bookkeeping {
-    /// Only when an option needs it: otherwise requests cost nothing more.
-    fn observer(options: &MasterOptions, who: Identity) -> Option<Arc<dyn RequestObserver>> {
+    fn observer(options: &MasterOptions, who: Identity) -> Arc<dyn RequestObserver> {
         let request_limit = options.max_requests.map(|max| {
             let (delta, jitter) = (options.max_requests_delta, options.max_requests_jitter);
             recycle::request_limit(max, delta, jitter, who.id, recycle::random_u64())
         });
-        let keeping = Bookkeeping {
+        Arc::new(Bookkeeping {
             who,
-            // Harakiri needs the running request; the stats server shows
-            // it, and each thread's count.
-            track_requests: options.harakiri.is_some() || options.stats.addr.is_some(),
             vars: match (&options.stats.addr, options.stats.vars_unredacted) {
                 (None, _) => ShownVars::None,
                 (Some(_), false) => ShownVars::Redacted,
@@ -246,19 +286,12 @@ impl Bookkeeping {
             },
             request_limit,
             rss_limit: options.reload_on_rss.map(|mib| mib.saturating_mul(1 << 20)),
-        };
-        let needed = keeping.track_requests
-            || keeping.request_limit.is_some()
-            || keeping.rss_limit.is_some();
-        needed.then(|| Arc::new(keeping) as Arc<dyn RequestObserver>)
+        })
     }
 }
 
 impl RequestObserver for Bookkeeping {
     fn request_started(&self, thread: usize, environ: &Environ) {
-        if !self.track_requests {
-            return;
-        }
         let mut text = [0u8; 128];
         let mut len = 0;
         let method = environ.get("REQUEST_METHOD").map_or(&b"?"[..], |m| &m[..]);
@@ -281,10 +314,8 @@ impl RequestObserver for Bookkeeping {
 
     fn request_finished(&self, thread: usize) {
         let (board, slot) = (self.who.board, self.who.slot);
-        if self.track_requests {
-            board.request_finished(slot, thread);
-            board.set_exceptions(slot, rwsgi_python::exceptions());
-        }
+        board.request_finished(slot, thread);
+        board.set_exceptions(slot, rwsgi_python::exceptions());
         let served = board.count_request(slot);
         if self.request_limit.is_some_and(|limit| served >= limit) {
             board.request_recycle(slot, Recycle::MaxRequests);

@@ -22,7 +22,7 @@ mod stream;
 pub use error::ServerError;
 pub use listener::{BindAddr, Listener, bind};
 pub use sched::prefer_batching;
-pub use serve::serve;
+pub use serve::{CUT_STATUS, Exits, serve};
 
 use rwsgi_proto::Limits;
 
@@ -114,6 +114,9 @@ pub struct ServerConfig {
     /// oldest idle keep-alive connection closes to make room; with none
     /// idle, new ones wait in the listen queue. `None`: from `ulimit -n`.
     pub max_connections: Option<usize>,
+    /// No master: SIGHUP cannot reload anything, and the log says so
+    /// (a master's workers ignore it; the master reloads them).
+    pub no_master: bool,
 }
 
 /// What the core tells of each request it answered.
@@ -161,6 +164,7 @@ impl Default for ServerConfig {
             fastcgi: ManagementValues { max_conns: 65, max_reqs: 1 },
             accept_limit: None,
             max_connections: None,
+            no_master: false,
         }
     }
 }

@@ -22,78 +22,108 @@ use tokio_util::task::TaskTracker;
 /// finish requests in flight within `shutdown_timeout`) or SIGQUIT
 /// (immediate), handing every request to `responder`. Runs a
 /// current-thread runtime on the calling thread; `ready` is called once
-/// every listener is being accepted on.
+/// every listener is being accepted on. Returns once everything in flight
+/// is done.
 ///
-/// A responder that runs application code on this thread
-/// ([`Responder::runs_inline`]) keeps the runtime from seeing signals
-/// while it does: SIGINT and SIGTERM take effect after it, and SIGQUIT is
-/// seen by a watchdog thread, which ends the process if the runtime has
-/// not stopped within [`QUIT_GRACE`], after calling `on_quit` (the
-/// clean-up the caller would have done after this returned).
+/// The runtime may not get to see a signal, or to end in time: a request
+/// running inline ([`Responder::runs_inline`]) holds its thread, and one
+/// stuck on a Python thread holds the stop. A watchdog thread sees the
+/// signals too and ends the process when the runtime has not stopped in
+/// time: after [`QUIT_GRACE`] for SIGQUIT (status 0, as asked), after
+/// `shutdown_timeout` for SIGINT and SIGTERM (status 1: requests were
+/// cut), calling [`Exits`]' hooks first.
 pub fn serve<R: Responder>(
     listeners: Vec<Listener>,
     responder: R,
     config: ServerConfig,
     ready: impl FnOnce() + Send,
-    on_quit: impl FnOnce() + Send + 'static,
+    exits: Exits,
 ) -> Result<(), ServerError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
-    let watchdog = if responder.runs_inline() { Some(QuitWatchdog::start(on_quit)?) } else { None };
+    let watchdog = StopWatchdog::start(config.shutdown_timeout, exits)?;
     let served = runtime.block_on(run(listeners, responder, config, ready));
     drop(watchdog);
     rwsgi_log::flush(Duration::from_secs(2));
     served
 }
 
+/// What the watchdog does before it ends the process.
+pub struct Exits {
+    /// Says what is still running (requests, their Python stacks) when a
+    /// graceful stop runs out of time.
+    pub report_stuck: Box<dyn FnOnce() + Send>,
+    /// The clean-up the caller would have done after [`serve`] returned
+    /// (systemd's `STOPPING=1`, `vacuum`).
+    pub clean_up: Box<dyn FnOnce() + Send>,
+}
+
+impl std::fmt::Debug for Exits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Exits")
+    }
+}
+
 /// How long SIGQUIT leaves the runtime to stop by itself before the
 /// watchdog ends the process.
 const QUIT_GRACE: Duration = Duration::from_millis(200);
 
-/// A thread with its own small runtime listening for SIGQUIT (tokio tells
-/// every runtime listening for a signal): when a request running inline
-/// keeps the main runtime from seeing it, the process exits from here, as
-/// the main runtime would have (status 0, requests cut).
-struct QuitWatchdog {
+/// The exit status of a graceful stop that had to cut requests.
+pub const CUT_STATUS: i32 = 1;
+
+/// A thread with its own small runtime listening for the stop signals
+/// (tokio tells every runtime listening for a signal).
+struct StopWatchdog {
     /// Dropped when the main runtime has stopped.
     done: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl QuitWatchdog {
-    fn start(on_quit: impl FnOnce() + Send + 'static) -> Result<QuitWatchdog, ServerError> {
+impl StopWatchdog {
+    fn start(shutdown_timeout: Duration, exits: Exits) -> Result<StopWatchdog, ServerError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(ServerError::Runtime)?;
         // Registered here, before the main runtime can be busy.
-        let mut quit =
-            runtime.block_on(async { signal(SignalKind::quit()) }).map_err(ServerError::Runtime)?;
+        let mut signals =
+            runtime.block_on(async { Signals::new() }).map_err(ServerError::Runtime)?;
         let (done, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("quit-watchdog".into())
+            .name("stop-watchdog".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    tokio::select! {
-                        _ = quit.recv() => {}
+                    let graceful = tokio::select! {
+                        graceful = signals.wait() => graceful,
                         _ = &mut stopped => return,
+                    };
+                    let grace = if graceful { shutdown_timeout } else { QUIT_GRACE };
+                    if tokio::time::timeout(grace, &mut stopped).await.is_ok() {
+                        return;
                     }
-                    if tokio::time::timeout(QUIT_GRACE, &mut stopped).await.is_err() {
+                    let status = if graceful {
+                        tracing::error!(
+                            "requests still running {grace:?} after the stop signal: cutting them"
+                        );
+                        (exits.report_stuck)();
+                        CUT_STATUS
+                    } else {
                         tracing::info!("shutting down now (the request running inline is cut)");
-                        on_quit();
-                        rwsgi_log::flush(Duration::from_millis(500));
-                        std::process::exit(0);
-                    }
+                        0
+                    };
+                    (exits.clean_up)();
+                    rwsgi_log::flush(Duration::from_millis(500));
+                    std::process::exit(status);
                 });
             })
             .map_err(ServerError::Runtime)?;
-        Ok(QuitWatchdog { done: Some(done), thread: Some(thread) })
+        Ok(StopWatchdog { done: Some(done), thread: Some(thread) })
     }
 }
 
-impl Drop for QuitWatchdog {
+impl Drop for StopWatchdog {
     fn drop(&mut self) {
         drop(self.done.take());
         if let Some(thread) = self.thread.take() {
@@ -118,19 +148,29 @@ async fn run<R: Responder>(
             AcceptLoop { ctx: Arc::clone(&ctx), stop: stop_rx.clone(), tracker: tracker.clone() };
         tracker.spawn(accept.run(listener));
     }
+    if ctx.config.no_master {
+        let mut hup = signal(SignalKind::hangup()).map_err(ServerError::Runtime)?;
+        // Not tracked: the stop does not wait for it.
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::warn!(
+                    "SIGHUP: without a master there are no workers to reload (run with \
+                     --master for graceful reloads); ignored"
+                );
+            }
+        });
+    }
     // The sockets are registered with the runtime when the accept loops
     // first run: yield once so they have.
-    tokio::task::yield_now().await;
     ready();
     let graceful = signals.wait().await;
     let _ = stop_tx.send(true);
     ctx.connections.stop();
     tracker.close();
     if graceful {
+        // Past `shutdown_timeout` the watchdog ends the process.
         tracing::info!("shutting down: finishing requests in flight (up to {shutdown_timeout:?})");
-        if tokio::time::timeout(shutdown_timeout, tracker.wait()).await.is_err() {
-            tracing::warn!("requests still running after {shutdown_timeout:?}; stopping anyway");
-        }
+        tracker.wait().await;
     } else {
         tracing::info!("shutting down now");
     }
