@@ -62,8 +62,11 @@ TESTED := RWSGI_TEST_VENV=$(abspath $(VENV)) TESTED_RWSGI=$(abspath $(VENV))/bin
 integration: test-wheel
 	$(TESTED) $(CARGO) test --test '*'
 
+# Then the shapes whose start differs for the binary (it embeds Python and
+# re-executes /proc/self/exe), against the binary.
 test: lint test-wheel
 	$(TESTED) $(CARGO) test --workspace
+	RWSGI_TEST_VENV=$(abspath $(VENV)) $(CARGO) test --test process_model --test lifecycle --test cli
 
 # Load benchmark against the peers (installed into benches/.venv): see benches/README.md.
 bench: release wheel

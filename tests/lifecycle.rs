@@ -127,7 +127,7 @@ fn run_case(shape: &str, args: &[&str], case: &Case, n: usize) -> Result<(), Str
     let graceful = case.signal != Signal::SIGQUIT;
     let (bound, want) = match (graceful, case.app.stuck()) {
         // The mercy, the stacks' grace and a margin for a loaded machine.
-        (true, true) => (Duration::from_millis(2500), Some(1)),
+        (true, true) => (Duration::from_millis(3000), Some(1)),
         (true, false) => (Duration::from_millis(1500), Some(0)),
         (false, _) => (Duration::from_millis(2000), Some(0)),
     };

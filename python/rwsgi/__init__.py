@@ -10,5 +10,7 @@ from rwsgi._rwsgi import run as _run
 
 
 def main() -> None:
-    """The ``rwsgi`` command: runs until the server stops, exits with its status."""
-    raise SystemExit(_run())
+    """The ``rwsgi`` command: runs until the server stops, then ends the
+    process with its exit status (without finalising the interpreter, as
+    the workers end)."""
+    _run()

@@ -9,6 +9,9 @@ use std::time::Instant;
 pub(crate) enum Why {
     /// The master told it to stop: its exit is expected.
     Stopped,
+    /// The master told it to stop at once (SIGQUIT): its exit is
+    /// expected, and nothing is waited for.
+    Quit,
     /// A request ran past `harakiri`: it is replaced at once.
     Harakiri,
 }
@@ -69,14 +72,16 @@ impl Life {
     /// unless it already stops by then. A harakiri in progress becomes a
     /// stop, whichever kill comes first.
     pub(crate) fn stop(&mut self, kill_at: Instant, insist: bool) -> bool {
+        let stopped = if insist { Why::Quit } else { Why::Stopped };
         match *self {
             Life::Starting | Life::Serving => {
-                *self = Life::Leaving { why: Why::Stopped, kill_at };
+                *self = Life::Leaving { why: stopped, kill_at };
                 true
             }
             Life::Leaving { why, kill_at: due } => {
                 let sooner = kill_at < due;
-                *self = Life::Leaving { why: Why::Stopped, kill_at: due.min(kill_at) };
+                let why_now = if why == Why::Quit { Why::Quit } else { stopped };
+                *self = Life::Leaving { why: why_now, kill_at: due.min(kill_at) };
                 sooner || insist || why == Why::Harakiri
             }
             Life::Cutting { .. } => false,
@@ -184,7 +189,8 @@ mod tests {
         let mut life = Life::Serving;
         assert!(life.stop(at(10), false));
         assert!(life.stop(at(11), true));
-        assert_eq!(life, Life::Leaving { why: Why::Stopped, kill_at: at(10) });
+        assert_eq!(life, Life::Leaving { why: Why::Quit, kill_at: at(10) });
+        assert_eq!(life.due(at(10), Duration::from_secs(1)), Due::Kill, "no stacks on SIGQUIT");
     }
 
     #[test]

@@ -12,9 +12,7 @@ use crate::reexec;
 use crate::scoreboard::{Answer, AnsweredBy, Counters, DURATION_BUCKETS_US, PROTOCOLS};
 use crate::scoreboard::{Recycle, Scoreboard, now_ms};
 use crate::setup::{self, Start};
-use crate::stats::{
-    QueueChange, QueueWatch, StatsServer, accept_queue, memory_of, tcp_listen_overflows,
-};
+use crate::stats::{QueueChange, QueueWatch, StatsServer, memory_of, tcp_listen_overflows};
 use crate::systemd;
 use crate::worker::{self, AppSource, Identity, NO_APP_STATUS, STACKS_SIGNAL};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -24,6 +22,7 @@ use nix::unistd::Pid;
 use rwsgi_python::{App, AppSpec, PoolSettings};
 use rwsgi_route::Front;
 use rwsgi_server::ServerConfig;
+use rwsgi_server::accept_queue;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsFd;
@@ -499,7 +498,11 @@ impl Master<'_> {
         self.start.notify("STOPPING=1");
         // The master's copies go now: once the workers close theirs, new
         // connections are refused instead of waiting in a dead backlog.
+        // The workers' are the last: each takes what is queued first.
         self.start.listeners.clear();
+        for worker in &self.workers {
+            self.board.release_listeners(worker.slot);
+        }
         self.respawns.clear();
         self.chain.clear();
         self.staged.clear();
@@ -538,6 +541,12 @@ impl Master<'_> {
 
     fn reload(&mut self, chain: bool, why: &str) {
         if self.mode != Mode::Serving {
+            return;
+        }
+        if !self.options.lazy_apps
+            && let Some(why) = reexec::unlaunchable()
+        {
+            tracing::error!("{why}: cannot re-execute the master to reload; serving on");
             return;
         }
         self.start.notify(&systemd::reloading_message());
@@ -743,7 +752,7 @@ impl Master<'_> {
     fn on_exit(&mut self, worker: Worker, how: &str, status: Option<i32>) {
         let Worker { id, pid, .. } = worker;
         match worker.life.why() {
-            Some(Why::Stopped) => {
+            Some(Why::Stopped | Why::Quit) => {
                 tracing::info!("worker {id} (pid {pid}) stopped ({how})");
                 return;
             }
@@ -801,10 +810,22 @@ impl Master<'_> {
             self.check_deadline(i, now);
             self.check_recycle(i, now);
         }
+        let shutting_down = matches!(self.mode, Mode::Shutdown { .. });
         for previous in &mut self.previous {
-            if previous.life.kill_due(now) {
-                tracing::warn!("previous worker (pid {}) still busy: killing it", previous.pid);
-                let _ = kill(previous.pid, Signal::SIGKILL);
+            match previous.life.due(now, STACKS_GRACE) {
+                Due::Nothing => {}
+                Due::Stacks => {
+                    tracing::error!(
+                        "previous worker (pid {}) still busy when its mercy ran out: killing it; \
+                         its Python stacks follow",
+                        previous.pid
+                    );
+                    let _ = kill(previous.pid, STACKS_SIGNAL);
+                    self.cut |= shutting_down;
+                }
+                Due::Kill => {
+                    let _ = kill(previous.pid, Signal::SIGKILL);
+                }
             }
         }
         self.check_touch();

@@ -37,6 +37,17 @@ pub(crate) fn launch() -> &'static Launch {
     LAUNCH.get_or_init(|| Launch::Binary)
 }
 
+/// Why a reload cannot re-execute the master now (the interpreter that
+/// started it is gone, say a virtualenv rebuilt meanwhile), if it cannot:
+/// then the master serves on rather than fail halfway through an exec.
+pub(crate) fn unlaunchable() -> Option<String> {
+    let Launch::Interpreter { executable, .. } = launch() else { return None };
+    match nix::unistd::access(executable, nix::unistd::AccessFlags::X_OK) {
+        Ok(()) => None,
+        Err(err) => Some(format!("{}: {err}", executable.display())),
+    }
+}
+
 /// Replaces this process with a fresh copy of itself (same binary, argv
 /// and start directory), handing it the listeners and the workers still
 /// serving. Only returns on failure.

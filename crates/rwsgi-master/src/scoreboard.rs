@@ -55,8 +55,10 @@ pub(crate) const VARS_BYTES: usize = (VARS_WORDS - 1) * 8;
 /// started, the text, requests run, the variables.
 const THREAD_WORDS: usize = 2 + TEXT_WORDS + VARS_WORDS;
 /// ready, recycle reason, requests served (by the app), then the
-/// counters of every answered request ([`Counters`]).
-const WORKER_WORDS: usize = 3 + COUNTER_WORDS;
+/// counters of every answered request ([`Counters`]), then whether the
+/// master has let its listeners go.
+const WORKER_WORDS: usize = 3 + COUNTER_WORDS + 1;
+const RELEASED_WORD: usize = 3 + COUNTER_WORDS;
 /// Where each of a worker's [`Counters`] is, from the first.
 const ANSWERED: usize = 0;
 const TX: usize = 1;
@@ -272,6 +274,17 @@ impl Scoreboard {
         }
     }
 
+    /// The master has closed its copies of the listeners (a shutdown, not
+    /// a reload): this worker's are the last, and it takes what is
+    /// queued before it closes them.
+    pub(crate) fn release_listeners(&self, slot: usize) {
+        self.words[self.worker_base(slot) + RELEASED_WORD].store(1, Ordering::Release);
+    }
+
+    pub(crate) fn listeners_released(&self, slot: usize) -> bool {
+        self.words[self.worker_base(slot) + RELEASED_WORD].load(Ordering::Acquire) == 1
+    }
+
     /// The app's exceptions in this worker so far (the worker's own count).
     pub(crate) fn set_exceptions(&self, slot: usize, exceptions: u64) {
         self.words[self.worker_base(slot) + 3 + EXCEPTIONS].store(exceptions, Ordering::Relaxed);
@@ -458,6 +471,8 @@ mod tests {
         assert_eq!(board.counters(1), Counters::default());
         assert!(!board.is_ready(1));
         assert_eq!((board.recycle_reason(1), board.requests(1)), (None, 0));
+        board.release_listeners(1);
+        assert!(board.listeners_released(1) && !board.listeners_released(0));
     }
 
     #[test]

@@ -41,6 +41,15 @@ pub(crate) fn run_alone(
         .flatten();
     let logs: Vec<LogFile> = start.log.take().into_iter().chain(start.request_log.take()).collect();
     logfile::watch(logs, rotate_at);
+    // The master's signals mean nothing here: they must not end the
+    // process (SIGUSR2's default) or stop it (SIGTTIN's, SIGTTOU's). SIGHUP
+    // and SIGUSR1 get their handlers once serving; until then, ignored.
+    for signal in [Signal::SIGUSR2, Signal::SIGTTIN, Signal::SIGTTOU, Signal::SIGHUP, STACKS_SIGNAL]
+    {
+        // SAFETY: SIG_IGN installs no handler code.
+        unsafe { nix::sys::signal::signal(signal, SigHandler::SigIgn) }
+            .map_err(MasterError::system("signal"))?;
+    }
     // A board of its own: what is running, should a stop have to cut it.
     let who = Identity {
         id: 0,
@@ -57,10 +66,16 @@ pub(crate) fn run_alone(
             listening();
             start.notify("READY=1\nSTATUS=serving");
         };
-        let exits = Exits { report_stuck: report_stuck(who), clean_up: Box::new(start.on_quit()) };
+        let exits = Exits {
+            last_listeners: Arc::new(|| true),
+            report_stuck: report_stuck(who),
+            clean_up: Box::new(start.on_quit()),
+        };
         let pool = PoolSettings { observer: Some(Bookkeeping::observer(options, who)), ..pool };
         let server = ServerConfig { no_master: true, ..start.server.clone() };
-        serve(listeners, app, pool, front, server, ready, exits)
+        serve(listeners, app, pool, front, server, ready, exits)?;
+        rwsgi_python::run_atexit();
+        Ok(())
     });
     start.notify("STOPPING=1");
     start.finish();
@@ -157,9 +172,19 @@ pub(crate) fn run_forked(
     };
     // The master vacuums, and cuts a stop that runs out of mercy (this
     // worker's own watchdog is a second late, in case the master is gone).
-    let exits = Exits { report_stuck: report_stuck(who), clean_up: Box::new(|| {}) };
+    let exits = Exits {
+        // A shutdown (the master let its copies go), or the master is gone.
+        last_listeners: Arc::new(move || {
+            who.board.listeners_released(who.slot) || nix::unistd::getppid() != who.master
+        }),
+        report_stuck: report_stuck(who),
+        clean_up: Box::new(|| {}),
+    };
     match serve(listeners, app, pool, front, server, ready, exits) {
-        Ok(()) => std::process::exit(0),
+        Ok(()) => {
+            rwsgi_python::run_atexit();
+            std::process::exit(0)
+        }
         Err(err) => {
             tracing::error!("{err}");
             std::process::exit(1);
@@ -176,7 +201,9 @@ fn become_worker(options: &MasterOptions, who: Identity) -> Result<(), MasterErr
         .map_err(MasterError::system("sigprocmask"))?;
     // Reload and scaling signals are the master's business: a stray one
     // (a terminal's SIGHUP to the process group) must not kill a worker.
-    for signal in [Signal::SIGHUP, Signal::SIGUSR2, Signal::SIGTTIN, Signal::SIGTTOU] {
+    // (Until the stack dumper is set up, STACKS_SIGNAL must not kill it.)
+    for signal in [Signal::SIGHUP, Signal::SIGUSR2, Signal::SIGTTIN, Signal::SIGTTOU, STACKS_SIGNAL]
+    {
         // SAFETY: SIG_IGN installs no handler code.
         unsafe { nix::sys::signal::signal(signal, SigHandler::SigIgn) }
             .map_err(MasterError::system("signal"))?;

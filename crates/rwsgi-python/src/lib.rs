@@ -33,7 +33,7 @@ mod pool;
 mod response;
 
 pub use error::BridgeError;
-pub use loader::{App, AppSpec, dump_stacks_on, load_app};
+pub use loader::{App, AppSpec, dump_stacks_on, load_app, run_atexit};
 pub use pool::{
     Dispatch, PoolSettings, PythonPool, QUEUED_PER_THREAD, RequestObserver,
     with_python_thread_state,

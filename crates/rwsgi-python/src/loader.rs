@@ -147,6 +147,18 @@ pub fn load_app(spec: &AppSpec) -> Result<App, BridgeError> {
     })
 }
 
+/// Runs the app's `atexit` handlers, as uWSGI does when a worker ends
+/// gracefully (the interpreter itself is never finalised: workers and the
+/// lone process end with `exit()`). Errors are logged.
+pub fn run_atexit() {
+    Python::attach(|py| {
+        let ran = py.import("atexit").and_then(|atexit| atexit.call_method0("_run_exitfuncs"));
+        if let Err(err) = ran {
+            tracing::error!("atexit: {}", format_traceback(py, &err));
+        }
+    });
+}
+
 fn set_env(key: &str, value: &str) {
     #[allow(unsafe_code)]
     // SAFETY: called from `load_app`, before rwsgi starts its Python threads or

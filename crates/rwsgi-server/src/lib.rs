@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+mod backlog;
 mod conn;
 mod date;
 mod error;
@@ -19,6 +20,7 @@ mod sched;
 mod serve;
 mod stream;
 
+pub use backlog::accept_queue;
 pub use error::ServerError;
 pub use listener::{BindAddr, Listener, bind};
 pub use sched::prefer_batching;

@@ -43,15 +43,25 @@ pub fn serve<R: Responder>(
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
+    // The runtime's own signal handlers first: a stop signal arriving from
+    // now on is seen by it, not only by the watchdog.
+    let signals = runtime.block_on(async { Signals::new() }).map_err(ServerError::Runtime)?;
+    let last_listeners = Arc::clone(&exits.last_listeners);
     let watchdog = StopWatchdog::start(config.shutdown_timeout, exits)?;
-    let served = runtime.block_on(run(listeners, responder, config, ready));
+    let served =
+        runtime.block_on(run(listeners, responder, config, signals, last_listeners, ready));
     drop(watchdog);
     rwsgi_log::flush(Duration::from_secs(2));
     served
 }
 
-/// What the watchdog does before it ends the process.
+/// What the stop asks of the caller (the watchdog's hooks run before it
+/// ends the process).
 pub struct Exits {
+    /// Whether this process's listeners are the last open ones, so that
+    /// closing them would reset the connections still queued: then they
+    /// are taken first. (Not in a reload, where siblings stay.)
+    pub last_listeners: Arc<dyn Fn() -> bool + Send + Sync>,
     /// Says what is still running (requests, their Python stacks) when a
     /// graceful stop runs out of time.
     pub report_stuck: Box<dyn FnOnce() + Send>,
@@ -136,16 +146,21 @@ async fn run<R: Responder>(
     listeners: Vec<Listener>,
     responder: R,
     config: ServerConfig,
+    mut signals: Signals,
+    last_listeners: Arc<dyn Fn() -> bool + Send + Sync>,
     ready: impl FnOnce() + Send,
 ) -> Result<(), ServerError> {
     let shutdown_timeout = config.shutdown_timeout;
     let ctx = Arc::new(Context::new(config, responder));
     let (stop_tx, stop_rx) = watch::channel(false);
     let tracker = TaskTracker::new();
-    let mut signals = Signals::new().map_err(ServerError::Runtime)?;
     for listener in listeners {
-        let accept =
-            AcceptLoop { ctx: Arc::clone(&ctx), stop: stop_rx.clone(), tracker: tracker.clone() };
+        let accept = AcceptLoop {
+            ctx: Arc::clone(&ctx),
+            stop: stop_rx.clone(),
+            tracker: tracker.clone(),
+            last_listeners: Arc::clone(&last_listeners),
+        };
         tracker.spawn(accept.run(listener));
     }
     if ctx.config.no_master {
@@ -160,8 +175,8 @@ async fn run<R: Responder>(
             }
         });
     }
-    // The sockets are registered with the runtime when the accept loops
-    // first run: yield once so they have.
+    // The accept loops register their sockets when first polled; `ready`
+    // means the sockets are listening (the kernel queues connections).
     ready();
     let graceful = signals.wait().await;
     let _ = stop_tx.send(true);
@@ -202,14 +217,15 @@ impl Signals {
     }
 }
 
-/// Queued connections a stopping worker still takes, at most: the most
-/// a listen queue can hold here.
-const DRAIN_AT_MOST: usize = 65_536;
+/// How long a stopping worker goes on taking queued connections, at most.
+const DRAIN_FOR: Duration = Duration::from_millis(100);
 
 struct AcceptLoop<R> {
     ctx: Arc<Context<R>>,
     stop: watch::Receiver<bool>,
     tracker: TaskTracker,
+    /// See [`Exits::last_listeners`].
+    last_listeners: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl<R: Responder> AcceptLoop<R> {
@@ -241,12 +257,13 @@ impl<R: Responder> AcceptLoop<R> {
         }
     }
 
-    /// On a graceful stop, before the listener closes: serves the
-    /// connections the kernel has already queued (their clients sent
-    /// their requests, and a load balancer would otherwise get a reset
-    /// for each), then lets the listener go, so new ones are refused and
-    /// sent elsewhere. (With several workers the socket closes with the
-    /// last one; each takes what it finds.)
+    /// On a graceful stop, before the listener closes: first shrinks its
+    /// backlog to nothing, so the kernel stops queueing new connections
+    /// (a load balancer's connect fails and it tries the next host), then
+    /// serves those already queued (their clients sent their requests,
+    /// and closing the socket over them would reset each), then lets the
+    /// listener go. For [`DRAIN_FOR`] at most. Not at all in a reload:
+    /// the socket stays open in the siblings, which take them.
     async fn drain(
         &self,
         acceptor: &Acceptor,
@@ -254,7 +271,12 @@ impl<R: Responder> AcceptLoop<R> {
         tcp: bool,
         protocol: Protocol,
     ) {
-        for _ in 0..DRAIN_AT_MOST {
+        if !(self.last_listeners)() {
+            return;
+        }
+        acceptor.stop_queueing();
+        let until = std::time::Instant::now() + DRAIN_FOR;
+        while std::time::Instant::now() < until {
             match acceptor.try_accept() {
                 Ok((socket, peer)) => self.take(socket, peer, local, tcp, protocol).await,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}

@@ -318,6 +318,14 @@ impl Acceptor {
         self.fd.async_io(Interest::READABLE, |socket| socket.accept4(flags)).await
     }
 
+    /// Makes the backlog as small as the kernel allows (`listen(0)` again:
+    /// the queue keeps what it has, a connection more at most), so that
+    /// new connections are refused or dropped while the queued ones are
+    /// taken. For every process sharing the socket.
+    pub(crate) fn stop_queueing(&self) {
+        let _ = self.fd.get_ref().listen(0);
+    }
+
     /// A connection the kernel already queued, without waiting:
     /// `WouldBlock` when there is none.
     pub(crate) fn try_accept(&self) -> io::Result<(Socket, SockAddr)> {

@@ -16,10 +16,11 @@ mod _rwsgi {
     use std::ffi::OsString;
     use std::path::PathBuf;
 
-    /// Runs rwsgi with `sys.argv` and returns its exit status. The GIL
-    /// is released meanwhile: rwsgi takes it where it runs Python.
+    /// Runs rwsgi with `sys.argv`, then ends the process with its exit
+    /// status. The GIL is released meanwhile: rwsgi takes it where it
+    /// runs Python.
     #[pyfunction]
-    fn run(py: Python<'_>) -> PyResult<u8> {
+    fn run(py: Python<'_>) -> PyResult<()> {
         let sys = py.import("sys")?;
         let argv: Vec<OsString> = sys.getattr("argv")?.extract()?;
         let executable: PathBuf = sys.getattr("executable")?.extract()?;
@@ -31,6 +32,13 @@ mod _rwsgi {
         // interpreter installs no handlers.
         // SAFETY: restores the default action; no handler code involved.
         unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
-        Ok(py.detach(|| rwsgi_cli::main(argv, launch)))
+        let status = py.detach(|| rwsgi_cli::main(argv, launch));
+        // Ended as the binary ends: Python's own output flushed, the
+        // interpreter not finalised (which would wait for the app's
+        // non-daemon threads, and run `atexit` handlers the workers
+        // already ran).
+        let _ = py.run(c"import sys\nsys.stdout.flush()\nsys.stderr.flush()", None, None);
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        std::process::exit(i32::from(status))
     }
 }
