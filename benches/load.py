@@ -45,6 +45,8 @@ import threading
 import time
 from pathlib import Path
 
+import nginx_prologue
+
 BENCHES = Path(__file__).resolve().parent
 ROOT = BENCHES.parent
 APPS = BENCHES / "apps"
@@ -640,24 +642,7 @@ def nginx_config(tmp: Path, port: int, sock: Path, upstream: Upstream) -> str:
     p = upstream.protocol
     keepalive = f"\n        keepalive {NGINX_KEEPALIVE};" if upstream.keep_conn else ""
     keep_conn = f"\n            {p}_keep_conn on;" if upstream.keep_conn else ""
-    return f"""\
-daemon off;
-master_process off;
-worker_processes 1;
-error_log {tmp}/error.log warn;
-pid {tmp}/nginx.pid;
-
-events {{
-    worker_connections 1024;
-}}
-
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+    return nginx_prologue.nginx_config(tmp, f"""\
     client_max_body_size 10m;
     client_body_buffer_size 2m;
     {p}_buffer_size 16k;
@@ -673,9 +658,7 @@ http {{
             include {params};{keep_conn}
             {p}_pass app;
         }}
-    }}
-}}
-"""
+    }}""", connections=1024)
 
 
 def nginx_version() -> str:
@@ -895,7 +878,7 @@ def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path,
                         nginx_config(tmp, port, sock, UPSTREAMS[cell.server.proxy]))
                     # nginx runs beside wrk on the load generator's core.
                     front = pin(WRK_CPU, [nginx_binary(), "-p", str(tmp), "-e",
-                                          str(tmp / "error.log"), "-c",
+                                          str(tmp / "nginx-error.log"), "-c",
                                           str(tmp / "nginx.conf")], pinning)
                     cell.server_cmd += "\n" + shlex.join(front)
                     log(f"    nginx:  {shlex.join(front)}")
@@ -960,9 +943,11 @@ def run_cell(cell: Cell, duration: float, pinning: bool, logdir: Path,
             if cgroup is not None:
                 release_cgroup(cgroup)
             if tmp is not None:
-                error_log = tmp / "error.log"
-                if error_log.exists():
-                    shutil.copyfile(error_log, logdir / f"{tag}.nginx-error.log")
+                # The proxy cells' nginx logs to nginx-error.log, the
+                # static cell's to error.log.
+                for name in ("nginx-error.log", "error.log"):
+                    if (tmp / name).exists():
+                        shutil.copyfile(tmp / name, logdir / f"{tag}.nginx-error.log")
                 shutil.rmtree(tmp, ignore_errors=True)
     if cell.failure:
         logs = [logfile]

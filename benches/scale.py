@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import nginx_prologue  # noqa: E402
 from soak import HOST, Tally, UWSGI_PARAMS, free_port, nginx_binary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,23 +146,7 @@ def nginx_config(tmp: Path, port: int, addrs: list[str]) -> str:
     upstream = upstream.replace("listen 80;", f"listen {HOST}:{port};")
     (tmp / "upstream.conf").write_text(upstream)
     (tmp / "uwsgi_params").write_text(UWSGI_PARAMS)
-    return f"""\
-daemon off;
-master_process off;
-worker_processes 1;
-error_log {tmp}/nginx-error.log warn;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    include {tmp}/upstream.conf;
-}}
-"""
+    return nginx_prologue.nginx_config(tmp, f"    include {tmp}/upstream.conf;")
 
 
 # (method, path, weight): through proxy_pass and uwsgi_pass in turn.

@@ -47,6 +47,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nginx_prologue
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 UPLOAD = bytes(random.Random(7).getrandbits(8) for _ in range(1 << 20))
@@ -100,20 +102,7 @@ fastcgi_param SERVER_NAME $server_name;
 def nginx_config(tmp: Path, port: int) -> str:
     (tmp / "uwsgi_params").write_text(UWSGI_PARAMS)
     (tmp / "fastcgi_params").write_text(FASTCGI_PARAMS)
-    return f"""\
-daemon off;
-master_process off;
-worker_processes 1;
-error_log {tmp}/nginx-error.log warn;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+    return nginx_prologue.nginx_config(tmp, f"""\
     client_max_body_size 10m;
     client_body_buffer_size 2m;
     upstream http_app {{ server unix:{tmp}/http.sock; keepalive 16; }}
@@ -135,9 +124,7 @@ http {{
             fastcgi_keep_conn on;
             fastcgi_pass fastcgi_app;
         }}
-    }}
-}}
-"""
+    }}""")
 
 
 @dataclass
