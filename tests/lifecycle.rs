@@ -23,10 +23,12 @@ enum App {
     /// A request that ends within the mercy: it must be answered.
     Finishing,
     /// Stuck in Python: sleeping (a C call that releases the GIL), in a
-    /// tight loop (holding it), in a blocking socket read.
+    /// tight loop, in a blocking socket read, in a C call that holds the
+    /// GIL.
     Sleeping,
     Spinning,
     Reading,
+    HoldingGil,
     /// Streaming a response to a client that does not read it.
     Unread,
 }
@@ -39,6 +41,7 @@ impl App {
             App::Sleeping => Some("/sleep?s=60&mark=1"),
             App::Spinning => Some("/spin?s=60&mark=1"),
             App::Reading => Some("/block-read?s=60&mark=1"),
+            App::HoldingGil => Some("/gil-sleep?s=60&mark=1"),
             App::Unread => Some("/big-stream?n=100000&size=65536"),
         }
     }
@@ -60,6 +63,7 @@ const CASES: &[Case] = &[
     Case { signal: Signal::SIGTERM, app: App::Sleeping },
     Case { signal: Signal::SIGTERM, app: App::Spinning },
     Case { signal: Signal::SIGTERM, app: App::Reading },
+    Case { signal: Signal::SIGTERM, app: App::HoldingGil },
     Case { signal: Signal::SIGTERM, app: App::Unread },
     Case { signal: Signal::SIGINT, app: App::Idle },
     Case { signal: Signal::SIGINT, app: App::Sleeping },

@@ -10,6 +10,8 @@ Paths (see `application` at the bottom):
   /spin?s=S        a tight pure-Python loop for S seconds; &mark=1 as /sleep
   /block-read?s=S  a blocking socket read nobody answers (S seconds at most);
                    &mark=1 as /sleep
+  /gil-sleep?s=S   a C call that sleeps S seconds holding the GIL (ctypes'
+                   PyDLL keeps it); &mark=1 as /sleep
   /write           uses the write() callable, then returns a list
   /file            wsgi.file_wrapper over a real file (sendfile); ?bytesio=1 over BytesIO
   /error-before    raises before start_response
@@ -196,13 +198,16 @@ def application(environ, start_response):
     if path == "/stream":
         start_response("200 OK", text)
         return (b"chunk %d\n" % i for i in range(int(query.get("n", 3))))
-    if path in ("/sleep", "/spin", "/block-read"):
+    if path in ("/sleep", "/spin", "/block-read", "/gil-sleep"):
         if query.get("mark"):
             environ["wsgi.errors"].write("sleep started\n")
             environ["wsgi.errors"].flush()
         seconds = float(query.get("s", 1))
         if path == "/sleep":
             time.sleep(seconds)
+        elif path == "/gil-sleep":
+            import ctypes
+            ctypes.PyDLL(None).sleep(int(seconds))
         elif path == "/spin":
             until = time.monotonic() + seconds
             while time.monotonic() < until:
