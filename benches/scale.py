@@ -21,8 +21,9 @@ workers stop with it), then started again.
 
 Report: requests sent, answered, failed, by phase. A failure is explained
 when it overlaps the killed host's death (a request in flight there is
-lost with it; nginx does not retry a POST it has sent); any other failure
-is a defect (exit status 1). Standard library only; reuses the soak run's
+lost with it; nginx does not retry a POST it has sent), or when it is a
+POST answered 502 while a host stops (the close race README "Scaling
+out" describes); any other failure is a defect (exit status 1). Standard library only; reuses the soak run's
 helpers.
 """
 
@@ -238,10 +239,14 @@ def run(hosts: list[Host], port: int, tmp: Path, clients: int) -> int:
         action()
         phases.append((name, started, time.monotonic(), tally.sent - sent, len(tally.failures) - failed))
 
+    stops: list[tuple[float, float]] = []
+
     def rolling_restart() -> None:
         for host in hosts:
+            stopping = time.monotonic()
             host.signal(signal.SIGTERM)
             status = host.wait_gone()
+            stops.append((stopping, time.monotonic()))
             if status != 0:
                 raise SystemExit(f"scale: {host.name} exited {status} after SIGTERM")
             host.start()
@@ -275,19 +280,30 @@ def run(hosts: list[Host], port: int, tmp: Path, clients: int) -> int:
     stop.set()
     for thread in threads:
         thread.join()
-    return report(tally, phases, kills, versions, tmp)
+    return report(tally, phases, kills, stops, versions, tmp)
 
 
-def report(tally: Tally, phases: list, kills: list, versions: set, tmp: Path) -> int:
-    explained = [f for f in tally.failures
-                 if any(kill - 0.5 <= f[1] and f[0] <= kill + KILL_WINDOW for kill in kills)]
+def report(tally: Tally, phases: list, kills: list, stops: list, versions: set, tmp: Path) -> int:
+    def during(failure, start: float, end: float) -> bool:
+        return start <= failure[1] and failure[0] <= end
+
+    at_kill = [f for f in tally.failures
+               if any(during(f, kill - 0.5, kill + KILL_WINDOW) for kill in kills)]
+    # The one race a stop leaves: a connection the kernel completes in the
+    # instant between a stopping host's last accept and its close is reset;
+    # nginx resends a GET elsewhere, not a POST it has sent (README
+    # "Scaling out"). Counted and shown, not a defect.
+    at_close = [f for f in tally.failures if f not in at_kill and f[2].startswith("POST")
+                and " 502 " in f[2] and any(during(f, start, end + 0.5) for start, end in stops)]
+    explained = at_kill + at_close
     unexplained = [f for f in tally.failures if f not in explained]
     print(f"scale-out: {HOSTS} hosts (network namespaces), rwsgi --master --processes 2 each, nginx in front")
     print(f"{'phase':<42} {'seconds':>8} {'sent':>7} {'failed':>7}")
     for name, started, ended, sent, failed in phases:
         print(f"{name:<42} {ended - started:>8.1f} {sent:>7} {failed:>7}")
     print(f"total: {tally.sent} sent, {tally.answered} answered, {len(tally.failures)} failed "
-          f"({len(explained)} at the SIGKILL, {len(unexplained)} otherwise)")
+          f"({len(at_kill)} at the SIGKILL, {len(at_close)} POSTs at a stopping host's close, "
+          f"{len(unexplained)} otherwise)")
     for protocol, (sent, answered) in sorted(tally.by_protocol.items()):
         print(f"  {protocol}: {sent} sent, {answered} answered")
     latencies = sorted(tally.latencies)
@@ -295,8 +311,10 @@ def report(tally: Tally, phases: list, kills: list, versions: set, tmp: Path) ->
         p99 = latencies[int(len(latencies) * 0.99) - 1]
         print(f"latency p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
     print(f"code versions answered: {', '.join(sorted(versions))}")
-    for failure in explained:
+    for failure in at_kill:
         print(f"  at the SIGKILL: {failure[2]}")
+    for failure in at_close:
+        print(f"  at a stopping host's close: {failure[2]}")
     for failure in unexplained:
         print(f"  UNEXPLAINED: {failure[2]}")
     if "v2" not in versions:
