@@ -113,6 +113,7 @@ impl Settings {
             argv: config.pyargv_list(),
             imports: config.import.clone(),
             mounts: mounts(loaded)?,
+            no_default_app: loaded.config.site.no_default_app,
         };
         let pool = PoolSettings {
             threads: config.threads.max(1),

@@ -129,6 +129,7 @@ pub struct SiteConfig {
     pub del_header: Vec<String>,
     pub mount: Vec<String>,
     pub manage_script_name: bool,
+    pub no_default_app: bool,
 }
 
 /// The process model's options (master, workers, recycling, privileges),

@@ -373,6 +373,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     // Several apps (mounts).
     opt("mount", List, "/PREFIX=APP", "serve APP (a .py file, or module[:callable]) for paths under /PREFIX; the longest prefix wins; repeatable"),
     opt("manage-script-name", Flag, "", "move a mount's prefix from PATH_INFO to SCRIPT_NAME"),
+    opt("no-default-app", Flag, "", "a request whose SCRIPT_NAME names no mount gets 404 instead of the default app"),
 ];
 
 /// The plugins rwsgi has built in, under the names uWSGI gives them.

@@ -36,6 +36,9 @@ pub struct AppSpec {
     /// `mount`: (prefix, app) pairs, the app a `.py`/`.wsgi` file or
     /// `module[:callable]`.
     pub mounts: Vec<(String, String)>,
+    /// `no-default-app`: a request whose `SCRIPT_NAME` names no mount is
+    /// not given to the default app.
+    pub no_default_app: bool,
 }
 
 /// The loaded WSGI callables: the default app and the mounted ones.
@@ -143,7 +146,7 @@ pub fn load_app(spec: &AppSpec) -> Result<App, BridgeError> {
         if callables.is_empty() {
             return Err(BridgeError::NoApp);
         }
-        Ok(App { callables, table: MountTable::new(default, table) })
+        Ok(App { callables, table: MountTable::new(default, table, !spec.no_default_app) })
     })
 }
 
