@@ -1,6 +1,7 @@
 //! What answers besides the app, against the real binary: static files,
 //! route rules, response headers and mounts, on HTTP, uwsgi and FastCGI
-//! directly, and behind a real nginx (`uwsgi_pass`) with curl.
+//! directly, and behind a real nginx (`proxy_pass`, `uwsgi_pass`,
+//! `fastcgi_pass`) with curl.
 
 #![allow(clippy::unwrap_used)]
 
@@ -148,6 +149,175 @@ fn static_files_on_every_protocol_with_validators_ranges_and_fall_through() {
 }
 
 #[test]
+fn every_static_option_as_the_real_binary_reads_it() {
+    let root = Docroot::new();
+    let public = root.public();
+    let base = root.dir.join("");
+    // static-map2 keeps the prefix: /media/pic.png is public/media/pic.png.
+    std::fs::create_dir_all(root.dir.join("public/media")).unwrap();
+    std::fs::write(root.dir.join("public/media/pic.png"), "png bytes").unwrap();
+    // check-static: any path, if the file is there.
+    std::fs::create_dir_all(root.dir.join("checked")).unwrap();
+    std::fs::write(root.dir.join("checked/robots.txt"), "User-agent: *\n").unwrap();
+    // static-safe: a link out of the tree, into a directory declared safe.
+    std::fs::create_dir_all(root.dir.join("shared")).unwrap();
+    std::fs::write(root.dir.join("shared/logo.txt"), "shared logo").unwrap();
+    std::os::unix::fs::symlink(root.dir.join("shared/logo.txt"), root.dir.join("public/logo.txt"))
+        .unwrap();
+    // static-gzip (a regex) and static-gzip-dir, with .br and .gz siblings.
+    std::fs::create_dir_all(root.dir.join("public/js")).unwrap();
+    std::fs::write(root.dir.join("public/js/app.min.js"), "plain js").unwrap();
+    std::fs::write(root.dir.join("public/js/app.min.js.br"), "brotli js").unwrap();
+    std::fs::write(root.dir.join("public/js/app.min.js.gz"), "gzip js").unwrap();
+    std::fs::create_dir_all(root.dir.join("public/css")).unwrap();
+    std::fs::write(root.dir.join("public/css/x.css"), "plain css").unwrap();
+    std::fs::write(root.dir.join("public/css/x.css.gz"), "gzip css").unwrap();
+    // mimefile: a type the built-in table does not know.
+    std::fs::write(root.dir.join("public/data.rwsgitest"), "custom").unwrap();
+    std::fs::write(root.dir.join("mime.types"), "# comment\napplication/x-rwsgi-test rwsgitest\n")
+        .unwrap();
+    // static-expires-mtime counts from the file's time: a fixed one.
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(root.dir.join("public/hello.txt"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let map = format!("/static={public}");
+    let map2 = format!("/media={public}");
+    let gzip_dir = format!("{public}/css/");
+    let server = Server::probe(&[
+        "--check-static",
+        &format!("{base}checked"),
+        "--static-map",
+        &map,
+        "--static-map2",
+        &map2,
+        "--static-safe",
+        &format!("{base}shared"),
+        "--static-expires",
+        r".*\.png 600",
+        "--static-expires-uri",
+        r"^/static/js/ 1200",
+        "--static-expires-mtime",
+        r".*hello\.txt 60",
+        "--static-gzip",
+        r"\.min\.js$",
+        "--static-gzip-dir",
+        &gzip_dir,
+        "--mimefile",
+        &format!("{base}mime.types"),
+    ]);
+    let robots = server.get("/robots.txt");
+    assert_eq!((robots.status, robots.text().as_str()), (200, "User-agent: *\n"), "check-static");
+    let pic = server.get("/media/pic.png");
+    assert_eq!((pic.status, pic.text().as_str()), (200, "png bytes"), "static-map2");
+    assert_eq!(pic.header("Content-Type"), Some("image/png"));
+    let logo = server.get("/static/logo.txt");
+    assert_eq!((logo.status, logo.text().as_str()), (200, "shared logo"), "static-safe");
+    assert_eq!(server.get("/static/link-out").status, 404, "a link out, not into static-safe");
+    // Expires: counted from now (within the test's own span), or from mtime.
+    let expires_in = |response: &common::Response| {
+        let at = httpdate::parse_http_date(response.header("Expires").unwrap()).unwrap();
+        at.duration_since(std::time::SystemTime::now()).unwrap_or_default().as_secs()
+    };
+    assert!((590..=600).contains(&expires_in(&pic)), "static-expires by file name");
+    let js = server.get("/static/js/app.min.js");
+    assert!((1190..=1200).contains(&expires_in(&js)), "static-expires-uri");
+    let hello = server.get("/static/hello.txt");
+    assert_eq!(hello.header("Last-Modified"), Some("Sun, 09 Sep 2001 01:46:40 GMT"));
+    assert_eq!(hello.header("Expires"), Some("Sun, 09 Sep 2001 01:47:40 GMT"), "-mtime");
+    assert_eq!(js.text(), "plain js", "no Accept-Encoding, no sibling");
+    let get_encoded = |target: &str, accept: &str| {
+        server.request(format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {accept}\r\n\r\n"
+        ))
+    };
+    let br = get_encoded("/static/js/app.min.js", "gzip, br");
+    assert_eq!((br.header("Content-Encoding"), br.text().as_str()), (Some("br"), "brotli js"));
+    assert_eq!(br.header("Content-Type"), Some("text/javascript"), "the file's type, not .br's");
+    let gz = get_encoded("/static/js/app.min.js", "gzip, br;q=0");
+    assert_eq!((gz.header("Content-Encoding"), gz.text().as_str()), (Some("gzip"), "gzip js"));
+    let css = get_encoded("/static/css/x.css", "gzip");
+    assert_eq!((css.header("Content-Encoding"), css.text().as_str()), (Some("gzip"), "gzip css"));
+    let not_covered = get_encoded("/static/app.js", "gzip");
+    assert_eq!(not_covered.header("Content-Encoding"), None, "app.js is under no gzip rule");
+    let custom = server.get("/static/data.rwsgitest");
+    assert_eq!(custom.header("Content-Type"), Some("application/x-rwsgi-test"), "mimefile");
+}
+
+#[test]
+fn every_route_action_and_subject_as_the_real_binary_reads_them() {
+    let root = Docroot::new();
+    let robots = format!("^/robots.txt$ static:{}/hello.txt", root.public());
+    let server = Server::probe(&[
+        "--route",
+        &robots,
+        "--route",
+        "^/go goto:later",
+        "--route",
+        "^/go break:500",
+        "--route-label",
+        "later",
+        "--route",
+        "^/go break:403",
+        "--route",
+        "^/team basicauth-next:Team,a:1",
+        "--route",
+        "^/team basicauth:Team,b:2",
+        "--route",
+        "^/r1$ rewrite-last:/environ",
+        "--route",
+        "^/r2$ rewrite:/environ",
+        "--route",
+        "^/environ$ addvar:ROUTED=yes",
+        "--route",
+        "^/plain delheader:Content-Type",
+        "--route",
+        "^/noted log:noted ${PATH_INFO}",
+        "--route-host",
+        r"^old\.example$ redirect:http://new.example${REQUEST_URI}",
+        "--route-qs",
+        "debug=1 break:403",
+    ]);
+    let file = server.get("/robots.txt");
+    assert_eq!((file.status, file.text().as_str()), (200, "hello static\n"), "static:");
+    assert_eq!(server.get("/go").status, 403, "goto skipped the rule before the label");
+    let as_user = |credentials: &str| {
+        server
+            .request(format!(
+                "GET /team/x HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {credentials}\r\n\r\n"
+            ))
+            .status
+    };
+    assert_eq!(as_user("YTox"), 404, "a:1, let in by the first rule");
+    assert_eq!(as_user("Yjoy"), 404, "b:2, refused by the first, let in by the second");
+    assert_eq!(as_user("YToy"), 401, "a:2");
+    assert_eq!(as_user("Yzoz"), 401, "c:3");
+    let last = server.get("/r1").json();
+    assert_eq!((last["PATH_INFO"].as_str(), last.get("ROUTED")), (Some("/environ"), None));
+    let on = server.get("/r2").json();
+    assert_eq!(
+        (on["PATH_INFO"].as_str(), on["ROUTED"].as_str()),
+        (Some("/environ"), Some("yes")),
+        "rewrite goes on through the rules, rewrite-last does not"
+    );
+    let plain = server.get("/plain");
+    assert_eq!((plain.status, plain.header("Content-Type")), (404, None), "delheader:");
+    assert_eq!(server.get("/noted").status, 404);
+    assert!(server.log_contains("noted /noted"), "log: {}", server.log());
+    let moved = server.request("GET /path?q=1 HTTP/1.1\r\nHost: old.example\r\n\r\n");
+    assert_eq!(
+        (moved.status, moved.header("Location")),
+        (302, Some("http://new.example/path?q=1")),
+        "route-host"
+    );
+    assert_eq!(server.get("/environ?debug=1").status, 403, "route-qs");
+    assert_eq!(server.get("/environ?debug=0").status, 200);
+}
+
+#[test]
 fn hostile_paths_over_raw_http_never_leave_the_directory() {
     let root = Docroot::new();
     let map = format!("/static={}", root.public());
@@ -195,7 +365,7 @@ fn routes_on_every_protocol() {
                 "--add-header",
                 "X-Frame-Options: DENY",
                 "--del-header",
-                "X-Probe",
+                "Content-Type",
             ],
         ]
         .concat(),
@@ -229,6 +399,7 @@ fn routes_on_every_protocol() {
     assert_eq!(environ["QUERY_STRING"], "post=42&ref=home");
     assert_eq!(rewritten.header("X-Routed"), Some("/environ"));
     assert_eq!(rewritten.header("X-Frame-Options"), Some("DENY"));
+    assert_eq!(rewritten.header("Content-Type"), None, "del-header took the app's");
     server.get("/quiet");
     server.get("/environ");
     assert!(server.wait_request_logged("GET", "/environ"));
@@ -272,6 +443,72 @@ fn mounts_choose_the_app_by_prefix() {
     assert_eq!(server.uwsgi_get("/other").status, 404);
 }
 
+/// One app per mount, named by module: each answers with its own name
+/// and what it was given.
+fn write_named_apps(dir: &TempDir) {
+    std::fs::write(
+        dir.join("named_apps.py"),
+        "def answer(name):\n\
+         \x20   def app(environ, start_response):\n\
+         \x20       start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+         \x20       return [('%s %s %s' % (name, environ['SCRIPT_NAME'], environ['PATH_INFO'])).encode()]\n\
+         \x20   return app\n\
+         shop = answer('shop')\n\
+         blog = answer('blog')\n\
+         application = answer('main')\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn mounted_modules_are_apps_of_their_own_and_no_default_app_keeps_to_them() {
+    let dir = TempDir::new("mounts");
+    write_named_apps(&dir);
+    let python_path = dir.join("");
+    let mount_args = |extra: &[&'static str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--uwsgi-socket",
+            "127.0.0.1:0",
+            "--pythonpath",
+            &python_path,
+            "--module",
+            "named_apps",
+            "--mount",
+            "/shop=named_apps:shop",
+            "--mount",
+            "/blog=named_apps:blog",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let answer = |server: &Server, script_name: &str| {
+        let mut vars = common::nginx_vars("GET", &format!("{script_name}/page"));
+        common::set_var(&mut vars, "SCRIPT_NAME", script_name);
+        common::set_var(&mut vars, "PATH_INFO", "/page");
+        let got = server.uwsgi(common::uwsgi_packet(&vars, b""));
+        (got.status, got.text())
+    };
+    let args = mount_args(&[]);
+    let server = Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(answer(&server, "/shop"), (200, "shop /shop /page".into()));
+    assert_eq!(answer(&server, "/blog"), (200, "blog /blog /page".into()));
+    assert_eq!(answer(&server, ""), (200, "main  /page".into()));
+    assert_eq!(
+        answer(&server, "/elsewhere"),
+        (200, "main /elsewhere /page".into()),
+        "a SCRIPT_NAME no mount takes falls back to the default app, as in uWSGI"
+    );
+    let args = mount_args(&["--no-default-app"]);
+    let strict = Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(answer(&strict, "/shop"), (200, "shop /shop /page".into()));
+    assert_eq!(answer(&strict, ""), (200, "main  /page".into()), "the default app's own mount");
+    assert_eq!(answer(&strict, "/elsewhere").0, 404);
+    assert!(strict.log_contains("no app is mounted there"), "{}", strict.log());
+}
+
 #[test]
 fn what_cannot_work_stops_rwsgi_at_start_naming_it() {
     for (args, says) in [
@@ -292,57 +529,73 @@ fn what_cannot_work_stops_rwsgi_at_start_naming_it() {
 }
 
 #[test]
-fn static_files_and_routes_behind_nginx_uwsgi_pass() {
+fn static_files_routes_and_mounts_behind_nginx_on_every_pass() {
     if !tools() {
         return;
     }
     let root = Docroot::new();
     let map = format!("/static={}", root.public());
-    let server = Server::start(&[
-        "--uwsgi-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        PROBE,
-        "--static-map",
-        &map,
-        "--route",
-        "^/old/(.*)$ redirect:/new/$1",
-        "--route",
-        "^/private basicauth:Private,u:p",
-        "--mount",
-        &format!("/shop={PROBE}"),
-        "--manage-script-name",
-    ]);
-    let nginx = Nginx::start(&format!(
-        "server {{\nlisten 127.0.0.1:@PORT@;\n{COMMON}\
-         location / {{ include /etc/nginx/uwsgi_params; uwsgi_pass {}; }}\n}}\n",
-        server.uwsgi_addr(0)
-    ));
-    let file = curl(&[&nginx.url("/static/hello.txt")]);
-    assert_eq!((file.status, file.text().as_str()), (200, "hello static\n"));
-    assert_eq!(file.header("Content-Type"), Some("text/plain"));
-    let etag = file.header("ETag").unwrap().to_string();
-    let cached = curl(&["-H", &format!("If-None-Match: {etag}"), &nginx.url("/static/hello.txt")]);
-    assert_eq!(cached.status, 304);
-    let part = curl(&["-H", "Range: bytes=0-4", &nginx.url("/static/hello.txt")]);
-    assert_eq!((part.status, part.text().as_str()), (206, "hello"));
-    let head = curl(&["-I", &nginx.url("/static/hello.txt")]);
-    assert_eq!((head.status, head.header("Content-Length")), (200, Some("13")));
-    let redirect = curl(&[&nginx.url("/old/x")]);
-    assert_eq!((redirect.status, redirect.header("Location")), (302, Some("/new/x")));
-    assert_eq!(curl(&[&nginx.url("/private/x")]).status, 401);
-    assert_eq!(
-        curl(&["-u", "u:p", &nginx.url("/private/x")]).status,
-        404,
-        "let through to the app"
+    let server = Server::start(
+        &[
+            &EVERY_PROTOCOL[..],
+            &[
+                "--wsgi-file",
+                PROBE,
+                "--static-map",
+                &map,
+                "--route",
+                "^/old/(.*)$ redirect:/new/$1",
+                "--route",
+                "^/private basicauth:Private,u:p",
+                "--mount",
+                &format!("/shop={PROBE}"),
+                "--manage-script-name",
+            ],
+        ]
+        .concat(),
     );
-    let app = curl(&[&nginx.url("/static/missing.txt")]);
-    assert!(app.text().starts_with("not found: "), "fell through to the app");
-    let mounted = curl(&[&nginx.url("/shop/environ")]).json();
-    assert_eq!(
-        (mounted["SCRIPT_NAME"].as_str(), mounted["PATH_INFO"].as_str()),
-        (Some("/shop"), Some("/environ"))
-    );
+    let passes = [
+        format!(
+            "proxy_pass http://{}; proxy_http_version 1.1; proxy_set_header Connection \"\";",
+            server.http_addr(0)
+        ),
+        format!("include /etc/nginx/uwsgi_params; uwsgi_pass {};", server.uwsgi_addr(0)),
+        format!("include /etc/nginx/fastcgi_params; fastcgi_pass {};", server.fastcgi_addr(0)),
+    ];
+    for pass in passes {
+        let nginx = Nginx::start(&format!(
+            "server {{\nlisten 127.0.0.1:@PORT@;\n{COMMON}location / {{ {pass} }}\n}}\n"
+        ));
+        let file = curl(&[&nginx.url("/static/hello.txt")]);
+        assert_eq!((file.status, file.text().as_str()), (200, "hello static\n"), "{pass}");
+        assert_eq!(file.header("Content-Type"), Some("text/plain"), "{pass}");
+        let etag = file.header("ETag").unwrap().to_string();
+        let cached =
+            curl(&["-H", &format!("If-None-Match: {etag}"), &nginx.url("/static/hello.txt")]);
+        assert_eq!(cached.status, 304, "{pass}");
+        let part = curl(&["-H", "Range: bytes=0-4", &nginx.url("/static/hello.txt")]);
+        assert_eq!((part.status, part.text().as_str()), (206, "hello"), "{pass}");
+        let head = curl(&["-I", &nginx.url("/static/hello.txt")]);
+        assert_eq!((head.status, head.header("Content-Length")), (200, Some("13")), "{pass}");
+        let large = curl(&[&nginx.url("/static/app.js")]);
+        assert_eq!((large.status, large.body.len()), (200, 4096), "{pass}");
+        let redirect = curl(&[&nginx.url("/old/x")]);
+        assert_eq!((redirect.status, redirect.header("Location")), (302, Some("/new/x")), "{pass}");
+        assert_eq!(curl(&[&nginx.url("/private/x")]).status, 401, "{pass}");
+        assert_eq!(
+            curl(&["-u", "u:p", &nginx.url("/private/x")]).status,
+            404,
+            "{pass}: let through to the app"
+        );
+        let app = curl(&[&nginx.url("/static/missing.txt")]);
+        assert!(app.text().starts_with("not found: "), "{pass}: fell through to the app");
+        let mounted = curl(&[&nginx.url("/shop/environ")]).json();
+        assert_eq!(
+            (mounted["SCRIPT_NAME"].as_str(), mounted["PATH_INFO"].as_str()),
+            (Some("/shop"), Some("/environ")),
+            "{pass}"
+        );
+    }
 }
 
 #[test]
