@@ -1,11 +1,11 @@
 //! How loaded a worker is, in the two ways that decide whether it accepts:
 //!
-//! - **Python work** ([`Load`]): requests whose app is running, or ready
-//!   to run. With sibling workers on the same sockets, a worker whose
-//!   Python threads are all taken stops accepting, so an idle sibling
+//! - **Responder work** ([`Load`]): requests whose responder (the Python
+//!   app) is running, or ready to run. With sibling workers on the same
+//!   sockets, a worker whose responder threads are all taken stops accepting, so an idle sibling
 //!   serves new connections ([`crate::ServerConfig::accept_limit`]).
 //!   Connections that only wait (for a head, a body, the next request, a
-//!   slow reader) are not Python work: any number of them leave accepting
+//!   slow reader) are not responder work: any number of them leave accepting
 //!   alone.
 //! - **Open connections** ([`Connections`]): memory. At
 //!   `worker-connections` the oldest idle keep-alive connection is closed
@@ -43,7 +43,7 @@ impl Load {
     }
 }
 
-/// One request's Python work (see [`Load::enter`]).
+/// One request's responder work (see [`Load::enter`]).
 #[derive(Debug)]
 pub(crate) struct Active(Arc<Load>);
 

@@ -1,9 +1,10 @@
-//! Scheduling policy: let the I/O thread and the Python threads batch.
+//! Scheduling policy: let the I/O thread and the responder's threads batch.
 //!
-//! Every request crosses from the I/O thread to a Python thread and back.
+//! Every request crosses from the I/O thread to a responder thread (the
+//! Python app's) and back.
 //! When they share a core (always so under load), a woken thread normally
 //! preempts the running one at once: the I/O thread wakes for one response,
-//! writes it, sleeps, and the Python thread resumes — two context switches
+//! writes it, sleeps, and the responder thread resumes — two context switches
 //! per request, a third of the CPU on a hello-world load (measured with
 //! `perf`). Under `SCHED_BATCH` a woken thread does not preempt the running
 //! one, so each side drains its whole queue before yielding: measured on

@@ -310,17 +310,17 @@ impl<R: Responder> AcceptLoop<R> {
 
     /// Waits while the worker cannot take one more connection: at
     /// `worker-connections` with no idle connection to close for it, or,
-    /// with siblings, while its Python threads are all taken
+    /// with siblings, while its responder's threads are all taken
     /// (`accept_limit`). False when the server stops meanwhile.
     async fn room_for_more(&mut self) -> bool {
         let connections = &self.ctx.connections;
-        let python = async {
+        let responder_free = async {
             if let (Some(load), Some(limit)) = (&self.ctx.load, self.ctx.config.accept_limit) {
                 load.below(limit).await;
             }
         };
         tokio::select! {
-            () = async { connections.room().await; python.await } => true,
+            () = async { connections.room().await; responder_free.await } => true,
             _ = self.stop.changed() => false,
         }
     }

@@ -59,7 +59,7 @@ impl<R> Context<R> {
         Context { config, responder, load, connections: Arc::new(Connections::new(limit)) }
     }
 
-    /// Counts a request's Python work, if anyone is counting.
+    /// Counts a request's responder work, if anyone is counting.
     fn enter(&self) -> Option<Active> {
         self.load.as_ref().map(Load::enter)
     }

@@ -66,10 +66,10 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     pub(super) async fn exchange(&mut self, exchange: &mut Exchange<C::Head>) {
         let Exchange { head, plan, source, outcome, captured, .. } = exchange;
         let expects_continue = head.expects_continue();
-        // From here to its last event the request is Python work: it counts
+        // From here to its last event the request is the responder's work: it counts
         // toward the worker being full (`accept_limit`); waiting for its
         // head or body did not, and writing what is left will not.
-        let python = self.ctx.enter();
+        let working = self.ctx.enter();
         // Built once the body is in: a request waiting for it holds no environ.
         let mut environ = Environ::with_capacity(32);
         head.write_environ(&self.wire.info, &mut environ);
@@ -166,7 +166,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         // client is gone.
         drop(replies);
         plan.stop_answering();
-        drop(python);
+        drop(working);
         outcome.body_done = plan.done || outcome.aborted;
         outcome.continue_pending = expects_continue && !asked_continue;
     }
