@@ -133,6 +133,40 @@ fn config_errors_are_one_line_naming_the_source() {
     );
 }
 
+/// The README's example: problems of every kind, from a file, the
+/// environment and flags, all in one run, after the warnings.
+#[test]
+fn every_problem_of_a_run_is_reported_at_once() {
+    let dir = TempDir::new("cfg");
+    let ini = write(
+        &dir,
+        "app.ini",
+        "[uwsgi]\nsocket = :99999\nlisten = -3\nvaccum = true\n[broken\nthreads = -2\n\
+         https-socket = :443\n",
+    );
+    let out = run_rwsgi(
+        &["--ini", &ini, "--http-socket", "127.0.0.1:99999", "--proccesses", "2"],
+        &[("UWSGI_LISTEN", "99999999999")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = out.stderr_lines();
+    let expected = [
+        format!("rwsgi: warning: {ini}:4: vaccum is no option: did you mean vacuum?"),
+        "rwsgi: unknown option --proccesses (did you mean --processes?)".to_string(),
+        format!("rwsgi: {ini}:5: a section header is [name]"),
+        format!("rwsgi: {ini}:3: listen \"-3\": want a whole number"),
+        format!("rwsgi: {ini}:6: threads \"-2\": want a whole number"),
+        format!("rwsgi: {ini}:7: https-socket is not supported"),
+        "rwsgi: env UWSGI_LISTEN: listen \"99999999999\": at most 4294967295".to_string(),
+        "rwsgi: flag --http-socket: http-socket \"127.0.0.1:99999\": port \"99999\"".to_string(),
+        format!("rwsgi: {ini}:2: socket \":99999\": port \"99999\" is not a number"),
+    ];
+    assert_eq!(lines.len(), expected.len(), "{}", out.stderr);
+    for (line, start) in lines.iter().zip(&expected) {
+        assert!(line.starts_with(start.as_str()), "{line:?} should start {start:?}");
+    }
+}
+
 #[test]
 fn an_address_that_cannot_be_bound_names_option_address_and_line() {
     let dir = TempDir::new("cfg");

@@ -41,7 +41,7 @@ pub fn main(args: Vec<OsString>, launch: Launch) -> u8 {
         .collect();
     let loaded = match invocation.load(&vars, rwsgi_master::is_reexec()) {
         Ok(loaded) => loaded,
-        Err(err) => return fail(&err.to_string()),
+        Err(err) => return fail_config(err),
     };
     // Colours only on a terminal that stays one: not into a log file.
     let process = &loaded.config.process;
@@ -85,9 +85,28 @@ pub fn main(args: Vec<OsString>, launch: Launch) -> u8 {
     }
 }
 
+/// Prints `text` on stdout; a reader that went away (`| head`) is no error.
 fn print_and_succeed(text: &str) -> u8 {
-    print!("{text}");
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     0
+}
+
+/// A config that cannot be served, reported whole: its warnings, then
+/// every problem found, the socket addresses' among them when the rest
+/// could be read.
+fn fail_config(err: rwsgi_config::ConfigError) -> u8 {
+    let mut lines = err.lines();
+    if let rwsgi_config::ConfigError::Invalid { warnings, partial, .. } = &err {
+        for warning in warnings {
+            eprintln!("rwsgi: warning: {warning}");
+        }
+        if let Some(Err(more)) = partial.as_deref().map(Settings::new) {
+            lines.extend(more.lines().map(str::to_string));
+        }
+    }
+    fail(&lines.join("\n"))
 }
 
 /// A config error: one line on stderr per problem, exit status 1.

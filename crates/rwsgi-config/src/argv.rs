@@ -33,6 +33,8 @@ pub struct Invocation {
     pub print_config: bool,
     /// `--check-config`: validate and exit.
     pub check_config: bool,
+    /// Unknown flags: reported with every other problem of the run.
+    unknown: Vec<ConfigError>,
 }
 
 /// Parses the arguments after the program name.
@@ -49,7 +51,21 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, C
     let mut invocation = Invocation::default();
     while let Some(arg) = args.next() {
         let arg = arg?;
-        let Some((spec, typed, inline)) = split_flag(&arg)? else {
+        let flag = match split_flag(&arg) {
+            Err(unknown @ ConfigError::UnknownFlag { .. }) => {
+                // Its value, if it has one, goes with it.
+                if args.peek().is_some_and(|next| {
+                    next.as_ref()
+                        .is_ok_and(|next| !next.starts_with('-') && Format::of_path(next).is_none())
+                }) {
+                    args.next();
+                }
+                invocation.unknown.push(unknown);
+                continue;
+            }
+            other => other?,
+        };
+        let Some((spec, typed, inline)) = flag else {
             let format = Format::of_path(&arg)
                 .ok_or_else(|| ConfigError::UnexpectedArgument(arg.clone()))?;
             let option = match format {
@@ -151,7 +167,8 @@ impl Invocation {
         for (key, value, at) in self.args {
             reader.feed(&key, value, at, Layer::Flag);
         }
-        let (items, referenced, diag) = reader.finish();
+        let (items, referenced, mut diag) = reader.finish();
+        diag.errors.splice(0..0, self.unknown);
         config::resolve(items, referenced, diag, &getenv)
     }
 }

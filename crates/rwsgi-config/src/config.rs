@@ -384,10 +384,31 @@ pub(crate) fn resolve(
             }
         }
     }
-    let warnings = diag.into_result()?;
-    let config: Config =
-        figment.extract().map_err(|err| ConfigError::Extract(extract_error(&err)))?;
-    Ok(Loaded { config, pending, routes, warnings, prints, gets, exit, figment })
+    // Built even when some values are bad (they are left out), so a later
+    // check can add its own problems to the same report.
+    let extracted = figment.extract::<Config>();
+    let loaded = |config, warnings| Loaded {
+        config,
+        pending,
+        routes,
+        warnings,
+        prints,
+        gets,
+        exit,
+        figment,
+    };
+    match (diag.into_result(), extracted) {
+        (Ok(warnings), Ok(config)) => Ok(loaded(config, warnings)),
+        (Ok(_), Err(err)) => Err(ConfigError::Extract(extract_error(&err))),
+        (Err(ConfigError::Invalid { errors, warnings, .. }), Ok(config)) => {
+            Err(ConfigError::Invalid {
+                errors,
+                warnings,
+                partial: Some(Box::new(loaded(config, Vec::new()))),
+            })
+        }
+        (Err(invalid), _) => Err(invalid),
+    }
 }
 
 /// figment's error, led by the source it names.

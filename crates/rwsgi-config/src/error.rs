@@ -1,5 +1,6 @@
 //! Where a value came from, and everything that can be wrong with one.
 
+use crate::config::Loaded;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -66,9 +67,22 @@ pub enum ConfigError {
     UnexpectedArgument(String),
     #[error("{0}")]
     Extract(String),
-    /// Every problem found in one run, one per line.
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Several(Vec<ConfigError>),
+    /// Every problem found in one run, one per line; with the warnings
+    /// the run deserved, and the config as read without the bad values
+    /// (when one could be built), so a later check (the socket addresses)
+    /// can add its problems to the same report.
+    #[error("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid { errors: Vec<ConfigError>, warnings: Vec<String>, partial: Option<Box<Loaded>> },
+}
+
+impl ConfigError {
+    /// Each problem, one line each (an [`ConfigError::Invalid`] holds several).
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ConfigError::Invalid { errors, .. } => errors.iter().map(ToString::to_string).collect(),
+            other => vec![other.to_string()],
+        }
+    }
 }
 
 /// What reading a config found: errors (all of them, not only the first)
@@ -90,12 +104,10 @@ impl Diagnostics {
 
     /// `Ok` with the warnings if nothing was wrong; else every error.
     pub(crate) fn into_result(self) -> Result<Vec<String>, ConfigError> {
-        let mut errors = self.errors;
-        match errors.len() {
-            0 => Ok(self.warnings),
-            1 => Err(errors.remove(0)),
-            _ => Err(ConfigError::Several(errors)),
+        if self.errors.is_empty() {
+            return Ok(self.warnings);
         }
+        Err(ConfigError::Invalid { errors: self.errors, warnings: self.warnings, partial: None })
     }
 }
 

@@ -240,11 +240,17 @@ fn every_problem_of_a_run_is_reported_at_once() {
     let (_dir, ini, loaded) = load_ini(
         "[uwsgi]\nthreads = -2\n[broken\nhttps-socket = :443,cert,key\nchmod-socket = 999\n\
          env = NOEQUALS\nsocket\nemperor = /etc/vassals\n",
-        &["--listen", "-5"],
+        &["--listen", "-5", "--proccesses", "2", "--vaccum"],
     );
-    let err = loaded.unwrap_err().to_string();
+    let err = loaded.unwrap_err();
+    let ConfigError::Invalid { partial, .. } = &err else { panic!("{err:?}") };
+    let partial = partial.as_deref().expect("the rest of the config, for later checks");
+    assert_eq!(partial.config.listen, 1024, "a bad value is left out");
+    let err = err.to_string();
     let lines: Vec<&str> = err.lines().collect();
     let want = [
+        "unknown option --proccesses (did you mean --processes?)".to_string(),
+        "unknown option --vaccum (did you mean --vacuum?)".to_string(),
         format!("{ini}:3: a section header is [name]"),
         format!("{ini}:2: threads \"-2\": want a whole number, at least 0"),
         format!("{ini}:4: https-socket is not supported: rwsgi does not terminate TLS"),
