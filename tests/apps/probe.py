@@ -207,7 +207,11 @@ def application(environ, start_response):
             time.sleep(seconds)
         elif path == "/gil-sleep":
             import ctypes
-            ctypes.PyDLL(None).sleep(int(seconds))
+            # sleep(3) returns early, with what is left, when a signal
+            # lands on this thread: sleep that too, still holding the GIL.
+            left = int(seconds)
+            while left:
+                left = ctypes.PyDLL(None).sleep(left)
         elif path == "/spin":
             until = time.monotonic() + seconds
             while time.monotonic() < until:
