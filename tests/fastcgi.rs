@@ -744,9 +744,9 @@ fn abort_before_the_params_end_never_runs_the_app() {
 
 #[test]
 fn abort_mid_body_fails_the_apps_read() {
-    let server = fcgi_probe(&[]);
+    // Without post-buffering: the app runs and reads the body itself.
+    let server = fcgi_probe(&["--post-buffering", "0"]);
     let mut conn = server.fastcgi_conn();
-    // Over post-buffering: the app runs and reads the body itself.
     conn.send(fcgi_begin(1, FCGI_RESPONDER, FCGI_KEEP_CONN));
     conn.send(fcgi_params(1, &post_params("/read-record?tag=mid", 2_000_000)));
     conn.send(fcgi_record(FCGI_STDIN, 1, &pattern(30_000)));
@@ -829,6 +829,8 @@ fn abort_while_the_app_runs_always_sends_end_request() {
     assert!(seen.iter().any(|o| o.starts_with("closed after")), "close() not called: {seen:?}");
     // An app reading a body that was not all read when its response started
     // (the connection may then close even with KEEP_CONN): END_REQUEST first.
+    // Without post-buffering, so the app runs before its body is in.
+    let server = fcgi_probe(&["--post-buffering", "0"]);
     for (flags, must_close) in [(FCGI_KEEP_CONN, false), (0, true)] {
         let mut bytes = fcgi_begin(1, FCGI_RESPONDER, flags);
         bytes.extend(fcgi_params(1, &post_params("/read-lazy?tag=lazy", 2_000_000)));
@@ -1358,7 +1360,7 @@ fn stdin_never_ended_times_out_and_the_app_does_not_see_it_complete() {
 
 #[test]
 fn client_closing_mid_body_fails_the_apps_read() {
-    let server = fcgi_probe(&[]);
+    let server = fcgi_probe(&["--post-buffering", "0"]);
     let mut conn = server.fastcgi_conn();
     conn.send(fcgi_begin(1, FCGI_RESPONDER, 0));
     conn.send(fcgi_params(1, &post_params("/read-record?tag=gone", 2_000_000)));

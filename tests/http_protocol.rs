@@ -150,24 +150,33 @@ fn chunk_extensions_and_trailers_are_accepted() {
     assert_eq!((response.status, response.text().as_str()), (200, "hello world"));
 }
 
+/// Over `post-buffering` a body is kept in a temporary file before the
+/// app runs; with `post-buffering = 0` it streams as it comes. Either way
+/// every read method gets it whole, framed by length or chunked.
 #[test]
-fn content_length_body_over_post_buffering_streams() {
-    let server = Server::probe(&["--post-buffering", "1024"]);
+fn a_body_over_post_buffering_reads_alike_spooled_or_streamed() {
     let body = pattern(100_000);
-    for via in ["read", "chunks", "readline"] {
-        let mut conn = server.conn();
-        let head = format!(
-            "POST /echo?via={via} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        conn.send(head.as_bytes());
-        conn.send(&body);
-        let response = conn.read_response();
-        assert_eq!(response.status, 200, "via={via}");
-        assert_eq!(response.header("x-length"), Some("100000"), "via={via}");
-        assert!(response.body == body, "via={via}: body differs");
-        conn.send(GET_CLOSING);
-        assert_eq!(conn.read_response().text(), "ab");
+    for post_buffering in ["1024", "0"] {
+        let server = Server::probe(&["--post-buffering", post_buffering]);
+        for via in ["read", "chunks", "readline", "iter", "readlines"] {
+            let what = format!("post-buffering {post_buffering}, via={via}");
+            let mut conn = server.conn();
+            let head = format!(
+                "POST /echo?via={via} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            conn.send(head.as_bytes());
+            conn.send(&body);
+            let response = conn.read_response();
+            assert_eq!(response.status, 200, "{what}");
+            assert_eq!(response.header("x-length"), Some("100000"), "{what}");
+            assert!(response.body == body, "{what}: body differs");
+            conn.send(GET_CLOSING);
+            assert_eq!(conn.read_response().text(), "ab");
+            let pieces: Vec<&[u8]> = body.chunks(7_001).collect();
+            let response = echo_chunked(&server, via, &chunked(&pieces));
+            assert!(response.body == body, "{what}, chunked: body differs");
+        }
     }
 }
 

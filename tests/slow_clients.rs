@@ -1,6 +1,6 @@
 //! No crowd of waiting clients stalls rwsgi, in any process shape: 1,000
-//! connections of each kind that waits (a partial head, a stalled body, a
-//! uwsgi header alone, a FastCGI BEGIN_REQUEST alone, idle keep-alive, a
+//! connections of each kind that waits (a partial head, a stalled body
+//! within `post-buffering` and one beyond it, a uwsgi header alone, a FastCGI BEGIN_REQUEST alone, idle keep-alive, a
 //! client that never reads a large response) are open while a normal
 //! request on each protocol is answered within 100 ms, and the same
 //! workers serve on afterwards. Also: `worker-connections` closes the
@@ -28,7 +28,8 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 fn raise_fd_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    let needed = (CROWD * 2 + 256) as u64;
+    // A socket each here; there, a socket each and a file for a spooled body.
+    let needed = (CROWD * 3 + 256) as u64;
     assert!(hard >= needed, "ulimit -Hn is {hard}: these tests need {needed} descriptors");
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
 }
@@ -38,15 +39,18 @@ fn raise_fd_limit() {
 enum Waiting {
     PartialHead,
     StalledBody,
+    /// Longer than `post-buffering`: kept in a file as it comes.
+    StalledUpload,
     UwsgiHeaderOnly,
     FastcgiBeginOnly,
     IdleKeepAlive,
     NeverReads,
 }
 
-const KINDS: [Waiting; 6] = [
+const KINDS: [Waiting; 7] = [
     Waiting::PartialHead,
     Waiting::StalledBody,
+    Waiting::StalledUpload,
     Waiting::UwsgiHeaderOnly,
     Waiting::FastcgiBeginOnly,
     Waiting::IdleKeepAlive,
@@ -63,6 +67,11 @@ impl Waiting {
             Waiting::StalledBody => (
                 server.http_addr(0),
                 b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nfirst bytes"
+                    .to_vec(),
+            ),
+            Waiting::StalledUpload => (
+                server.http_addr(0),
+                b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000000\r\n\r\nfirst bytes"
                     .to_vec(),
             ),
             Waiting::UwsgiHeaderOnly => (server.uwsgi_addr(0), uwsgi_header(0, 200, 0).to_vec()),

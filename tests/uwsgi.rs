@@ -640,10 +640,26 @@ fn content_length_over_limit_post_is_413_before_the_body() {
     assert!(records.is_empty(), "the app ran for a body over limit-post: {records:?}");
 }
 
-// U11 without a limit: streamed, nothing allocated up front.
+// U11 without a limit: kept in a file as it comes (nothing allocated up
+// front), and the app never sees a body that did not arrive.
 #[test]
-fn huge_content_length_is_streamed() {
+fn huge_content_length_is_spooled_as_it_comes_and_never_reaches_the_app() {
     let server = uwsgi_probe(&[]);
+    let mut conn = server.uwsgi_conn();
+    let mut vars = post_vars("/read-record?tag=huge", 0);
+    set_var(&mut vars, "CONTENT_LENGTH", "1000000000000");
+    conn.send(uwsgi_packet(&vars, b"some"));
+    assert!(conn.still_open_after(Duration::from_millis(300)));
+    drop(conn);
+    assert_still_serving(&server);
+    assert!(read_records(&server).iter().all(|(tag, _)| tag != "huge"), "the app ran");
+}
+
+// U11 without a limit and without post-buffering: streamed, nothing
+// allocated up front.
+#[test]
+fn huge_content_length_is_streamed_without_post_buffering() {
+    let server = uwsgi_probe(&["--post-buffering", "0"]);
     let mut conn = server.uwsgi_conn();
     let mut vars = post_vars("/read-record?tag=huge", 0);
     set_var(&mut vars, "CONTENT_LENGTH", "1000000000000");
@@ -734,8 +750,8 @@ fn send_part_and_close(server: &Server, target: &str, content_length: usize) -> 
 // U9
 #[test]
 fn client_closing_mid_body_fails_the_apps_read() {
-    let server = uwsgi_probe(&[]);
-    // Over post-buffering (1 MiB), so the app runs and reads the body itself.
+    // Without post-buffering, so the app runs and reads the body itself.
+    let server = uwsgi_probe(&["--post-buffering", "0"]);
     let peer = send_part_and_close(&server, "/read-record?tag=early", 2_000_000);
     let outcome = || read_records(&server).into_iter().find(|(tag, _)| tag == "early");
     assert!(wait_until(Duration::from_secs(10), || outcome().is_some()), "the app never ran");

@@ -278,11 +278,11 @@ pub static OPTIONS: &[OptionSpec] = &[
     // Limits and timeouts.
     opt("buffer-size", Number, "BYTES", "largest request head (HTTP request line + headers, uwsgi vars, FastCGI params)").short('b').default("65535").check(check_buffer_size),
     opt("limit-post", Number, "BYTES", "largest request body; 0 = unlimited").default("0"),
-    opt("post-buffering", Number, "BYTES", "bodies up to this size are read before the app is called; longer ones stream").default("1048576"),
+    opt("post-buffering", Number, "BYTES", "bodies up to this size are read into memory before the app is called, longer ones into a temporary file; 0: every body streams to the app as it comes").default("1048576"),
     opt("socket-timeout", Number, "SECONDS", "deadline for a request head, each body read and each write").short('z').default("30"),
     opt("http-keepalive-timeout", Number, "SECONDS", "idle time allowed between requests on a connection; 0 disables keep-alive").default("75"),
     opt("reload-mercy", Number, "SECONDS", "how long a graceful shutdown or reload waits for requests in flight before killing").default("30"),
-    opt("worker-connections", Number, "N", "open connections per worker: at N the oldest idle keep-alive one closes, with none idle new ones wait in the listen queue; 0 = ulimit -n less 128, at most 10000").default("0"),
+    opt("worker-connections", Number, "N", "open connections per worker: at N the oldest idle keep-alive one closes, with none idle new ones wait in the listen queue; 0 = (ulimit -n - 128) / 2, at most 10000").default("0"),
     opt("max-fd", Number, "N", "set the open-files limit (RLIMIT_NOFILE) to N before serving; above the hard limit needs root; 0 = leave it").default("0"),
     opt("disable-logging", Flag, "", "no request lines, but for those a log-4xx/5xx/slow/big/zero/sendfile/ioerror condition picks").short('L'),
     opt("log-format", Text, "FORMAT", "the request line: text with uWSGI's %(variables) (see Operations); default: uWSGI's line").aliases(&["logformat"]),

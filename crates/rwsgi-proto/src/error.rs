@@ -60,6 +60,10 @@ pub enum ProtoError {
     /// The peer closed the connection in the middle of a message.
     #[error("connection closed in the middle of a request")]
     UnexpectedEof,
+    /// The body could not be kept in a temporary file (disk full, no
+    /// writable `TMPDIR`).
+    #[error("cannot keep the request body in a temporary file: {0}")]
+    Spool(io::Error),
     /// The transport failed.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -78,7 +82,7 @@ impl ProtoError {
             ProtoError::VersionNotSupported => Some(505),
             ProtoError::ExpectationFailed => Some(417),
             ProtoError::Timeout => Some(408),
-            ProtoError::BadResponse(_) => Some(500),
+            ProtoError::BadResponse(_) | ProtoError::Spool(_) => Some(500),
             ProtoError::UnexpectedEof | ProtoError::Io(_) => None,
         }
     }
@@ -86,7 +90,7 @@ impl ProtoError {
     /// Who is at fault.
     pub fn fault(&self) -> Fault {
         match self {
-            ProtoError::Io(_) => Fault::Server,
+            ProtoError::Io(_) | ProtoError::Spool(_) => Fault::Server,
             ProtoError::BadResponse(_) => Fault::App,
             _ => Fault::Client,
         }
@@ -116,6 +120,8 @@ mod tests {
             assert_eq!(err.fault(), Fault::Client);
         }
         assert_eq!(ProtoError::from(io::Error::other("x")).fault(), Fault::Server);
+        let spool = ProtoError::Spool(io::Error::other("disk full"));
+        assert_eq!((spool.status(), spool.fault()), (Some(500), Fault::Server));
         let bad_response = ProtoError::BadResponse("x".into());
         assert_eq!((bad_response.status(), bad_response.fault()), (Some(500), Fault::App));
     }

@@ -28,7 +28,16 @@ pub enum BodySource {
     /// The core read the whole body before handing the request over, so a
     /// slow client never holds a responder's thread.
     Buffered(Bytes),
-    /// The body is read on demand: the responder sends
+    /// The core read the whole body, longer than `post-buffering`, into an
+    /// unlinked temporary file (as uWSGI does), positioned at its start:
+    /// a slow client never holds a responder's thread, nor much memory.
+    Spooled {
+        /// The body, `len` bytes from the start.
+        file: std::fs::File,
+        /// Its length.
+        len: u64,
+    },
+    /// The body is read on demand (`post-buffering = 0`): the responder sends
     /// [`Event::ReadBody`] and waits for one [`BodyMsg`] here.
     Streamed(flume::Receiver<BodyMsg>),
 }

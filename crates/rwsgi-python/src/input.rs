@@ -6,6 +6,12 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use rwsgi_proto::{BodyMsg, BodySource, Event};
+use std::fs::File;
+use std::io::Read;
+
+/// How much of a spooled body a line-oriented read takes from its file
+/// at a time.
+const SPOOL_CHUNK: usize = 64 * 1024;
 
 /// `wsgi.input`. Reads never go past the end of the body: at the end they
 /// return `b''`, and a body that cannot be completed raises `OSError`.
@@ -14,11 +20,30 @@ use rwsgi_proto::{BodyMsg, BodySource, Event};
 pub(crate) struct InputStream {
     buf: Bytes,
     eof: bool,
+    /// A body the core kept in a temporary file: what is left of it.
+    spool: Option<Spool>,
     pipe: Option<Pipe>,
     /// The body could not be completed (the client went away, stalled, or
     /// sent a broken body): an `OSError` the app lets escape is then the
     /// client's doing, not the app's.
     failed: bool,
+}
+
+#[derive(Debug)]
+struct Spool {
+    file: File,
+    left: u64,
+}
+
+impl Spool {
+    /// Reads exactly `out.len()` bytes (at most `left`), without the GIL.
+    fn read_into(&mut self, py: Python<'_>, out: &mut [u8]) -> PyResult<()> {
+        let file = &mut self.file;
+        py.detach(|| file.read_exact(out))
+            .map_err(|err| PyOSError::new_err(format!("request body: {err}")))?;
+        self.left -= out.len() as u64;
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -29,14 +54,16 @@ struct Pipe {
 
 impl InputStream {
     pub(crate) fn new(body: BodySource, events: &flume::Sender<Event>) -> Self {
+        let stream =
+            |eof, spool, pipe| InputStream { buf: Bytes::new(), eof, spool, pipe, failed: false };
         match body {
-            BodySource::Buffered(buf) => InputStream { buf, eof: true, pipe: None, failed: false },
-            BodySource::Streamed(replies) => InputStream {
-                buf: Bytes::new(),
-                eof: false,
-                pipe: Some(Pipe { events: events.clone(), replies }),
-                failed: false,
-            },
+            BodySource::Buffered(buf) => InputStream { buf, ..stream(true, None, None) },
+            BodySource::Spooled { file, len } => {
+                stream(len == 0, Some(Spool { file, left: len }), None)
+            }
+            BodySource::Streamed(replies) => {
+                stream(false, None, Some(Pipe { events: events.clone(), replies }))
+            }
         }
     }
 
@@ -48,6 +75,7 @@ impl InputStream {
     /// The body could not be completed: reads end, and raise `why`.
     fn fail(&mut self, why: String) -> PyErr {
         self.eof = true;
+        self.spool = None;
         self.pipe = None;
         self.failed = true;
         PyOSError::new_err(why)
@@ -58,6 +86,13 @@ impl InputStream {
         while self.buf.is_empty() {
             if self.eof {
                 return Ok(false);
+            }
+            if let Some(spool) = &mut self.spool {
+                let mut chunk = vec![0; spool.left.min(SPOOL_CHUNK as u64) as usize];
+                spool.read_into(py, &mut chunk)?;
+                self.eof = spool.left == 0;
+                self.buf = chunk.into();
+                continue;
             }
             let Some(pipe) = &self.pipe else {
                 self.eof = true;
@@ -120,6 +155,16 @@ impl InputStream {
         if limit.is_none_or(|l| l >= self.buf.len()) && self.eof {
             let out = PyBytes::new(py, &self.buf);
             self.buf.clear();
+            return Ok(out);
+        }
+        // From a spooled body: one copy, from the file into the bytes.
+        if self.buf.is_empty()
+            && let Some(spool) = &mut self.spool
+        {
+            let want = limit.map_or(spool.left, |l| spool.left.min(l as u64));
+            let want = usize::try_from(want).map_err(|_| PyOSError::new_err("body too large"))?;
+            let out = PyBytes::new_with(py, want, |out| spool.read_into(py, out))?;
+            self.eof = spool.left == 0;
             return Ok(out);
         }
         Ok(PyBytes::new(py, &self.read_until(py, limit, None)?))

@@ -274,14 +274,15 @@ impl Drop for Open {
 }
 
 /// The `worker-connections` default: what `ulimit -n` allows, less room
-/// for the listeners, the app's files and Python, within a bound that
-/// keeps the memory of idle connections modest.
+/// for the listeners, the app's files and Python, halved (a connection
+/// whose body is kept in a temporary file holds two descriptors), within
+/// a bound that keeps the memory of idle connections modest.
 pub(crate) fn default_connection_limit() -> usize {
     const RESERVED: u64 = 128;
     const MOST: u64 = 10_000;
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft);
-    let limit = soft.saturating_sub(RESERVED).clamp(64, MOST);
+    let limit = (soft.saturating_sub(RESERVED) / 2).clamp(64, MOST);
     usize::try_from(limit).unwrap_or(64)
 }
 

@@ -1,5 +1,8 @@
-//! A request's body: read ahead while it is small (so a slow client never
-//! holds a responder's thread), or streamed to the responder on demand.
+//! A request's body: read whole before the responder runs (so a slow
+//! client never holds a responder's thread), in memory while it is small
+//! and into a temporary file beyond `post-buffering`, as uWSGI does; or,
+//! with `post-buffering = 0` or a client waiting for `100 Continue`,
+//! streamed to the responder on demand.
 
 use super::{Connection, State};
 use crate::stream::Stream;
@@ -8,6 +11,7 @@ use rwsgi_proto::{
     BodyLength, BodyMsg, BodySource, Frame, ProtoError, RequestHead, Responder, ServerCodec,
 };
 use std::collections::VecDeque;
+use std::io::{Seek, Write};
 use tokio::time::timeout;
 
 /// Body pieces read ahead that are smaller than this are copied together
@@ -21,8 +25,6 @@ const COALESCE_BELOW: usize = 16 * 1024;
 pub(super) struct BodyPlan {
     /// Where the responder's body reads are answered, for a streamed body.
     replies: Option<flume::Sender<BodyMsg>>,
-    /// Pieces already read, handed out before reading more.
-    read_ahead: VecDeque<Bytes>,
     /// The whole body is off the connection.
     pub(super) done: bool,
 }
@@ -37,13 +39,21 @@ impl BodyPlan {
     }
 
     fn buffered(body: Bytes) -> Planned {
-        let plan = BodyPlan { replies: None, read_ahead: VecDeque::new(), done: true };
-        (BodySource::Buffered(body), plan)
+        (BodySource::Buffered(body), BodyPlan::read())
     }
 
-    fn streamed(read_ahead: VecDeque<Bytes>) -> Planned {
+    fn spooled(file: std::fs::File, len: u64) -> Planned {
+        (BodySource::Spooled { file, len }, BodyPlan::read())
+    }
+
+    /// The whole body was read before the responder ran.
+    fn read() -> BodyPlan {
+        BodyPlan { replies: None, done: true }
+    }
+
+    fn streamed() -> Planned {
         let (tx, rx) = flume::bounded(1);
-        (BodySource::Streamed(rx), BodyPlan { replies: Some(tx), read_ahead, done: false })
+        (BodySource::Streamed(rx), BodyPlan { replies: Some(tx), done: false })
     }
 }
 
@@ -77,34 +87,73 @@ pub(super) enum BodyRead {
 }
 
 impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
-    /// Decides how the body reaches the responder, reading it ahead when it
-    /// is small enough (`post-buffering`): an empty body, one of known
-    /// length within the limit, or one of unknown length (chunked; FastCGI
-    /// without CONTENT_LENGTH, as nginx sends a GET) that ends within it.
-    /// A larger body, or one the client sends only after `100 Continue`,
-    /// streams on demand.
+    /// Decides how the body reaches the responder. With `post-buffering`
+    /// (N > 0) it is read whole first: in memory up to N bytes (an empty
+    /// body, one of known length within N, or one of unknown length —
+    /// chunked; FastCGI without CONTENT_LENGTH, as nginx sends a GET —
+    /// that ends within it), into a temporary file beyond. A body the
+    /// client sends only after `100 Continue`, or any with
+    /// `post-buffering = 0`, streams on demand: the responder decides.
     pub(super) async fn plan_body(&mut self, head: &mut C::Head) -> Result<Planned, BodyEnd> {
         let post_buffering = self.ctx.config.post_buffering;
-        let expects_continue = head.expects_continue();
-        let limit = match head.body_length() {
-            BodyLength::Empty => 0,
-            BodyLength::Known(n) if n <= post_buffering && !expects_continue => n,
-            BodyLength::Streamed if !expects_continue => post_buffering,
+        let read_first = post_buffering > 0 && !head.expects_continue();
+        // How much to keep in memory; `None`: the body is longer, to a file.
+        let in_memory = match head.body_length() {
+            BodyLength::Empty => Some(0),
+            BodyLength::Known(n) if read_first => (n <= post_buffering).then_some(n),
+            BodyLength::Streamed if read_first => Some(post_buffering),
             BodyLength::Known(_) | BodyLength::Streamed => {
-                return Ok(BodyPlan::streamed(VecDeque::new()));
+                return Ok(BodyPlan::streamed());
             }
         };
-        if (self.wire.rbuf.len() as u64) < limit {
+        if in_memory.is_none_or(|limit| (self.wire.rbuf.len() as u64) < limit) {
             // The body is not all here: waiting for it must not pin the
             // buffer the head was read into.
             head.detach();
         }
-        match self.read_ahead(limit).await {
-            Ok(ReadAhead::Whole(body)) => Ok(BodyPlan::buffered(body)),
-            Ok(ReadAhead::Partial(pieces)) => Ok(BodyPlan::streamed(pieces)),
-            Ok(ReadAhead::Aborted) => Err(BodyEnd::Aborted),
+        let pieces = match in_memory {
+            Some(limit) => match self.read_ahead(limit).await {
+                Ok(ReadAhead::Whole(body)) => return Ok(BodyPlan::buffered(body)),
+                Ok(ReadAhead::Partial(pieces)) => pieces,
+                Ok(ReadAhead::Aborted) => return Err(BodyEnd::Aborted),
+                Err(err) => return Err(BodyEnd::Failed(err)),
+            },
+            None => VecDeque::new(),
+        };
+        match self.spool(pieces).await {
+            Ok(Some((file, len))) => Ok(BodyPlan::spooled(file, len)),
+            Ok(None) => Err(BodyEnd::Aborted),
             Err(err) => Err(BodyEnd::Failed(err)),
         }
+    }
+
+    /// Reads the rest of a body longer than `post-buffering` into an
+    /// unlinked temporary file, after the `pieces` read so far. The file is
+    /// written on this thread: into the page cache, as uWSGI does. `None`:
+    /// the peer abandoned the request.
+    async fn spool(
+        &mut self,
+        pieces: VecDeque<Bytes>,
+    ) -> Result<Option<(std::fs::File, u64)>, ProtoError> {
+        let mut file = tempfile::tempfile().map_err(ProtoError::Spool)?;
+        let mut len = 0;
+        let mut keep = |data: &[u8]| {
+            len += data.len() as u64;
+            file.write_all(data).map_err(ProtoError::Spool)
+        };
+        for piece in pieces {
+            keep(&piece)?;
+        }
+        loop {
+            match self.next_body_frame().await? {
+                Frame::Data(data) => keep(&data)?,
+                Frame::End => break,
+                Frame::Abort => return Ok(None),
+                Frame::Head(_) => return Err(ProtoError::BadRequest("request head inside a body")),
+            }
+        }
+        file.rewind().map_err(ProtoError::Spool)?;
+        Ok(Some((file, len)))
     }
 
     /// Reads the body before the responder runs, up to `limit` bytes. A
@@ -180,9 +229,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                 return BodyRead::Failed(err.into());
             }
         }
-        let (reply, read) = if let Some(piece) = plan.read_ahead.pop_front() {
-            (BodyMsg::Data(piece), BodyRead::Answered)
-        } else if plan.done {
+        let (reply, read) = if plan.done {
             (BodyMsg::Eof, BodyRead::Answered)
         } else {
             match self.next_body_frame().await {

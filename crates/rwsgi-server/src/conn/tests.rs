@@ -32,6 +32,15 @@ impl Responder for Fake {
                 Event::End { complete: true },
             ]),
             "/echo" => echo(request.body),
+            // How the body came: `buffered`, `spooled` or `streamed`.
+            "/source" => {
+                let kind = match request.body {
+                    BodySource::Buffered(_) => "buffered",
+                    BodySource::Spooled { .. } => "spooled",
+                    BodySource::Streamed(_) => "streamed",
+                };
+                Replies::ready([Event::whole(ResponseHead::new(200), kind.into())])
+            }
             // Ends without a response.
             _ => Replies::default(),
         }
@@ -44,6 +53,12 @@ fn echo(body: BodySource) -> Replies {
     std::thread::spawn(move || {
         let body = match body {
             BodySource::Buffered(body) => body.to_vec(),
+            BodySource::Spooled { mut file, len } => {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut file, &mut body).unwrap();
+                assert_eq!(body.len() as u64, len);
+                body
+            }
             BodySource::Streamed(pieces) => {
                 let mut body = Vec::new();
                 loop {
@@ -205,10 +220,48 @@ fn pipelined_requests_are_answered_in_order() {
     });
 }
 
+/// Config with `post-buffering = 0`: every body streams on demand.
+fn streaming() -> ServerConfig {
+    ServerConfig { post_buffering: 0, ..config() }
+}
+
 #[test]
-fn a_body_beyond_post_buffering_streams_to_the_responder_on_demand() {
+fn a_body_beyond_post_buffering_is_kept_in_a_file_before_the_responder_runs() {
     paused().block_on(async {
         let (mut client, _stop, _task) = connect(http(), config());
+        let mut pending = Vec::new();
+        let body = b"0123456789abcdefghij";
+        for target in ["/source", "/echo"] {
+            let head =
+                format!("POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
+            client.write_all(head.as_bytes()).await.unwrap();
+            client.write_all(&body[..5]).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let mut byte = [0; 1];
+            assert!(
+                matches!(client.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+                "the responder waits for the whole body"
+            );
+            client.write_all(&body[5..]).await.unwrap();
+            let answer = read_answer(&mut client, &mut pending).await.unwrap();
+            let want: &[u8] = if target == "/source" { b"spooled" } else { body };
+            assert_eq!(answer.body, want);
+        }
+        // Chunked, longer than post-buffering, and the connection still serves.
+        let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                        5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        client.write_all(chunked).await.unwrap();
+        assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, b"hello world");
+        // Within post-buffering: in memory.
+        client.write_all(b"POST /source HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").await.unwrap();
+        assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, b"buffered");
+    });
+}
+
+#[test]
+fn with_post_buffering_0_a_body_streams_to_the_responder_on_demand() {
+    paused().block_on(async {
+        let (mut client, _stop, _task) = connect(http(), streaming());
         let mut pending = Vec::new();
         let body = b"0123456789abcdefghij";
         let head =
@@ -219,11 +272,15 @@ fn a_body_beyond_post_buffering_streams_to_the_responder_on_demand() {
         client.write_all(&body[5..]).await.unwrap();
         let answer = read_answer(&mut client, &mut pending).await.unwrap();
         assert_eq!(answer.body, body);
-        // Chunked, and the connection still serves.
         let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
                         5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
         client.write_all(chunked).await.unwrap();
         assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, b"hello world");
+        client
+            .write_all(b"POST /source HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, b"streamed");
     });
 }
 
@@ -245,7 +302,7 @@ fn expect_100_continue_is_answered_when_the_responder_first_reads() {
 #[test]
 fn a_body_the_responder_leaves_unread_closes_the_connection_and_says_so() {
     paused().block_on(async {
-        let (mut client, _stop, task) = connect(http(), config());
+        let (mut client, _stop, task) = connect(http(), streaming());
         let mut pending = Vec::new();
         client
             .write_all(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
