@@ -374,6 +374,30 @@ def main() -> int:
         rwsgi_log.close()
 
 
+def growth(samples: list) -> list:
+    """What grew past the first fifth of the run by more than the load
+    explains: a leak in the master (descriptors, memory) or in the
+    workers (descriptors beyond their connections, memory beyond twice
+    what they used early on, chaos recycling them included)."""
+    if len(samples) < 5:
+        return []
+    early = samples[: max(1, len(samples) // 5)]
+    late = samples[-max(1, len(samples) // 5):]
+    bounds = [
+        ("master fds", 3, lambda e: max(e) + 2),
+        ("master RSS (KiB)", 1, lambda e: max(e) + 8 * 1024),
+        ("most worker fds", 4, lambda e: max(e) + 64),
+        ("largest worker RSS (KiB)", 2, lambda e: 2 * max(e)),
+    ]
+    found = []
+    for name, column, bound in bounds:
+        limit = bound([sample[column] for sample in early])
+        worst = min(sample[column] for sample in late)
+        if worst > limit:
+            found.append(f"{name}: {worst} at the end, against at most {limit}")
+    return found
+
+
 def report(args, tally: Tally, kills: list, actions: list, samples: list, master: int, tmp: Path) -> int:
     # A request in flight when a worker was killed may have died with it;
     # one sent soon after, on a keep-alive connection nginx still held to
@@ -405,7 +429,10 @@ def report(args, tally: Tally, kills: list, actions: list, samples: list, master
               f"| {worker_fds} | {workers} |")
     for started, ended, what in unexplained[:20]:
         print(f"unexplained failure at {started:.1f}–{ended:.1f}: {what}")
-    if unexplained:
+    leaks = growth(samples)
+    for leak in leaks:
+        print(f"grew: {leak}")
+    if unexplained or leaks:
         print(f"rwsgi's log: {tmp / 'rwsgi.log'}; nginx's: {tmp / 'nginx-error.log'}")
         return 1
     shutil.rmtree(tmp, ignore_errors=True)

@@ -1334,6 +1334,40 @@ fn params_never_ended_time_out() {
     assert_still_serving(&server);
 }
 
+// F14: the head's deadline counts from its first byte, so params dripped
+// a byte at a time (each byte well within socket-timeout) still end there.
+#[test]
+fn a_slow_drip_of_params_times_out_as_a_whole() {
+    let server = fcgi_probe(&["--socket-timeout", "1"]);
+    let conn = server.fastcgi_conn();
+    let peer = conn.local_addr();
+    let mut writer = conn.try_clone_tcp();
+    let mut bytes = fcgi_begin(1, FCGI_RESPONDER, 0);
+    bytes.extend(fcgi_params(1, &fcgi_nginx_params("GET", "/closing")));
+    let started = Instant::now();
+    let dripper = std::thread::spawn(move || {
+        for byte in bytes {
+            if writer.write_all(&[byte]).is_err() || started.elapsed() > Duration::from_secs(6) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let mut conn = conn;
+    let (records, closed) = conn.read_records_until_close(Duration::from_secs(8));
+    let elapsed = started.elapsed();
+    assert!(closed, "never closed: {records:?}");
+    assert!(elapsed < Duration::from_millis(2500), "the deadline is per head: {elapsed:?}");
+    assert!(records.iter().all(|r| r.kind != FCGI_STDOUT), "it was served: {records:?}");
+    dripper.join().unwrap();
+    assert!(
+        server.wait_log_line(LOG_TIMEOUT, |l| mentions(l, &peer) && l.contains("timed out")),
+        "no log line about {peer} timing out:\n{}",
+        server.log()
+    );
+    assert_still_serving(&server);
+}
+
 // F14, F18
 #[test]
 fn stdin_never_ended_times_out_and_the_app_does_not_see_it_complete() {

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{Conn, Server, chunked, latin1, wait_until};
+use common::{Conn, Server, assert_logged_once, chunked, latin1, wait_until};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 const SMUGGLED: &[u8] = b"GET /environ?smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
 
 /// Sends `raw` + [`SMUGGLED`] and asserts one response whose status is in
-/// `statuses`, announced and actual close, nothing else.
+/// `statuses`, announced and actual close, nothing else, and one log line
+/// naming the client and the status.
 fn assert_rejected_any(server: &Server, raw: &[u8], statuses: &[u16], what: &str) -> u16 {
     let mut conn = server.conn();
+    let peer = conn.local_addr();
     let mut bytes = raw.to_vec();
     bytes.extend_from_slice(SMUGGLED);
     // The server may close before reading everything: a failed write is fine.
@@ -38,6 +40,7 @@ fn assert_rejected_any(server: &Server, raw: &[u8], statuses: &[u16], what: &str
     let (extra, closed) = conn.read_until_close(Duration::from_secs(5));
     assert!(extra.is_empty(), "{what}: more after the rejection: {:?}", latin1(&extra));
     assert!(closed, "{what}: the connection stayed open");
+    assert_logged_once(server, "http", &peer, &format!("=> {}", response.status), what);
     response.status
 }
 

@@ -100,6 +100,7 @@ impl Waiting {
         };
         let mut got = Vec::new();
         let mut byte = [0u8; 1];
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         while !got.ends_with(answered) {
             let n = stream.read(&mut byte).unwrap();
             assert!(n > 0, "closed before answering");
@@ -178,6 +179,11 @@ fn one_process_one_thread() {
 }
 
 #[test]
+fn one_process_four_threads() {
+    every_waiting_kind_leaves_normal_requests_prompt(&["--threads", "4"]);
+}
+
+#[test]
 fn two_processes_two_threads() {
     every_waiting_kind_leaves_normal_requests_prompt(&[
         "--master",
@@ -217,6 +223,7 @@ fn at_worker_connections_the_oldest_idle_connection_makes_room() {
     );
     // The others were left alone.
     for mut other in oldest {
+        other.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         other.write_all(b"GET /closing HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
         let mut answer = String::new();
         other.read_to_string(&mut answer).unwrap();
