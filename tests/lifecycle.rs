@@ -195,3 +195,49 @@ fn sighup_without_a_master_says_so_and_serves_on() {
     );
     assert_eq!(server.get("/closing").text(), "ab");
 }
+
+/// A stop whose log has nowhere to go (stderr a pipe nobody reads any
+/// more: a dead `| tee`, a restarted collector) still ends every process
+/// in time: writing a line fails quietly, and a cut still ends the stop.
+#[test]
+fn a_stop_with_stderr_gone_still_ends_every_process() {
+    for shape in [&[][..], &["--master", "--processes", "2"][..]] {
+        let mark = format!("lifecycle-{}-stderr-{}", std::process::id(), shape.len());
+        let port = common::free_port();
+        let mut child = std::process::Command::new(common::rwsgi_bin())
+            .args(["--wsgi-file", PROBE, "--http-socket", &format!("127.0.0.1:{port}")])
+            .args(["--reload-mercy", MERCY, "--worker-reload-mercy", MERCY, "--threads", "2"])
+            .args(shape)
+            .env("TEST_PROCESS_MARK", &mark)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        assert!(
+            wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(&addr).is_ok()),
+            "{shape:?}: never listened"
+        );
+        let mut conn = Conn::open(&addr);
+        conn.send("GET /sleep?s=30 HTTP/1.1\r\nHost: x\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(300));
+        drop(child.stderr.take());
+        let signalled = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+            Signal::SIGTERM,
+        )
+        .unwrap();
+        let exited = wait_until(Duration::from_secs(10), || child.try_wait().unwrap().is_some());
+        assert!(exited, "{shape:?}: still running 10 s after SIGTERM");
+        assert_eq!(child.wait().unwrap().code(), Some(1), "{shape:?}: a cut stop exits 1");
+        assert!(
+            wait_until(Duration::from_secs(5), || marked_processes(&mark).is_empty()),
+            "{shape:?}: processes left {:?} after {:?}",
+            marked_processes(&mark),
+            signalled.elapsed()
+        );
+        drop(conn);
+    }
+}

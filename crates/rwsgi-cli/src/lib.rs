@@ -117,7 +117,11 @@ fn fail(message: &str) -> u8 {
     1
 }
 
-/// Logs go to stderr, as uWSGI's do; `RUST_LOG` refines the level.
+/// Logs go to stderr, as uWSGI's do; `RUST_LOG` refines the level. A
+/// line that cannot be written (stderr a pipe nobody reads any more) is
+/// lost, never reported: the report would go to the same broken stderr
+/// with `eprintln!`, which panics, and a panic in a stop would leave the
+/// process behind.
 fn init_logging(ansi: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -126,6 +130,7 @@ fn init_logging(ansi: bool) {
         .with_target(false)
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
 }
 

@@ -113,17 +113,22 @@ impl StopWatchdog {
                     if tokio::time::timeout(grace, &mut stopped).await.is_ok() {
                         return;
                     }
+                    // Whatever the hooks do (a panic included), the
+                    // process ends: a stop that ran out of time never
+                    // leaves it behind.
+                    let Exits { report_stuck, clean_up, .. } = exits;
                     let status = if graceful {
                         tracing::error!(
                             "requests still running {grace:?} after the stop signal: cutting them"
                         );
-                        (exits.report_stuck)();
+                        let _ =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(report_stuck));
                         CUT_STATUS
                     } else {
                         tracing::info!("shutting down now (the request running inline is cut)");
                         0
                     };
-                    (exits.clean_up)();
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(clean_up));
                     rwsgi_log::flush(Duration::from_millis(500));
                     std::process::exit(status);
                 });
