@@ -1,5 +1,6 @@
 """The part of an nginx config every harness here shares: one process in
-the foreground, its pid, error log and temporary files in a directory of
+the foreground (or a master and one worker, for a harness that reloads
+nginx's config), its pid, error log and temporary files in a directory of
 the run's own, and no access log."""
 
 from __future__ import annotations
@@ -7,12 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def nginx_config(tmp: Path, http: str, connections: int = 4096) -> str:
+def nginx_config(tmp: Path, http: str, connections: int = 4096, reloads: bool = False) -> str:
     """A whole config for `nginx -p tmp -c ...`, with `http` (upstreams,
-    servers, tuning) inside its http block."""
+    servers, tuning) inside its http block. `reloads`: with a master
+    process, which reads the config again on SIGHUP."""
     return f"""\
 daemon off;
-master_process off;
+master_process {"on" if reloads else "off"};
 worker_processes 1;
 error_log {tmp}/nginx-error.log warn;
 pid {tmp}/nginx.pid;

@@ -13,8 +13,11 @@ GETs (some take 200 ms, so there are always requests in flight) and small
 POSTs through nginx, over proxy_pass and uwsgi_pass in turn, checking each
 answer.
 
-During the load, in turn: a rolling restart (SIGTERM a host's master, wait
-for it to exit, start it again, wait until it serves; host by host), a
+During the load, in turn: a rolling restart done the recommended way (the
+host marked `down` in nginx's upstream and nginx reloaded, then SIGTERM,
+start, wait until it serves, back in the upstream; host by host), the
+same without telling nginx (SIGTERM a host's master, wait for it to exit,
+start it again, wait until it serves; host by host), a
 rolling reload (SIGHUP, wait until the new workers serve; host by host,
 with new code), and one host's master killed outright (SIGKILL; its
 workers stop with it), then started again.
@@ -83,7 +86,16 @@ class Network:
         return self
 
     def remove(self) -> None:
+        """Everything a run made, a run interrupted before included: the
+        processes still in a namespace, its link, the namespace."""
         for name in self.names:
+            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+            for pid in pids.stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
     def __exit__(self, *exc) -> None:
@@ -140,14 +152,24 @@ class Host:
         return status
 
 
-def nginx_config(tmp: Path, port: int, addrs: list[str]) -> str:
+def write_upstream(tmp: Path, port: int, addrs: list[str], down: str | None = None) -> None:
+    """conf/nginx-upstream.conf with the hosts' addresses; `down`: the
+    address of a host taken out of both upstreams."""
     upstream = (ROOT / "conf" / "nginx-upstream.conf").read_text()
     for documented, real in zip(CONF_ADDRS, addrs):
         upstream = upstream.replace(documented, real)
+        if real == down:
+            upstream = "\n".join(
+                line.replace(";", " down;") if f"server {real}:" in line else line
+                for line in upstream.split("\n"))
     upstream = upstream.replace("listen 80;", f"listen {HOST}:{port};")
     (tmp / "upstream.conf").write_text(upstream)
+
+
+def nginx_config(tmp: Path, port: int, addrs: list[str]) -> str:
+    write_upstream(tmp, port, addrs)
     (tmp / "uwsgi_params").write_text(UWSGI_PARAMS)
-    return nginx_prologue.nginx_config(tmp, f"    include {tmp}/upstream.conf;")
+    return nginx_prologue.nginx_config(tmp, f"    include {tmp}/upstream.conf;", reloads=True)
 
 
 # (method, path, weight): through proxy_pass and uwsgi_pass in turn.
@@ -165,23 +187,36 @@ def client(port: int, tally: Tally, stop: threading.Event, seed: int, versions: 
         method, path = rng.choice(kinds)
         started = time.monotonic()
         what = f"{method} {prefix}{path}"
-        try:
-            if conn is None:
-                conn = http.client.HTTPConnection(HOST, port, timeout=30)
-            body = b"x" * 1024 if method == "POST" else None
-            conn.request(method, f"{prefix}{path}", body=body)
-            response = conn.getresponse()
-            text = response.read().decode(errors="replace")
-            ok = response.status == 200 and text.startswith("h")
-            if ok:
-                versions.add(text.split()[-1])
-            else:
-                what += f": {response.status} {text[:80]!r}"
-        except (OSError, http.client.HTTPException) as err:
-            ok, what = False, f"{what}: {type(err).__name__}: {err}"
-            if conn is not None:
-                conn.close()
-            conn = None
+        body = b"x" * 1024 if method == "POST" else None
+        # nginx closes its idle keep-alive connections when it reloads its
+        # config: a request that meets such a close on a reused connection,
+        # before any byte of an answer, never reached nginx's upstream, and
+        # goes again on a new connection, as HTTP clients do (RFC 9112
+        # §9.3.1).
+        for attempt in (1, 2):
+            reused = conn is not None
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+                conn.request(method, f"{prefix}{path}", body=body)
+                response = conn.getresponse()
+                text = response.read().decode(errors="replace")
+                ok = response.status == 200 and text.startswith("h")
+                if ok:
+                    versions.add(text.split()[-1])
+                else:
+                    what += f": {response.status} {text[:80]!r}"
+                break
+            except (OSError, http.client.HTTPException) as err:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                idle_close = isinstance(err, (BrokenPipeError, ConnectionResetError,
+                                              http.client.RemoteDisconnected))
+                if attempt == 1 and reused and idle_close:
+                    continue
+                ok, what = False, f"{what}: {type(err).__name__}: {err}"
+                break
         tally.record("uwsgi" if prefix else "http", started, ok, what)
 
 
@@ -205,8 +240,17 @@ def main() -> int:
         (tmp / "nginx.conf").write_text(nginx_config(tmp, port, net.addrs))
         nginx = subprocess.Popen([nginx_binary(), "-p", str(tmp), "-c", str(tmp / "nginx.conf")],
                                  stderr=subprocess.DEVNULL)
+        def take_out(addr: str | None) -> None:
+            """Takes the host at `addr` out of nginx's upstreams (None: puts
+            every host back) and has nginx read its config again."""
+            write_upstream(tmp, port, net.addrs, down=addr)
+            nginx.send_signal(signal.SIGHUP)
+            # Its requests in flight finish on the connections they have;
+            # new ones go elsewhere once nginx has read the new config.
+            time.sleep(1.0)
+
         try:
-            return run(hosts, port, tmp, args.clients)
+            return run(hosts, port, tmp, args.clients, take_out)
         finally:
             nginx.terminate()
             nginx.wait()
@@ -216,7 +260,7 @@ def main() -> int:
                     host.wait_gone()
 
 
-def run(hosts: list[Host], port: int, tmp: Path, clients: int) -> int:
+def run(hosts: list[Host], port: int, tmp: Path, clients: int, take_out) -> int:
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -240,6 +284,16 @@ def run(hosts: list[Host], port: int, tmp: Path, clients: int) -> int:
         phases.append((name, started, time.monotonic(), tally.sent - sent, len(tally.failures) - failed))
 
     stops: list[tuple[float, float]] = []
+
+    def rolling_restart_drained() -> None:
+        for host in hosts:
+            take_out(host.addr)
+            host.signal(signal.SIGTERM)
+            status = host.wait_gone()
+            if status != 0:
+                raise SystemExit(f"scale: {host.name} exited {status} after SIGTERM")
+            host.start()
+            take_out(None)
 
     def rolling_restart() -> None:
         for host in hosts:
@@ -273,6 +327,7 @@ def run(hosts: list[Host], port: int, tmp: Path, clients: int) -> int:
         time.sleep(1)
 
     phase("warm-up", lambda: time.sleep(2))
+    phase("rolling restart, nginx told first", rolling_restart_drained)
     phase("rolling restart (SIGTERM, start)", rolling_restart)
     phase("rolling reload (SIGHUP, new code)", rolling_reload)
     phase("a host killed (SIGKILL), started again", kill_one)
