@@ -220,6 +220,14 @@ fn pipelined_requests_are_answered_in_order() {
     });
 }
 
+/// A chunked body of 11 bytes to `/echo`, answered whole.
+async fn echo_chunked(client: &mut UnixStream, pending: &mut Vec<u8>) {
+    let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                    5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    client.write_all(chunked).await.unwrap();
+    assert_eq!(read_answer(client, pending).await.unwrap().body, b"hello world");
+}
+
 /// Config with `post-buffering = 0`: every body streams on demand.
 fn streaming() -> ServerConfig {
     ServerConfig { post_buffering: 0, ..config() }
@@ -248,10 +256,7 @@ fn a_body_beyond_post_buffering_is_kept_in_a_file_before_the_responder_runs() {
             assert_eq!(answer.body, want);
         }
         // Chunked, longer than post-buffering, and the connection still serves.
-        let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
-                        5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
-        client.write_all(chunked).await.unwrap();
-        assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, b"hello world");
+        echo_chunked(&mut client, &mut pending).await;
         // Within post-buffering: in memory.
         client.write_all(b"POST /source HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").await.unwrap();
         assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, b"buffered");
@@ -272,10 +277,7 @@ fn with_post_buffering_0_a_body_streams_to_the_responder_on_demand() {
         client.write_all(&body[5..]).await.unwrap();
         let answer = read_answer(&mut client, &mut pending).await.unwrap();
         assert_eq!(answer.body, body);
-        let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
-                        5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
-        client.write_all(chunked).await.unwrap();
-        assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, b"hello world");
+        echo_chunked(&mut client, &mut pending).await;
         client
             .write_all(b"POST /source HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n")
             .await
