@@ -49,6 +49,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, C
         })
         .peekable();
     let mut invocation = Invocation::default();
+    // `--help`, `--version`, `--stop`... once every argument is read: an
+    // unknown flag anywhere stops them too.
+    let mut instead: Option<Command> = None;
     while let Some(arg) = args.next() {
         let arg = arg?;
         let flag = match split_flag(&arg) {
@@ -91,13 +94,13 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, C
             match spec.name {
                 "print-config" => invocation.print_config = true,
                 "check-config" => invocation.check_config = true,
-                "help" => return Ok(Command::Help),
-                "help-options" => return Ok(Command::HelpOptions),
-                "version" => return Ok(Command::Version),
+                "help" => _ = instead.get_or_insert(Command::Help),
+                "help-options" => _ = instead.get_or_insert(Command::HelpOptions),
+                "version" => _ = instead.get_or_insert(Command::Version),
                 signal @ ("reload" | "stop") => {
                     let pidfile =
                         value.ok_or(ConfigError::MissingValue { at, option: spec.name })?;
-                    return Ok(Command::Signal { signal, pidfile: pidfile.into() });
+                    instead.get_or_insert(Command::Signal { signal, pidfile: pidfile.into() });
                 }
                 other => unreachable!("action {other} has no handler"),
             }
@@ -105,7 +108,15 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, C
         }
         invocation.args.push((spec.name.to_string(), value, at));
     }
-    Ok(Command::Run(invocation))
+    match instead {
+        Some(_) if !invocation.unknown.is_empty() => Err(ConfigError::Invalid {
+            errors: invocation.unknown,
+            warnings: Vec::new(),
+            partial: None,
+        }),
+        Some(command) => Ok(command),
+        None => Ok(Command::Run(invocation)),
+    }
 }
 
 /// An option, the flag as typed, and a value given in the same argument.

@@ -80,6 +80,10 @@ impl std::fmt::Debug for Exits {
 /// watchdog ends the process.
 const QUIT_GRACE: Duration = Duration::from_millis(200);
 
+/// How long the watchdog's report and clean-up may take before the
+/// process ends without them.
+const EXIT_DEADLINE: Duration = Duration::from_secs(3);
+
 /// The exit status of a graceful stop that had to cut requests.
 pub const CUT_STATUS: i32 = 1;
 
@@ -115,19 +119,24 @@ impl StopWatchdog {
                     }
                     // Whatever the hooks do (a panic included), the
                     // process ends: a stop that ran out of time never
-                    // leaves it behind.
+                    // leaves it behind. Writing the report may block (a
+                    // full stderr pipe whose reader stalled): past
+                    // EXIT_DEADLINE the process ends without it.
+                    let status = if graceful { CUT_STATUS } else { 0 };
+                    std::thread::spawn(move || {
+                        std::thread::sleep(EXIT_DEADLINE);
+                        std::process::exit(status)
+                    });
                     let Exits { report_stuck, clean_up, .. } = exits;
-                    let status = if graceful {
+                    if graceful {
                         tracing::error!(
                             "requests still running {grace:?} after the stop signal: cutting them"
                         );
                         let _ =
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(report_stuck));
-                        CUT_STATUS
                     } else {
                         tracing::info!("shutting down now (the request running inline is cut)");
-                        0
-                    };
+                    }
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(clean_up));
                     rwsgi_log::flush(Duration::from_millis(500));
                     std::process::exit(status);

@@ -98,6 +98,11 @@ fn argv_forms() {
     assert!(matches!(parse_args(["--help".into()]), Ok(Command::Help)));
     assert!(matches!(parse_args(["-V".into()]), Ok(Command::Version)));
     assert!(matches!(parse_args(["--help-options".into()]), Ok(Command::HelpOptions)));
+    // An unknown flag, before or after, stops a signal from being sent.
+    for args in [["--bogus", "--stop", "x.pid"], ["--stop", "x.pid", "--bogus"]] {
+        let err = parse_args(args.iter().map(Into::into)).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("unknown option --bogus"), "{args:?}");
+    }
     let Ok(Command::Run(invocation)) =
         parse_args(["--print-config".into(), "--check-config".into()])
     else {
