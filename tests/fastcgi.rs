@@ -418,7 +418,8 @@ fn post_bodies_come_from_stdin() {
     assert_eq!(response.header("x-length"), Some("100003"));
     assert!(response.body == body, "odd-record body differs");
 
-    // Over post-buffering (1 MiB), in slow pieces: streamed to the app.
+    // Over post-buffering (1 MiB), in slow pieces: kept in a file, then
+    // read by the app.
     let body = pattern(3 * 1024 * 1024 + 7);
     let mut conn = server.fastcgi_conn();
     conn.send(fcgi_begin(1, FCGI_RESPONDER, 0));
@@ -738,6 +739,14 @@ fn abort_before_the_params_end_never_runs_the_app() {
     let response = end_after_abort(&mut conn, 1, "abort in a small body");
     assert!(response.stdout.is_empty(), "{:?}", latin1(&response.stdout));
     assert_serves_next(&mut conn, "after abort in a small body");
+    // A body over post-buffering, aborted while it goes to its file.
+    conn.send(fcgi_begin(1, FCGI_RESPONDER, FCGI_KEEP_CONN));
+    conn.send(fcgi_params(1, &post_params("/read-record?tag=spooled", 2_000_000)));
+    conn.send(fcgi_record(FCGI_STDIN, 1, &pattern(30_000)));
+    conn.send(abort(1));
+    let response = end_after_abort(&mut conn, 1, "abort in a spooled body");
+    assert!(response.stdout.is_empty(), "{:?}", latin1(&response.stdout));
+    assert_serves_next(&mut conn, "after abort in a spooled body");
     let records = read_records(&server);
     assert!(records.is_empty(), "an aborted request reached the app: {records:?}");
 }

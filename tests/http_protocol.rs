@@ -151,15 +151,17 @@ fn chunk_extensions_and_trailers_are_accepted() {
 }
 
 /// Over `post-buffering` a body is kept in a temporary file before the
-/// app runs; with `post-buffering = 0` it streams as it comes. Either way
-/// every read method gets it whole, framed by length or chunked.
+/// app runs, up to `post-buffering-disk` (the rest streams); with
+/// `post-buffering = 0` it streams as it comes. Every way, every read
+/// method gets it whole, framed by length or chunked.
 #[test]
 fn a_body_over_post_buffering_reads_alike_spooled_or_streamed() {
     let body = pattern(100_000);
-    for post_buffering in ["1024", "0"] {
-        let server = Server::probe(&["--post-buffering", post_buffering]);
-        for via in ["read", "chunks", "readline", "iter", "readlines"] {
-            let what = format!("post-buffering {post_buffering}, via={via}");
+    for (post_buffering, disk) in [("1024", "1000000"), ("1024", "4096"), ("0", "1000000")] {
+        let server =
+            Server::probe(&["--post-buffering", post_buffering, "--post-buffering-disk", disk]);
+        for via in ["read", "chunks", "readline", "iter", "readlines", "line-then-read"] {
+            let what = format!("post-buffering {post_buffering}, on disk {disk}, via={via}");
             let mut conn = server.conn();
             let head = format!(
                 "POST /echo?via={via} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",

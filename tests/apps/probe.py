@@ -2,7 +2,7 @@
 
 Paths (see `application` at the bottom):
   /environ         the environ as JSON (non-str values as their type name)
-  /echo            the body read with read(); /echo?via=readline|iter|readlines|chunks
+  /echo            the body read with read(); /echo?via=readline|iter|readlines|chunks|line-then-read
                    (X-Length: its length; X-Transfer-Encoding: the request's, or none)
   /stream?n=N      a generator of N chunks, no Content-Length
   /sleep?s=S       sleeps S seconds (threads test); &mark=1 first logs
@@ -158,6 +158,9 @@ def _read_body(environ, via):
         return b"".join(line for line in stream)
     if via == "readlines":
         return b"".join(stream.readlines())
+    if via == "line-then-read":
+        first = stream.readline()
+        return first + stream.read()
     if via == "chunks":
         parts = []
         while True:

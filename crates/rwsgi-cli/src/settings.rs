@@ -84,6 +84,7 @@ impl Settings {
             socket_timeout: Duration::from_secs(config.socket_timeout.max(1)),
             keepalive_timeout: Duration::from_secs(config.http_keepalive_timeout),
             post_buffering: config.post_buffering,
+            spool_limit: config.post_buffering_disk,
             chmod_socket: config.chmod_socket_mode(),
             // Resolved (names to numbers) by the master, before binding.
             chown_socket: None,

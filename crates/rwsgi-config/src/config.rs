@@ -59,6 +59,7 @@ pub struct Config {
     pub buffer_size: usize,
     pub limit_post: u64,
     pub post_buffering: u64,
+    pub post_buffering_disk: u64,
     pub socket_timeout: u64,
     pub http_keepalive_timeout: u64,
     pub reload_mercy: u64,

@@ -279,6 +279,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     opt("buffer-size", Number, "BYTES", "largest request head (HTTP request line + headers, uwsgi vars, FastCGI params)").short('b').default("65535").check(check_buffer_size),
     opt("limit-post", Number, "BYTES", "largest request body; 0 = unlimited").default("0"),
     opt("post-buffering", Number, "BYTES", "bodies up to this size are read into memory before the app is called, longer ones into a temporary file; 0: every body streams to the app as it comes").default("1048576"),
+    opt("post-buffering-disk", Number, "BYTES", "the most of a body kept in a temporary file before the app is called; the rest streams to the app as it comes; 0: nothing on disk").default("67108864"),
     opt("socket-timeout", Number, "SECONDS", "deadline for a request head, each body read and each write").short('z').default("30"),
     opt("http-keepalive-timeout", Number, "SECONDS", "idle time allowed between requests on a connection; 0 disables keep-alive").default("75"),
     opt("reload-mercy", Number, "SECONDS", "how long a graceful shutdown or reload waits for requests in flight before killing").default("30"),

@@ -28,14 +28,18 @@ pub enum BodySource {
     /// The core read the whole body before handing the request over, so a
     /// slow client never holds a responder's thread.
     Buffered(Bytes),
-    /// The core read the whole body, longer than `post-buffering`, into an
+    /// The core read the body, longer than `post-buffering`, into an
     /// unlinked temporary file (as uWSGI does), positioned at its start:
     /// a slow client never holds a responder's thread, nor much memory.
+    /// A body longer than `post-buffering-disk` is kept there only so far:
+    /// its rest streams as [`BodySource::Streamed`] does.
     Spooled {
-        /// The body, `len` bytes from the start.
+        /// The body, or its first `len` bytes.
         file: std::fs::File,
-        /// Its length.
+        /// How many bytes the file holds.
         len: u64,
+        /// The rest of a body longer than the file, read on demand.
+        rest: Option<flume::Receiver<BodyMsg>>,
     },
     /// The body is read on demand (`post-buffering = 0`): the responder sends
     /// [`Event::ReadBody`] and waits for one [`BodyMsg`] here.

@@ -58,13 +58,24 @@ impl InputStream {
             |eof, spool, pipe| InputStream { buf: Bytes::new(), eof, spool, pipe, failed: false };
         match body {
             BodySource::Buffered(buf) => InputStream { buf, ..stream(true, None, None) },
-            BodySource::Spooled { file, len } => {
-                stream(len == 0, Some(Spool { file, left: len }), None)
+            BodySource::Spooled { file, len, rest } => {
+                let pipe = rest.map(|replies| Pipe { events: events.clone(), replies });
+                stream(len == 0 && pipe.is_none(), Some(Spool { file, left: len }), pipe)
             }
             BodySource::Streamed(replies) => {
                 stream(false, None, Some(Pipe { events: events.clone(), replies }))
             }
         }
+    }
+
+    /// The request is over: what is left of the body goes (its temporary
+    /// file closes at once, whoever still holds the environ), and reads
+    /// return `b''`.
+    pub(crate) fn release(&mut self) {
+        self.buf = Bytes::new();
+        self.eof = true;
+        self.spool = None;
+        self.pipe = None;
     }
 
     /// Whether reading the body failed (see [`InputStream::failed`]).
@@ -88,9 +99,14 @@ impl InputStream {
                 return Ok(false);
             }
             if let Some(spool) = &mut self.spool {
+                if spool.left == 0 {
+                    // The file is done; the rest, if any, streams.
+                    self.spool = None;
+                    continue;
+                }
                 let mut chunk = vec![0; spool.left.min(SPOOL_CHUNK as u64) as usize];
                 spool.read_into(py, &mut chunk)?;
-                self.eof = spool.left == 0;
+                self.eof = spool.left == 0 && self.pipe.is_none();
                 self.buf = chunk.into();
                 continue;
             }
@@ -157,8 +173,9 @@ impl InputStream {
             self.buf.clear();
             return Ok(out);
         }
-        // From a spooled body: one copy, from the file into the bytes.
+        // From a body whole in its file: one copy, from the file into the bytes.
         if self.buf.is_empty()
+            && self.pipe.is_none()
             && let Some(spool) = &mut self.spool
         {
             let want = limit.map_or(spool.left, |l| spool.left.min(l as u64));

@@ -69,7 +69,7 @@ impl Responder for Dispatch {
     /// (nothing can then make the app wait for the client), otherwise on
     /// the pool. If the pool is gone, the replies end unanswered.
     async fn respond(&self, request: Request) -> Replies {
-        if matches!(request.body, BodySource::Buffered(_) | BodySource::Spooled { .. })
+        if matches!(request.body, BodySource::Buffered(_) | BodySource::Spooled { rest: None, .. })
             && let Some(inline) = self.inline_now()
         {
             // Unbounded: nobody reads this channel before the app returns.

@@ -266,6 +266,15 @@ impl Continuation {
                 format_traceback(py, &err)
             );
         }
+        release(py, &input);
+    }
+}
+
+/// The request is over: its body's file closes now, even if the app keeps
+/// the environ (in a traceback, a cycle, a global).
+fn release(py: Python<'_>, input: &Py<InputStream>) {
+    if let Ok(mut input) = input.try_borrow_mut(py) {
+        input.release();
     }
 }
 
@@ -304,6 +313,7 @@ fn call(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) -> Opti
         Ok(result) => Some(Continuation { start, result: result.unbind(), what, input, errors }),
         Err(err) => {
             fail(py, &events, Some(&start), &what, &err, body_failed(py, &input));
+            release(py, &input);
             None
         }
     }

@@ -82,9 +82,13 @@ pub struct ServerConfig {
     /// How long an idle keep-alive connection may wait for its next request
     /// (`http-keepalive-timeout`); zero disables keep-alive.
     pub keepalive_timeout: Duration,
-    /// Bodies up to this many bytes are read before the app is called, so a
-    /// slow client never holds a Python thread (`post-buffering`).
+    /// Bodies up to this many bytes are read into memory before the app
+    /// is called, longer ones into a temporary file, so a slow client never
+    /// holds a Python thread (`post-buffering`; 0: every body streams).
     pub post_buffering: u64,
+    /// The most of a body kept in a temporary file; the rest streams
+    /// (`post-buffering-disk`; 0: none, beyond `post_buffering` it streams).
+    pub spool_limit: u64,
     /// Permissions for unix sockets (`chmod-socket`).
     pub chmod_socket: Option<u32>,
     /// Owner for unix sockets (`chown-socket`).
@@ -155,6 +159,7 @@ impl Default for ServerConfig {
             socket_timeout: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(75),
             post_buffering: 1 << 20,
+            spool_limit: 64 << 20,
             chmod_socket: None,
             chown_socket: None,
             vacuum: false,

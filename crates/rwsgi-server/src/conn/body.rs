@@ -1,8 +1,9 @@
-//! A request's body: read whole before the responder runs (so a slow
-//! client never holds a responder's thread), in memory while it is small
-//! and into a temporary file beyond `post-buffering`, as uWSGI does; or,
-//! with `post-buffering = 0` or a client waiting for `100 Continue`,
-//! streamed to the responder on demand.
+//! A request's body: read before the responder runs (so a slow client
+//! never holds a responder's thread), in memory while it is small and into
+//! a temporary file beyond `post-buffering`, as uWSGI does, up to
+//! `post-buffering-disk`; what is left of a longer body, and any body with
+//! `post-buffering = 0` or from a client waiting for `100 Continue`,
+//! streams to the responder on demand.
 
 use super::{Connection, State};
 use crate::stream::Stream;
@@ -25,6 +26,8 @@ const COALESCE_BELOW: usize = 16 * 1024;
 pub(super) struct BodyPlan {
     /// Where the responder's body reads are answered, for a streamed body.
     replies: Option<flume::Sender<BodyMsg>>,
+    /// Pieces already read, handed out before reading more.
+    read_ahead: VecDeque<Bytes>,
     /// The whole body is off the connection.
     pub(super) done: bool,
 }
@@ -42,18 +45,29 @@ impl BodyPlan {
         (BodySource::Buffered(body), BodyPlan::read())
     }
 
-    fn spooled(file: std::fs::File, len: u64) -> Planned {
-        (BodySource::Spooled { file, len }, BodyPlan::read())
+    /// The body in `file`, whole (`complete`) or its first `len` bytes.
+    fn spooled(file: std::fs::File, len: u64, complete: bool) -> Planned {
+        if complete {
+            return (BodySource::Spooled { file, len, rest: None }, BodyPlan::read());
+        }
+        let (rest, plan) = BodyPlan::streaming(VecDeque::new());
+        (BodySource::Spooled { file, len, rest: Some(rest) }, plan)
     }
 
     /// The whole body was read before the responder ran.
     fn read() -> BodyPlan {
-        BodyPlan { replies: None, done: true }
+        BodyPlan { replies: None, read_ahead: VecDeque::new(), done: true }
     }
 
-    fn streamed() -> Planned {
+    /// A body streamed on demand, after the `read_ahead` pieces.
+    fn streamed(read_ahead: VecDeque<Bytes>) -> Planned {
+        let (rest, plan) = BodyPlan::streaming(read_ahead);
+        (BodySource::Streamed(rest), plan)
+    }
+
+    fn streaming(read_ahead: VecDeque<Bytes>) -> (flume::Receiver<BodyMsg>, BodyPlan) {
         let (tx, rx) = flume::bounded(1);
-        (BodySource::Streamed(rx), BodyPlan { replies: Some(tx), done: false })
+        (rx, BodyPlan { replies: Some(tx), read_ahead, done: false })
     }
 }
 
@@ -63,6 +77,14 @@ pub(super) enum BodyEnd {
     Aborted,
     /// The body could not be read.
     Failed(ProtoError),
+}
+
+/// What spooling a body found.
+enum Spool {
+    /// The body, whole (`complete`) or its first `len` bytes.
+    Kept { file: std::fs::File, len: u64, complete: bool },
+    /// The peer abandoned the request.
+    Aborted,
 }
 
 /// What reading a body ahead found.
@@ -96,14 +118,17 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     /// `post-buffering = 0`, streams on demand: the responder decides.
     pub(super) async fn plan_body(&mut self, head: &mut C::Head) -> Result<Planned, BodyEnd> {
         let post_buffering = self.ctx.config.post_buffering;
+        let spool_limit = self.ctx.config.spool_limit;
         let read_first = post_buffering > 0 && !head.expects_continue();
         // How much to keep in memory; `None`: the body is longer, to a file.
         let in_memory = match head.body_length() {
             BodyLength::Empty => Some(0),
-            BodyLength::Known(n) if read_first => (n <= post_buffering).then_some(n),
+            BodyLength::Known(n) if read_first && n <= post_buffering => Some(n),
+            BodyLength::Known(_) if read_first && spool_limit > 0 => None,
+            BodyLength::Known(_) if read_first => Some(post_buffering),
             BodyLength::Streamed if read_first => Some(post_buffering),
             BodyLength::Known(_) | BodyLength::Streamed => {
-                return Ok(BodyPlan::streamed());
+                return Ok(BodyPlan::streamed(VecDeque::new()));
             }
         };
         if in_memory.is_none_or(|limit| (self.wire.rbuf.len() as u64) < limit) {
@@ -114,46 +139,50 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         let pieces = match in_memory {
             Some(limit) => match self.read_ahead(limit).await {
                 Ok(ReadAhead::Whole(body)) => return Ok(BodyPlan::buffered(body)),
+                Ok(ReadAhead::Partial(pieces)) if spool_limit == 0 => {
+                    return Ok(BodyPlan::streamed(pieces));
+                }
                 Ok(ReadAhead::Partial(pieces)) => pieces,
                 Ok(ReadAhead::Aborted) => return Err(BodyEnd::Aborted),
                 Err(err) => return Err(BodyEnd::Failed(err)),
             },
             None => VecDeque::new(),
         };
-        match self.spool(pieces).await {
-            Ok(Some((file, len))) => Ok(BodyPlan::spooled(file, len)),
-            Ok(None) => Err(BodyEnd::Aborted),
+        match self.spool(pieces, spool_limit).await {
+            Ok(Spool::Kept { file, len, complete }) => Ok(BodyPlan::spooled(file, len, complete)),
+            Ok(Spool::Aborted) => Err(BodyEnd::Aborted),
             Err(err) => Err(BodyEnd::Failed(err)),
         }
     }
 
-    /// Reads the rest of a body longer than `post-buffering` into an
-    /// unlinked temporary file, after the `pieces` read so far. The file is
-    /// written on this thread: into the page cache, as uWSGI does. `None`:
-    /// the peer abandoned the request.
-    async fn spool(
-        &mut self,
-        pieces: VecDeque<Bytes>,
-    ) -> Result<Option<(std::fs::File, u64)>, ProtoError> {
+    /// Reads a body longer than `post-buffering` into an unlinked
+    /// temporary file, after the `pieces` read so far, until it ends or the
+    /// file holds `limit` bytes (or a piece more). The file is written on
+    /// this thread: into the page cache, as uWSGI does.
+    async fn spool(&mut self, pieces: VecDeque<Bytes>, limit: u64) -> Result<Spool, ProtoError> {
         let mut file = tempfile::tempfile().map_err(ProtoError::Spool)?;
         let mut len = 0;
         let mut keep = |data: &[u8]| {
             len += data.len() as u64;
-            file.write_all(data).map_err(ProtoError::Spool)
+            file.write_all(data).map_err(ProtoError::Spool).map(|()| len)
         };
+        let mut kept = 0;
         for piece in pieces {
-            keep(&piece)?;
+            kept = keep(&piece)?;
         }
-        loop {
+        let complete = loop {
+            if kept >= limit {
+                break false;
+            }
             match self.next_body_frame().await? {
-                Frame::Data(data) => keep(&data)?,
-                Frame::End => break,
-                Frame::Abort => return Ok(None),
+                Frame::Data(data) => kept = keep(&data)?,
+                Frame::End => break true,
+                Frame::Abort => return Ok(Spool::Aborted),
                 Frame::Head(_) => return Err(ProtoError::BadRequest("request head inside a body")),
             }
-        }
+        };
         file.rewind().map_err(ProtoError::Spool)?;
-        Ok(Some((file, len)))
+        Ok(Spool::Kept { file, len: kept, complete })
     }
 
     /// Reads the body before the responder runs, up to `limit` bytes. A
@@ -229,7 +258,9 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                 return BodyRead::Failed(err.into());
             }
         }
-        let (reply, read) = if plan.done {
+        let (reply, read) = if let Some(piece) = plan.read_ahead.pop_front() {
+            (BodyMsg::Data(piece), BodyRead::Answered)
+        } else if plan.done {
             (BodyMsg::Eof, BodyRead::Answered)
         } else {
             match self.next_body_frame().await {

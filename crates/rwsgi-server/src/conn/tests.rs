@@ -47,27 +47,43 @@ impl Responder for Fake {
     }
 }
 
+/// Reads a streamed body on to its end; false if it failed.
+fn read_rest(
+    events: &flume::Sender<Event>,
+    rest: &flume::Receiver<BodyMsg>,
+    body: &mut Vec<u8>,
+) -> bool {
+    loop {
+        events.send(Event::ReadBody).unwrap();
+        match rest.recv() {
+            Ok(BodyMsg::Data(piece)) => body.extend_from_slice(&piece),
+            Ok(BodyMsg::Eof) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// The body back, read as a WSGI app reads it: piece by piece.
 fn echo(body: BodySource) -> Replies {
     let (events, replies) = Replies::channel();
     std::thread::spawn(move || {
         let body = match body {
             BodySource::Buffered(body) => body.to_vec(),
-            BodySource::Spooled { mut file, len } => {
+            BodySource::Spooled { mut file, len, rest } => {
                 let mut body = Vec::new();
                 std::io::Read::read_to_end(&mut file, &mut body).unwrap();
                 assert_eq!(body.len() as u64, len);
+                if let Some(rest) = rest
+                    && !read_rest(&events, &rest, &mut body)
+                {
+                    return;
+                }
                 body
             }
-            BodySource::Streamed(pieces) => {
+            BodySource::Streamed(rest) => {
                 let mut body = Vec::new();
-                loop {
-                    events.send(Event::ReadBody).unwrap();
-                    match pieces.recv() {
-                        Ok(BodyMsg::Data(piece)) => body.extend_from_slice(&piece),
-                        Ok(BodyMsg::Eof) => break,
-                        _ => return,
-                    }
+                if !read_rest(&events, &rest, &mut body) {
+                    return;
                 }
                 body
             }
@@ -260,6 +276,25 @@ fn a_body_beyond_post_buffering_is_kept_in_a_file_before_the_responder_runs() {
         // Within post-buffering: in memory.
         client.write_all(b"POST /source HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").await.unwrap();
         assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, b"buffered");
+    });
+}
+
+#[test]
+fn past_post_buffering_disk_the_rest_of_a_body_streams() {
+    paused().block_on(async {
+        let (mut client, _stop, _task) =
+            connect(http(), ServerConfig { spool_limit: 12, ..config() });
+        let mut pending = Vec::new();
+        let body = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let head =
+            format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
+        client.write_all(head.as_bytes()).await.unwrap();
+        for piece in body.chunks(5) {
+            client.write_all(piece).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, body);
+        echo_chunked(&mut client, &mut pending).await;
     });
 }
 
