@@ -201,6 +201,7 @@ fn sighup_without_a_master_says_so_and_serves_on() {
 /// in time: writing a line fails quietly, and a cut still ends the stop.
 #[test]
 fn a_stop_with_stderr_gone_still_ends_every_process() {
+    use std::io::BufRead;
     for shape in [&[][..], &["--master", "--processes", "2"][..]] {
         let mark = format!("lifecycle-{}-stderr-{}", std::process::id(), shape.len());
         let port = common::free_port();
@@ -214,15 +215,32 @@ fn a_stop_with_stderr_gone_still_ends_every_process() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let addr = format!("127.0.0.1:{port}");
-        assert!(
-            wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(&addr).is_ok()),
-            "{shape:?}: never listened"
-        );
-        let mut conn = Conn::open(&addr);
-        conn.send("GET /sleep?s=30 HTTP/1.1\r\nHost: x\r\n\r\n");
-        std::thread::sleep(Duration::from_millis(300));
-        drop(child.stderr.take());
+        // stderr is read line by line until the request is running, then
+        // closed: from then on every line rwsgi writes fails.
+        let (lines, seen) = std::sync::mpsc::channel();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let reader = std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let started = line.contains("sleep started");
+                let _ = lines.send(line);
+                if started {
+                    return;
+                }
+            }
+        });
+        let ready = if shape.is_empty() { "listening on" } else { "worker(s) serving" };
+        let wait_for = |needle: &str| loop {
+            match seen.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) if line.contains(needle) => break,
+                Ok(_) => {}
+                Err(_) => panic!("{shape:?}: no {needle:?} on stderr"),
+            }
+        };
+        wait_for(ready);
+        let mut conn = Conn::open(&format!("127.0.0.1:{port}"));
+        conn.send("GET /sleep?s=30&mark=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+        wait_for("sleep started");
+        reader.join().unwrap();
         let signalled = Instant::now();
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
