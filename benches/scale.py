@@ -240,14 +240,23 @@ def main() -> int:
         (tmp / "nginx.conf").write_text(nginx_config(tmp, port, net.addrs))
         nginx = subprocess.Popen([nginx_binary(), "-p", str(tmp), "-c", str(tmp / "nginx.conf")],
                                  stderr=subprocess.DEVNULL)
+        def workers() -> set[str]:
+            found = subprocess.run(["pgrep", "-P", str(nginx.pid)], capture_output=True, text=True)
+            return set(found.stdout.split())
+
         def take_out(addr: str | None) -> None:
             """Takes the host at `addr` out of nginx's upstreams (None: puts
-            every host back) and has nginx read its config again."""
+            every host back) and has nginx read its config again: done when
+            the workers of the old config have finished their requests and
+            exited, and a new one serves."""
             write_upstream(tmp, port, net.addrs, down=addr)
+            old = workers()
             nginx.send_signal(signal.SIGHUP)
-            # Its requests in flight finish on the connections they have;
-            # new ones go elsewhere once nginx has read the new config.
-            time.sleep(1.0)
+            deadline = time.monotonic() + 20
+            while (old & workers() or not workers() - old) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if old & workers():
+                raise SystemExit("scale: nginx's old workers did not finish within 20 s")
 
         try:
             return run(hosts, port, tmp, args.clients, take_out)
