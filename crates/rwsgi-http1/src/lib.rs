@@ -268,6 +268,13 @@ impl ServerCodec for Http1Codec {
 
     const NAME: &'static str = "http";
 
+    fn unframed_body_left(&self) -> Option<u64> {
+        match self.state {
+            ReadState::Length(left) => Some(left),
+            _ => None,
+        }
+    }
+
     fn encode_continue(&mut self, out: &mut OutBuf) {
         out.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
     }

@@ -149,6 +149,15 @@ pub trait ServerCodec:
         ProtoError::Timeout
     }
 
+    /// How many bytes of the current request's body are still to come as
+    /// they are on the wire, without framing (HTTP with `Content-Length`,
+    /// uwsgi): the core may then read them all before decoding, so that
+    /// the body comes out in one piece instead of being copied together.
+    /// `None` for a framed body (chunked, FastCGI records) or between bodies.
+    fn unframed_body_left(&self) -> Option<u64> {
+        None
+    }
+
     /// Writes an interim `100 Continue`, where the protocol has one.
     fn encode_continue(&mut self, _out: &mut OutBuf) {}
 

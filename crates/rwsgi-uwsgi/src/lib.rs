@@ -186,6 +186,13 @@ impl ServerCodec for UwsgiCodec {
 
     const NAME: &'static str = "uwsgi";
 
+    fn unframed_body_left(&self) -> Option<u64> {
+        match self.state {
+            ReadState::Length(left) => Some(left),
+            _ => None,
+        }
+    }
+
     /// A packet still short of its `datasize` when `socket-timeout` ran
     /// out: only a proxy speaks uwsgi, and a proxy sends its packet at
     /// once, so the packet is malformed rather than slow (`400`).

@@ -187,8 +187,14 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
 
     /// Reads the body before the responder runs, up to `limit` bytes. A
     /// longer body stops there: the pieces read so far go first, the rest
-    /// streams.
+    /// streams. One sent unframed, from a client that keeps up, is read
+    /// whole first, so that it needs no copying together.
     async fn read_ahead(&mut self, limit: u64) -> Result<ReadAhead, ProtoError> {
+        if let Some(left) = self.codec.unframed_body_left().filter(|&left| left <= limit)
+            && let Ok(left) = usize::try_from(left)
+        {
+            self.wire.gather(left).await?;
+        }
         let mut pieces = Pieces::default();
         loop {
             if self.wire.rbuf.is_empty() {

@@ -146,7 +146,10 @@ struct Answer {
 
 /// Reads one response (`Content-Length`, chunked, or to the close);
 /// `None` at a close before any byte of one.
-async fn read_answer(client: &mut UnixStream, pending: &mut Vec<u8>) -> Option<Answer> {
+async fn read_answer(
+    client: &mut (impl tokio::io::AsyncRead + Unpin),
+    pending: &mut Vec<u8>,
+) -> Option<Answer> {
     let end = loop {
         if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
             break at + 4;
@@ -276,6 +279,37 @@ fn a_body_beyond_post_buffering_is_kept_in_a_file_before_the_responder_runs() {
         // Within post-buffering: in memory.
         client.write_all(b"POST /source HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").await.unwrap();
         assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, b"buffered");
+    });
+}
+
+#[test]
+fn a_body_read_whole_at_once_or_after_a_stall_arrives_intact_and_the_next_request_follows() {
+    paused().block_on(async {
+        let config = ServerConfig { post_buffering: 1 << 20, ..config() };
+        let (client, _stop, _task) = connect(http(), config);
+        let (mut reader, mut writer) = client.into_split();
+        let body: Vec<u8> = (0..300 * 1024).map(|i| (i % 251) as u8).collect();
+        let head =
+            format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
+        let sent = body.clone();
+        tokio::spawn(async move {
+            // All at once, with the next request behind it.
+            writer.write_all(&[head.as_bytes(), &sent, GET_HELLO].concat()).await.unwrap();
+            // A fast start, a stall longer than rwsgi gathers for, the rest.
+            writer.write_all(head.as_bytes()).await.unwrap();
+            writer.write_all(&sent[..100 * 1024]).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            writer.write_all(&sent[100 * 1024..]).await.unwrap();
+            writer.write_all(GET_HELLO).await.unwrap();
+            writer
+        });
+        let mut pending = Vec::new();
+        for _ in 0..2 {
+            let answer = read_answer(&mut reader, &mut pending).await.unwrap();
+            assert!(answer.body == body, "a body of {} bytes came back", answer.body.len());
+            let hello = read_answer(&mut reader, &mut pending).await.unwrap();
+            assert_eq!(hello.body, b"hello");
+        }
     });
 }
 

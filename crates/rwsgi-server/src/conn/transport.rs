@@ -9,13 +9,18 @@ use std::cell::RefCell;
 use std::io::{self, IoSlice};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout, timeout_at};
 
 /// Room made in the read buffer before a read: the first read of a request
 /// gets the smallest (a head fits, and a waiting connection pins no more),
 /// each read that fills it doubles it, up to the largest (bulk bodies).
 const MIN_READ: usize = 4 * 1024;
 const MAX_READ: usize = 64 * 1024;
+/// A body sent unframed is read into one buffer of its size (see
+/// [`Transport::gather`]) once this much of it came without a wait, if it
+/// all comes within `GATHER_TIME`.
+const GATHER_AFTER: usize = 64 * 1024;
+const GATHER_TIME: Duration = Duration::from_secs(1);
 /// After an error, how much unread input we drain so the peer reads our
 /// answer instead of a reset (a "lingering close", as nginx does).
 const LINGER_BYTES: usize = 256 * 1024;
@@ -99,14 +104,60 @@ impl<S: Stream> Transport<S> {
         }
         self.rbuf.reserve(self.read_size);
         let room = self.rbuf.capacity() - self.rbuf.len();
+        let read = self.read_now();
+        if read.as_ref().is_ok_and(|&n| n == room) {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        }
+        read
+    }
+
+    /// Reads into the room the read buffer has, without waiting.
+    fn read_now(&mut self) -> io::Result<usize> {
         let read = self.io.try_read_buf(&mut self.rbuf);
         if let Ok(n) = read {
             self.received += n as u64;
-            if n == room {
-                self.read_size = (self.read_size * 2).min(MAX_READ);
-            }
         }
         read
+    }
+
+    /// Reads until the read buffer holds `len` bytes (or the peer closed),
+    /// into one allocation: a body sent unframed then reaches the
+    /// responder as the one piece it was read into, not copied together
+    /// from pieces. Only for a client that keeps up, so that a slow one
+    /// cannot make us hold a buffer of its declared size: one that has
+    /// sent fewer than [`GATHER_AFTER`] bytes when a read would have to
+    /// wait keeps its buffer as it is, and one that has not sent the whole
+    /// within [`GATHER_TIME`] gets what it sent copied into a buffer of
+    /// that size. The caller then reads the rest piece by piece.
+    pub(super) async fn gather(&mut self, len: usize) -> io::Result<()> {
+        let deadline = Instant::now() + GATHER_TIME;
+        let mut whole = false;
+        while self.rbuf.len() < len {
+            if !whole && self.rbuf.len() >= GATHER_AFTER {
+                // One copy of what is here, into the buffer for the whole.
+                self.rbuf.reserve(len - self.rbuf.len());
+                whole = true;
+            }
+            let read = if whole { self.read_now() } else { self.try_fill() };
+            match read {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if !whole {
+                        break;
+                    }
+                    let ready = std::future::poll_fn(|cx| self.io.poll_read_ready(cx));
+                    if let Ok(ready) = timeout_at(deadline, ready).await {
+                        ready?;
+                    } else {
+                        self.rbuf = BytesMut::from(&self.rbuf[..]);
+                        break;
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
     }
 
     /// Gives back the memory a waiting connection does not need: the
@@ -202,5 +253,109 @@ impl<S: Stream> Transport<S> {
 fn keep<T>(spares: &mut Vec<T>, buffer: T) {
     if spares.len() < SPARE_BUFFERS {
         spares.push(buffer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::stream::LazyStream;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::UnixStream;
+
+    const BODY: usize = 300 * 1024;
+
+    /// Our end of a socket pair as a transport, and the peer's end.
+    fn pair() -> (Transport<LazyStream<UnixStream>>, UnixStream) {
+        let (client, server) = std::os::unix::net::UnixStream::pair().unwrap();
+        client.set_nonblocking(true).unwrap();
+        server.set_nonblocking(true).unwrap();
+        let socket = socket2::Socket::from(std::os::fd::OwnedFd::from(server));
+        let info = ConnInfo {
+            peer: rwsgi_proto::SocketAddress::Unix(None),
+            local: rwsgi_proto::SocketAddress::Unix(None),
+        };
+        let wire = Transport::new(LazyStream::new(socket), info, "test", Duration::from_secs(5));
+        (wire, UnixStream::from_std(client).unwrap())
+    }
+
+    fn body() -> Vec<u8> {
+        (0..BODY).map(|i| (i % 251) as u8).collect()
+    }
+
+    fn paused() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_body_that_keeps_coming_is_read_into_one_buffer_of_its_size() {
+        paused().block_on(async {
+            let (mut wire, mut client) = pair();
+            let body = body();
+            // More than a socket buffer holds: the rest comes while we read.
+            let sent = body.clone();
+            let writer = tokio::spawn(async move {
+                for piece in sent.chunks(8 * 1024) {
+                    client.write_all(piece).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+                client
+            });
+            while wire.rbuf.len() < GATHER_AFTER {
+                tokio::task::yield_now().await;
+                let _ = wire.try_fill();
+            }
+            let before = wire.rbuf.len();
+            wire.gather(BODY).await.unwrap();
+            assert!(before < BODY, "the test must make gather wait");
+            assert_eq!(wire.rbuf.len(), BODY);
+            assert!(wire.rbuf.capacity() < BODY + MAX_READ, "{} bytes held", wire.rbuf.capacity());
+            assert!(wire.rbuf[..] == body[..]);
+            drop(writer.await.unwrap());
+        });
+    }
+
+    #[test]
+    fn a_client_that_sends_little_at_once_keeps_no_buffer_of_its_declared_size() {
+        paused().block_on(async {
+            let (mut wire, mut client) = pair();
+            client.write_all(&body()[..10 * 1024]).await.unwrap();
+            wire.gather(BODY).await.unwrap();
+            assert_eq!(wire.rbuf.len(), 10 * 1024);
+            assert!(wire.rbuf.capacity() <= 2 * MAX_READ, "{} bytes held", wire.rbuf.capacity());
+        });
+    }
+
+    #[test]
+    fn a_client_that_stalls_after_a_fast_start_gets_a_buffer_of_what_it_sent() {
+        paused().block_on(async {
+            let (mut wire, mut client) = pair();
+            client.write_all(&body()[..100 * 1024]).await.unwrap();
+            let started = Instant::now();
+            wire.gather(BODY).await.unwrap();
+            assert_eq!(started.elapsed(), GATHER_TIME);
+            assert_eq!(wire.rbuf.len(), 100 * 1024);
+            assert_eq!(wire.rbuf.capacity(), 100 * 1024);
+            drop(client);
+        });
+    }
+
+    #[test]
+    fn a_client_that_closes_mid_body_ends_the_gathering_with_what_it_sent() {
+        paused().block_on(async {
+            let (mut wire, mut client) = pair();
+            client.write_all(&body()[..100 * 1024]).await.unwrap();
+            drop(client);
+            let started = Instant::now();
+            wire.gather(BODY).await.unwrap();
+            assert_eq!(started.elapsed(), Duration::ZERO);
+            assert_eq!(wire.rbuf.len(), 100 * 1024);
+        });
     }
 }
