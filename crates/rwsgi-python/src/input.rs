@@ -184,6 +184,16 @@ impl InputStream {
             self.eof = spool.left == 0;
             return Ok(out);
         }
+        // A sized read the buffer holds (`read(65536)` loops): one copy,
+        // straight from it.
+        if let Some(limit) = limit.filter(|&l| l > 0)
+            && self.fill(py)?
+            && self.buf.len() >= limit
+        {
+            let out = PyBytes::new(py, &self.buf[..limit]);
+            self.buf.advance(limit);
+            return Ok(out);
+        }
         Ok(PyBytes::new(py, &self.read_until(py, limit, None)?))
     }
 
