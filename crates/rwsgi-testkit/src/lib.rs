@@ -19,7 +19,8 @@ use std::fmt::Debug;
 
 use bytes::{Bytes, BytesMut};
 use rwsgi_proto::{
-    ConnInfo, Environ, Frame, Limits, ProtoError, RequestHead, ResponseHead, SocketAddress,
+    ConnInfo, Environ, Frame, Limits, ProtoError, RequestHead, ResponseHead, ServerCodec,
+    SocketAddress,
 };
 use tokio_util::codec::Decoder;
 
@@ -284,6 +285,29 @@ where
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// `request` is a head declaring a body of `declared` bytes followed by
+/// part of it: as `codec` decodes the body, [`ServerCodec::unframed_body_left`]
+/// counts down what is still to come, and says `None` once it is all
+/// decoded (as before the head).
+pub fn assert_unframed_body_counts_down<C: ServerCodec>(
+    mut codec: C,
+    request: &[u8],
+    declared: u64,
+) {
+    assert_eq!(codec.unframed_body_left(), None, "before the head");
+    let mut buf = BytesMut::from(request);
+    assert!(matches!(codec.decode(&mut buf), Ok(Some(Frame::Head(_)))));
+    assert_eq!(codec.unframed_body_left(), Some(declared));
+    let Ok(Some(Frame::Data(first))) = codec.decode(&mut buf) else { panic!("no body piece") };
+    let rest = declared - first.len() as u64;
+    assert!(rest > 0, "the request must hold part of the body only");
+    assert_eq!(codec.unframed_body_left(), Some(rest));
+    buf.extend(std::iter::repeat_n(b'x', rest as usize));
+    let Ok(Some(Frame::Data(last))) = codec.decode(&mut buf) else { panic!("no body piece") };
+    assert_eq!(last.len() as u64, rest);
+    assert_eq!(codec.unframed_body_left(), None, "the body is all decoded");
 }
 
 /// Fuzzing limits from a seed byte, small so the fuzzer reaches them too:

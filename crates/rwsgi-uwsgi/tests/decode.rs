@@ -238,19 +238,13 @@ fn data_frames_are_views_of_the_read_buffer() {
     assert_eq!(data.as_ptr() as usize, body_at);
 }
 
-/// The core gathers a body the codec says comes unframed: a uwsgi body
-/// does, until its last byte is decoded.
+/// The core gathers a body the codec says comes unframed: a uwsgi body does.
 #[test]
 fn unframed_body_left_counts_down_the_body() {
-    let mut codec = UwsgiCodec::new(limits());
-    assert_eq!(codec.unframed_body_left(), None);
     let vars = nginx_vars(b"POST", b"/", b"/", b"", b"text/plain", b"10");
-    let mut buf = BytesMut::from(&packet(&vars, b"0123")[..]);
-    assert!(matches!(codec.decode(&mut buf), Ok(Some(Frame::Head(_)))));
-    assert_eq!(codec.unframed_body_left(), Some(10));
-    assert!(matches!(codec.decode(&mut buf), Ok(Some(Frame::Data(d))) if d.len() == 4));
-    assert_eq!(codec.unframed_body_left(), Some(6));
-    buf.extend_from_slice(b"456789");
-    assert!(matches!(codec.decode(&mut buf), Ok(Some(Frame::Data(d))) if d.len() == 6));
-    assert_eq!(codec.unframed_body_left(), None);
+    rwsgi_testkit::assert_unframed_body_counts_down(
+        UwsgiCodec::new(limits()),
+        &packet(&vars, b"0123"),
+        10,
+    );
 }
