@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Memory per worker, app preloaded in the master vs imported by each worker
-(lazy-apps), on the Django example: what copy-on-write sharing saves.
+(lazy-apps), on the Django example: what copy-on-write sharing saves, and
+what uWSGI takes for the same.
 
     python3 benches/rss.py [--workers 4] [--venv .venv] [--binary target/release/rwsgi]
+                           [--uwsgi benches/.venv/bin/uwsgi]
 
-For each mode it starts rwsgi (master + N workers, examples/django), sends a
-few requests to every worker, then reads /proc/PID/smaps_rollup of each
-worker: RSS (counts shared pages in full, in every process) and PSS (shared
-pages divided among the processes sharing them: what a worker really
-costs). The master is listed apart. Standard library only.
+For each server and mode it starts the server with the same command line
+(master + N workers, examples/django), sends a few requests to every
+worker, then reads /proc/PID/smaps_rollup of each worker: RSS (counts
+shared pages in full, in every process) and PSS (shared pages divided among
+the processes sharing them: what a worker really costs). The master is
+listed apart. uWSGI is the one `make bench` installs into benches/.venv
+(built against the same Python); without it, only rwsgi is measured.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import http.client
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -55,6 +61,8 @@ def children(pid: int) -> list[int]:
 
 
 def measure(binary: str, venv: str, workers: int, lazy: bool) -> dict:
+    """Starts `binary` (rwsgi or uWSGI: the flags are the same) and reads
+    its processes' memory once every worker has served."""
     port = free_port()
     cmd = [binary, "--http-socket", f"{HOST}:{port}", "--chdir", str(ROOT / "examples/django"),
            "--module", "mysite.wsgi", "--home", venv, "--master", "--processes", str(workers),
@@ -66,7 +74,7 @@ def measure(binary: str, venv: str, workers: int, lazy: bool) -> dict:
         while len(children(proc.pid)) < workers or not ready(port):
             if proc.poll() is not None or time.monotonic() > deadline:
                 log.seek(0)
-                raise SystemExit(f"rwsgi did not start: {log.read().decode(errors='replace')}")
+                raise SystemExit(f"{binary} did not start: {log.read().decode(errors='replace')}")
             time.sleep(0.2)
         for _ in range(20 * workers):  # warm every worker (the kernel spreads the accepts)
             conn = http.client.HTTPConnection(HOST, port, timeout=10)
@@ -77,7 +85,8 @@ def measure(binary: str, venv: str, workers: int, lazy: bool) -> dict:
         return {"master": rollup_kib(proc.pid),
                 "workers": [rollup_kib(pid) for pid in children(proc.pid)]}
     finally:
-        proc.terminate()
+        # SIGINT stops both (uWSGI 2.0 reloads on SIGTERM).
+        proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
 
 
@@ -99,18 +108,29 @@ def main() -> int:
     release = ROOT / "target/release/rwsgi"
     parser.add_argument("--binary", default=str(release if release.exists()
                                                 else ROOT / "target/debug/rwsgi"))
+    parser.add_argument("--uwsgi", default=str(ROOT / "benches/.venv/bin/uwsgi"),
+                        help="uWSGI to compare with (default: the one `make bench` installs)")
     args = parser.parse_args()
-    print(f"binary: {args.binary}; {args.workers} workers; examples/django; KiB per process")
-    print("| mode | master RSS | master PSS | worker RSS (mean) | worker PSS (mean) | total PSS |")
-    print("|---|---|---|---|---|---|")
+    servers = [("rwsgi", args.binary)]
+    if Path(args.uwsgi).exists():
+        servers.append(("uWSGI", args.uwsgi))
+    else:
+        print(f"({args.uwsgi} not found: run `make bench` once to install uWSGI; rwsgi only)")
+    venv = os.path.abspath(args.venv)
+    print(f"{', '.join(f'{name}: {path}' for name, path in servers)}; {args.workers} workers; "
+          "examples/django; KiB per process")
+    print("| server | mode | master RSS | master PSS | worker RSS (mean) | worker PSS (mean) "
+          "| total PSS |")
+    print("|---|---|---|---|---|---|---|")
     for lazy in (False, True):
-        result = measure(args.binary, args.venv, args.workers, lazy)
-        ws = result["workers"]
-        mean = lambda key: sum(w[key] for w in ws) // max(len(ws), 1)  # noqa: E731
-        total = result["master"]["Pss"] + sum(w["Pss"] for w in ws)
-        mode = "lazy-apps" if lazy else "preload"
-        print(f"| {mode} | {result['master']['Rss']} | {result['master']['Pss']} | "
-              f"{mean('Rss')} | {mean('Pss')} | {total} |")
+        for name, binary in servers:
+            result = measure(binary, venv, args.workers, lazy)
+            ws = result["workers"]
+            mean = lambda key: sum(w[key] for w in ws) // max(len(ws), 1)  # noqa: E731
+            total = result["master"]["Pss"] + sum(w["Pss"] for w in ws)
+            mode = "lazy-apps" if lazy else "preload"
+            print(f"| {name} | {mode} | {result['master']['Rss']} | {result['master']['Pss']} | "
+                  f"{mean('Rss')} | {mean('Pss')} | {total} |")
     return 0
 
 
