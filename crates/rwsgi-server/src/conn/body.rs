@@ -20,6 +20,13 @@ use tokio::time::timeout;
 /// client trickling a body a byte at a time must not pin a buffer a byte.
 const COALESCE_BELOW: usize = 16 * 1024;
 
+#[cfg(test)]
+thread_local! {
+    /// Bodies read ahead in pieces and copied together: the tests check
+    /// that a body sent at once is not.
+    pub(super) static BODIES_JOINED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// How the connection serves the body the responder reads from its
 /// [`BodySource`].
 #[derive(Default)]
@@ -217,7 +224,11 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         Ok(ReadAhead::Whole(match queue.len() {
             0 => Bytes::new(),
             1 => queue.pop_front().unwrap_or_default(),
-            _ => queue.into_iter().collect::<Vec<_>>().concat().into(),
+            _ => {
+                #[cfg(test)]
+                BODIES_JOINED.set(BODIES_JOINED.get() + 1);
+                queue.into_iter().collect::<Vec<_>>().concat().into()
+            }
         }))
     }
 

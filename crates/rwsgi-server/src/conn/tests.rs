@@ -283,33 +283,49 @@ fn a_body_beyond_post_buffering_is_kept_in_a_file_before_the_responder_runs() {
 }
 
 #[test]
-fn a_body_read_whole_at_once_or_after_a_stall_arrives_intact_and_the_next_request_follows() {
+fn a_body_sent_at_once_is_read_whole_and_one_that_stalls_in_pieces_both_intact() {
+    use super::body::BODIES_JOINED;
     paused().block_on(async {
         let config = ServerConfig { post_buffering: 1 << 20, ..config() };
-        let (client, _stop, _task) = connect(http(), config);
-        let (mut reader, mut writer) = client.into_split();
         let body: Vec<u8> = (0..300 * 1024).map(|i| (i % 251) as u8).collect();
         let head =
             format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
-        let sent = body.clone();
-        tokio::spawn(async move {
-            // All at once, with the next request behind it.
-            writer.write_all(&[head.as_bytes(), &sent, GET_HELLO].concat()).await.unwrap();
-            // A fast start, a stall longer than rwsgi gathers for, the rest.
-            writer.write_all(head.as_bytes()).await.unwrap();
-            writer.write_all(&sent[..100 * 1024]).await.unwrap();
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            writer.write_all(&sent[100 * 1024..]).await.unwrap();
-            writer.write_all(GET_HELLO).await.unwrap();
+        let (client, _stop, _task) = connect(http(), config.clone());
+        let (mut reader, mut writer) = client.into_split();
+        let mut pending = Vec::new();
+        // All at once, with the next request behind it (more than the
+        // socket holds: written while the server reads).
+        let request = [head.as_bytes(), &body, GET_HELLO].concat();
+        let sending = tokio::spawn(async move {
+            writer.write_all(&request).await.unwrap();
             writer
         });
-        let mut pending = Vec::new();
-        for _ in 0..2 {
-            let answer = read_answer(&mut reader, &mut pending).await.unwrap();
-            assert!(answer.body == body, "a body of {} bytes came back", answer.body.len());
-            let hello = read_answer(&mut reader, &mut pending).await.unwrap();
-            assert_eq!(hello.body, b"hello");
-        }
+        let answer = read_answer(&mut reader, &mut pending).await.unwrap();
+        assert!(answer.body == body, "a body of {} bytes came back", answer.body.len());
+        assert_eq!(BODIES_JOINED.get(), 0, "the body sent at once was copied together");
+        assert_eq!(read_answer(&mut reader, &mut pending).await.unwrap().body, b"hello");
+        // A fast start, a stall longer than rwsgi gathers for, the rest.
+        let mut writer = sending.await.unwrap();
+        writer.write_all(&[head.as_bytes(), &body[..100 * 1024]].concat()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        writer.write_all(&[&body[100 * 1024..], GET_HELLO].concat()).await.unwrap();
+        let answer = read_answer(&mut reader, &mut pending).await.unwrap();
+        assert!(answer.body == body, "a body of {} bytes came back", answer.body.len());
+        assert_eq!(BODIES_JOINED.get(), 1, "the stalled body was read in pieces");
+        assert_eq!(read_answer(&mut reader, &mut pending).await.unwrap().body, b"hello");
+        // Over uwsgi, the body at once.
+        let (client, _stop, _task) =
+            connect(rwsgi_uwsgi::UwsgiCodec::new(Limits::default()), config);
+        let length = body.len().to_string();
+        let vars =
+            [("REQUEST_METHOD", "POST"), ("PATH_INFO", "/echo"), ("CONTENT_LENGTH", &length)];
+        let request = uwsgi_request(&vars, &body);
+        let (mut reader, mut writer) = client.into_split();
+        tokio::spawn(async move { writer.write_all(&request).await.unwrap() });
+        let mut response = Vec::new();
+        reader.read_to_end(&mut response).await.unwrap();
+        assert!(response.ends_with(&body), "the uwsgi body came back whole");
+        assert_eq!(BODIES_JOINED.get(), 1, "the uwsgi body was copied together");
     });
 }
 
@@ -476,23 +492,29 @@ fn a_stopping_server_announces_the_close_and_waits_briefly_for_a_request_on_its_
     });
 }
 
+/// A uwsgi request packet: the vars, then the body.
+fn uwsgi_request(vars: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut packet = Vec::new();
+    for (key, value) in vars {
+        packet.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        packet.extend_from_slice(key.as_bytes());
+        packet.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        packet.extend_from_slice(value.as_bytes());
+    }
+    let mut request = vec![0u8];
+    request.extend_from_slice(&(packet.len() as u16).to_le_bytes());
+    request.push(0);
+    request.extend_from_slice(&packet);
+    request.extend_from_slice(body);
+    request
+}
+
 #[test]
 fn uwsgi_serves_one_request_per_connection() {
     paused().block_on(async {
         let (mut client, _stop, task) =
             connect(rwsgi_uwsgi::UwsgiCodec::new(Limits::default()), config());
-        let vars: &[(&str, &str)] = &[("REQUEST_METHOD", "GET"), ("PATH_INFO", "/hello")];
-        let mut packet = Vec::new();
-        for (key, value) in vars {
-            packet.extend_from_slice(&(key.len() as u16).to_le_bytes());
-            packet.extend_from_slice(key.as_bytes());
-            packet.extend_from_slice(&(value.len() as u16).to_le_bytes());
-            packet.extend_from_slice(value.as_bytes());
-        }
-        let mut request = vec![0u8];
-        request.extend_from_slice(&(packet.len() as u16).to_le_bytes());
-        request.push(0);
-        request.extend_from_slice(&packet);
+        let request = uwsgi_request(&[("REQUEST_METHOD", "GET"), ("PATH_INFO", "/hello")], b"");
         client.write_all(&request).await.unwrap();
         let mut response = Vec::new();
         client.read_to_end(&mut response).await.unwrap();

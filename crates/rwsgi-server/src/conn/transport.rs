@@ -5,7 +5,7 @@
 use crate::stream::Stream;
 use bytes::BytesMut;
 use rwsgi_proto::{ConnInfo, OutBuf};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -17,10 +17,12 @@ use tokio::time::{Instant, timeout, timeout_at};
 const MIN_READ: usize = 4 * 1024;
 const MAX_READ: usize = 64 * 1024;
 /// A body sent unframed is read into one buffer of its size (see
-/// [`Transport::gather`]) once this much of it came without a wait, if it
-/// all comes within `GATHER_TIME`.
+/// [`Transport::gather`]) once this much of it (and a sixteenth) came
+/// without a wait, if it all comes within `GATHER_TIME`, and while the
+/// worker's buffers waiting so stay within `GATHER_BUDGET`.
 const GATHER_AFTER: usize = 64 * 1024;
 const GATHER_TIME: Duration = Duration::from_secs(1);
+const GATHER_BUDGET: usize = 64 << 20;
 /// After an error, how much unread input we drain so the peer reads our
 /// answer instead of a reset (a "lingering close", as nginx does).
 const LINGER_BYTES: usize = 256 * 1024;
@@ -35,6 +37,28 @@ thread_local! {
     /// worker does not allocate (and set up for sharing) two buffers a
     /// request. The runtime is single-threaded, so this is the worker's.
     static SPARE: RefCell<(Vec<BytesMut>, Vec<OutBuf>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Bytes of the buffers [`Transport::gather`] holds while it waits.
+    static GATHERING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A buffer's share of the worker's [`GATHER_BUDGET`], given back on drop
+/// (also when the connection's task is dropped mid-wait).
+struct Gathering(usize);
+
+impl Gathering {
+    fn reserve(len: usize) -> Option<Gathering> {
+        let held = GATHERING.get();
+        (held + len <= GATHER_BUDGET).then(|| {
+            GATHERING.set(held + len);
+            Gathering(len)
+        })
+    }
+}
+
+impl Drop for Gathering {
+    fn drop(&mut self) {
+        GATHERING.set(GATHERING.get() - self.0);
+    }
 }
 
 pub(super) struct Transport<S> {
@@ -125,25 +149,36 @@ impl<S: Stream> Transport<S> {
     /// responder as the one piece it was read into, not copied together
     /// from pieces. Only for a client that keeps up, so that a slow one
     /// cannot make us hold a buffer of its declared size: one that has
-    /// sent fewer than [`GATHER_AFTER`] bytes when a read would have to
-    /// wait keeps its buffer as it is, and one that has not sent the whole
-    /// within [`GATHER_TIME`] gets what it sent copied into a buffer of
-    /// that size. The caller then reads the rest piece by piece.
+    /// sent less than [`GATHER_AFTER`] (and a sixteenth of `len`) when a
+    /// read would have to wait keeps its buffer as it is, and one that has
+    /// not sent the whole within [`GATHER_TIME`] gets what it sent copied
+    /// into a buffer of that size. Buffers waiting so hold at most
+    /// [`GATHER_BUDGET`] per worker; beyond, bodies are not gathered. The
+    /// caller then reads the rest piece by piece.
     pub(super) async fn gather(&mut self, len: usize) -> io::Result<()> {
         let deadline = Instant::now() + GATHER_TIME;
-        let mut whole = false;
+        let mut whole = None;
         while self.rbuf.len() < len {
-            if !whole && self.rbuf.len() >= GATHER_AFTER {
-                // One copy of what is here, into the buffer for the whole.
-                self.rbuf.reserve(len - self.rbuf.len());
-                whole = true;
+            if whole.is_none() && self.rbuf.len() >= GATHER_AFTER.max(len / 16) {
+                let Some(share) = Gathering::reserve(len) else { break };
+                // One copy of what is here, into a buffer of the body's size.
+                let mut buffer = BytesMut::with_capacity(len);
+                buffer.extend_from_slice(&self.rbuf);
+                self.rbuf = buffer;
+                whole = Some(share);
             }
-            let read = if whole { self.read_now() } else { self.try_fill() };
+            let read = if whole.is_some() {
+                // Never a read into no room: that would look like the end.
+                debug_assert!(self.rbuf.capacity() > self.rbuf.len());
+                self.read_now()
+            } else {
+                self.try_fill()
+            };
             match read {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    if !whole {
+                    if whole.is_none() {
                         break;
                     }
                     let ready = std::future::poll_fn(|cx| self.io.poll_read_ready(cx));
@@ -311,13 +346,26 @@ mod tests {
                 tokio::task::yield_now().await;
                 let _ = wire.try_fill();
             }
-            let before = wire.rbuf.len();
             wire.gather(BODY).await.unwrap();
-            assert!(before < BODY, "the test must make gather wait");
-            assert_eq!(wire.rbuf.len(), BODY);
-            assert!(wire.rbuf.capacity() < BODY + MAX_READ, "{} bytes held", wire.rbuf.capacity());
+            assert_eq!((wire.rbuf.len(), wire.rbuf.capacity()), (BODY, BODY));
+            assert_eq!(GATHERING.get(), 0, "the budget is given back");
             assert!(wire.rbuf[..] == body[..]);
             drop(writer.await.unwrap());
+        });
+    }
+
+    #[test]
+    fn past_the_workers_budget_a_body_is_not_gathered() {
+        paused().block_on(async {
+            let (mut wire, mut client) = pair();
+            client.write_all(&body()[..100 * 1024]).await.unwrap();
+            let taken = Gathering::reserve(GATHER_BUDGET - BODY + 1).unwrap();
+            let started = Instant::now();
+            wire.gather(BODY).await.unwrap();
+            assert_eq!(started.elapsed(), Duration::ZERO, "gathered, and waited for the rest");
+            assert!(wire.rbuf.capacity() < BODY, "{} bytes held", wire.rbuf.capacity());
+            drop(taken);
+            assert_eq!(GATHERING.get(), 0);
         });
     }
 
