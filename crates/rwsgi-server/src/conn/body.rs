@@ -227,7 +227,11 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
             _ => {
                 #[cfg(test)]
                 BODIES_JOINED.set(BODIES_JOINED.get() + 1);
-                queue.into_iter().collect::<Vec<_>>().concat().into()
+                let mut whole = BytesMut::with_capacity(queue.iter().map(Bytes::len).sum());
+                for piece in queue {
+                    whole.extend_from_slice(&piece);
+                }
+                whole.freeze()
             }
         }))
     }

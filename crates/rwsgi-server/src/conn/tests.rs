@@ -105,31 +105,42 @@ fn config() -> ServerConfig {
     }
 }
 
+/// Our end of a unix socket pair, as the accept loop hands it over, with
+/// its addresses; and the client's end. Call inside a runtime.
+pub(super) fn socket_pair() -> (LazyStream<UnixStream>, ConnInfo, UnixStream) {
+    let (client, server) = std::os::unix::net::UnixStream::pair().unwrap();
+    client.set_nonblocking(true).unwrap();
+    server.set_nonblocking(true).unwrap();
+    let socket = socket2::Socket::from(std::os::fd::OwnedFd::from(server));
+    let info = ConnInfo {
+        peer: rwsgi_proto::SocketAddress::Unix(None),
+        local: rwsgi_proto::SocketAddress::Unix(None),
+    };
+    (LazyStream::new(socket), info, UnixStream::from_std(client).unwrap())
+}
+
 /// A connection served by the real loop; the client end, and the worker's
 /// connections (to stop). Call inside a runtime.
 fn connect<C: ServerCodec>(
     codec: C,
     config: ServerConfig,
 ) -> (UnixStream, Arc<Connections>, tokio::task::JoinHandle<()>) {
-    let (client, server) = std::os::unix::net::UnixStream::pair().unwrap();
-    client.set_nonblocking(true).unwrap();
-    server.set_nonblocking(true).unwrap();
-    let socket = socket2::Socket::from(std::os::fd::OwnedFd::from(server));
-    let stream = LazyStream::<UnixStream>::new(socket);
+    let (stream, info, client) = socket_pair();
     let ctx = Arc::new(Context::new(config, Fake));
-    let info = ConnInfo {
-        peer: rwsgi_proto::SocketAddress::Unix(None),
-        local: rwsgi_proto::SocketAddress::Unix(None),
-    };
     let connections = Arc::clone(&ctx.connections);
     let open = ctx.connections.open();
     let conn = Connection::new(stream, codec, info, ctx, open);
     let task = tokio::spawn(conn.run());
-    (UnixStream::from_std(client).unwrap(), connections, task)
+    (client, connections, task)
 }
 
-fn paused() -> tokio::runtime::Runtime {
+pub(super) fn paused() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
+}
+
+/// `len` bytes of a pattern that shows a lost, repeated or moved piece.
+pub(super) fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
 }
 
 fn http() -> rwsgi_http1::Http1Codec {
@@ -287,7 +298,7 @@ fn a_body_sent_at_once_is_read_whole_and_one_that_stalls_in_pieces_both_intact()
     use super::body::BODIES_JOINED;
     paused().block_on(async {
         let config = ServerConfig { post_buffering: 1 << 20, ..config() };
-        let body: Vec<u8> = (0..300 * 1024).map(|i| (i % 251) as u8).collect();
+        let body = pattern(300 * 1024);
         let head =
             format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
         let (client, _stop, _task) = connect(http(), config.clone());

@@ -185,7 +185,7 @@ impl<S: Stream> Transport<S> {
                     if let Ok(ready) = timeout_at(deadline, ready).await {
                         ready?;
                     } else {
-                        self.rbuf = BytesMut::from(&self.rbuf[..]);
+                        self.trim_read_buffer();
                         break;
                     }
                 }
@@ -210,7 +210,14 @@ impl<S: Stream> Transport<S> {
             if rbuf.capacity() > 0 && rbuf.capacity() <= MAX_READ {
                 SPARE.with_borrow_mut(|(reads, _)| keep(reads, rbuf));
             }
-        } else if self.rbuf.capacity() > self.rbuf.len() {
+        } else {
+            self.trim_read_buffer();
+        }
+    }
+
+    /// Keeps in the read buffer only the room its bytes take.
+    fn trim_read_buffer(&mut self) {
+        if self.rbuf.capacity() > self.rbuf.len() {
             self.rbuf = BytesMut::from(&self.rbuf[..]);
         }
     }
@@ -296,6 +303,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::conn::tests::{pattern, paused, socket_pair};
     use crate::stream::LazyStream;
     use tokio::io::AsyncWriteExt;
     use tokio::net::UnixStream;
@@ -304,28 +312,12 @@ mod tests {
 
     /// Our end of a socket pair as a transport, and the peer's end.
     fn pair() -> (Transport<LazyStream<UnixStream>>, UnixStream) {
-        let (client, server) = std::os::unix::net::UnixStream::pair().unwrap();
-        client.set_nonblocking(true).unwrap();
-        server.set_nonblocking(true).unwrap();
-        let socket = socket2::Socket::from(std::os::fd::OwnedFd::from(server));
-        let info = ConnInfo {
-            peer: rwsgi_proto::SocketAddress::Unix(None),
-            local: rwsgi_proto::SocketAddress::Unix(None),
-        };
-        let wire = Transport::new(LazyStream::new(socket), info, "test", Duration::from_secs(5));
-        (wire, UnixStream::from_std(client).unwrap())
+        let (stream, info, client) = socket_pair();
+        (Transport::new(stream, info, "test", Duration::from_secs(5)), client)
     }
 
     fn body() -> Vec<u8> {
-        (0..BODY).map(|i| (i % 251) as u8).collect()
-    }
-
-    fn paused() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap()
+        pattern(BODY)
     }
 
     #[test]
