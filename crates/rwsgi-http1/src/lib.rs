@@ -275,6 +275,15 @@ impl ServerCodec for Http1Codec {
         }
     }
 
+    fn unframed_body_taken(&mut self, n: u64) {
+        if let ReadState::Length(left) = &mut self.state {
+            *left = left.saturating_sub(n);
+            if *left == 0 {
+                self.state = ReadState::EndPending;
+            }
+        }
+    }
+
     fn encode_continue(&mut self, out: &mut OutBuf) {
         out.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
     }

@@ -439,7 +439,7 @@ fn obs_text_in_values_is_kept() {
 #[test]
 fn unframed_body_left_counts_down_a_content_length_body_only() {
     let head = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123";
-    rwsgi_testkit::assert_unframed_body_counts_down(Http1Codec::new(limits()), head, 10);
+    rwsgi_testkit::assert_unframed_body_counts_down(|| Http1Codec::new(limits()), head, 10);
     let mut codec = Http1Codec::new(limits());
     let mut buf =
         BytesMut::from(&b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"[..]);

@@ -234,6 +234,9 @@ fn serve(
     if let Err(err) = rwsgi_python::dump_stacks_on(STACKS_SIGNAL as i32) {
         tracing::warn!("no Python stacks on {STACKS_SIGNAL} or harakiri: {err}");
     }
+    if server.post_buffering > 0 {
+        keep_freed_heap();
+    }
     let pool = rwsgi_python::PythonPool::start(app, pool)?;
     // The runtime's thread keeps a Python thread state for its whole life,
     // so a request run inline only attaches to it.
@@ -242,6 +245,33 @@ fn serve(
         rwsgi_server::serve(listeners, site, server, ready, exits)
     })?;
     Ok(())
+}
+
+/// Request bodies are read into `bytes` objects that Python allocates
+/// with `malloc` (see `rwsgi_python`'s `lent`), many alive at once, each
+/// freed by the app when it is done. glibc's default thresholds move as
+/// blocks come and go, and between them it hands large blocks back to the
+/// kernel, so the next body faults in fresh zeroed pages: a tenth of a
+/// worker's time under an upload load. They are fixed here at the highest
+/// values glibc's own adjustment reaches (blocks up to 32 MiB from the
+/// heap, a heap kept until 64 MiB of it is free), unless the operator set
+/// them (`GLIBC_TUNABLES`, `MALLOC_*_`).
+fn keep_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let tuned = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc."))
+            || std::env::vars_os().any(|(name, _)| {
+                name.to_str().is_some_and(|n| n.starts_with("MALLOC_") && n.ends_with('_'))
+            });
+        if !tuned {
+            // SAFETY: mallopt only sets allocator parameters; any value is
+            // valid, and glibc serialises it with its own allocations.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+            }
+        }
+    }
 }
 
 /// Which of a running request's variables the stats document shows.

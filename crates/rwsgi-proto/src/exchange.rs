@@ -8,7 +8,7 @@
 //! inline) or hand the request to threads of its own (the Python pool);
 //! either way the core writes what comes back at the client's pace.
 
-use crate::{Environ, ResponseHead};
+use crate::{Environ, LentBody, ResponseHead};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,6 +28,9 @@ pub enum BodySource {
     /// The core read the whole body before handing the request over, so a
     /// slow client never holds a responder's thread.
     Buffered(Bytes),
+    /// The core read the whole body into memory the responder lent it
+    /// ([`Responder::lend_body`]): every byte of it is written.
+    Lent(LentBody),
     /// The core read the body, longer than `post-buffering`, into an
     /// unlinked temporary file (as uWSGI does), positioned at its start:
     /// a slow client never holds a responder's thread, nor much memory.
@@ -282,6 +285,17 @@ pub trait Responder: Send + Sync + 'static {
     /// signals until it returns.
     fn runs_inline(&self) -> bool {
         false
+    }
+
+    /// Memory for a body of `size` bytes that the responder would take as
+    /// it is ([`BodySource::Lent`]), if it has any to lend: asked for a
+    /// body the core is about to read whole, from a client that keeps up.
+    /// The core reads on while the future is pending, and copies what it
+    /// read into the memory when it comes; it drops the memory unused if
+    /// the body does not all come.
+    fn lend_body(&self, size: usize) -> impl Future<Output = Option<LentBody>> + Send {
+        let _ = size;
+        std::future::ready(None)
     }
 }
 

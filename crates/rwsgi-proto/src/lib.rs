@@ -23,6 +23,7 @@ mod conn;
 mod environ;
 mod error;
 mod exchange;
+mod lent;
 mod outbuf;
 mod response;
 
@@ -34,6 +35,7 @@ pub use exchange::{
     Answerer, BodyMsg, BodySource, EVENT_QUEUE, Event, HeadEdit, Replies, Request, Responder,
     Unanswered,
 };
+pub use lent::{BodyMemory, LentBody};
 pub use outbuf::OutBuf;
 pub use response::{ResponseHead, check_header, is_hop_by_hop, is_tchar, reason_phrase};
 
@@ -156,6 +158,13 @@ pub trait ServerCodec:
     /// `None` for a framed body (chunked, FastCGI records) or between bodies.
     fn unframed_body_left(&self) -> Option<u64> {
         None
+    }
+
+    /// The core took `n` bytes of the unframed body off the wire itself
+    /// (into memory a responder lent it), `n` at most
+    /// [`Self::unframed_body_left`]: the codec counts them as decoded.
+    fn unframed_body_taken(&mut self, n: u64) {
+        debug_assert_eq!(n, 0, "{} sends no unframed body", Self::NAME);
     }
 
     /// Writes an interim `100 Continue`, where the protocol has one.

@@ -1,6 +1,7 @@
 //! `wsgi.input`: the request body as a file-like object.
 
 use crate::channel::emit;
+use crate::lent::BytesMemory;
 use bytes::{Buf, Bytes};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
@@ -19,6 +20,9 @@ const SPOOL_CHUNK: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) struct InputStream {
     buf: Bytes,
+    /// The `bytes` object `buf` is the storage of (a body the core read into
+    /// memory we lent): a read of all of it returns the object itself.
+    whole: Option<Py<PyBytes>>,
     eof: bool,
     /// A body the core kept in a temporary file: what is left of it.
     spool: Option<Spool>,
@@ -53,11 +57,28 @@ struct Pipe {
 }
 
 impl InputStream {
-    pub(crate) fn new(body: BodySource, events: &flume::Sender<Event>) -> Self {
-        let stream =
-            |eof, spool, pipe| InputStream { buf: Bytes::new(), eof, spool, pipe, failed: false };
+    pub(crate) fn new(py: Python<'_>, body: BodySource, events: &flume::Sender<Event>) -> Self {
+        let stream = |eof, spool, pipe| InputStream {
+            buf: Bytes::new(),
+            whole: None,
+            eof,
+            spool,
+            pipe,
+            failed: false,
+        };
         match body {
             BodySource::Buffered(buf) => InputStream { buf, ..stream(true, None, None) },
+            BodySource::Lent(body) => match BytesMemory::take_back(py, body) {
+                Some((whole, buf)) => {
+                    InputStream { buf, whole: Some(whole), ..stream(true, None, None) }
+                }
+                // Not ours, or not whole: the core broke its word.
+                None => {
+                    let mut stream = stream(true, None, None);
+                    let _ = stream.fail("request body lost".into());
+                    stream
+                }
+            },
             BodySource::Spooled { file, len, rest } => {
                 let pipe = rest.map(|replies| Pipe { events: events.clone(), replies });
                 stream(len == 0 && pipe.is_none(), Some(Spool { file, left: len }), pipe)
@@ -73,6 +94,7 @@ impl InputStream {
     /// return `b''`.
     pub(crate) fn release(&mut self) {
         self.buf = Bytes::new();
+        self.whole = None;
         self.eof = true;
         self.spool = None;
         self.pipe = None;
@@ -167,6 +189,15 @@ impl InputStream {
     #[pyo3(signature = (size = None))]
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         let limit = size_limit(size);
+        // Whole-body read of a body read into a `bytes` we lent, none of it
+        // read yet: that object, no copy.
+        if let Some(whole) = self.whole.take()
+            && whole.bind(py).as_bytes().len() == self.buf.len()
+            && limit.is_none_or(|l| l >= self.buf.len())
+        {
+            self.buf.clear();
+            return Ok(whole.into_bound(py));
+        }
         // Whole-body read of a buffered body: one copy, straight from our buffer.
         if limit.is_none_or(|l| l >= self.buf.len()) && self.eof {
             let out = PyBytes::new(py, &self.buf);
@@ -236,5 +267,56 @@ impl InputStream {
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let line = self.read_until(py, None, Some(b'\n'))?;
         Ok((!line.is_empty()).then(|| PyBytes::new(py, &line)))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use bytes::BufMut;
+    use pyo3::types::PyAnyMethods;
+
+    /// `wsgi.input` over a body the core read into a `bytes` we lent.
+    fn lent_input<'py>(py: Python<'py>, body: &[u8]) -> (Bound<'py, InputStream>, usize) {
+        let mut lent = BytesMemory::lend(py, body.len()).unwrap();
+        lent.put_slice(body);
+        let at = lent.filled().as_ptr() as usize;
+        let (events, _) = flume::unbounded();
+        (Bound::new(py, InputStream::new(py, BodySource::Lent(lent), &events)).unwrap(), at)
+    }
+
+    #[test]
+    fn a_whole_read_of_a_lent_body_is_the_object_it_was_read_into() {
+        Python::attach(|py| {
+            let (input, at) = lent_input(py, b"name=value\nmore");
+            let body = input.call_method0("read").unwrap().cast_into::<PyBytes>().unwrap();
+            assert_eq!(body.as_bytes(), b"name=value\nmore");
+            assert_eq!(body.as_bytes().as_ptr() as usize, at, "not a copy");
+            assert_eq!(input.call_method0("read").unwrap().extract::<Vec<u8>>().unwrap(), b"");
+        });
+    }
+
+    #[test]
+    fn a_lent_body_read_in_parts_gives_each_part_once() {
+        Python::attach(|py| {
+            let (input, _) = lent_input(py, b"name=value\nmore");
+            let read = |method: &str, arg: Option<isize>| -> Vec<u8> {
+                match arg {
+                    Some(n) => input.call_method1(method, (n,)),
+                    None => input.call_method0(method),
+                }
+                .unwrap()
+                .extract()
+                .unwrap()
+            };
+            assert_eq!(read("read", Some(4)), b"name");
+            assert_eq!(read("readline", None), b"=value\n");
+            // Not the whole object any more: what is left.
+            assert_eq!(read("read", None), b"more");
+            let (input, _) = lent_input(py, b"a\nb\n");
+            let lines: Vec<Vec<u8>> = input.call_method0("readlines").unwrap().extract().unwrap();
+            assert_eq!(lines, [b"a\n".to_vec(), b"b\n".to_vec()]);
+        });
     }
 }

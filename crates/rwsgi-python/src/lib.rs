@@ -15,7 +15,8 @@
 //! continues on the pool thread.
 //!
 //! Modules, each importing only those listed before it: `channel` (sending
-//! events without the GIL), `environ`, `input` (`wsgi.input`), `log_stream`
+//! events without the GIL), `environ`, `lent` (the `bytes` a body is read
+//! into), `input` (`wsgi.input`), `log_stream`
 //! (`wsgi.errors`), `file_wrapper`, `loader`, `response` (one request's
 //! call and iteration), `pool` (threads and dispatch).
 
@@ -26,6 +27,7 @@ mod environ;
 mod error;
 mod file_wrapper;
 mod input;
+mod lent;
 mod loader;
 mod log_stream;
 mod mounts;

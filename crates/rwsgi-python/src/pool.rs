@@ -2,10 +2,11 @@
 //! [`Responder`].
 
 use crate::environ::{Interned, KeyCache};
+use crate::lent::BytesMemory;
 use crate::loader::App;
 use crate::response::{self, Job};
 use pyo3::prelude::*;
-use rwsgi_proto::{BodySource, Environ, Event, Replies, Request, Responder};
+use rwsgi_proto::{BodySource, Environ, Event, LentBody, Replies, Request, Responder};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -47,6 +48,8 @@ enum Work {
     Job(Job),
     /// The iteration of a response whose app call ran inline.
     Continue(response::Continuation),
+    /// Memory for a request body of this size ([`Responder::lend_body`]).
+    Lend(usize, flume::Sender<Option<LentBody>>),
 }
 
 /// The app as the core's [`Responder`]: each request goes to the pool's
@@ -69,8 +72,10 @@ impl Responder for Dispatch {
     /// (nothing can then make the app wait for the client), otherwise on
     /// the pool. If the pool is gone, the replies end unanswered.
     async fn respond(&self, request: Request) -> Replies {
-        if matches!(request.body, BodySource::Buffered(_) | BodySource::Spooled { rest: None, .. })
-            && let Some(inline) = self.inline_now()
+        if matches!(
+            request.body,
+            BodySource::Buffered(_) | BodySource::Lent(_) | BodySource::Spooled { rest: None, .. }
+        ) && let Some(inline) = self.inline_now()
         {
             // Unbounded: nobody reads this channel before the app returns.
             let (events, inline_events) = flume::unbounded();
@@ -92,6 +97,24 @@ impl Responder for Dispatch {
 
     fn runs_inline(&self) -> bool {
         self.inline.is_some()
+    }
+
+    /// A new `bytes` object for the body: made here and now when nothing
+    /// else runs Python (as a request runs inline), else by a pool thread
+    /// once it is free; none if the pool's queue is full.
+    fn lend_body(&self, size: usize) -> impl Future<Output = Option<LentBody>> + Send {
+        let now = self.inline_now().map(|_| Python::attach(|py| BytesMemory::lend(py, size)));
+        let later = now.is_none().then(|| {
+            let (lent, later) = flume::bounded(1);
+            self.queue.try_send(Work::Lend(size, lent)).ok().map(|()| later)
+        });
+        async move {
+            match (now, later.flatten()) {
+                (Some(now), _) => now,
+                (None, Some(later)) => later.recv_async().await.ok().flatten(),
+                (None, None) => None,
+            }
+        }
     }
 }
 
@@ -271,6 +294,14 @@ fn serve_jobs(
             Work::Continue(continuation) => {
                 serve_one(&who, || continuation.finish(py));
             }
+            // Not a request: nothing to count. Unless the core has read the
+            // body meanwhile and stopped waiting.
+            Work::Lend(size, lent) => {
+                if !lent.is_disconnected() {
+                    let _ = lent.send(BytesMemory::lend(py, size));
+                }
+                continue;
+            }
         }
         if let Some(observer) = &serving.observer {
             observer.request_finished(index);
@@ -416,6 +447,24 @@ def app(environ, start_response):
                 assert_eq!(seen, expected, "{path}");
             }
         });
+    }
+
+    /// Memory for a body: made on the calling thread while the pool is idle
+    /// with one thread, by a pool thread otherwise.
+    #[test]
+    fn a_body_is_lent_a_new_bytes_here_or_by_the_pool() {
+        for threads in [1, 2] {
+            let dispatch = pool(threads).dispatch();
+            with_python_thread_state(|| {
+                let mut lent = ready(dispatch.lend_body(5)).unwrap();
+                assert_eq!(lent.size(), 5);
+                bytes::BufMut::put_slice(&mut lent, b"hello");
+                Python::attach(|py| {
+                    let (object, _) = BytesMemory::take_back(py, lent).unwrap();
+                    assert_eq!(object.bind(py).as_bytes(), b"hello");
+                });
+            });
+        }
     }
 
     #[test]

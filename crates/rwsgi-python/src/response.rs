@@ -350,7 +350,7 @@ fn build_environ<'py>(
     let interned = &shared.interned;
     let environ = &request.environ;
     let env = environ::cgi_dict(py, interned, cache, environ)?;
-    let input = Bound::new(py, InputStream::new(request.body, events))?;
+    let input = Bound::new(py, InputStream::new(py, request.body, events))?;
     let errors = match shared.errors_to_peer {
         true => Some(Bound::new(py, ErrorStream::for_peer(events.clone()))?),
         false => None,

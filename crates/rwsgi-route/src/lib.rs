@@ -19,7 +19,7 @@ mod template;
 use bytes::Bytes;
 pub use rules::RuleSpec;
 use rules::{Marks, Routes, Verdict};
-use rwsgi_proto::{Answerer, HeadEdit, Replies, Request, Responder};
+use rwsgi_proto::{Answerer, HeadEdit, LentBody, Replies, Request, Responder};
 pub use rwsgi_static::Settings as StaticSettings;
 use rwsgi_static::StaticFiles;
 use script_name::ScriptNames;
@@ -171,6 +171,11 @@ impl<R: Responder> Responder for Site<R> {
 
     fn runs_inline(&self) -> bool {
         self.app.runs_inline()
+    }
+
+    /// The app's memory: a request the front answers itself drops it unread.
+    fn lend_body(&self, size: usize) -> impl Future<Output = Option<LentBody>> + Send {
+        self.app.lend_body(size)
     }
 }
 

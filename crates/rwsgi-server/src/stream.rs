@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// Reads what is there now into `buf`'s spare room (appending), without
     /// waiting: `WouldBlock` when nothing is.
-    fn try_read_buf(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize>;
+    fn try_read_buf(&mut self, buf: &mut impl bytes::BufMut) -> io::Result<usize>;
 
     /// Ready once a read would not block. The caller holds no buffer
     /// meanwhile: what an idle connection costs is what it keeps here.
@@ -224,10 +224,13 @@ impl<T: Register> Stream for LazyStream<T> {
     // Reading straight into the buffer's spare room, uninitialised, as
     // tokio's own reads do.
     #[allow(unsafe_code)]
-    fn try_read_buf(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+    fn try_read_buf(&mut self, buf: &mut impl bytes::BufMut) -> io::Result<usize> {
+        // SAFETY: only written to below (by the kernel or tokio's read),
+        // never de-initialised.
+        let room = unsafe { buf.chunk_mut().as_uninit_slice_mut() };
         let n = match self {
             LazyStream::Direct(socket) => loop {
-                match socket.recv(buf.spare_capacity_mut()) {
+                match socket.recv(room) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     done => break done?,
                 }
@@ -237,7 +240,7 @@ impl<T: Register> Stream for LazyStream<T> {
             // drained, so the next one waits for the kernel, not a syscall).
             LazyStream::Registered(stream) => {
                 let mut cx = Context::from_waker(std::task::Waker::noop());
-                let mut read = ReadBuf::uninit(buf.spare_capacity_mut());
+                let mut read = ReadBuf::uninit(room);
                 match Pin::new(stream).poll_read(&mut cx, &mut read) {
                     Poll::Ready(done) => done.map(|()| read.filled().len())?,
                     Poll::Pending => return Err(io::ErrorKind::WouldBlock.into()),
@@ -245,9 +248,8 @@ impl<T: Register> Stream for LazyStream<T> {
             }
             LazyStream::Gone => return Err(io::ErrorKind::NotConnected.into()),
         };
-        // SAFETY: the read wrote `n` bytes at the start of the spare room,
-        // right after the initialised ones, and de-initialised none.
-        unsafe { buf.set_len(buf.len() + n) };
+        // SAFETY: the read wrote `n` bytes at the start of the spare room.
+        unsafe { buf.advance_mut(n) };
         Ok(n)
     }
 

@@ -290,24 +290,40 @@ where
 /// `request` is a head declaring a body of `declared` bytes followed by
 /// part of it: as `codec` decodes the body, [`ServerCodec::unframed_body_left`]
 /// counts down what is still to come, and says `None` once it is all
-/// decoded (as before the head).
+/// decoded (as before the head). Bytes the core takes off the wire itself
+/// ([`ServerCodec::unframed_body_taken`]) count as decoded: once the rest
+/// is taken so, the body ends without another byte.
 pub fn assert_unframed_body_counts_down<C: ServerCodec>(
-    mut codec: C,
+    codec: impl Fn() -> C,
     request: &[u8],
     declared: u64,
 ) {
-    assert_eq!(codec.unframed_body_left(), None, "before the head");
-    let mut buf = BytesMut::from(request);
-    assert!(matches!(codec.decode(&mut buf), Ok(Some(Frame::Head(_)))));
-    assert_eq!(codec.unframed_body_left(), Some(declared));
-    let Ok(Some(Frame::Data(first))) = codec.decode(&mut buf) else { panic!("no body piece") };
-    let rest = declared - first.len() as u64;
-    assert!(rest > 0, "the request must hold part of the body only");
-    assert_eq!(codec.unframed_body_left(), Some(rest));
+    // Decodes the head and the body piece that came with it.
+    let started = || {
+        let mut codec = codec();
+        assert_eq!(codec.unframed_body_left(), None, "before the head");
+        let mut buf = BytesMut::from(request);
+        assert!(matches!(codec.decode(&mut buf), Ok(Some(Frame::Head(_)))));
+        assert_eq!(codec.unframed_body_left(), Some(declared));
+        let Ok(Some(Frame::Data(first))) = codec.decode(&mut buf) else { panic!("no body piece") };
+        let rest = declared - first.len() as u64;
+        assert!(rest > 1, "the request must hold part of the body only");
+        assert_eq!(codec.unframed_body_left(), Some(rest));
+        (codec, buf, rest)
+    };
+
+    let (mut codec, mut buf, rest) = started();
     buf.extend(std::iter::repeat_n(b'x', rest as usize));
     let Ok(Some(Frame::Data(last))) = codec.decode(&mut buf) else { panic!("no body piece") };
     assert_eq!(last.len() as u64, rest);
     assert_eq!(codec.unframed_body_left(), None, "the body is all decoded");
+
+    let (mut codec, _, rest) = started();
+    codec.unframed_body_taken(rest - 1);
+    assert_eq!(codec.unframed_body_left(), Some(1));
+    codec.unframed_body_taken(1);
+    assert_eq!(codec.unframed_body_left(), None, "the body is all taken");
+    assert!(matches!(codec.decode(&mut BytesMut::new()), Ok(Some(Frame::End))));
 }
 
 /// Fuzzing limits from a seed byte, small so the fuzzer reaches them too:
@@ -372,6 +388,21 @@ pub fn assert_pep3333_environ(env: &Environ) -> usize {
     keys.dedup();
     assert_eq!(keys.len(), n, "a key twice in the environ");
     n
+}
+
+/// Uninitialised memory on the heap, lent as a responder lends it.
+struct HeapMemory(Box<[std::mem::MaybeUninit<u8>]>);
+
+impl rwsgi_proto::BodyMemory for HeapMemory {
+    fn memory(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+        &mut self.0
+    }
+}
+
+/// Memory for a body of `size` bytes, as a responder lends it
+/// ([`rwsgi_proto::Responder::lend_body`]).
+pub fn lent_heap(size: usize) -> rwsgi_proto::LentBody {
+    rwsgi_proto::LentBody::new(Box::new(HeapMemory(Box::new_uninit_slice(size))))
 }
 
 #[cfg(test)]

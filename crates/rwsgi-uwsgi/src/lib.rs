@@ -193,6 +193,15 @@ impl ServerCodec for UwsgiCodec {
         }
     }
 
+    fn unframed_body_taken(&mut self, n: u64) {
+        if let ReadState::Length(left) = &mut self.state {
+            *left = left.saturating_sub(n);
+            if *left == 0 {
+                self.state = ReadState::EndPending;
+            }
+        }
+    }
+
     /// A packet still short of its `datasize` when `socket-timeout` ran
     /// out: only a proxy speaks uwsgi, and a proxy sends its packet at
     /// once, so the packet is malformed rather than slow (`400`).

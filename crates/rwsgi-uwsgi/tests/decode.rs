@@ -243,7 +243,7 @@ fn data_frames_are_views_of_the_read_buffer() {
 fn unframed_body_left_counts_down_the_body() {
     let vars = nginx_vars(b"POST", b"/", b"/", b"", b"text/plain", b"10");
     rwsgi_testkit::assert_unframed_body_counts_down(
-        UwsgiCodec::new(limits()),
+        || UwsgiCodec::new(limits()),
         &packet(&vars, b"0123"),
         10,
     );

@@ -9,7 +9,8 @@ use super::{Connection, State};
 use crate::stream::Stream;
 use bytes::{Bytes, BytesMut};
 use rwsgi_proto::{
-    BodyLength, BodyMsg, BodySource, Frame, ProtoError, RequestHead, Responder, ServerCodec,
+    BodyLength, BodyMsg, BodySource, Frame, LentBody, ProtoError, RequestHead, Responder,
+    ServerCodec,
 };
 use std::collections::VecDeque;
 use std::io::{Seek, Write};
@@ -48,8 +49,9 @@ impl BodyPlan {
         self.replies = None;
     }
 
-    fn buffered(body: Bytes) -> Planned {
-        (BodySource::Buffered(body), BodyPlan::read())
+    /// The whole body, read into memory.
+    fn read_whole(body: BodySource) -> Planned {
+        (body, BodyPlan::read())
     }
 
     /// The body in `file`, whole (`complete`) or its first `len` bytes.
@@ -98,6 +100,8 @@ enum Spool {
 enum ReadAhead {
     /// The whole body.
     Whole(Bytes),
+    /// The whole body, in memory the responder lent.
+    Lent(LentBody),
     /// More than the limit, and the body goes on: these pieces first.
     Partial(VecDeque<Bytes>),
     /// The peer abandoned the request.
@@ -145,7 +149,12 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         }
         let pieces = match in_memory {
             Some(limit) => match self.read_ahead(limit).await {
-                Ok(ReadAhead::Whole(body)) => return Ok(BodyPlan::buffered(body)),
+                Ok(ReadAhead::Whole(body)) => {
+                    return Ok(BodyPlan::read_whole(BodySource::Buffered(body)));
+                }
+                Ok(ReadAhead::Lent(body)) => {
+                    return Ok(BodyPlan::read_whole(BodySource::Lent(body)));
+                }
                 Ok(ReadAhead::Partial(pieces)) if spool_limit == 0 => {
                     return Ok(BodyPlan::streamed(pieces));
                 }
@@ -198,9 +207,16 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     /// whole first, so that it needs no copying together.
     async fn read_ahead(&mut self, limit: u64) -> Result<ReadAhead, ProtoError> {
         if let Some(left) = self.codec.unframed_body_left().filter(|&left| left <= limit)
-            && let Ok(left) = usize::try_from(left)
+            && let Ok(size) = usize::try_from(left)
         {
-            self.wire.gather(left).await?;
+            let responder = &self.ctx.responder;
+            if let Some(lent) = self.wire.gather(size, |size| responder.lend_body(size)).await? {
+                self.codec.unframed_body_taken(left);
+                let Frame::End = self.next_body_frame().await? else {
+                    return Err(ProtoError::BadRequest("request body longer than declared"));
+                };
+                return Ok(ReadAhead::Lent(lent));
+            }
         }
         let mut pieces = Pieces::default();
         loop {

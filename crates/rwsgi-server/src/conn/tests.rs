@@ -8,14 +8,17 @@ use super::*;
 use crate::ServerConfig;
 use crate::stream::LazyStream;
 use bytes::Bytes;
-use rwsgi_proto::{BodyMsg, BodySource, Event, Limits, Replies, Request, ResponseHead};
+use rwsgi_proto::{BodyMsg, BodySource, Event, LentBody, Limits, Replies, Request, ResponseHead};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 /// Answers by path, as a responder of any kind would: at once, streamed,
 /// after reading the body on demand (on a thread of its own), or never.
-#[derive(Debug)]
-struct Fake;
+/// With `lends`, it lends memory for bodies, as the Python bridge does.
+#[derive(Debug, Default)]
+struct Fake {
+    lends: bool,
+}
 
 fn path(request: &Request) -> String {
     let path = request.environ.get("PATH_INFO").cloned().unwrap_or_default();
@@ -32,18 +35,26 @@ impl Responder for Fake {
                 Event::End { complete: true },
             ]),
             "/echo" => echo(request.body),
-            // How the body came: `buffered`, `spooled` or `streamed`.
+            // How the body came.
             "/source" => {
-                let kind = match request.body {
-                    BodySource::Buffered(_) => "buffered",
-                    BodySource::Spooled { .. } => "spooled",
-                    BodySource::Streamed(_) => "streamed",
-                };
-                Replies::ready([Event::whole(ResponseHead::new(200), kind.into())])
+                Replies::ready([Event::whole(ResponseHead::new(200), source(&request.body).into())])
             }
             // Ends without a response.
             _ => Replies::default(),
         }
+    }
+
+    async fn lend_body(&self, size: usize) -> Option<LentBody> {
+        self.lends.then(|| rwsgi_testkit::lent_heap(size))
+    }
+}
+
+fn source(body: &BodySource) -> &'static str {
+    match body {
+        BodySource::Buffered(_) => "buffered",
+        BodySource::Lent(_) => "lent",
+        BodySource::Spooled { .. } => "spooled",
+        BodySource::Streamed(_) => "streamed",
     }
 }
 
@@ -63,12 +74,16 @@ fn read_rest(
     }
 }
 
-/// The body back, read as a WSGI app reads it: piece by piece.
+/// The body back, read as a WSGI app reads it: piece by piece; how it
+/// came in `X-Source` (see [`source`]).
 fn echo(body: BodySource) -> Replies {
     let (events, replies) = Replies::channel();
+    let mut head = ResponseHead::new(200);
+    head.push_header("X-Source", source(&body));
     std::thread::spawn(move || {
         let body = match body {
             BodySource::Buffered(body) => body.to_vec(),
+            BodySource::Lent(mut body) => body.filled().to_vec(),
             BodySource::Spooled { mut file, len, rest } => {
                 let mut body = Vec::new();
                 std::io::Read::read_to_end(&mut file, &mut body).unwrap();
@@ -88,7 +103,7 @@ fn echo(body: BodySource) -> Replies {
                 body
             }
         };
-        let _ = events.send(Event::whole(ResponseHead::new(200), Bytes::from(body)));
+        let _ = events.send(Event::whole(head, Bytes::from(body)));
     });
     replies
 }
@@ -125,8 +140,17 @@ fn connect<C: ServerCodec>(
     codec: C,
     config: ServerConfig,
 ) -> (UnixStream, Arc<Connections>, tokio::task::JoinHandle<()>) {
+    connect_to(Fake::default(), codec, config)
+}
+
+/// [`connect`], to this responder.
+fn connect_to<C: ServerCodec>(
+    responder: Fake,
+    codec: C,
+    config: ServerConfig,
+) -> (UnixStream, Arc<Connections>, tokio::task::JoinHandle<()>) {
     let (stream, info, client) = socket_pair();
-    let ctx = Arc::new(Context::new(config, Fake));
+    let ctx = Arc::new(Context::new(config, responder));
     let connections = Arc::clone(&ctx.connections);
     let open = ctx.connections.open();
     let conn = Connection::new(stream, codec, info, ctx, open);
@@ -293,51 +317,62 @@ fn a_body_beyond_post_buffering_is_kept_in_a_file_before_the_responder_runs() {
     });
 }
 
+/// A body sent at once is read into one buffer (the responder's, if it
+/// lends one), one that stalls in pieces; both arrive intact, and so does
+/// the request behind each.
 #[test]
 fn a_body_sent_at_once_is_read_whole_and_one_that_stalls_in_pieces_both_intact() {
     use super::body::BODIES_JOINED;
-    paused().block_on(async {
-        let config = ServerConfig { post_buffering: 1 << 20, ..config() };
-        let body = pattern(300 * 1024);
-        let head =
-            format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
-        let (client, _stop, _task) = connect(http(), config.clone());
-        let (mut reader, mut writer) = client.into_split();
-        let mut pending = Vec::new();
-        // All at once, with the next request behind it (more than the
-        // socket holds: written while the server reads).
-        let request = [head.as_bytes(), &body, GET_HELLO].concat();
-        let sending = tokio::spawn(async move {
-            writer.write_all(&request).await.unwrap();
-            writer
+    for lends in [false, true] {
+        let at_once = if lends { "lent" } else { "buffered" };
+        BODIES_JOINED.set(0);
+        paused().block_on(async {
+            let config = ServerConfig { post_buffering: 1 << 20, ..config() };
+            let body = pattern(300 * 1024);
+            let head =
+                format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
+            let (client, _stop, _task) = connect_to(Fake { lends }, http(), config.clone());
+            let (mut reader, mut writer) = client.into_split();
+            let mut pending = Vec::new();
+            // All at once, with the next request behind it (more than the
+            // socket holds: written while the server reads).
+            let request = [head.as_bytes(), &body, GET_HELLO].concat();
+            let sending = tokio::spawn(async move {
+                writer.write_all(&request).await.unwrap();
+                writer
+            });
+            let answer = read_answer(&mut reader, &mut pending).await.unwrap();
+            assert!(answer.body == body, "a body of {} bytes came back", answer.body.len());
+            assert!(answer.head.contains(&format!("X-Source: {at_once}")), "{}", answer.head);
+            assert_eq!(BODIES_JOINED.get(), 0, "the body sent at once was copied together");
+            assert_eq!(read_answer(&mut reader, &mut pending).await.unwrap().body, b"hello");
+            // A fast start, a stall longer than rwsgi gathers for, the rest.
+            let mut writer = sending.await.unwrap();
+            writer.write_all(&[head.as_bytes(), &body[..100 * 1024]].concat()).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            writer.write_all(&[&body[100 * 1024..], GET_HELLO].concat()).await.unwrap();
+            let answer = read_answer(&mut reader, &mut pending).await.unwrap();
+            assert!(answer.body == body, "a body of {} bytes came back", answer.body.len());
+            assert!(answer.head.contains("X-Source: buffered"), "{}", answer.head);
+            assert_eq!(BODIES_JOINED.get(), 1, "the stalled body was read in pieces");
+            assert_eq!(read_answer(&mut reader, &mut pending).await.unwrap().body, b"hello");
+            // Over uwsgi, the body at once.
+            let (client, _stop, _task) =
+                connect_to(Fake { lends }, rwsgi_uwsgi::UwsgiCodec::new(Limits::default()), config);
+            let length = body.len().to_string();
+            let vars =
+                [("REQUEST_METHOD", "POST"), ("PATH_INFO", "/echo"), ("CONTENT_LENGTH", &length)];
+            let request = uwsgi_request(&vars, &body);
+            let (mut reader, mut writer) = client.into_split();
+            tokio::spawn(async move { writer.write_all(&request).await.unwrap() });
+            let mut response = Vec::new();
+            reader.read_to_end(&mut response).await.unwrap();
+            assert!(response.ends_with(&body), "the uwsgi body came back whole");
+            let source = format!("X-Source: {at_once}");
+            assert!(response.windows(source.len()).any(|w| w == source.as_bytes()));
+            assert_eq!(BODIES_JOINED.get(), 1, "the uwsgi body was copied together");
         });
-        let answer = read_answer(&mut reader, &mut pending).await.unwrap();
-        assert!(answer.body == body, "a body of {} bytes came back", answer.body.len());
-        assert_eq!(BODIES_JOINED.get(), 0, "the body sent at once was copied together");
-        assert_eq!(read_answer(&mut reader, &mut pending).await.unwrap().body, b"hello");
-        // A fast start, a stall longer than rwsgi gathers for, the rest.
-        let mut writer = sending.await.unwrap();
-        writer.write_all(&[head.as_bytes(), &body[..100 * 1024]].concat()).await.unwrap();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        writer.write_all(&[&body[100 * 1024..], GET_HELLO].concat()).await.unwrap();
-        let answer = read_answer(&mut reader, &mut pending).await.unwrap();
-        assert!(answer.body == body, "a body of {} bytes came back", answer.body.len());
-        assert_eq!(BODIES_JOINED.get(), 1, "the stalled body was read in pieces");
-        assert_eq!(read_answer(&mut reader, &mut pending).await.unwrap().body, b"hello");
-        // Over uwsgi, the body at once.
-        let (client, _stop, _task) =
-            connect(rwsgi_uwsgi::UwsgiCodec::new(Limits::default()), config);
-        let length = body.len().to_string();
-        let vars =
-            [("REQUEST_METHOD", "POST"), ("PATH_INFO", "/echo"), ("CONTENT_LENGTH", &length)];
-        let request = uwsgi_request(&vars, &body);
-        let (mut reader, mut writer) = client.into_split();
-        tokio::spawn(async move { writer.write_all(&request).await.unwrap() });
-        let mut response = Vec::new();
-        reader.read_to_end(&mut response).await.unwrap();
-        assert!(response.ends_with(&body), "the uwsgi body came back whole");
-        assert_eq!(BODIES_JOINED.get(), 1, "the uwsgi body was copied together");
-    });
+    }
 }
 
 #[test]

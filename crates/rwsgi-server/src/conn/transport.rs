@@ -3,10 +3,12 @@
 //! lingering close. It knows no protocol.
 
 use crate::stream::Stream;
-use bytes::BytesMut;
-use rwsgi_proto::{ConnInfo, OutBuf};
+use bytes::{BufMut, BytesMut};
+use rwsgi_proto::{ConnInfo, LentBody, OutBuf};
 use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -23,6 +25,7 @@ const MAX_READ: usize = 64 * 1024;
 const GATHER_AFTER: usize = 64 * 1024;
 const GATHER_TIME: Duration = Duration::from_secs(1);
 const GATHER_BUDGET: usize = 64 << 20;
+const LEND_WAIT: Duration = Duration::from_millis(5);
 /// After an error, how much unread input we drain so the peer reads our
 /// answer instead of a reset (a "lingering close", as nginx does).
 const LINGER_BYTES: usize = 256 * 1024;
@@ -144,55 +147,126 @@ impl<S: Stream> Transport<S> {
         read
     }
 
-    /// Reads until the read buffer holds `len` bytes (or the peer closed),
-    /// into one allocation: a body sent unframed then reaches the
-    /// responder as the one piece it was read into, not copied together
-    /// from pieces. Only for a client that keeps up, so that a slow one
-    /// cannot make us hold a buffer of its declared size: one that has
-    /// sent less than [`GATHER_AFTER`] (and a sixteenth of `len`) when a
-    /// read would have to wait keeps its buffer as it is, and one that has
-    /// not sent the whole within [`GATHER_TIME`] gets what it sent copied
-    /// into a buffer of that size. Buffers waiting so hold at most
-    /// [`GATHER_BUDGET`] per worker; beyond, bodies are not gathered. The
-    /// caller then reads the rest piece by piece.
-    pub(super) async fn gather(&mut self, len: usize) -> io::Result<()> {
+    /// Reads a body of `len` bytes sent unframed into one allocation, so
+    /// that it reaches the responder as the one piece it was read into,
+    /// not copied together from pieces: into memory the responder lends
+    /// (`lend`, asked once the gathering starts), which it then takes as it
+    /// is, or else into the read buffer. Only for a client that keeps up,
+    /// so that a slow one cannot make us hold a buffer of its declared
+    /// size: one that has sent less than [`GATHER_AFTER`] (and a sixteenth
+    /// of `len`) when a read would have to wait keeps its buffer as it is,
+    /// and one that has not sent the whole within [`GATHER_TIME`] gets what
+    /// it sent copied into a buffer of that size. Buffers waiting so hold
+    /// at most [`GATHER_BUDGET`] per worker; beyond, bodies are not
+    /// gathered.
+    ///
+    /// Returns the lent memory with the whole body in it; otherwise what
+    /// came is in the read buffer, and the caller reads the rest piece by
+    /// piece.
+    pub(super) async fn gather<F>(
+        &mut self,
+        len: usize,
+        lend: impl FnOnce(usize) -> F,
+    ) -> io::Result<Option<LentBody>>
+    where
+        F: Future<Output = Option<LentBody>>,
+    {
         let deadline = Instant::now() + GATHER_TIME;
-        let mut whole = None;
-        while self.rbuf.len() < len {
-            if whole.is_none() && self.rbuf.len() >= GATHER_AFTER.max(len / 16) {
-                let Some(share) = Gathering::reserve(len) else { break };
-                // One copy of what is here, into a buffer of the body's size.
-                let mut buffer = BytesMut::with_capacity(len);
-                buffer.extend_from_slice(&self.rbuf);
-                self.rbuf = buffer;
-                whole = Some(share);
+        // Bulk reads from the start: growing the buffer from a head's size
+        // would copy what came so far at each step.
+        self.read_size = MAX_READ;
+        let mut share = None;
+        let mut lend = Some(lend);
+        let mut lending = std::pin::pin!(None::<F>);
+        let mut lent: Option<LentBody> = None;
+        loop {
+            if lent.as_ref().map_or(self.rbuf.len(), LentBody::written) >= len {
+                break;
             }
-            let read = if whole.is_some() {
+            if share.is_none() && self.rbuf.len() >= GATHER_AFTER.max(len / 16) {
+                let Some(reserved) = Gathering::reserve(len) else { break };
+                share = Some(reserved);
+                lending.set(lend.take().map(|lend| lend(len)));
+                let memory = std::future::poll_fn(|cx| match lending.as_mut().as_pin_mut() {
+                    Some(lending) => lending.poll(cx),
+                    None => Poll::Ready(None),
+                });
+                if let Ok(memory) = timeout(LEND_WAIT, memory).await {
+                    lending.set(None);
+                    lent = self.adopt(memory, len);
+                }
+                if lent.is_none() {
+                    // One copy of what is here, into a buffer of the body's size.
+                    let mut buffer = BytesMut::with_capacity(len);
+                    buffer.extend_from_slice(&self.rbuf);
+                    self.rbuf = buffer;
+                }
+            }
+            let read = match &mut lent {
+                Some(lent) => self.io.try_read_buf(lent),
                 // Never a read into no room: that would look like the end.
-                debug_assert!(self.rbuf.capacity() > self.rbuf.len());
-                self.read_now()
-            } else {
-                self.try_fill()
+                None if share.is_some() => self.read_now(),
+                None => self.try_fill(),
             };
             match read {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(n) => {
+                    if lent.is_some() {
+                        self.received += n as u64;
+                    }
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    if whole.is_none() {
+                    if share.is_none() {
                         break;
                     }
                     let ready = std::future::poll_fn(|cx| self.io.poll_read_ready(cx));
-                    if let Ok(ready) = timeout_at(deadline, ready).await {
-                        ready?;
-                    } else {
-                        self.trim_read_buffer();
-                        break;
+                    let memory = std::future::poll_fn(|cx| match lending.as_mut().as_pin_mut() {
+                        Some(lending) => lending.poll(cx),
+                        None => Poll::Pending,
+                    });
+                    tokio::select! {
+                        biased;
+                        memory = memory => {
+                            lending.set(None);
+                            lent = self.adopt(memory, len);
+                        }
+                        ready = timeout_at(deadline, ready) => match ready {
+                            Ok(ready) => ready?,
+                            Err(_) => break,
+                        },
                     }
                 }
                 Err(err) => return Err(err),
             }
+            if lent.is_none()
+                && let Some(memory) = lent_now(lending.as_mut())
+            {
+                lent = self.adopt(memory, len);
+            }
         }
-        Ok(())
+        match lent {
+            Some(lent) if lent.is_full() => Ok(Some(lent)),
+            // Cut short: what came, copied to its size.
+            Some(mut partial) => {
+                self.rbuf = BytesMut::from(partial.filled());
+                Ok(None)
+            }
+            None => {
+                if share.is_some() {
+                    self.trim_read_buffer();
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Takes lent memory of the body's size, with what the read buffer
+    /// holds moved into it.
+    fn adopt(&mut self, memory: Option<LentBody>, len: usize) -> Option<LentBody> {
+        let mut memory = memory.filter(|memory| memory.size() == len)?;
+        memory.put_slice(&self.rbuf);
+        self.rbuf = BytesMut::new();
+        Some(memory)
     }
 
     /// Gives back the memory a waiting connection does not need: the
@@ -291,6 +365,20 @@ impl<S: Stream> Transport<S> {
     }
 }
 
+/// The memory `lending` lent, if it has come (polled without waiting);
+/// `lending` is then over.
+fn lent_now<F: Future<Output = Option<LentBody>>>(
+    mut lending: Pin<&mut Option<F>>,
+) -> Option<Option<LentBody>> {
+    let pending = lending.as_mut().as_pin_mut()?;
+    let Poll::Ready(memory) = pending.poll(&mut Context::from_waker(std::task::Waker::noop()))
+    else {
+        return None;
+    };
+    lending.set(None);
+    Some(memory)
+}
+
 /// Keeps `buffer` among `spares`, unless there are enough.
 fn keep<T>(spares: &mut Vec<T>, buffer: T) {
     if spares.len() < SPARE_BUFFERS {
@@ -320,28 +408,100 @@ mod tests {
         pattern(BODY)
     }
 
+    /// A responder with no memory to lend.
+    fn no_lend(_: usize) -> std::future::Ready<Option<LentBody>> {
+        std::future::ready(None)
+    }
+
+    /// Writes `body` in pieces, yielding between them: more than a socket
+    /// buffer holds, so the rest comes while the server reads.
+    fn send_keeping_up(mut client: UnixStream, body: &[u8]) -> tokio::task::JoinHandle<UnixStream> {
+        let body = body.to_vec();
+        tokio::spawn(async move {
+            for piece in body.chunks(8 * 1024) {
+                client.write_all(piece).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            client
+        })
+    }
+
+    /// Reads until a gathering would start.
+    async fn fast_start(wire: &mut Transport<LazyStream<UnixStream>>) {
+        while wire.rbuf.len() < GATHER_AFTER {
+            tokio::task::yield_now().await;
+            let _ = wire.try_fill();
+        }
+    }
+
     #[test]
     fn a_body_that_keeps_coming_is_read_into_one_buffer_of_its_size() {
         paused().block_on(async {
-            let (mut wire, mut client) = pair();
+            let (mut wire, client) = pair();
             let body = body();
-            // More than a socket buffer holds: the rest comes while we read.
-            let sent = body.clone();
-            let writer = tokio::spawn(async move {
-                for piece in sent.chunks(8 * 1024) {
-                    client.write_all(piece).await.unwrap();
-                    tokio::task::yield_now().await;
-                }
-                client
-            });
-            while wire.rbuf.len() < GATHER_AFTER {
-                tokio::task::yield_now().await;
-                let _ = wire.try_fill();
-            }
-            wire.gather(BODY).await.unwrap();
+            let writer = send_keeping_up(client, &body);
+            fast_start(&mut wire).await;
+            assert!(wire.gather(BODY, no_lend).await.unwrap().is_none());
             assert_eq!((wire.rbuf.len(), wire.rbuf.capacity()), (BODY, BODY));
             assert_eq!(GATHERING.get(), 0, "the budget is given back");
             assert!(wire.rbuf[..] == body[..]);
+            drop(writer.await.unwrap());
+        });
+    }
+
+    #[test]
+    fn a_body_that_keeps_coming_is_read_into_memory_lent_at_once_or_later() {
+        for late in [false, true] {
+            paused().block_on(async {
+                let (mut wire, mut client) = pair();
+                let body = body();
+                let (lending, lent) = flume::bounded(1);
+                if !late {
+                    lending.send(rwsgi_testkit::lent_heap(BODY)).unwrap();
+                }
+                // Late: lent once half the body is read, after the server
+                // gave up waiting for it and read on into its own buffer.
+                let sent = body.clone();
+                let writer = tokio::spawn(async move {
+                    for (n, piece) in sent.chunks(8 * 1024).enumerate() {
+                        if late && n == BODY / 8 / 1024 / 2 {
+                            tokio::time::sleep(LEND_WAIT * 2).await;
+                            lending.send(rwsgi_testkit::lent_heap(BODY)).unwrap();
+                        }
+                        client.write_all(piece).await.unwrap();
+                        tokio::task::yield_now().await;
+                    }
+                    client
+                });
+                fast_start(&mut wire).await;
+                let lend = |_| async move { lent.recv_async().await.ok() };
+                let mut lent =
+                    wire.gather(BODY, lend).await.unwrap().expect("read into lent memory");
+                assert!(lent.is_full());
+                assert!(lent.filled() == &body[..], "the body, in order (late: {late})");
+                assert_eq!(wire.rbuf.len(), 0, "nothing left in the read buffer");
+                assert_eq!(GATHERING.get(), 0, "the budget is given back");
+                drop(writer.await.unwrap());
+            });
+        }
+    }
+
+    #[test]
+    fn lent_memory_a_client_does_not_fill_goes_back_unused() {
+        paused().block_on(async {
+            let (mut wire, mut client) = pair();
+            client.write_all(&body()[..100 * 1024]).await.unwrap();
+            let lend = |size| std::future::ready(Some(rwsgi_testkit::lent_heap(size)));
+            assert!(wire.gather(BODY, lend).await.unwrap().is_none(), "a stalled body");
+            assert!(wire.rbuf[..] == body()[..100 * 1024], "what it sent, in the read buffer");
+            assert_eq!(wire.rbuf.capacity(), 100 * 1024);
+            // Memory of another size is not the body's.
+            let (mut wire, client) = pair();
+            let writer = send_keeping_up(client, &body());
+            fast_start(&mut wire).await;
+            let lend = |size| std::future::ready(Some(rwsgi_testkit::lent_heap(size - 1)));
+            assert!(wire.gather(BODY, lend).await.unwrap().is_none());
+            assert!(wire.rbuf[..] == body()[..]);
             drop(writer.await.unwrap());
         });
     }
@@ -353,7 +513,7 @@ mod tests {
             client.write_all(&body()[..100 * 1024]).await.unwrap();
             let taken = Gathering::reserve(GATHER_BUDGET - BODY + 1).unwrap();
             let started = Instant::now();
-            wire.gather(BODY).await.unwrap();
+            wire.gather(BODY, no_lend).await.unwrap();
             assert_eq!(started.elapsed(), Duration::ZERO, "gathered, and waited for the rest");
             assert!(wire.rbuf.capacity() < BODY, "{} bytes held", wire.rbuf.capacity());
             drop(taken);
@@ -366,7 +526,7 @@ mod tests {
         paused().block_on(async {
             let (mut wire, mut client) = pair();
             client.write_all(&body()[..10 * 1024]).await.unwrap();
-            wire.gather(BODY).await.unwrap();
+            wire.gather(BODY, no_lend).await.unwrap();
             assert_eq!(wire.rbuf.len(), 10 * 1024);
             assert!(wire.rbuf.capacity() <= 2 * MAX_READ, "{} bytes held", wire.rbuf.capacity());
         });
@@ -378,7 +538,7 @@ mod tests {
             let (mut wire, mut client) = pair();
             client.write_all(&body()[..100 * 1024]).await.unwrap();
             let started = Instant::now();
-            wire.gather(BODY).await.unwrap();
+            wire.gather(BODY, no_lend).await.unwrap();
             assert_eq!(started.elapsed(), GATHER_TIME);
             assert_eq!(wire.rbuf.len(), 100 * 1024);
             assert_eq!(wire.rbuf.capacity(), 100 * 1024);
@@ -393,7 +553,7 @@ mod tests {
             client.write_all(&body()[..100 * 1024]).await.unwrap();
             drop(client);
             let started = Instant::now();
-            wire.gather(BODY).await.unwrap();
+            wire.gather(BODY, no_lend).await.unwrap();
             assert_eq!(started.elapsed(), Duration::ZERO);
             assert_eq!(wire.rbuf.len(), 100 * 1024);
         });
