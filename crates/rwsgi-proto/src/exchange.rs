@@ -28,6 +28,11 @@ pub enum BodySource {
     /// The core read the whole body before handing the request over, so a
     /// slow client never holds a responder's thread.
     Buffered(Bytes),
+    /// As [`BodySource::Buffered`], the body as the pieces it was read in
+    /// (a framed body — FastCGI records, HTTP chunks — or one that came
+    /// slowly), in order: the responder copies them once, where it wants
+    /// them, instead of the core joining them first.
+    Pieces(Vec<Bytes>),
     /// The core read the whole body into memory the responder lent it
     /// ([`Responder::lend_body`]): every byte of it is written.
     Lent(LentBody),

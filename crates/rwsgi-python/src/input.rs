@@ -7,6 +7,7 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use rwsgi_proto::{BodyMsg, BodySource, Event};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
 
@@ -20,6 +21,8 @@ const SPOOL_CHUNK: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) struct InputStream {
     buf: Bytes,
+    /// Pieces of the body after `buf`, read before anything else.
+    queued: VecDeque<Bytes>,
     /// The `bytes` object `buf` is the storage of (a body the core read into
     /// memory we lent): a read of all of it returns the object itself.
     whole: Option<Py<PyBytes>>,
@@ -60,6 +63,7 @@ impl InputStream {
     pub(crate) fn new(py: Python<'_>, body: BodySource, events: &flume::Sender<Event>) -> Self {
         let stream = |eof, spool, pipe| InputStream {
             buf: Bytes::new(),
+            queued: VecDeque::new(),
             whole: None,
             eof,
             spool,
@@ -68,6 +72,9 @@ impl InputStream {
         };
         match body {
             BodySource::Buffered(buf) => InputStream { buf, ..stream(true, None, None) },
+            BodySource::Pieces(pieces) => {
+                InputStream { queued: pieces.into(), ..stream(true, None, None) }
+            }
             BodySource::Lent(body) => match BytesMemory::take_back(py, body) {
                 Some((whole, buf)) => {
                     InputStream { buf, whole: Some(whole), ..stream(true, None, None) }
@@ -94,6 +101,7 @@ impl InputStream {
     /// return `b''`.
     pub(crate) fn release(&mut self) {
         self.buf = Bytes::new();
+        self.queued.clear();
         self.whole = None;
         self.eof = true;
         self.spool = None;
@@ -117,6 +125,10 @@ impl InputStream {
     /// Makes sure `buf` holds bytes unless the body is over; false at the end.
     fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
         while self.buf.is_empty() {
+            if let Some(next) = self.queued.pop_front() {
+                self.buf = next;
+                continue;
+            }
             if self.eof {
                 return Ok(false);
             }
@@ -198,9 +210,18 @@ impl InputStream {
             self.buf.clear();
             return Ok(whole.into_bound(py));
         }
-        // Whole-body read of a buffered body: one copy, straight from our buffer.
-        if limit.is_none_or(|l| l >= self.buf.len()) && self.eof {
-            let out = PyBytes::new(py, &self.buf);
+        // Whole-body read of a buffered body: one copy, straight from our
+        // buffer or its pieces.
+        let buffered = self.buf.len() + self.queued.iter().map(Bytes::len).sum::<usize>();
+        if limit.is_none_or(|l| l >= buffered) && self.eof {
+            let out = if self.queued.is_empty() {
+                PyBytes::new(py, &self.buf)
+            } else {
+                let pieces: Vec<Bytes> = std::iter::once(std::mem::take(&mut self.buf))
+                    .chain(self.queued.drain(..))
+                    .collect();
+                BytesMemory::concat(py, &pieces)?
+            };
             self.buf.clear();
             return Ok(out);
         }
@@ -294,6 +315,38 @@ mod tests {
             assert_eq!(body.as_bytes(), b"name=value\nmore");
             assert_eq!(body.as_bytes().as_ptr() as usize, at, "not a copy");
             assert_eq!(input.call_method0("read").unwrap().extract::<Vec<u8>>().unwrap(), b"");
+        });
+    }
+
+    /// `wsgi.input` over a body the core read in pieces.
+    fn pieces_input<'py>(py: Python<'py>, pieces: &[&'static [u8]]) -> Bound<'py, InputStream> {
+        let (events, _) = flume::unbounded();
+        let pieces = pieces.iter().map(|piece| Bytes::from_static(piece)).collect();
+        Bound::new(py, InputStream::new(py, BodySource::Pieces(pieces), &events)).unwrap()
+    }
+
+    #[test]
+    fn a_body_in_pieces_reads_as_one() {
+        Python::attach(|py| {
+            let read = |input: &Bound<'_, InputStream>, method: &str, arg: Option<isize>| {
+                match arg {
+                    Some(n) => input.call_method1(method, (n,)),
+                    None => input.call_method0(method),
+                }
+                .unwrap()
+                .extract::<Vec<u8>>()
+                .unwrap()
+            };
+            let input = pieces_input(py, &[b"name=", b"value\nmo", b"re"]);
+            assert_eq!(read(&input, "read", None), b"name=value\nmore");
+            assert_eq!(read(&input, "read", None), b"");
+            let input = pieces_input(py, &[b"name=", b"value\nmo", b"re"]);
+            assert_eq!(read(&input, "read", Some(3)), b"nam");
+            assert_eq!(read(&input, "readline", None), b"e=value\n");
+            assert_eq!(read(&input, "read", Some(100)), b"more");
+            let input = pieces_input(py, &[b"a", b"b\nc"]);
+            let lines: Vec<Vec<u8>> = input.call_method0("readlines").unwrap().extract().unwrap();
+            assert_eq!(lines, [b"ab\n".to_vec(), b"c".to_vec()]);
         });
     }
 

@@ -4,7 +4,8 @@
 
 #![allow(unsafe_code)]
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
+use pyo3::exceptions::{PyOverflowError, PySystemError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -37,7 +38,7 @@ impl BytesMemory {
     }
 
     fn new(py: Python<'_>, size: usize) -> PyResult<BytesMemory> {
-        let len = isize::try_from(size).map_err(|_| PyErr::fetch(py))?;
+        let len = isize::try_from(size).map_err(|_| PyOverflowError::new_err("body too large"))?;
         // SAFETY: a null source asks for an object whose bytes are left to
         // the caller to write before anyone reads them: the C API's way of
         // building a `bytes` in place. The new reference is ours.
@@ -54,10 +55,29 @@ impl BytesMemory {
     /// The `bytes` object the core wrote `body` into, whole, and a view of
     /// its bytes; `None` for a body that is not (not whole, or not ours).
     pub(crate) fn take_back(py: Python<'_>, body: LentBody) -> Option<(Py<PyBytes>, Bytes)> {
-        let memory: Box<dyn Any> = body.into_memory().ok()?;
-        let memory = memory.downcast::<BytesMemory>().ok()?;
+        let memory = BytesMemory::written(body)?;
         let object = memory.object.clone_ref(py);
         Some((object, Bytes::from_owner(Written(*memory))))
+    }
+
+    /// A new `bytes` holding `pieces` one after the other: one copy, into
+    /// memory that was never zeroed.
+    pub(crate) fn concat<'py>(py: Python<'py>, pieces: &[Bytes]) -> PyResult<Bound<'py, PyBytes>> {
+        let size = pieces.iter().map(Bytes::len).sum();
+        let mut body = LentBody::new(Box::new(BytesMemory::new(py, size)?));
+        for piece in pieces {
+            body.put_slice(piece);
+        }
+        // Whole and ours, as written just above.
+        let memory = BytesMemory::written(body)
+            .ok_or_else(|| PySystemError::new_err("request body pieces lost"))?;
+        Ok(memory.object.into_bound(py))
+    }
+
+    /// Ours, and written whole.
+    fn written(body: LentBody) -> Option<Box<BytesMemory>> {
+        let memory: Box<dyn Any> = body.into_memory().ok()?;
+        memory.downcast::<BytesMemory>().ok()
     }
 }
 
@@ -84,7 +104,6 @@ impl AsRef<[u8]> for Written {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use bytes::BufMut;
 
     #[test]
     fn the_app_gets_the_very_object_the_core_wrote_the_body_into() {

@@ -74,7 +74,10 @@ impl Responder for Dispatch {
     async fn respond(&self, request: Request) -> Replies {
         if matches!(
             request.body,
-            BodySource::Buffered(_) | BodySource::Lent(_) | BodySource::Spooled { rest: None, .. }
+            BodySource::Buffered(_)
+                | BodySource::Pieces(_)
+                | BodySource::Lent(_)
+                | BodySource::Spooled { rest: None, .. }
         ) && let Some(inline) = self.inline_now()
         {
             // Unbounded: nobody reads this channel before the app returns.

@@ -9,8 +9,7 @@ use super::{Connection, State};
 use crate::stream::Stream;
 use bytes::{Bytes, BytesMut};
 use rwsgi_proto::{
-    BodyLength, BodyMsg, BodySource, Frame, LentBody, ProtoError, RequestHead, Responder,
-    ServerCodec,
+    BodyLength, BodyMsg, BodySource, Frame, ProtoError, RequestHead, Responder, ServerCodec,
 };
 use std::collections::VecDeque;
 use std::io::{Seek, Write};
@@ -23,9 +22,9 @@ const COALESCE_BELOW: usize = 16 * 1024;
 
 #[cfg(test)]
 thread_local! {
-    /// Bodies read ahead in pieces and copied together: the tests check
-    /// that a body sent at once is not.
-    pub(super) static BODIES_JOINED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Bodies read ahead and handed over in pieces: the tests check that a
+    /// body sent at once is not.
+    pub(super) static BODIES_IN_PIECES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// How the connection serves the body the responder reads from its
@@ -98,10 +97,9 @@ enum Spool {
 
 /// What reading a body ahead found.
 enum ReadAhead {
-    /// The whole body.
-    Whole(Bytes),
-    /// The whole body, in memory the responder lent.
-    Lent(LentBody),
+    /// The whole body: in one buffer, in pieces, or in memory the
+    /// responder lent.
+    Whole(BodySource),
     /// More than the limit, and the body goes on: these pieces first.
     Partial(VecDeque<Bytes>),
     /// The peer abandoned the request.
@@ -149,12 +147,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         }
         let pieces = match in_memory {
             Some(limit) => match self.read_ahead(limit).await {
-                Ok(ReadAhead::Whole(body)) => {
-                    return Ok(BodyPlan::read_whole(BodySource::Buffered(body)));
-                }
-                Ok(ReadAhead::Lent(body)) => {
-                    return Ok(BodyPlan::read_whole(BodySource::Lent(body)));
-                }
+                Ok(ReadAhead::Whole(body)) => return Ok(BodyPlan::read_whole(body)),
                 Ok(ReadAhead::Partial(pieces)) if spool_limit == 0 => {
                     return Ok(BodyPlan::streamed(pieces));
                 }
@@ -215,7 +208,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                 let Frame::End = self.next_body_frame().await? else {
                     return Err(ProtoError::BadRequest("request body longer than declared"));
                 };
-                return Ok(ReadAhead::Lent(lent));
+                return Ok(ReadAhead::Whole(BodySource::Lent(lent)));
             }
         }
         let mut pieces = Pieces::default();
@@ -238,16 +231,12 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         }
         let mut queue = pieces.into_queue();
         Ok(ReadAhead::Whole(match queue.len() {
-            0 => Bytes::new(),
-            1 => queue.pop_front().unwrap_or_default(),
+            0 => BodySource::Buffered(Bytes::new()),
+            1 => BodySource::Buffered(queue.pop_front().unwrap_or_default()),
             _ => {
                 #[cfg(test)]
-                BODIES_JOINED.set(BODIES_JOINED.get() + 1);
-                let mut whole = BytesMut::with_capacity(queue.iter().map(Bytes::len).sum());
-                for piece in queue {
-                    whole.extend_from_slice(&piece);
-                }
-                whole.freeze()
+                BODIES_IN_PIECES.set(BODIES_IN_PIECES.get() + 1);
+                BodySource::Pieces(queue.into())
             }
         }))
     }

@@ -177,7 +177,7 @@ impl<S: Stream> Transport<S> {
         self.read_size = MAX_READ;
         let mut share = None;
         let mut lend = Some(lend);
-        let mut lending = std::pin::pin!(None::<F>);
+        let mut lending: Option<Lending<F>> = None;
         let mut lent: Option<LentBody> = None;
         loop {
             if lent.as_ref().map_or(self.rbuf.len(), LentBody::written) >= len {
@@ -186,14 +186,10 @@ impl<S: Stream> Transport<S> {
             if share.is_none() && self.rbuf.len() >= GATHER_AFTER.max(len / 16) {
                 let Some(reserved) = Gathering::reserve(len) else { break };
                 share = Some(reserved);
-                lending.set(lend.take().map(|lend| lend(len)));
-                let memory = std::future::poll_fn(|cx| match lending.as_mut().as_pin_mut() {
-                    Some(lending) => lending.poll(cx),
-                    None => Poll::Ready(None),
-                });
-                if let Ok(memory) = timeout(LEND_WAIT, memory).await {
-                    lending.set(None);
-                    lent = self.adopt(memory, len);
+                if let Some(lend) = lend.take() {
+                    let mut asked = Lending::new(lend(len));
+                    lent = self.adopt(asked.wait_briefly().await, len);
+                    lending = Some(asked);
                 }
                 if lent.is_none() {
                     // One copy of what is here, into a buffer of the body's size.
@@ -220,16 +216,13 @@ impl<S: Stream> Transport<S> {
                         break;
                     }
                     let ready = std::future::poll_fn(|cx| self.io.poll_read_ready(cx));
-                    let memory = std::future::poll_fn(|cx| match lending.as_mut().as_pin_mut() {
-                        Some(lending) => lending.poll(cx),
-                        None => Poll::Pending,
+                    let memory = std::future::poll_fn(|cx| match &mut lending {
+                        Some(lending) if lent.is_none() => lending.poll_lent(cx),
+                        _ => Poll::Pending,
                     });
                     tokio::select! {
                         biased;
-                        memory = memory => {
-                            lending.set(None);
-                            lent = self.adopt(memory, len);
-                        }
+                        memory = memory => lent = self.adopt(memory, len),
                         ready = timeout_at(deadline, ready) => match ready {
                             Ok(ready) => ready?,
                             Err(_) => break,
@@ -238,9 +231,8 @@ impl<S: Stream> Transport<S> {
                 }
                 Err(err) => return Err(err),
             }
-            if lent.is_none()
-                && let Some(memory) = lent_now(lending.as_mut())
-            {
+            if lent.is_none() {
+                let memory = lending.as_mut().and_then(Lending::lent_now);
                 lent = self.adopt(memory, len);
             }
         }
@@ -365,18 +357,42 @@ impl<S: Stream> Transport<S> {
     }
 }
 
-/// The memory `lending` lent, if it has come (polled without waiting);
-/// `lending` is then over.
-fn lent_now<F: Future<Output = Option<LentBody>>>(
-    mut lending: Pin<&mut Option<F>>,
-) -> Option<Option<LentBody>> {
-    let pending = lending.as_mut().as_pin_mut()?;
-    let Poll::Ready(memory) = pending.poll(&mut Context::from_waker(std::task::Waker::noop()))
-    else {
-        return None;
-    };
-    lending.set(None);
-    Some(memory)
+/// Memory asked of the responder for a body
+/// ([`rwsgi_proto::Responder::lend_body`]), until it comes.
+pub(super) struct Lending<F> {
+    asked: Option<Pin<Box<F>>>,
+}
+
+impl<F: Future<Output = Option<LentBody>>> Lending<F> {
+    pub(super) fn new(asked: F) -> Self {
+        Lending { asked: Some(Box::pin(asked)) }
+    }
+
+    /// Waits for the memory a little: a pool thread makes it once it runs,
+    /// and with one core that is when this thread stops reading. Later,
+    /// [`Self::lent_now`] takes it when it comes.
+    pub(super) async fn wait_briefly(&mut self) -> Option<LentBody> {
+        timeout(LEND_WAIT, std::future::poll_fn(|cx| self.poll_lent(cx))).await.ok().flatten()
+    }
+
+    /// The responder's answer (memory, or none to lend), once; pending
+    /// for ever after.
+    pub(super) fn poll_lent(&mut self, cx: &mut Context<'_>) -> Poll<Option<LentBody>> {
+        let Some(asked) = &mut self.asked else { return Poll::Pending };
+        let answer = asked.as_mut().poll(cx);
+        if answer.is_ready() {
+            self.asked = None;
+        }
+        answer
+    }
+
+    /// The memory, if it has come.
+    pub(super) fn lent_now(&mut self) -> Option<LentBody> {
+        match self.poll_lent(&mut Context::from_waker(std::task::Waker::noop())) {
+            Poll::Ready(memory) => memory,
+            Poll::Pending => None,
+        }
+    }
 }
 
 /// Keeps `buffer` among `spares`, unless there are enough.
@@ -441,7 +457,9 @@ mod tests {
             let body = body();
             let writer = send_keeping_up(client, &body);
             fast_start(&mut wire).await;
+            let started = Instant::now();
             assert!(wire.gather(BODY, no_lend).await.unwrap().is_none());
+            assert!(started.elapsed() < LEND_WAIT, "waited for memory that was not coming");
             assert_eq!((wire.rbuf.len(), wire.rbuf.capacity()), (BODY, BODY));
             assert_eq!(GATHERING.get(), 0, "the budget is given back");
             assert!(wire.rbuf[..] == body[..]);
