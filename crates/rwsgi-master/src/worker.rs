@@ -33,6 +33,7 @@ pub(crate) fn run_alone(
     pool: PoolSettings,
     front: &Arc<Front>,
 ) -> Result<(), MasterError> {
+    tune_glibc_malloc(&start.server);
     // Size rotation is the main log's, when there is one (first).
     let rotate_at = start
         .log
@@ -147,6 +148,7 @@ pub(crate) fn run_forked(
     pool: PoolSettings,
     front: &Arc<Front>,
 ) -> ! {
+    tune_glibc_malloc(&server);
     // Every line this worker's I/O thread logs (requests, errors) says which
     // worker it is.
     let _span = tracing::info_span!("worker", n = who.id).entered();
@@ -234,9 +236,6 @@ fn serve(
     if let Err(err) = rwsgi_python::dump_stacks_on(STACKS_SIGNAL as i32) {
         tracing::warn!("no Python stacks on {STACKS_SIGNAL} or harakiri: {err}");
     }
-    if server.post_buffering > 0 {
-        keep_freed_heap();
-    }
     let pool = rwsgi_python::PythonPool::start(app, pool)?;
     // The runtime's thread keeps a Python thread state for its whole life,
     // so a request run inline only attaches to it.
@@ -253,22 +252,20 @@ fn serve(
 /// thread allocates from an arena of its own, and the moving thresholds
 /// hand large freed blocks back to the kernel, so the next body faults in
 /// fresh zeroed pages: 1 MiB uploads with 8 threads cost 598 µs of CPU and
-/// 76 MiB of RSS. One arena (Python allocates under the GIL, one thread at
-/// a time, so threads never wait for it; rwsgi's own code uses mimalloc)
+/// 76 MiB of RSS. One arena (Python allocates under the GIL, so its
+/// threads do not wait for one another; rwsgi's own code uses mimalloc)
 /// and the thresholds fixed at the highest values glibc's own adjustment
 /// reaches (blocks up to 32 MiB from the heap, kept until 64 MiB of it is
-/// free): 160 µs and 63 MiB. Not done when the operator set any of them
-/// (`GLIBC_TUNABLES`, `MALLOC_*_`).
-fn keep_freed_heap() {
+/// free): 160 µs and 63 MiB. Only where bodies are read ahead
+/// (`post-buffering` > 0), and not when the operator tuned glibc
+/// (`GLIBC_TUNABLES` with `glibc.malloc.*`, any `MALLOC_*` variable).
+/// Called first thing in a worker, while it has no other thread.
+fn tune_glibc_malloc(server: &ServerConfig) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let tuned = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc."))
-            || std::env::vars_os().any(|(name, _)| {
-                name.to_str().is_some_and(|n| n.starts_with("MALLOC_") && n.ends_with('_'))
-            });
-        if !tuned {
-            // SAFETY: mallopt only sets allocator parameters; any value is
-            // valid, and glibc serialises it with its own allocations.
+        if server.post_buffering > 0 && !malloc_tuned_by(std::env::vars_os()) {
+            // SAFETY: mallopt sets allocator parameters, any value is
+            // valid; it is not thread-safe, and no other thread runs yet.
             unsafe {
                 libc::mallopt(libc::M_ARENA_MAX, 1);
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
@@ -276,6 +273,15 @@ fn keep_freed_heap() {
             }
         }
     }
+}
+
+/// Whether these environment variables tune glibc's `malloc`.
+fn malloc_tuned_by(vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>) -> bool {
+    vars.into_iter().any(|(name, value)| match name.to_str() {
+        Some("GLIBC_TUNABLES") => value.to_string_lossy().contains("glibc.malloc."),
+        Some(name) => name.starts_with("MALLOC_"),
+        None => false,
+    })
 }
 
 /// Which of a running request's variables the stats document shows.
@@ -392,6 +398,16 @@ impl RequestObserver for Bookkeeping {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operator_who_tuned_malloc_keeps_the_tuning() {
+        let tuned =
+            |vars: &[(&str, &str)]| malloc_tuned_by(vars.iter().map(|(n, v)| (n.into(), v.into())));
+        assert!(!tuned(&[("PATH", "/bin"), ("GLIBC_TUNABLES", "glibc.rtld.nns=2")]));
+        assert!(tuned(&[("MALLOC_ARENA_MAX", "2")]));
+        assert!(tuned(&[("MALLOC_TRIM_THRESHOLD_", "0")]));
+        assert!(tuned(&[("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")]));
+    }
 
     #[test]
     fn packed_vars_hide_secrets_and_keep_whole_entries() {

@@ -295,7 +295,8 @@ pub trait Responder: Send + Sync + 'static {
     /// Memory for a body of `size` bytes that the responder would take as
     /// it is ([`BodySource::Lent`]), if it has any to lend: asked for a
     /// body the core is about to read whole, from a client that keeps up.
-    /// The core reads on while the future is pending, and copies what it
+    /// The core waits a few milliseconds for it, then reads on into a
+    /// buffer of its own while the future is pending, and copies what it
     /// read into the memory when it comes; it drops the memory unused if
     /// the body does not all come.
     fn lend_body(&self, size: usize) -> impl Future<Output = Option<LentBody>> + Send {

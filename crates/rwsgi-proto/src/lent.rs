@@ -14,8 +14,14 @@ use std::mem::MaybeUninit;
 /// Memory of exactly a body's size, owned by a responder. It may be
 /// uninitialised; the core writes it from the start and hands it back
 /// (as [`crate::BodySource::Lent`]) only once it has written all of it.
-pub trait BodyMemory: Any + Send + Sync {
-    /// The whole memory: the same bytes at every call.
+///
+/// # Safety
+///
+/// `memory` must return the same bytes (address and length) at every
+/// call, and nothing else may read or write them while the core holds
+/// them: [`LentBody`] trusts what it wrote to still be there.
+pub unsafe trait BodyMemory: Any + Send + Sync {
+    /// The whole memory.
     fn memory(&mut self) -> &mut [MaybeUninit<u8>];
 }
 
@@ -63,7 +69,8 @@ impl LentBody {
         let filled = self.filled;
         let written = &self.memory.memory()[..filled];
         // SAFETY: the first `filled` bytes were written, through `put_slice`
-        // or a reader that vouched for them with `advance_mut`.
+        // or a reader that vouched for them with `advance_mut`, and they are
+        // still there (`BodyMemory`'s contract).
         unsafe { &*(written as *const [MaybeUninit<u8>] as *const [u8]) }
     }
 
@@ -75,7 +82,7 @@ impl LentBody {
 }
 
 // SAFETY: `chunk_mut` is the unwritten rest of the memory, which stays put
-// (the trait promises the same bytes at every call); `advance_mut` is only
+// (`BodyMemory`'s contract); `advance_mut` is only
 // called by a writer that initialised that many bytes of it (the trait's
 // contract), and never past its end (checked).
 unsafe impl BufMut for LentBody {
@@ -101,7 +108,8 @@ mod tests {
     /// Memory as a responder would lend it: uninitialised, on the heap.
     struct Heap(Box<[MaybeUninit<u8>]>);
 
-    impl BodyMemory for Heap {
+    // SAFETY: the same boxed slice every time, owned by the value.
+    unsafe impl BodyMemory for Heap {
         fn memory(&mut self) -> &mut [MaybeUninit<u8>] {
             &mut self.0
         }

@@ -34,6 +34,8 @@ pub(crate) struct InputStream {
     /// sent a broken body): an `OSError` the app lets escape is then the
     /// client's doing, not the app's.
     failed: bool,
+    /// The core handed over a body it had not read whole: reads fail.
+    lost: bool,
 }
 
 #[derive(Debug)]
@@ -69,6 +71,7 @@ impl InputStream {
             spool,
             pipe,
             failed: false,
+            lost: false,
         };
         match body {
             BodySource::Buffered(buf) => InputStream { buf, ..stream(true, None, None) },
@@ -79,12 +82,9 @@ impl InputStream {
                 Some((whole, buf)) => {
                     InputStream { buf, whole: Some(whole), ..stream(true, None, None) }
                 }
-                // Not ours, or not whole: the core broke its word.
-                None => {
-                    let mut stream = stream(true, None, None);
-                    let _ = stream.fail("request body lost".into());
-                    stream
-                }
+                // Not ours, or not whole: the core broke its word, and the
+                // first read says so.
+                None => InputStream { lost: true, ..stream(false, None, None) },
             },
             BodySource::Spooled { file, len, rest } => {
                 let pipe = rest.map(|replies| Pipe { events: events.clone(), replies });
@@ -115,6 +115,7 @@ impl InputStream {
 
     /// The body could not be completed: reads end, and raise `why`.
     fn fail(&mut self, why: String) -> PyErr {
+        self.lost = false;
         self.eof = true;
         self.spool = None;
         self.pipe = None;
@@ -143,6 +144,9 @@ impl InputStream {
                 self.eof = spool.left == 0 && self.pipe.is_none();
                 self.buf = chunk.into();
                 continue;
+            }
+            if self.lost {
+                return Err(self.fail("request body lost".into()));
             }
             let Some(pipe) = &self.pipe else {
                 self.eof = true;
@@ -214,16 +218,17 @@ impl InputStream {
         // buffer or its pieces.
         let buffered = self.buf.len() + self.queued.iter().map(Bytes::len).sum::<usize>();
         if limit.is_none_or(|l| l >= buffered) && self.eof {
-            let out = if self.queued.is_empty() {
-                PyBytes::new(py, &self.buf)
-            } else {
-                let pieces: Vec<Bytes> = std::iter::once(std::mem::take(&mut self.buf))
-                    .chain(self.queued.drain(..))
-                    .collect();
-                BytesMemory::concat(py, &pieces)?
-            };
-            self.buf.clear();
-            return Ok(out);
+            if self.queued.is_empty() {
+                let out = PyBytes::new(py, &self.buf);
+                self.buf.clear();
+                return Ok(out);
+            }
+            let first = std::mem::take(&mut self.buf);
+            let pieces: Vec<Bytes> = std::iter::once(first)
+                .filter(|first| !first.is_empty())
+                .chain(self.queued.drain(..))
+                .collect();
+            return BytesMemory::concat(py, &pieces);
         }
         // From a body whole in its file: one copy, from the file into the bytes.
         if self.buf.is_empty()
@@ -347,6 +352,23 @@ mod tests {
             let input = pieces_input(py, &[b"a", b"b\nc"]);
             let lines: Vec<Vec<u8>> = input.call_method0("readlines").unwrap().extract().unwrap();
             assert_eq!(lines, [b"ab\n".to_vec(), b"c".to_vec()]);
+        });
+    }
+
+    /// A body the core said it read whole but did not is an error to the
+    /// app, not an empty body.
+    #[test]
+    fn a_lent_body_not_ours_to_take_back_fails_the_first_read() {
+        Python::attach(|py| {
+            let (events, _) = flume::unbounded();
+            let mut foreign = rwsgi_testkit::lent_heap(3);
+            foreign.put_slice(b"abc");
+            let input =
+                Bound::new(py, InputStream::new(py, BodySource::Lent(foreign), &events)).unwrap();
+            let err = input.call_method0("read").unwrap_err();
+            assert!(err.is_instance_of::<PyOSError>(py), "{err}");
+            assert!(input.borrow().failed());
+            assert_eq!(input.call_method0("read").unwrap().extract::<Vec<u8>>().unwrap(), b"");
         });
     }
 

@@ -32,8 +32,12 @@ unsafe impl Sync for BytesMemory {}
 
 impl BytesMemory {
     /// Memory for a body of `size` bytes, as [`rwsgi_proto::Responder::lend_body`] wants it.
+    /// None for an empty body (CPython's `b''` is one shared object), or
+    /// when Python has no memory: the core then reads into its own buffer.
     pub(crate) fn lend(py: Python<'_>, size: usize) -> Option<LentBody> {
-        // A failure (MemoryError) means the core reads into its own buffer.
+        if size == 0 {
+            return None;
+        }
         BytesMemory::new(py, size).ok().map(|memory| LentBody::new(Box::new(memory)))
     }
 
@@ -81,7 +85,9 @@ impl BytesMemory {
     }
 }
 
-impl BodyMemory for BytesMemory {
+// SAFETY: always the object's storage, which never moves, and which only
+// this value reaches until the core hands it back (see `Send` above).
+unsafe impl BodyMemory for BytesMemory {
     fn memory(&mut self) -> &mut [MaybeUninit<u8>] {
         // SAFETY: the object's storage, `len` bytes (see `Send` above).
         unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr(), self.len) }
@@ -136,13 +142,7 @@ mod tests {
             body.put_slice(b"abc");
             assert!(BytesMemory::take_back(py, body).is_none());
             // Someone else's memory is not ours to take.
-            struct Other(Box<[MaybeUninit<u8>]>);
-            impl BodyMemory for Other {
-                fn memory(&mut self) -> &mut [MaybeUninit<u8>] {
-                    &mut self.0
-                }
-            }
-            let mut other = LentBody::new(Box::new(Other(Box::new_uninit_slice(1))));
+            let mut other = rwsgi_testkit::lent_heap(1);
             other.put_slice(b"x");
             assert!(BytesMemory::take_back(py, other).is_none());
         });

@@ -60,6 +60,8 @@ pub struct Dispatch {
     queue: flume::Sender<Work>,
     /// Jobs queued or running in the pool.
     busy: Arc<AtomicUsize>,
+    /// The pool's threads.
+    threads: usize,
     inline: Option<Inline>,
 }
 
@@ -103,11 +105,13 @@ impl Responder for Dispatch {
     }
 
     /// A new `bytes` object for the body: made here and now when nothing
-    /// else runs Python (as a request runs inline), else by a pool thread
-    /// once it is free; none if the pool's queue is full.
+    /// else runs Python (as a request runs inline), else by an idle pool
+    /// thread; none when every thread has work (the core would only wait
+    /// for it in vain).
     fn lend_body(&self, size: usize) -> impl Future<Output = Option<LentBody>> + Send {
         let now = self.inline_now().map(|_| Python::attach(|py| BytesMemory::lend(py, size)));
-        let later = now.is_none().then(|| {
+        let idle = self.busy.load(Ordering::Acquire) < self.threads;
+        let later = (now.is_none() && idle).then(|| {
             let (lent, later) = flume::bounded(1);
             self.queue.try_send(Work::Lend(size, lent)).ok().map(|()| later)
         });
@@ -255,7 +259,7 @@ impl PythonPool {
         // With one Python thread, wsgi.multithread is false: a request runs
         // inline only while that thread has nothing to do.
         let inline = (threads == 1).then(|| Inline { serving, cache: Arc::default() });
-        Ok(PythonPool { dispatch: Dispatch { queue: jobs, busy, inline } })
+        Ok(PythonPool { dispatch: Dispatch { queue: jobs, busy, threads, inline } })
     }
 
     /// How the core hands requests over.
@@ -466,6 +470,10 @@ def app(environ, start_response):
                     let (object, _) = BytesMemory::take_back(py, lent).unwrap();
                     assert_eq!(object.bind(py).as_bytes(), b"hello");
                 });
+                // Every thread has work: none, at once.
+                dispatch.busy.fetch_add(threads, Ordering::AcqRel);
+                assert!(ready(dispatch.lend_body(5)).is_none());
+                dispatch.busy.fetch_sub(threads, Ordering::AcqRel);
             });
         }
     }

@@ -393,7 +393,8 @@ pub fn assert_pep3333_environ(env: &Environ) -> usize {
 /// Uninitialised memory on the heap, lent as a responder lends it.
 struct HeapMemory(Box<[std::mem::MaybeUninit<u8>]>);
 
-impl rwsgi_proto::BodyMemory for HeapMemory {
+// SAFETY: the same boxed slice every time, owned by the value.
+unsafe impl rwsgi_proto::BodyMemory for HeapMemory {
     fn memory(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
         &mut self.0
     }
