@@ -453,6 +453,11 @@ mod tests {
         std::future::ready(None)
     }
 
+    /// A responder that lends memory of the size asked, at once.
+    fn lend_at_once(size: usize) -> std::future::Ready<Option<LentBody>> {
+        std::future::ready(Some(rwsgi_testkit::lent_heap(size)))
+    }
+
     /// Writes `body` in pieces, yielding between them: more than a socket
     /// buffer holds, so the rest comes while the server reads.
     fn send_keeping_up(mut client: UnixStream, body: &[u8]) -> tokio::task::JoinHandle<UnixStream> {
@@ -546,8 +551,8 @@ mod tests {
                 client
             });
             tokio::task::yield_now().await;
-            let lend = |size| std::future::ready(Some(rwsgi_testkit::lent_heap(size)));
-            let mut lent = wire.gather(BODY, lend).await.unwrap().expect("read into lent memory");
+            let gathered = wire.gather(BODY, lend_at_once).await.unwrap();
+            let mut lent = gathered.expect("read into lent memory");
             assert!(lent.filled() == &body[..]);
             drop(writer.await.unwrap());
         });
@@ -558,8 +563,7 @@ mod tests {
         paused().block_on(async {
             let (mut wire, mut client) = pair();
             client.write_all(&body()[..100 * 1024]).await.unwrap();
-            let lend = |size| std::future::ready(Some(rwsgi_testkit::lent_heap(size)));
-            assert!(wire.gather(BODY, lend).await.unwrap().is_none(), "a stalled body");
+            assert!(wire.gather(BODY, lend_at_once).await.unwrap().is_none(), "a stalled body");
             assert!(wire.rbuf[..] == body()[..100 * 1024], "what it sent, in the read buffer");
             assert_eq!(wire.rbuf.capacity(), 100 * 1024);
             // Memory of another size is not the body's.
