@@ -27,7 +27,9 @@ mod head;
 use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
-use rwsgi_proto::{BodyLength, Frame, Limits, OutBuf, ProtoError, ResponseHead, ServerCodec};
+use rwsgi_proto::{
+    BodyLength, Frame, Limits, OutBuf, ProtoError, ResponseHead, ServerCodec, UnframedBody,
+};
 use tokio_util::codec::Decoder;
 
 pub use head::Http1Head;
@@ -48,7 +50,7 @@ enum ReadState {
     /// A request head (or nothing, between requests).
     Idle,
     /// This many bytes of a Content-Length body.
-    Length(u64),
+    Length(UnframedBody),
     /// A chunked body.
     Chunked(ChunkedDecoder),
     /// The body is read; `End` is the next frame.
@@ -113,16 +115,12 @@ impl Http1Codec {
     fn decode_frame(&mut self, buf: &mut BytesMut) -> Result<Option<Frame<Http1Head>>, ProtoError> {
         match &mut self.state {
             ReadState::Idle => self.decode_head(buf),
-            ReadState::Length(remaining) => {
-                if buf.is_empty() {
-                    return Ok(None);
-                }
-                let n = usize::try_from(*remaining).map_or(buf.len(), |r| r.min(buf.len()));
-                *remaining -= n as u64;
-                if *remaining == 0 {
+            ReadState::Length(body) => {
+                let Some((data, done)) = body.decode(buf) else { return Ok(None) };
+                if done {
                     self.state = ReadState::EndPending;
                 }
-                Ok(Some(Frame::Data(buf.split_to(n).freeze())))
+                Ok(Some(Frame::Data(data)))
             }
             ReadState::Chunked(decoder) => match decoder.decode(buf)? {
                 Some(Chunked::Data(data)) => Ok(Some(Frame::Data(data))),
@@ -218,7 +216,9 @@ impl Http1Codec {
             RequestCtx { head: head.is_head(), minor: head.version, keep_alive: head.keep_alive };
         self.state = match head.body {
             BodyLength::Empty => ReadState::EndPending,
-            BodyLength::Known(n) => ReadState::Length(n),
+            BodyLength::Known(n) => {
+                UnframedBody::new(n).map_or(ReadState::EndPending, ReadState::Length)
+            }
             BodyLength::Streamed => ReadState::Chunked(ChunkedDecoder::new(
                 self.limits.max_body,
                 self.limits.max_head,
@@ -270,17 +270,16 @@ impl ServerCodec for Http1Codec {
 
     fn unframed_body_left(&self) -> Option<u64> {
         match self.state {
-            ReadState::Length(left) => Some(left),
+            ReadState::Length(body) => Some(body.left()),
             _ => None,
         }
     }
 
     fn unframed_body_taken(&mut self, n: u64) {
-        if let ReadState::Length(left) = &mut self.state {
-            *left = left.saturating_sub(n);
-            if *left == 0 {
-                self.state = ReadState::EndPending;
-            }
+        if let ReadState::Length(body) = &mut self.state
+            && body.take(n)
+        {
+            self.state = ReadState::EndPending;
         }
     }
 

@@ -26,6 +26,7 @@ mod exchange;
 mod lent;
 mod outbuf;
 mod response;
+mod unframed;
 
 pub use cgi::{CgiVars, CgiVarsBuilder, PathRule};
 pub use conn::{ConnInfo, SocketAddress};
@@ -38,6 +39,7 @@ pub use exchange::{
 pub use lent::{BodyMemory, LentBody};
 pub use outbuf::OutBuf;
 pub use response::{ResponseHead, check_header, is_hop_by_hop, is_tchar, reason_phrase};
+pub use unframed::UnframedBody;
 
 use bytes::Bytes;
 use tokio_util::codec::Decoder;

@@ -216,8 +216,11 @@ impl InputStream {
         }
         // Whole-body read of a buffered body: one copy, straight from our
         // buffer or its pieces.
-        let buffered = self.buf.len() + self.queued.iter().map(Bytes::len).sum::<usize>();
-        if limit.is_none_or(|l| l >= buffered) && self.eof {
+        if self.eof
+            && limit.is_none_or(|l| {
+                l >= self.buf.len() + self.queued.iter().map(Bytes::len).sum::<usize>()
+            })
+        {
             if self.queued.is_empty() {
                 let out = PyBytes::new(py, &self.buf);
                 self.buf.clear();

@@ -57,7 +57,9 @@ mod head;
 mod packet;
 
 use bytes::{Bytes, BytesMut};
-use rwsgi_proto::{BodyLength, Frame, Limits, OutBuf, ProtoError, ResponseHead, ServerCodec};
+use rwsgi_proto::{
+    BodyLength, Frame, Limits, OutBuf, ProtoError, ResponseHead, ServerCodec, UnframedBody,
+};
 use tokio_util::codec::Decoder;
 
 pub use head::UwsgiHead;
@@ -73,7 +75,7 @@ enum ReadState {
     /// unread input (its read deadline applies, not its idle timeout).
     Head,
     /// This many bytes of body.
-    Length(u64),
+    Length(UnframedBody),
     /// The body is read; `End` is the next frame.
     EndPending,
     /// The request is complete: later bytes are never parsed.
@@ -109,16 +111,12 @@ impl UwsgiCodec {
     fn decode_frame(&mut self, buf: &mut BytesMut) -> Result<Option<Frame<UwsgiHead>>, ProtoError> {
         match &mut self.state {
             ReadState::Head => self.decode_head(buf),
-            ReadState::Length(remaining) => {
-                if buf.is_empty() {
-                    return Ok(None);
-                }
-                let n = usize::try_from(*remaining).map_or(buf.len(), |r| r.min(buf.len()));
-                *remaining -= n as u64;
-                if *remaining == 0 {
+            ReadState::Length(body) => {
+                let Some((data, done)) = body.decode(buf) else { return Ok(None) };
+                if done {
                     self.state = ReadState::EndPending;
                 }
-                Ok(Some(Frame::Data(buf.split_to(n).freeze())))
+                Ok(Some(Frame::Data(data)))
             }
             ReadState::EndPending => {
                 self.state = ReadState::Done;
@@ -143,7 +141,9 @@ impl UwsgiCodec {
         let head = UwsgiHead::new(self.scanner.finish(block)?, header);
         self.request = RequestCtx { head: head.is_head(), protocol: head.response_protocol() };
         self.state = match head.vars.body_length() {
-            BodyLength::Known(n) if n > 0 => ReadState::Length(n),
+            BodyLength::Known(n) => {
+                UnframedBody::new(n).map_or(ReadState::EndPending, ReadState::Length)
+            }
             _ => ReadState::EndPending,
         };
         Ok(Some(Frame::Head(head)))
@@ -188,17 +188,16 @@ impl ServerCodec for UwsgiCodec {
 
     fn unframed_body_left(&self) -> Option<u64> {
         match self.state {
-            ReadState::Length(left) => Some(left),
+            ReadState::Length(body) => Some(body.left()),
             _ => None,
         }
     }
 
     fn unframed_body_taken(&mut self, n: u64) {
-        if let ReadState::Length(left) = &mut self.state {
-            *left = left.saturating_sub(n);
-            if *left == 0 {
-                self.state = ReadState::EndPending;
-            }
+        if let ReadState::Length(body) = &mut self.state
+            && body.take(n)
+        {
+            self.state = ReadState::EndPending;
         }
     }
 
