@@ -13,6 +13,7 @@
 mod backlog;
 mod conn;
 mod date;
+mod doorbell;
 mod error;
 mod listener;
 mod load;

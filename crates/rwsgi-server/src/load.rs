@@ -63,6 +63,8 @@ pub(crate) struct Connections {
     limit: usize,
     /// Woken when a connection closes while the worker is at its limit.
     room: Notify,
+    /// Woken when the first connection opens.
+    opened: Notify,
     /// The connections that have waited (for a first byte, for their
     /// next request) at least once.
     waiters: Mutex<Waiters>,
@@ -109,6 +111,7 @@ impl Connections {
             open: AtomicUsize::new(0),
             limit: limit.max(1),
             room: Notify::new(),
+            opened: Notify::new(),
             waiters: Mutex::default(),
             next_idle: AtomicU64::new(1),
             full: AtomicBool::new(false),
@@ -118,8 +121,21 @@ impl Connections {
 
     /// Counts an accepted connection until the guard drops.
     pub(crate) fn open(self: &Arc<Self>) -> Open {
-        self.open.fetch_add(1, Ordering::Relaxed);
+        if self.open.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.opened.notify_waiters();
+        }
         Open { connections: Arc::clone(self), waiter: None }
+    }
+
+    /// Returns once a connection is open.
+    pub(crate) async fn any_open(&self) {
+        loop {
+            let opened = self.opened.notified();
+            if self.open.load(Ordering::Relaxed) > 0 {
+                return;
+            }
+            opened.await;
+        }
     }
 
     /// Whether the server stops.
@@ -357,6 +373,27 @@ mod tests {
             .await
             .expect("room once one closed")
             .expect("the waiter did not panic");
+    }
+
+    #[tokio::test]
+    async fn any_open_waits_for_a_first_connection() {
+        let connections = Arc::new(Connections::new(2));
+        let waiting = tokio::spawn({
+            let connections = Arc::clone(&connections);
+            async move { connections.any_open().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "none open");
+        let open = connections.open();
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("woken by the first connection")
+            .expect("the waiter did not panic");
+        // Open already: at once.
+        tokio::time::timeout(Duration::from_secs(1), connections.any_open())
+            .await
+            .expect("at once");
+        drop(open);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The runtime: accept loops, signals, graceful shutdown.
 
 use crate::conn::{Connection, Context};
+use crate::doorbell::Doorbell;
 use crate::error::ServerError;
 use crate::listener::{Listener, ListenerKind};
 use crate::stream::{Acceptor, LazyStream, Stream};
@@ -39,17 +40,21 @@ pub fn serve<R: Responder>(
     ready: impl FnOnce() + Send,
     exits: Exits,
 ) -> Result<(), ServerError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(ServerError::Runtime)?;
+    let (runtime, doorbell) = crate::doorbell::runtime().map_err(ServerError::Runtime)?;
     // The runtime's own signal handlers first: a stop signal arriving from
     // now on is seen by it, not only by the watchdog.
     let signals = runtime.block_on(async { Signals::new() }).map_err(ServerError::Runtime)?;
     let last_listeners = Arc::clone(&exits.last_listeners);
     let watchdog = StopWatchdog::start(config.shutdown_timeout, exits)?;
-    let served =
-        runtime.block_on(run(listeners, responder, config, signals, last_listeners, ready));
+    let served = runtime.block_on(run(
+        listeners,
+        responder,
+        config,
+        signals,
+        last_listeners,
+        ready,
+        doorbell,
+    ));
     drop(watchdog);
     rwsgi_log::flush(Duration::from_secs(2));
     served
@@ -163,6 +168,7 @@ async fn run<R: Responder>(
     mut signals: Signals,
     last_listeners: Arc<dyn Fn() -> bool + Send + Sync>,
     ready: impl FnOnce() + Send,
+    doorbell: Arc<Doorbell>,
 ) -> Result<(), ServerError> {
     let shutdown_timeout = config.shutdown_timeout;
     let ctx = Arc::new(Context::new(config, responder));
@@ -173,10 +179,13 @@ async fn run<R: Responder>(
             ctx: Arc::clone(&ctx),
             stop: stop_rx.clone(),
             tracker: tracker.clone(),
+            doorbell: Arc::clone(&doorbell),
             last_listeners: Arc::clone(&last_listeners),
         };
-        tracker.spawn(accept.run(listener));
+        doorbell.spawn(&tracker, Box::pin(accept.run(listener)));
     }
+    // Not tracked: it never ends by itself.
+    tokio::spawn(crate::doorbell::keep_time(Arc::clone(&ctx.connections)));
     if ctx.config.no_master {
         let mut hup = signal(SignalKind::hangup()).map_err(ServerError::Runtime)?;
         // Not tracked: the stop does not wait for it.
@@ -238,6 +247,9 @@ struct AcceptLoop<R> {
     ctx: Arc<Context<R>>,
     stop: watch::Receiver<bool>,
     tracker: TaskTracker,
+    /// Connections are spawned through it: their responses are answered
+    /// from other threads.
+    doorbell: Arc<Doorbell>,
     /// See [`Exits::last_listeners`].
     last_listeners: Arc<dyn Fn() -> bool + Send + Sync>,
 }
@@ -366,7 +378,7 @@ impl<R: Responder> AcceptLoop<R> {
         // task's waker, when the task first polls it.
         let done = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx).is_ready())).await;
         if !done {
-            self.tracker.spawn(run);
+            self.doorbell.spawn(&self.tracker, run);
         }
     }
 }
