@@ -18,11 +18,13 @@
 //! events without the GIL), `environ`, `lent` (the `bytes` a body is read
 //! into), `input` (`wsgi.input`), `log_stream`
 //! (`wsgi.errors`), `file_wrapper`, `loader`, `response` (one request's
-//! call and iteration), `pool` (threads and dispatch).
+//! call and iteration), `crew` (which thread takes the next job), `pool`
+//! (threads and dispatch).
 
 #![deny(unsafe_code)]
 
 mod channel;
+mod crew;
 mod environ;
 mod error;
 mod file_wrapper;

@@ -1,6 +1,7 @@
 //! The pool of Python threads, and [`Dispatch`], the app as the core's
 //! [`Responder`].
 
+use crate::crew::Crew;
 use crate::environ::{Interned, KeyCache};
 use crate::lent::BytesMemory;
 use crate::loader::App;
@@ -35,7 +36,7 @@ pub trait RequestObserver: Send + Sync + std::fmt::Debug {
     fn request_finished(&self, thread: usize);
 }
 
-/// The Python threads, fed from one queue.
+/// The Python threads, fed from one queue (see [`crate::crew`]).
 #[derive(Debug)]
 pub struct PythonPool {
     dispatch: Dispatch,
@@ -57,12 +58,23 @@ enum Work {
 /// thread itself ([`Inline`]).
 #[derive(Debug, Clone)]
 pub struct Dispatch {
-    queue: flume::Sender<Work>,
+    jobs: Arc<Jobs>,
     /// Jobs queued or running in the pool.
     busy: Arc<AtomicUsize>,
     /// The pool's threads.
     threads: usize,
     inline: Option<Inline>,
+}
+
+/// The pool's queue; when the last [`Dispatch`] lets go of it, the threads
+/// finish what is queued and end.
+#[derive(Debug)]
+struct Jobs(Arc<Crew<Work>>);
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// The pool is gone (its threads ended).
@@ -113,7 +125,7 @@ impl Responder for Dispatch {
         let idle = self.busy.load(Ordering::Acquire) < self.threads;
         let later = (now.is_none() && idle).then(|| {
             let (lent, later) = flume::bounded(1);
-            self.queue.try_send(Work::Lend(size, lent)).ok().map(|()| later)
+            self.jobs.0.try_push(Work::Lend(size, lent)).ok().map(|()| later)
         });
         async move {
             match (now, later.flatten()) {
@@ -133,7 +145,7 @@ impl Dispatch {
 
     async fn send(&self, work: Work) -> Result<(), PoolGone> {
         self.busy.fetch_add(1, Ordering::AcqRel);
-        if self.queue.send_async(work).await.is_err() {
+        if self.jobs.0.push(work).await.is_err() {
             self.busy.fetch_sub(1, Ordering::AcqRel);
             return Err(PoolGone);
         }
@@ -244,22 +256,23 @@ impl PythonPool {
             errors_to_peer: settings.errors_to_peer,
         };
         let serving = Arc::new(Serving { app, observer: settings.observer });
-        let (jobs, queue) = flume::bounded::<Work>(threads * QUEUED_PER_THREAD);
+        let crew = Arc::new(Crew::new(threads, threads * QUEUED_PER_THREAD));
         let busy = Arc::new(AtomicUsize::new(0));
         for index in 0..threads {
-            let queue = queue.clone();
+            let crew = Arc::clone(&crew);
             let serving = Arc::clone(&serving);
             let busy = Arc::clone(&busy);
             std::thread::Builder::new()
                 .name(format!("python-{index}"))
                 .stack_size(PYTHON_THREAD_STACK)
-                .spawn(move || Python::attach(|py| serve_jobs(py, index, &queue, &serving, &busy)))
+                .spawn(move || Python::attach(|py| serve_jobs(py, index, &crew, &serving, &busy)))
                 .map_err(|e| crate::BridgeError::Python(format!("cannot start a thread: {e}")))?;
         }
         // With one Python thread, wsgi.multithread is false: a request runs
         // inline only while that thread has nothing to do.
         let inline = (threads == 1).then(|| Inline { serving, cache: Arc::default() });
-        Ok(PythonPool { dispatch: Dispatch { queue: jobs, busy, threads, inline } })
+        let jobs = Arc::new(Jobs(crew));
+        Ok(PythonPool { dispatch: Dispatch { jobs, busy, threads, inline } })
     }
 
     /// How the core hands requests over.
@@ -274,21 +287,22 @@ impl PythonPool {
 fn serve_jobs(
     py: Python<'_>,
     index: usize,
-    queue: &flume::Receiver<Work>,
+    crew: &Crew<Work>,
     serving: &Serving,
     busy: &AtomicUsize,
 ) {
     let mut cache = KeyCache::default();
     let who = format!("python-{index}");
+    let mut finished = false;
     loop {
-        let work = match queue.try_recv() {
-            Ok(work) => work,
-            Err(flume::TryRecvError::Empty) => match py.detach(|| queue.recv()) {
-                Ok(work) => work,
-                Err(_) => return,
+        let work = match crew.take(index, std::mem::take(&mut finished)) {
+            Some(work) => work,
+            None => match py.detach(|| crew.wait(index)) {
+                Some(work) => work,
+                None => return,
             },
-            Err(flume::TryRecvError::Disconnected) => return,
         };
+        finished = true;
         match work {
             Work::Job(job) => {
                 if let Some(observer) = &serving.observer {
