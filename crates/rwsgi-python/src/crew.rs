@@ -71,6 +71,10 @@ struct Roster<W> {
     /// Jobs taken so far: the standby watches it move.
     taken: u64,
     open: bool,
+    /// The member to wake, and the submitters to tell there is room, once
+    /// the lock is let go (a thread woken under it would find it taken).
+    called: Option<Thread>,
+    room_made: Vec<Waker>,
 }
 
 impl<W> Crew<W> {
@@ -92,6 +96,8 @@ impl<W> Crew<W> {
             running: 0,
             taken: 0,
             open: true,
+            called: None,
+            room_made: Vec::new(),
         };
         Crew { roster: Mutex::new(roster), capacity: capacity.max(1), tick }
     }
@@ -112,6 +118,7 @@ impl<W> Crew<W> {
                 return Poll::Pending;
             }
             roster.queue_job(job);
+            release(roster);
             Poll::Ready(Ok(()))
         })
     }
@@ -123,6 +130,7 @@ impl<W> Crew<W> {
             return Err(work);
         }
         roster.queue_job(work);
+        release(roster);
         Ok(())
     }
 
@@ -135,7 +143,9 @@ impl<W> Crew<W> {
             roster.free += 1;
         }
         roster.enlist(me);
-        roster.take_job()
+        let job = roster.take_job();
+        release(roster);
+        job
     }
 
     /// Member `me`'s next job, sleeping until there is one; `None` once the
@@ -145,6 +155,7 @@ impl<W> Crew<W> {
         let mut roster = self.lock();
         loop {
             if let Some(job) = roster.take_job() {
+                release(roster);
                 return Some(job);
             }
             if !roster.open {
@@ -184,7 +195,7 @@ impl<W> Crew<W> {
                     } else if roster.taken == seen && !roster.queue.is_empty() {
                         // Nobody took a job for a whole tick: to work.
                         roster.standby = None;
-                        roster.wake_to_work(me);
+                        roster.put_to_work(me);
                         return roster;
                     } else if roster.taken == seen && roster.running == 0 {
                         // The load has passed: sleep without a timeout,
@@ -214,15 +225,19 @@ impl<W> Crew<W> {
     pub(crate) fn close(&self) {
         let mut roster = self.lock();
         roster.open = false;
-        while let Some(member) = roster.asleep.pop() {
-            roster.wake_to_work(member);
-        }
-        if let Some(standby) = roster.standby.take() {
-            roster.wake_to_work(standby);
-        }
-        for waker in roster.room_wanted.drain(..) {
-            waker.wake();
-        }
+        let mut sleepers = std::mem::take(&mut roster.asleep);
+        sleepers.extend(roster.standby.take());
+        let threads: Vec<_> = sleepers
+            .into_iter()
+            .filter_map(|member| {
+                roster.put_to_work(member);
+                roster.members[member].thread.clone()
+            })
+            .collect();
+        let submitters = std::mem::take(&mut roster.room_wanted);
+        drop(roster);
+        threads.iter().for_each(Thread::unpark);
+        submitters.into_iter().for_each(Waker::wake);
     }
 
     fn lock(&self) -> MutexGuard<'_, Roster<W>> {
@@ -230,6 +245,17 @@ impl<W> Crew<W> {
         // panic; a poisoned lock is still good.
         self.roster.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Lets go of the roster, then wakes whom it called.
+fn release<W>(mut roster: MutexGuard<'_, Roster<W>>) {
+    let called = roster.called.take();
+    let room_made = std::mem::take(&mut roster.room_made);
+    drop(roster);
+    if let Some(thread) = called {
+        thread.unpark();
+    }
+    room_made.into_iter().for_each(Waker::wake);
 }
 
 impl<W> Roster<W> {
@@ -250,7 +276,8 @@ impl<W> Roster<W> {
         if self.running > 0 {
             self.keep_watch();
         } else if let Some(member) = self.asleep.pop().or_else(|| self.standby.take()) {
-            self.wake_to_work(member);
+            self.put_to_work(member);
+            self.call(member);
         }
     }
 
@@ -261,8 +288,8 @@ impl<W> Roster<W> {
         self.free -= 1;
         self.running += 1;
         self.taken += 1;
-        for waker in self.room_wanted.drain(..) {
-            waker.wake();
+        if !self.room_wanted.is_empty() {
+            self.room_made.append(&mut self.room_wanted);
         }
         if !self.queue.is_empty() && self.free == 0 {
             self.keep_watch();
@@ -278,20 +305,20 @@ impl<W> Roster<W> {
         {
             self.standby = Some(member);
             self.members[member].post = Post::Standby;
-            self.unpark(member);
+            self.call(member);
         }
     }
 
-    fn wake_to_work(&mut self, member: usize) {
+    /// `member`, asleep or standby, is free to work.
+    fn put_to_work(&mut self, member: usize) {
         self.members[member].post = Post::Awake;
         self.free += 1;
-        self.unpark(member);
     }
 
-    fn unpark(&self, member: usize) {
-        if let Some(thread) = &self.members[member].thread {
-            thread.unpark();
-        }
+    /// Wakes `member` once the roster is let go ([`release`]). One member
+    /// at most is called per change.
+    fn call(&mut self, member: usize) {
+        self.called.clone_from(&self.members[member].thread);
     }
 }
 
