@@ -11,21 +11,25 @@
 //! the thread woken is the one that went to sleep last (its stack and
 //! caches are warm). While jobs run, jobs queued behind them wake nobody:
 //! if the app is quick, the running thread takes them all in turn. If the
-//! app blocks (a database, a sleep), a *standby* thread, which sleeps with
-//! a timeout while jobs wait, takes a waiting job itself when none was
-//! taken for a [`TICK`], and the next sleeper becomes the standby; so jobs
-//! stuck behind blocked ones get a thread each, a tick or two apart.
+//! app blocks (a database, a sleep), a *standby* thread watches: once the
+//! oldest waiting job has waited a [`TICK`], it takes that job itself if
+//! no job was taken for a tick either, or if no working thread is on a CPU
+//! (they all wait in the kernel, the GIL released); and the next sleeper
+//! becomes the standby. So jobs stuck behind blocked ones get a thread
+//! each, a tick or so apart, while a working thread that keeps taking jobs
+//! and runs Python keeps them: another thread would only wait for the GIL.
 //!
 //! Generic over the job, and free of Python, so that it is tested alone.
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-/// How long jobs may wait, none being taken, before the standby takes one.
+/// How long a job may wait before the standby considers taking it.
 pub(crate) const TICK: Duration = Duration::from_millis(1);
 
 /// A bounded queue of jobs and the threads that take them.
@@ -38,38 +42,47 @@ pub(crate) struct Crew<W> {
 }
 
 /// Where a member thread is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Post {
     /// Awake: free, or running a job.
+    #[default]
     Awake,
     /// Asleep until a job needs it.
     Asleep,
-    /// Asleep with a timeout, watching jobs wait.
+    /// Asleep, watching the jobs wait (see the module's doc).
     Standby,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Member {
     /// Set when the thread first asks for work.
     thread: Option<Thread>,
+    /// Its id in `/proc/self/task`, to see whether it is on a CPU.
+    tid: Option<String>,
     post: Post,
 }
 
 #[derive(Debug)]
 struct Roster<W> {
-    queue: VecDeque<W>,
-    /// Submitters waiting for room in a full queue.
-    room_wanted: Vec<Waker>,
+    /// The jobs, each with when it was queued.
+    queue: VecDeque<(Instant, W)>,
+    /// Submitters waiting for room in a full queue, first come first
+    /// served: their ticket and waker.
+    room_wanted: VecDeque<(u64, Waker)>,
+    next_ticket: u64,
     members: Vec<Member>,
     /// The members asleep, the one that went to sleep last at the end.
     asleep: Vec<usize>,
     standby: Option<usize>,
+    /// Whether the standby watches the queue (sleeps with a timeout); with
+    /// nothing queued it sleeps without one, until called.
+    watching: bool,
     /// Members awake without a job.
     free: usize,
     /// Members running a job.
     running: usize,
-    /// Jobs taken so far: the standby watches it move.
-    taken: u64,
+    /// When a job was last taken.
+    last_taken: Instant,
     open: bool,
     /// The member to wake, and the submitters to tell there is room, once
     /// the lock is let go (a thread woken under it would find it taken).
@@ -85,16 +98,17 @@ impl<W> Crew<W> {
     }
 
     fn with_tick(threads: usize, capacity: usize, tick: Duration) -> Self {
-        let members = (0..threads).map(|_| Member { thread: None, post: Post::Awake }).collect();
         let roster = Roster {
             queue: VecDeque::with_capacity(capacity),
-            room_wanted: Vec::new(),
-            members,
+            room_wanted: VecDeque::new(),
+            next_ticket: 0,
+            members: (0..threads).map(|_| Member::default()).collect(),
             asleep: Vec::with_capacity(threads),
             standby: None,
+            watching: false,
             free: threads,
             running: 0,
-            taken: 0,
+            last_taken: Instant::now(),
             open: true,
             called: None,
             room_made: Vec::new(),
@@ -102,34 +116,35 @@ impl<W> Crew<W> {
         Crew { roster: Mutex::new(roster), capacity: capacity.max(1), tick }
     }
 
-    /// Queues `work`, waiting while the queue is full; gives it back if the
-    /// crew is closed.
-    pub(crate) fn push(&self, work: W) -> impl Future<Output = Result<(), W>> + '_ {
-        let mut work = Some(work);
-        std::future::poll_fn(move |cx| {
-            let mut roster = self.lock();
-            let Some(job) = work.take() else { return Poll::Pending };
-            if !roster.open {
-                return Poll::Ready(Err(job));
-            }
-            if roster.queue.len() >= self.capacity {
-                work = Some(job);
-                roster.room_wanted.push(cx.waker().clone());
-                return Poll::Pending;
-            }
-            roster.queue_job(job);
-            release(roster);
-            Poll::Ready(Ok(()))
-        })
+    /// Queues `work`, waiting in line while the queue is full; gives it back
+    /// if the crew is closed.
+    pub(crate) fn push(&self, work: W) -> Push<'_, W> {
+        Push { crew: self, work: Some(work), ticket: None }
     }
 
     /// Queues `work` if there is room now.
-    pub(crate) fn try_push(&self, work: W) -> Result<(), W> {
+    #[cfg(test)]
+    fn try_push(&self, work: W) -> Result<(), W> {
         let mut roster = self.lock();
         if !roster.open || roster.queue.len() >= self.capacity {
             return Err(work);
         }
         roster.queue_job(work);
+        release(roster);
+        Ok(())
+    }
+
+    /// Queues `work` first in line if there is room now, and has a thread
+    /// take it at once: a short job that something waits for.
+    pub(crate) fn try_push_first(&self, work: W) -> Result<(), W> {
+        let mut roster = self.lock();
+        if !roster.open || roster.queue.len() >= self.capacity {
+            return Err(work);
+        }
+        roster.queue.push_front((Instant::now(), work));
+        if roster.free == 0 {
+            roster.wake_to_work();
+        }
         release(roster);
         Ok(())
     }
@@ -149,10 +164,10 @@ impl<W> Crew<W> {
     }
 
     /// Member `me`'s next job, sleeping until there is one; `None` once the
-    /// crew is closed and the queue is empty. Call it after [`Crew::take`]
-    /// found nothing.
+    /// crew is closed and the queue is empty.
     pub(crate) fn wait(&self, me: usize) -> Option<W> {
         let mut roster = self.lock();
+        roster.enlist(me);
         loop {
             if let Some(job) = roster.take_job() {
                 release(roster);
@@ -180,37 +195,44 @@ impl<W> Crew<W> {
         mut roster: MutexGuard<'a, Roster<W>>,
         me: usize,
     ) -> MutexGuard<'a, Roster<W>> {
-        // The standby's last look at the jobs: when, and how many had been
-        // taken.
-        let mut look: Option<(Instant, u64)> = None;
+        // The standby saw no working thread on a CPU, just now.
+        let mut all_blocked = false;
         loop {
             let nap = match roster.members[me].post {
                 Post::Awake => return roster,
                 Post::Asleep => None,
-                Post::Standby => {
-                    let now = Instant::now();
-                    let (at, seen) = *look.get_or_insert((now, roster.taken));
-                    if now < at + self.tick {
-                        Some(at + self.tick - now)
-                    } else if roster.taken == seen && !roster.queue.is_empty() {
-                        // Nobody took a job for a whole tick: to work.
-                        roster.standby = None;
-                        roster.put_to_work(me);
-                        return roster;
-                    } else if roster.taken == seen && roster.running == 0 {
-                        // The load has passed: sleep without a timeout,
-                        // behind the threads that worked last.
-                        roster.standby = None;
-                        roster.members[me].post = Post::Asleep;
-                        roster.asleep.insert(0, me);
-                        look = None;
+                Post::Standby => match roster.queue.front() {
+                    None => {
+                        roster.watching = false;
                         None
-                    } else {
-                        look = Some((now, roster.taken));
-                        Some(self.tick)
                     }
-                }
+                    Some(&(queued, _)) => {
+                        roster.watching = true;
+                        let waited = queued.elapsed();
+                        if waited < self.tick {
+                            Some(self.tick - waited)
+                        } else if all_blocked || roster.last_taken.elapsed() >= self.tick {
+                            roster.standby = None;
+                            roster.watching = false;
+                            roster.put_to_work(me);
+                            return roster;
+                        } else {
+                            // Jobs are taken, yet the line is old: look at
+                            // the working threads, without holding the
+                            // roster (one waiting for it is off its CPU).
+                            let tids = roster.working_tids();
+                            drop(roster);
+                            all_blocked = !tids.iter().any(|tid| on_a_cpu(tid));
+                            roster = self.lock();
+                            if all_blocked {
+                                continue;
+                            }
+                            Some(self.tick)
+                        }
+                    }
+                },
             };
+            all_blocked = false;
             drop(roster);
             match nap {
                 Some(nap) => std::thread::park_timeout(nap),
@@ -234,7 +256,7 @@ impl<W> Crew<W> {
                 roster.members[member].thread.clone()
             })
             .collect();
-        let submitters = std::mem::take(&mut roster.room_wanted);
+        let submitters: Vec<_> = roster.room_wanted.drain(..).map(|(_, waker)| waker).collect();
         drop(roster);
         threads.iter().for_each(Thread::unpark);
         submitters.into_iter().for_each(Waker::wake);
@@ -244,6 +266,62 @@ impl<W> Crew<W> {
         // Every change keeps the roster consistent before anything can
         // panic; a poisoned lock is still good.
         self.roster.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// [`Crew::push`]'s future.
+#[derive(Debug)]
+pub(crate) struct Push<'a, W> {
+    crew: &'a Crew<W>,
+    /// Until queued.
+    work: Option<W>,
+    /// Its place in line while the queue is full.
+    ticket: Option<u64>,
+}
+
+impl<W: Unpin> Future for Push<'_, W> {
+    type Output = Result<(), W>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut roster = this.crew.lock();
+        let Some(work) = this.work.take() else { return Poll::Pending };
+        if !roster.open {
+            return Poll::Ready(Err(work));
+        }
+        if roster.queue.len() >= this.crew.capacity {
+            this.work = Some(work);
+            let ticket = *this.ticket.get_or_insert_with(|| {
+                roster.next_ticket += 1;
+                roster.next_ticket
+            });
+            match roster.room_wanted.iter_mut().find(|(held, _)| *held == ticket) {
+                Some((_, waker)) => waker.clone_from(cx.waker()),
+                None => roster.room_wanted.push_back((ticket, cx.waker().clone())),
+            }
+            return Poll::Pending;
+        }
+        if let Some(ticket) = this.ticket.take() {
+            roster.room_wanted.retain(|(held, _)| *held != ticket);
+        }
+        roster.queue_job(work);
+        release(roster);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<W> Drop for Push<'_, W> {
+    /// Leaves the line; told there was room but gone without taking it, it
+    /// tells the next in line instead.
+    fn drop(&mut self) {
+        let (Some(ticket), Some(_)) = (self.ticket, &self.work) else { return };
+        let mut roster = self.crew.lock();
+        let before = roster.room_wanted.len();
+        roster.room_wanted.retain(|(held, _)| *held != ticket);
+        if roster.room_wanted.len() == before && roster.queue.len() < self.crew.capacity {
+            roster.room_for_one();
+        }
+        release(roster);
     }
 }
 
@@ -260,53 +338,86 @@ fn release<W>(mut roster: MutexGuard<'_, Roster<W>>) {
 
 impl<W> Roster<W> {
     fn enlist(&mut self, me: usize) {
-        if self.members[me].thread.is_none() {
-            self.members[me].thread = Some(std::thread::current());
+        let member = &mut self.members[me];
+        if member.thread.is_none() {
+            member.thread = Some(std::thread::current());
+            member.tid = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .and_then(|link| link.file_name().map(|tid| tid.to_string_lossy().into_owned()));
         }
     }
 
     /// Queues a job. With nobody free to take it, a sleeper is woken: to
-    /// work if no job runs, else as the standby (it steps in if the running
-    /// jobs block).
+    /// work if no job runs, else the standby, to watch.
     fn queue_job(&mut self, job: W) {
-        self.queue.push_back(job);
+        self.queue.push_back((Instant::now(), job));
         if self.free > 0 {
             return;
         }
-        if self.running > 0 {
-            self.keep_watch();
-        } else if let Some(member) = self.asleep.pop().or_else(|| self.standby.take()) {
+        if self.running == 0 {
+            self.wake_to_work();
+        } else {
+            self.watch();
+        }
+    }
+
+    /// Takes the oldest job for a free member. With more waiting and
+    /// nobody free, the standby watches.
+    fn take_job(&mut self) -> Option<W> {
+        let (_, job) = self.queue.pop_front()?;
+        self.free -= 1;
+        self.running += 1;
+        self.last_taken = Instant::now();
+        self.room_for_one();
+        if !self.queue.is_empty() && self.free == 0 {
+            self.watch();
+        }
+        Some(job)
+    }
+
+    /// Tells the first submitter in line there is room.
+    fn room_for_one(&mut self) {
+        if let Some((_, waker)) = self.room_wanted.pop_front() {
+            self.room_made.push(waker);
+        }
+    }
+
+    /// Wakes the member that went to sleep last (or else the standby) to
+    /// work.
+    fn wake_to_work(&mut self) {
+        let sleeper = self.asleep.pop().or_else(|| {
+            self.watching = false;
+            self.standby.take()
+        });
+        if let Some(member) = sleeper {
             self.put_to_work(member);
             self.call(member);
         }
     }
 
-    /// Takes the oldest job for a free member. With more waiting and no
-    /// standby, a sleeper is made the standby.
-    fn take_job(&mut self) -> Option<W> {
-        let job = self.queue.pop_front()?;
-        self.free -= 1;
-        self.running += 1;
-        self.taken += 1;
-        if !self.room_wanted.is_empty() {
-            self.room_made.append(&mut self.room_wanted);
-        }
-        if !self.queue.is_empty() && self.free == 0 {
-            self.keep_watch();
-        }
-        Some(job)
-    }
-
-    /// Makes the sleeper that went to sleep last the standby, unless there
-    /// is one.
-    fn keep_watch(&mut self) {
+    /// Has the standby watch the queue: the sleeper that went to sleep last
+    /// becomes it if there is none, and one asleep without a timeout is
+    /// called.
+    fn watch(&mut self) {
         if self.standby.is_none()
             && let Some(member) = self.asleep.pop()
         {
             self.standby = Some(member);
             self.members[member].post = Post::Standby;
-            self.call(member);
+            self.watching = false;
         }
+        if let Some(standby) = self.standby
+            && !self.watching
+        {
+            self.watching = true;
+            self.call(standby);
+        }
+    }
+
+    /// The `/proc/self/task` ids of the members awake.
+    fn working_tids(&self) -> Vec<String> {
+        let awake = self.members.iter().filter(|member| member.post == Post::Awake);
+        awake.filter_map(|member| member.tid.clone()).collect()
     }
 
     /// `member`, asleep or standby, is free to work.
@@ -322,6 +433,20 @@ impl<W> Roster<W> {
     }
 }
 
+/// Whether thread `tid` of this process is on a CPU, or ready for one (it
+/// will take the next job itself). Where `/proc` cannot tell, no.
+fn on_a_cpu(tid: &str) -> bool {
+    let stat = std::fs::read(format!("/proc/self/task/{tid}/stat"));
+    stat.ok().and_then(|stat| scheduler_state(&stat)) == Some(b'R')
+}
+
+/// The state letter of a `/proc/…/stat` line (`R`: running or runnable),
+/// which follows the command name in parentheses.
+fn scheduler_state(stat: &[u8]) -> Option<u8> {
+    let after_name = stat.iter().rposition(|&byte| byte == b')')?;
+    stat.get(after_name + 2).copied()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -335,7 +460,7 @@ mod tests {
         threads: usize,
         tick: Duration,
     ) -> (Arc<Crew<Duration>>, mpsc::Receiver<usize>, Vec<std::thread::JoinHandle<()>>) {
-        let crew = Arc::new(Crew::with_tick(threads, 64, tick));
+        let crew = Arc::new(Crew::with_tick(threads, 512, tick));
         let (ran, report) = mpsc::channel();
         let members = (0..threads)
             .map(|me| {
@@ -382,9 +507,9 @@ mod tests {
         assert!(who.iter().all(|&m| m == who[0]), "{who:?}");
     }
 
-    /// Quick jobs queued at once are taken by one thread in turn (and the
-    /// standby it appointed looks on), not by a thread each. (A tick this
-    /// long keeps the standby from stepping in when the machine is busy.)
+    /// Quick jobs queued at once are taken by one thread in turn, not by a
+    /// thread each. (A tick this long keeps the standby from stepping in
+    /// when the machine is busy.)
     #[test]
     fn a_burst_of_quick_jobs_wakes_one_thread_not_one_per_job() {
         let (crew, ran, _members) = crew(8, Duration::from_secs(30));
@@ -397,7 +522,6 @@ mod tests {
         threads.sort_unstable();
         threads.dedup();
         assert_eq!(threads.len(), 1, "{threads:?} took {who:?}");
-        assert!(crew.lock().standby.is_some(), "a standby watched");
     }
 
     /// Jobs that block (a sleep here, a database in an app) still get a
@@ -416,12 +540,97 @@ mod tests {
         who.sort_unstable();
         assert_eq!(who, [0, 1, 2, 3]);
         assert!(took < Duration::from_millis(500), "took {took:?}");
+        // Then nobody watches an empty queue: all sleep without a timeout.
         let done = Instant::now();
-        while crew.lock().asleep.len() < 4 {
-            assert!(done.elapsed() < Duration::from_secs(5), "{:?}", crew.lock());
+        loop {
+            let roster = crew.lock();
+            if roster.running == 0
+                && roster.asleep.len() + usize::from(roster.standby.is_some()) == 4
+                && !roster.watching
+            {
+                break;
+            }
+            assert!(done.elapsed() < Duration::from_secs(5), "{roster:?}");
+            drop(roster);
             std::thread::yield_now();
         }
-        assert_eq!(crew.lock().standby, None);
+    }
+
+    /// Short blocking jobs (a quick database call, the GIL released) keep a
+    /// thread taking jobs every tick: the standby still steps in, since no
+    /// working thread is on a CPU.
+    #[test]
+    fn short_blocking_jobs_spread_over_the_threads() {
+        let (crew, ran, _members) = crew(8, TICK);
+        let started = Instant::now();
+        for _ in 0..400 {
+            push(&crew, Duration::from_micros(500));
+        }
+        let mut who: Vec<usize> =
+            (0..400).map(|_| ran.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
+        let took = started.elapsed();
+        who.sort_unstable();
+        who.dedup();
+        assert!(who.len() >= 4, "{who:?}");
+        // One after the other, they take 200 ms and more.
+        assert!(took < Duration::from_millis(120), "took {took:?}");
+    }
+
+    /// Jobs that keep a thread on the CPU (Python holding the GIL) stay with
+    /// it, however long the line: another thread would wait for the GIL.
+    #[test]
+    fn jobs_that_keep_a_thread_busy_stay_with_it() {
+        let crew = Arc::new(Crew::with_tick(4, 512, Duration::from_millis(20)));
+        let (ran, report) = mpsc::channel();
+        for me in 0..4 {
+            let (crew, ran) = (Arc::clone(&crew), ran.clone());
+            std::thread::spawn(move || {
+                let mut finished = false;
+                while let Some(spin) =
+                    crew.take(me, std::mem::take(&mut finished)).or_else(|| crew.wait(me))
+                {
+                    let started = Instant::now();
+                    while started.elapsed() < spin {
+                        std::hint::spin_loop();
+                    }
+                    ran.send(me).unwrap();
+                    finished = true;
+                }
+            });
+        }
+        while crew.lock().asleep.len() < 4 {
+            std::thread::yield_now();
+        }
+        // 200 jobs of 200 µs: the last waits 40 ms, two ticks.
+        for _ in 0..200 {
+            crew.try_push(Duration::from_micros(200)).unwrap();
+        }
+        let mut who: Vec<usize> =
+            (0..200).map(|_| report.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
+        who.dedup();
+        assert_eq!(who.len(), 1, "{who:?}");
+        crew.close();
+    }
+
+    #[test]
+    fn a_first_job_goes_ahead_and_wakes_a_thread_at_once() {
+        let (crew, ran, _members) = crew(2, Duration::from_secs(30));
+        push(&crew, Duration::from_millis(300));
+        while crew.lock().running == 0 {
+            std::thread::yield_now();
+        }
+        push(&crew, Duration::from_millis(300));
+        let started = Instant::now();
+        crew.try_push_first(Duration::ZERO).unwrap();
+        ran.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(started.elapsed() < Duration::from_millis(200), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn the_state_letter_follows_the_command_name() {
+        assert_eq!(scheduler_state(b"42 (a) b) c) S 1 2"), Some(b'S'));
+        let mine = std::fs::read("/proc/thread-self/stat").unwrap();
+        assert_eq!(scheduler_state(&mine), Some(b'R'), "this thread runs");
     }
 
     /// A job queued behind a blocked one is taken by the standby, within a
@@ -469,6 +678,29 @@ mod tests {
         assert_eq!(push.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
         assert_eq!(crew.take(0, true), Some(2));
         assert_eq!(crew.take(0, true), Some(3));
+    }
+
+    /// A submitter told there is room but gone without using it passes
+    /// its turn to the next in line.
+    #[test]
+    fn a_submitter_that_leaves_the_line_passes_its_turn_on() {
+        let crew = Crew::<u32>::new(1, 1);
+        crew.try_push(0).unwrap();
+        let (first, second) = (Arc::new(Woken::default()), Arc::new(Woken::default()));
+        let mut first_push = Box::pin(crew.push(1));
+        let mut second_push = std::pin::pin!(crew.push(2));
+        for (push, woken) in [(first_push.as_mut(), &first), (second_push.as_mut(), &second)] {
+            let waker = std::task::Waker::from(Arc::clone(woken));
+            assert!(push.poll(&mut std::task::Context::from_waker(&waker)).is_pending());
+        }
+        assert_eq!(crew.take(0, false), Some(0));
+        assert!(first.0.load(std::sync::atomic::Ordering::SeqCst), "first in line");
+        assert!(!second.0.load(std::sync::atomic::Ordering::SeqCst), "one slot, one call");
+        drop(first_push);
+        assert!(second.0.load(std::sync::atomic::Ordering::SeqCst), "the turn passed on");
+        let waker = std::task::Waker::from(Arc::clone(&second));
+        let cx = &mut std::task::Context::from_waker(&waker);
+        assert_eq!(second_push.as_mut().poll(cx), Poll::Ready(Ok(())));
     }
 
     #[derive(Default)]

@@ -77,6 +77,15 @@ impl Drop for Jobs {
     }
 }
 
+/// One job counted in `busy`, until dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The pool is gone (its threads ended).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PoolGone;
@@ -125,7 +134,7 @@ impl Responder for Dispatch {
         let idle = self.busy.load(Ordering::Acquire) < self.threads;
         let later = (now.is_none() && idle).then(|| {
             let (lent, later) = flume::bounded(1);
-            self.jobs.0.try_push(Work::Lend(size, lent)).ok().map(|()| later)
+            self.jobs.0.try_push_first(Work::Lend(size, lent)).ok().map(|()| later)
         });
         async move {
             match (now, later.flatten()) {
@@ -145,10 +154,10 @@ impl Dispatch {
 
     async fn send(&self, work: Work) -> Result<(), PoolGone> {
         self.busy.fetch_add(1, Ordering::AcqRel);
-        if self.jobs.0.push(work).await.is_err() {
-            self.busy.fetch_sub(1, Ordering::AcqRel);
-            return Err(PoolGone);
-        }
+        // Uncounted again if refused, or given up while the queue is full.
+        let counted = Counted(&self.busy);
+        self.jobs.0.push(work).await.map_err(|_| PoolGone)?;
+        std::mem::forget(counted);
         Ok(())
     }
 
@@ -257,6 +266,8 @@ impl PythonPool {
         };
         let serving = Arc::new(Serving { app, observer: settings.observer });
         let crew = Arc::new(Crew::new(threads, threads * QUEUED_PER_THREAD));
+        // Made first: if a thread cannot start, those started end with it.
+        let jobs = Arc::new(Jobs(Arc::clone(&crew)));
         let busy = Arc::new(AtomicUsize::new(0));
         for index in 0..threads {
             let crew = Arc::clone(&crew);
@@ -271,7 +282,6 @@ impl PythonPool {
         // With one Python thread, wsgi.multithread is false: a request runs
         // inline only while that thread has nothing to do.
         let inline = (threads == 1).then(|| Inline { serving, cache: Arc::default() });
-        let jobs = Arc::new(Jobs(crew));
         Ok(PythonPool { dispatch: Dispatch { jobs, busy, threads, inline } })
     }
 
@@ -303,31 +313,31 @@ fn serve_jobs(
             },
         };
         finished = true;
-        match work {
+        let request = !matches!(work, Work::Lend(..));
+        serve_one(&who, || match work {
             Work::Job(job) => {
                 if let Some(observer) = &serving.observer {
                     observer.request_started(index, &job.request.environ);
                 }
-                serve_one(&who, || response::run(py, &serving.app, &mut cache, job));
+                response::run(py, &serving.app, &mut cache, job);
             }
             // Started inline, as thread 0 (there is only one): the observer
             // was told then.
-            Work::Continue(continuation) => {
-                serve_one(&who, || continuation.finish(py));
-            }
+            Work::Continue(continuation) => continuation.finish(py),
             // Not a request: nothing to count. Unless the core has read the
             // body meanwhile and stopped waiting.
             Work::Lend(size, lent) => {
                 if !lent.is_disconnected() {
                     let _ = lent.send(BytesMemory::lend(py, size));
                 }
-                continue;
             }
+        });
+        if request {
+            if let Some(observer) = &serving.observer {
+                serve_one(&who, || observer.request_finished(index));
+            }
+            busy.fetch_sub(1, Ordering::AcqRel);
         }
-        if let Some(observer) = &serving.observer {
-            observer.request_finished(index);
-        }
-        busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -27,7 +27,7 @@ use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
@@ -48,6 +48,11 @@ enum IoThread {
 struct Bell {
     io_thread: IoThread,
     queued: Vec<Waker>,
+    /// The waker of a task of the doorbell's own that never ends
+    /// ([`Ringer`]), which a wake goes through: the woken task may have
+    /// ended, and tokio drops a wake of an ended task without waking the
+    /// thread (nor would it be woken for the next, then only queued).
+    ringer: Option<Waker>,
 }
 
 /// One runtime's doorbell (see the module's doc).
@@ -67,17 +72,28 @@ thread_local! {
 /// the calling thread must be the one that runs it (`block_on`).
 pub(crate) fn runtime() -> std::io::Result<(tokio::runtime::Runtime, Arc<Doorbell>)> {
     let doorbell = Arc::new(Doorbell {
-        bell: Mutex::new(Bell { io_thread: IoThread::Awake, queued: Vec::new() }),
+        bell: Mutex::new(Bell { io_thread: IoThread::Awake, queued: Vec::new(), ringer: None }),
         pending: AtomicBool::new(false),
     });
     IO_THREAD_OF.set(doorbell.address());
-    let parking = Arc::clone(&doorbell);
-    let unparked = Arc::clone(&doorbell);
+    // Weak: the runtime (through its tasks' wakers) must not keep the
+    // doorbell, which keeps queued wakers, alive in a cycle.
+    let parking = Arc::downgrade(&doorbell);
+    let unparked = Arc::downgrade(&doorbell);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_park(move || parking.parking())
-        .on_thread_unpark(move || unparked.unparked())
+        .on_thread_park(move || {
+            if let Some(doorbell) = parking.upgrade() {
+                doorbell.parking();
+            }
+        })
+        .on_thread_unpark(move || {
+            if let Some(doorbell) = unparked.upgrade() {
+                doorbell.unparked();
+            }
+        })
         .build()?;
+    runtime.spawn(Ringer(Arc::downgrade(&doorbell)));
     Ok((runtime, doorbell))
 }
 
@@ -115,19 +131,24 @@ impl Doorbell {
         }
     }
 
-    /// A wake of `task` from another thread.
+    /// A wake of `task` from another thread: queued, and rung through if
+    /// the I/O thread sleeps.
     fn ring(&self, task: &Waker) {
         let mut bell = self.lock();
-        match bell.io_thread {
-            IoThread::Parked => {
-                bell.io_thread = IoThread::Rung;
-                drop(bell);
-                task.wake_by_ref();
-            }
-            IoThread::Awake | IoThread::Rung => {
-                bell.queued.push(task.clone());
-                self.pending.store(true, Ordering::Release);
-            }
+        let through = match (bell.io_thread, &bell.ringer) {
+            (IoThread::Awake | IoThread::Rung, _) => None,
+            (IoThread::Parked, Some(ringer)) => Some(ringer.clone()),
+            // Before the ringer's first poll (the runtime has not run yet).
+            (IoThread::Parked, None) => Some(task.clone()),
+        };
+        if through.as_ref().is_none_or(|through| !through.will_wake(task)) {
+            bell.queued.push(task.clone());
+            self.pending.store(true, Ordering::Release);
+        }
+        if let Some(through) = through {
+            bell.io_thread = IoThread::Rung;
+            drop(bell);
+            through.wake();
         }
     }
 
@@ -155,6 +176,22 @@ pub(crate) async fn keep_time(connections: Arc<Connections>) {
     loop {
         connections.any_open().await;
         tokio::time::sleep(TICK).await;
+    }
+}
+
+/// The doorbell's own task: never ends, and keeps its waker in the bell.
+struct Ringer(Weak<Doorbell>);
+
+impl Future for Ringer {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(doorbell) = self.0.upgrade() else { return Poll::Ready(()) };
+        let mut bell = doorbell.lock();
+        if !bell.ringer.as_ref().is_some_and(|ringer| ringer.will_wake(cx.waker())) {
+            bell.ringer = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
@@ -265,6 +302,41 @@ mod tests {
         assert_eq!(got, 7);
         // Not woken through, the runtime would sleep until the timer
         // wheel's next step, seconds away.
+        assert!(took < Duration::from_millis(1000), "took {took:?}");
+    }
+
+    /// A wake of a task that has ended (its waker kept by another thread)
+    /// must not leave the doorbell deaf to the next.
+    #[test]
+    fn a_wake_of_an_ended_task_does_not_silence_the_bell() {
+        let (got, took) = on_runtime(|runtime, doorbell| {
+            let tracker = TaskTracker::new();
+            let (kept, stale) = std::sync::mpsc::channel::<Waker>();
+            doorbell.spawn(
+                &tracker,
+                Box::pin(std::future::poll_fn(move |cx| {
+                    let _ = kept.send(cx.waker().clone());
+                    Poll::Ready(())
+                })),
+            );
+            let (send, result) = waiting_task(doorbell, &tracker);
+            runtime.block_on(async {
+                for _ in 0..4 {
+                    tokio::task::yield_now().await;
+                }
+                let stale = stale.recv().unwrap();
+                let started = std::time::Instant::now();
+                let other = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    stale.wake();
+                    send.send(7).unwrap();
+                });
+                let got = tokio::time::timeout(Duration::from_secs(5), result).await;
+                other.join().unwrap();
+                (got.unwrap().unwrap(), started.elapsed())
+            })
+        });
+        assert_eq!(got, 7);
         assert!(took < Duration::from_millis(1000), "took {took:?}");
     }
 
