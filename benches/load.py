@@ -17,7 +17,7 @@ The `static` workload serves a 4 KiB file: rwsgi and uWSGI from a
 `location`, so the ratio says how close rwsgi comes to a web server.
 
     python3 benches/load.py [--quick] [--duration S] [--servers rwsgi,uwsgi,...]
-                            [--workloads hello,big,upload,static] [--threads 1,8]
+                            [--workloads hello,big,upload,flask,static] [--threads 1,8]
                             [--install-deps]
 
 Standard library only.
@@ -93,6 +93,7 @@ WORKLOADS = {
     "hello": Workload("hello", "hello", "GET, 13-byte body, keep-alive"),
     "big": Workload("big", "big", "GET, 64 KiB body"),
     "upload": Workload("upload", "upload", "1 MiB POST, app reads it all", "post_1mib.lua"),
+    "flask": Workload("flask", "flask_hello", "GET, a Flask app's 13-byte answer, keep-alive"),
     "static": Workload("static", "hello", "GET a 4 KiB file (static-map; nginx: its own location)",
                        path="/static/4k.bin", servers=("rwsgi", "uwsgi", "nginx-static")),
 }
@@ -675,7 +676,7 @@ def nginx_version() -> str:
 
 def check_response(workload: Workload, port: int) -> str | None:
     """One request checked by hand before the load: None when the reply is right."""
-    expected = {"hello": b"Hello, World!", "big": b"x" * 65536,
+    expected = {"hello": b"Hello, World!", "flask": b"Hello, World!", "big": b"x" * 65536,
                 "upload": str(UPLOAD_BYTES).encode(), "static": b"x" * 4096}[workload.name]
     last = ""
     for _ in range(20):  # the port may accept before the app is loaded (granian)
@@ -757,13 +758,17 @@ class Cell:
                           "cpu": dict(self.cpu)})
 
     def settle(self) -> None:
-        """Shows the median run (by requests/s): the ratios compare medians."""
+        """Shows the median run (by requests/s): the ratios compare medians.
+        p99 is the median of the runs' own: a run's tail moves with the
+        machine's noise, not with its throughput."""
         if not self.runs:
             return
         ranked = sorted(self.runs, key=lambda run: run["rps"])
         median = ranked[(len(ranked) - 1) // 2]
         for field, value in median.items():
             setattr(self, field, value)
+        tails = sorted(run["p99_ms"] for run in self.runs)
+        self.p99_ms = tails[(len(tails) - 1) // 2]
         self.rss_mib = max(run["rss_mib"] for run in self.runs)
 
     def spread(self) -> str:
@@ -1037,9 +1042,9 @@ def legend(args, workloads: list[Workload], pinning: bool, proxies: set[str]) ->
     if args.repeat > 1:
         lines.append(
             f"Each cell ran {args.repeat} times, in rounds (every cell once, then again): "
-            "requests/s, p99 and the CPU figures are the median run's (by requests/s), the "
-            "range is the slowest and fastest run, peak RSS the largest; ratios compare "
-            "medians.")
+            "requests/s and the CPU figures are the median run's (by requests/s), p99 the "
+            "median of the runs' p99, the range is the slowest and fastest run, peak RSS the "
+            "largest; ratios compare medians.")
     if args.cpu_quota is not None:
         lines.append(
             f"CPU budget: each server's processes (the app server only, never nginx or wrk) "
