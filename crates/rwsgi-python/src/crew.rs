@@ -57,8 +57,8 @@ enum Post {
 struct Member {
     /// Set when the thread first asks for work.
     thread: Option<Thread>,
-    /// Its id in `/proc/self/task`, to see whether it is on a CPU.
-    tid: Option<String>,
+    /// Its `/proc/self/task/<tid>/stat`, to see whether it is on a CPU.
+    stat: Option<std::path::PathBuf>,
     post: Post,
 }
 
@@ -220,9 +220,9 @@ impl<W> Crew<W> {
                             // Jobs are taken, yet the line is old: look at
                             // the working threads, without holding the
                             // roster (one waiting for it is off its CPU).
-                            let tids = roster.working_tids();
+                            let stats = roster.working_stats();
                             drop(roster);
-                            all_blocked = !tids.iter().any(|tid| on_a_cpu(tid));
+                            all_blocked = !stats.iter().any(|stat| on_a_cpu(stat));
                             roster = self.lock();
                             if all_blocked {
                                 continue;
@@ -341,9 +341,12 @@ impl<W> Roster<W> {
         let member = &mut self.members[me];
         if member.thread.is_none() {
             member.thread = Some(std::thread::current());
-            member.tid = std::fs::read_link("/proc/thread-self")
+            // Found on the thread itself (`/proc/thread-self`), kept for
+            // the standby to read.
+            member.stat = std::fs::read_link("/proc/thread-self")
                 .ok()
-                .and_then(|link| link.file_name().map(|tid| tid.to_string_lossy().into_owned()));
+                .and_then(|link| link.file_name().map(|tid| tid.to_owned()))
+                .map(|tid| std::path::Path::new("/proc/self/task").join(tid).join("stat"));
         }
     }
 
@@ -414,10 +417,10 @@ impl<W> Roster<W> {
         }
     }
 
-    /// The `/proc/self/task` ids of the members awake.
-    fn working_tids(&self) -> Vec<String> {
+    /// The `/proc` stat files of the members awake.
+    fn working_stats(&self) -> Vec<std::path::PathBuf> {
         let awake = self.members.iter().filter(|member| member.post == Post::Awake);
-        awake.filter_map(|member| member.tid.clone()).collect()
+        awake.filter_map(|member| member.stat.clone()).collect()
     }
 
     /// `member`, asleep or standby, is free to work.
@@ -433,11 +436,10 @@ impl<W> Roster<W> {
     }
 }
 
-/// Whether thread `tid` of this process is on a CPU, or ready for one (it
-/// will take the next job itself). Where `/proc` cannot tell, no.
-fn on_a_cpu(tid: &str) -> bool {
-    let stat = std::fs::read(format!("/proc/self/task/{tid}/stat"));
-    stat.ok().and_then(|stat| scheduler_state(&stat)) == Some(b'R')
+/// Whether the thread of this `/proc` stat file is on a CPU, or ready for
+/// one (it will take the next job itself). Where `/proc` cannot tell, no.
+fn on_a_cpu(stat: &std::path::Path) -> bool {
+    std::fs::read(stat).ok().and_then(|stat| scheduler_state(&stat)) == Some(b'R')
 }
 
 /// The state letter of a `/proc/…/stat` line (`R`: running or runnable),
@@ -489,6 +491,11 @@ mod tests {
         (crew, report, members)
     }
 
+    /// Which member ran each of the next `jobs` jobs.
+    fn who_ran(ran: &mpsc::Receiver<usize>, jobs: usize) -> Vec<usize> {
+        (0..jobs).map(|_| ran.recv_timeout(Duration::from_secs(5)).unwrap()).collect()
+    }
+
     fn push(crew: &Crew<Duration>, job: Duration) {
         crew.try_push(job).unwrap();
     }
@@ -516,8 +523,7 @@ mod tests {
         for _ in 0..64 {
             push(&crew, Duration::ZERO);
         }
-        let who: Vec<usize> =
-            (0..64).map(|_| ran.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
+        let who: Vec<usize> = who_ran(&ran, 64);
         let mut threads = who.clone();
         threads.sort_unstable();
         threads.dedup();
@@ -534,8 +540,7 @@ mod tests {
         for _ in 0..4 {
             push(&crew, Duration::from_millis(300));
         }
-        let mut who: Vec<usize> =
-            (0..4).map(|_| ran.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
+        let mut who: Vec<usize> = who_ran(&ran, 4);
         let took = started.elapsed();
         who.sort_unstable();
         assert_eq!(who, [0, 1, 2, 3]);
@@ -566,8 +571,7 @@ mod tests {
         for _ in 0..400 {
             push(&crew, Duration::from_micros(500));
         }
-        let mut who: Vec<usize> =
-            (0..400).map(|_| ran.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
+        let mut who: Vec<usize> = who_ran(&ran, 400);
         let took = started.elapsed();
         who.sort_unstable();
         who.dedup();
@@ -605,8 +609,7 @@ mod tests {
         for _ in 0..200 {
             crew.try_push(Duration::from_micros(200)).unwrap();
         }
-        let mut who: Vec<usize> =
-            (0..200).map(|_| report.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
+        let mut who: Vec<usize> = who_ran(&report, 200);
         who.dedup();
         assert_eq!(who.len(), 1, "{who:?}");
         crew.close();

@@ -55,6 +55,13 @@ struct Bell {
     ringer: Option<Waker>,
 }
 
+impl Bell {
+    fn queue(&mut self, task: &Waker, pending: &AtomicBool) {
+        self.queued.push(task.clone());
+        pending.store(true, Ordering::Release);
+    }
+}
+
 /// One runtime's doorbell (see the module's doc).
 #[derive(Debug)]
 pub(crate) struct Doorbell {
@@ -135,20 +142,22 @@ impl Doorbell {
     /// the I/O thread sleeps.
     fn ring(&self, task: &Waker) {
         let mut bell = self.lock();
-        let through = match (bell.io_thread, &bell.ringer) {
-            (IoThread::Awake | IoThread::Rung, _) => None,
-            (IoThread::Parked, Some(ringer)) => Some(ringer.clone()),
-            // Before the ringer's first poll (the runtime has not run yet).
-            (IoThread::Parked, None) => Some(task.clone()),
-        };
-        if through.as_ref().is_none_or(|through| !through.will_wake(task)) {
-            bell.queued.push(task.clone());
-            self.pending.store(true, Ordering::Release);
+        if bell.io_thread != IoThread::Parked {
+            bell.queue(task, &self.pending);
+            return;
         }
-        if let Some(through) = through {
-            bell.io_thread = IoThread::Rung;
-            drop(bell);
-            through.wake();
+        bell.io_thread = IoThread::Rung;
+        match bell.ringer.clone() {
+            Some(ringer) => {
+                bell.queue(task, &self.pending);
+                drop(bell);
+                ringer.wake();
+            }
+            // Before the ringer's first poll (the runtime has not run yet).
+            None => {
+                drop(bell);
+                task.wake_by_ref();
+            }
         }
     }
 
@@ -283,21 +292,30 @@ mod tests {
         (send, result)
     }
 
+    /// Runs `answer` on another thread 50 ms from now (the runtime parked
+    /// meanwhile); the result, and how long it took to arrive.
+    async fn answered_from_another_thread(
+        result: tokio::sync::oneshot::Receiver<u32>,
+        answer: impl FnOnce() + Send + 'static,
+    ) -> (u32, Duration) {
+        let started = std::time::Instant::now();
+        let other = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            answer();
+        });
+        let got = tokio::time::timeout(Duration::from_secs(5), result).await;
+        other.join().unwrap();
+        (got.unwrap().unwrap(), started.elapsed())
+    }
+
     #[test]
     fn a_wake_from_another_thread_reaches_a_parked_runtime() {
         let (got, took) = on_runtime(|runtime, doorbell| {
             let tracker = TaskTracker::new();
             let (send, result) = waiting_task(doorbell, &tracker);
-            runtime.block_on(async {
-                let started = std::time::Instant::now();
-                let sender = std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(50));
-                    send.send(7).unwrap();
-                });
-                let got = tokio::time::timeout(Duration::from_secs(5), result).await;
-                sender.join().unwrap();
-                (got.unwrap().unwrap(), started.elapsed())
-            })
+            runtime.block_on(answered_from_another_thread(result, move || {
+                send.send(7).unwrap();
+            }))
         });
         assert_eq!(got, 7);
         // Not woken through, the runtime would sleep until the timer
@@ -325,15 +343,11 @@ mod tests {
                     tokio::task::yield_now().await;
                 }
                 let stale = stale.recv().unwrap();
-                let started = std::time::Instant::now();
-                let other = std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(50));
+                answered_from_another_thread(result, move || {
                     stale.wake();
                     send.send(7).unwrap();
-                });
-                let got = tokio::time::timeout(Duration::from_secs(5), result).await;
-                other.join().unwrap();
-                (got.unwrap().unwrap(), started.elapsed())
+                })
+                .await
             })
         });
         assert_eq!(got, 7);
