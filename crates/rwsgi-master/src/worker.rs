@@ -300,11 +300,10 @@ enum ShownVars {
 const SECRET_VARS: [&[u8]; 3] =
     [b"HTTP_COOKIE", b"HTTP_AUTHORIZATION", b"HTTP_PROXY_AUTHORIZATION"];
 
-/// `KEY=VALUE` entries, each ended by a NUL, as many whole ones as fit
-/// `out`; secrets' values hidden unless `shown` is `All`. Returns the
-/// length used.
-fn pack_vars(environ: &Environ, shown: ShownVars, out: &mut [u8]) -> usize {
-    let mut len = 0;
+/// `KEY=VALUE` entries, each ended by a NUL, appended to `out` as long as
+/// they fit in `limit` bytes, whole; secrets' values hidden unless
+/// `shown` is `All`.
+fn pack_vars(environ: &Environ, shown: ShownVars, out: &mut Vec<u8>, limit: usize) {
     for (key, value) in &environ.vars {
         let key = key.as_bytes();
         let value: &[u8] = if shown != ShownVars::All && SECRET_VARS.contains(&key) {
@@ -312,16 +311,13 @@ fn pack_vars(environ: &Environ, shown: ShownVars, out: &mut [u8]) -> usize {
         } else {
             value
         };
-        let end = len + key.len() + value.len() + 2;
-        if end > out.len() {
+        if out.len() + key.len() + value.len() + 2 > limit {
             break;
         }
         for part in [key, b"=", value, b"\0"] {
-            out[len..len + part.len()].copy_from_slice(part);
-            len += part.len();
+            out.extend_from_slice(part);
         }
     }
-    len
 }
 
 /// A worker's scoreboard bookkeeping, on each Python thread: the running
@@ -371,12 +367,18 @@ impl RequestObserver for Bookkeeping {
             text[len..len + n].copy_from_slice(&part[..n]);
             len += n;
         }
-        let mut vars = [0u8; VARS_BYTES];
-        let used = match self.vars {
-            ShownVars::None => 0,
-            shown => pack_vars(environ, shown, &mut vars),
-        };
-        self.who.board.request_started(self.who.slot, thread, &text[..len], &vars[..used]);
+        // Packed into a buffer each thread keeps: a fresh 4 KiB one would
+        // be zeroed on every request.
+        thread_local! {
+            static VARS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        VARS.with_borrow_mut(|vars| {
+            vars.clear();
+            if self.vars != ShownVars::None {
+                pack_vars(environ, self.vars, vars, VARS_BYTES);
+            }
+            self.who.board.request_started(self.who.slot, thread, &text[..len], vars);
+        });
     }
 
     fn request_finished(&self, thread: usize) {
@@ -416,16 +418,16 @@ mod tests {
         environ.set_other("HTTP_COOKIE", "session=s3cret");
         environ.set_other("HTTP_AUTHORIZATION", "Basic dXNlcjpwYXNz");
         environ.set_other("PATH_INFO", "/x");
-        let mut out = [0u8; 256];
-        let used = pack_vars(&environ, ShownVars::Redacted, &mut out);
+        let packed = |shown, limit| {
+            let mut out = Vec::new();
+            pack_vars(&environ, shown, &mut out, limit);
+            out
+        };
         assert_eq!(
-            &out[..used],
+            packed(ShownVars::Redacted, 256),
             b"REQUEST_METHOD=GET\0HTTP_COOKIE=(redacted)\0HTTP_AUTHORIZATION=(redacted)\0PATH_INFO=/x\0"
         );
-        let used = pack_vars(&environ, ShownVars::All, &mut out);
-        assert!(out[..used].windows(7).any(|w| w == b"s3cret\0"));
-        let mut small = [0u8; 30];
-        let used = pack_vars(&environ, ShownVars::Redacted, &mut small);
-        assert_eq!(&small[..used], b"REQUEST_METHOD=GET\0", "only whole entries");
+        assert!(packed(ShownVars::All, 256).windows(7).any(|w| w == b"s3cret\0"));
+        assert_eq!(packed(ShownVars::Redacted, 30), b"REQUEST_METHOD=GET\0", "only whole entries");
     }
 }
