@@ -27,7 +27,17 @@ pub(crate) fn emit(
     }
 }
 
-/// Zero-copy view of a Python `bytes` object as [`Bytes`].
+/// Pieces up to this size are copied rather than shared.
+const COPY_UP_TO: usize = 1024;
+
+/// A Python `bytes` object as [`Bytes`]: shared without a copy, or copied
+/// when small. A shared piece holds a reference that is usually dropped
+/// on the I/O thread, without the GIL; pyo3 then queues its release, under
+/// a lock, for whichever thread takes the GIL next. For a small piece the
+/// copy costs less than that.
 pub(crate) fn to_bytes(bytes: &Bound<'_, PyBytes>) -> Bytes {
-    Bytes::from_owner(PyBackedBytes::from(bytes.clone()))
+    match bytes.as_bytes() {
+        small if small.len() <= COPY_UP_TO => Bytes::copy_from_slice(small),
+        _ => Bytes::from_owner(PyBackedBytes::from(bytes.clone())),
+    }
 }
