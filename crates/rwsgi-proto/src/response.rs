@@ -41,10 +41,10 @@ impl ResponseHead {
     /// value, of digits. Whatever passes cannot split or corrupt a
     /// response on any protocol.
     pub fn from_app(
-        mut status_line: Vec<u8>,
+        status_line: Bytes,
         headers: Vec<(Bytes, Bytes)>,
     ) -> Result<ResponseHead, ProtoError> {
-        let status = match status_line.as_slice() {
+        let status = match &status_line[..] {
             [a, b, c, rest @ ..]
                 if [a, b, c].iter().all(|d| d.is_ascii_digit())
                     && (rest.is_empty() || rest[0] == b' ')
@@ -62,9 +62,10 @@ impl ResponseHead {
         if status < 100 {
             return Err(ProtoError::BadResponse(format!("invalid status code {status}")));
         }
-        if status_line.len() == 3 {
-            status_line.push(b' ');
-        }
+        let status_line = match status_line.len() {
+            3 => Bytes::from([&status_line[..], b" "].concat()),
+            _ => status_line,
+        };
         let mut content_length = None;
         for (name, value) in &headers {
             check_header(name, value)?;
@@ -80,7 +81,7 @@ impl ResponseHead {
                 content_length = Some(length);
             }
         }
-        Ok(ResponseHead { status, status_line: Bytes::from(status_line), headers, content_length })
+        Ok(ResponseHead { status, status_line, headers, content_length })
     }
 
     /// Adds a header the server itself chose (a name and value known to be
@@ -343,7 +344,7 @@ mod tests {
         let headers = headers.iter().map(|(n, v)| {
             (Bytes::copy_from_slice(n.as_bytes()), Bytes::copy_from_slice(v.as_bytes()))
         });
-        ResponseHead::from_app(status.as_bytes().to_vec(), headers.collect())
+        ResponseHead::from_app(Bytes::copy_from_slice(status.as_bytes()), headers.collect())
     }
 
     #[test]

@@ -136,38 +136,60 @@ impl StartResponse {
 /// `(str, str)` pairs, every character latin-1. What they say is checked
 /// by [`ResponseHead::from_app`]. A bad head raises here, while the app
 /// runs, so it never reaches the wire.
+///
+/// The status and every name and value are copied into one buffer, which
+/// the head's pieces share: two allocations whatever the header count.
 fn validate_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<ResponseHead> {
     let status = status
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err("status must be a str such as '200 OK'"))?;
-    let status_line = latin1_bytes(&status.to_cow()?, "status")?;
     if !headers.is_instance_of::<PyList>() && !headers.is_instance_of::<PyTuple>() {
         return Err(PyTypeError::new_err(
             "response headers must be a list of (name, value) tuples",
         ));
     }
-    let mut pairs = Vec::with_capacity(headers.len()?);
+    let mut text = Vec::with_capacity(256);
+    push_latin1(&mut text, &status.to_cow()?, "status")?;
+    let status_end = text.len();
+    // Where each name and value ends in `text`.
+    let mut ends = Vec::with_capacity(headers.len()?);
     for item in headers.try_iter()? {
         let item = item?;
         let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) =
             item.extract().map_err(|_| {
                 PyTypeError::new_err(format!("response header {item} is not a (str, str) tuple"))
             })?;
-        let name = latin1_bytes(&name.to_cow()?, "header name")?;
-        let value = latin1_bytes(&value.to_cow()?, "header value")?;
-        pairs.push((Bytes::from(name), Bytes::from(value)));
+        push_latin1(&mut text, &name.to_cow()?, "header name")?;
+        let name_end = text.len();
+        push_latin1(&mut text, &value.to_cow()?, "header value")?;
+        ends.push((name_end, text.len()));
     }
-    ResponseHead::from_app(status_line, pairs).map_err(|err| PyValueError::new_err(err.to_string()))
+    let text = Bytes::from(text);
+    let mut start = status_end;
+    let pairs = ends
+        .into_iter()
+        .map(|(name_end, value_end)| {
+            let pair = (text.slice(start..name_end), text.slice(name_end..value_end));
+            start = value_end;
+            pair
+        })
+        .collect();
+    ResponseHead::from_app(text.slice(..status_end), pairs)
+        .map_err(|err| PyValueError::new_err(err.to_string()))
 }
 
-fn latin1_bytes(text: &str, what: &str) -> PyResult<Vec<u8>> {
+/// Appends `text` as latin-1.
+fn push_latin1(out: &mut Vec<u8>, text: &str, what: &str) -> PyResult<()> {
     if text.is_ascii() {
-        return Ok(text.as_bytes().to_vec());
+        out.extend_from_slice(text.as_bytes());
+        return Ok(());
     }
-    text.chars()
-        .map(|c| u8::try_from(u32::from(c)).ok())
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(|| PyValueError::new_err(format!("{what} has characters outside latin-1")))
+    for c in text.chars() {
+        let byte = u8::try_from(u32::from(c))
+            .map_err(|_| PyValueError::new_err(format!("{what} has characters outside latin-1")))?;
+        out.push(byte);
+    }
+    Ok(())
 }
 
 /// Exceptions the app raised in this process: from its call, its
