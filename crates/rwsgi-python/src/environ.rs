@@ -58,9 +58,12 @@ impl Interned {
 }
 
 /// `HTTP_*` key strings seen by one Python thread, reused across requests.
+/// Looked up for every header of every request: hashed with foldhash, a
+/// fraction of SipHash's cost; the bound on its size, not the hash, is
+/// what keeps invented names from costing memory.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
-    keys: HashMap<Bytes, Py<PyString>>,
+    keys: HashMap<Bytes, Py<PyString>, foldhash::fast::RandomState>,
 }
 
 /// Enough for every header a real client sends, small enough that a client
