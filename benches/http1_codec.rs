@@ -33,10 +33,10 @@ fn decode_one<C: ServerCodec>(codec: &mut C, buf: &mut BytesMut) -> Option<Frame
 }
 
 fn conn() -> ConnInfo {
-    ConnInfo {
-        peer: SocketAddress::Tcp("192.0.2.7:51234".parse().unwrap_or_else(|_| unreachable!())),
-        local: SocketAddress::Tcp("10.0.0.1:8080".parse().unwrap_or_else(|_| unreachable!())),
-    }
+    ConnInfo::new(
+        SocketAddress::Tcp("192.0.2.7:51234".parse().unwrap_or_else(|_| unreachable!())),
+        SocketAddress::Tcp("10.0.0.1:8080".parse().unwrap_or_else(|_| unreachable!())),
+    )
 }
 
 fn decode(c: &mut Criterion) {

@@ -108,7 +108,7 @@ fn decode_one<C: ServerCodec>(codec: &mut C, buf: &mut BytesMut) -> Option<Frame
 }
 
 fn conn() -> ConnInfo {
-    ConnInfo { peer: SocketAddress::Unix(None), local: SocketAddress::Unix(None) }
+    ConnInfo::new(SocketAddress::Unix(None), SocketAddress::Unix(None))
 }
 
 /// Decodes one request (head and end of body), optionally with its environ.

@@ -67,7 +67,7 @@ impl RequestHead for Http1Head {
             }
             None => env.set_server_from(&conn.local, scratch.buf()),
         }
-        env.set_remote_from(&conn.peer, scratch.buf());
+        env.set_remote_from(conn);
 
         if self.authority_from_target
             && let Some(authority) = self.authority

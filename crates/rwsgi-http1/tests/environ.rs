@@ -135,7 +135,7 @@ fn server_name_and_port_from_host() {
 }
 
 fn conn(peer: SocketAddress, local: SocketAddress) -> ConnInfo {
-    ConnInfo { peer, local }
+    ConnInfo::new(peer, local)
 }
 
 #[test]

@@ -449,10 +449,10 @@ impl CgiVars {
         }
         match (sent.remote_addr, sent.remote_port) {
             (true, true) => {}
-            (false, false) => env.set_remote_from(&conn.peer, scratch.buf()),
+            (false, false) => env.set_remote_from(conn),
             (addr, port) => {
                 let mut both = Environ::default();
-                both.set_remote_from(&conn.peer, scratch.buf());
+                both.set_remote_from(conn);
                 env.vars.extend(both.vars.into_iter().filter(|(key, _)| {
                     !(addr && *key == EnvKey::Cgi(CgiVar::RemoteAddr)
                         || port && *key == EnvKey::Cgi(CgiVar::RemotePort))
@@ -637,10 +637,10 @@ mod tests {
     }
 
     fn environ(pairs: &[(&[u8], &[u8])], rule: PathRule) -> Environ {
-        let conn = ConnInfo {
-            peer: SocketAddress::Tcp("10.0.0.9:4321".parse().unwrap()),
-            local: SocketAddress::Tcp("127.0.0.1:9000".parse().unwrap()),
-        };
+        let conn = ConnInfo::new(
+            SocketAddress::Tcp("10.0.0.9:4321".parse().unwrap()),
+            SocketAddress::Tcp("127.0.0.1:9000".parse().unwrap()),
+        );
         let mut env = Environ::default();
         vars(pairs, &Limits { max_headers: 300, ..limits() })
             .unwrap()

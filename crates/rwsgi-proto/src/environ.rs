@@ -4,7 +4,7 @@
 //! bridge can intern their `str` objects once at start-up; header keys are
 //! the already-converted `HTTP_*` bytes.
 
-use crate::SocketAddress;
+use crate::{ConnInfo, SocketAddress};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -149,16 +149,12 @@ impl Environ {
         self.set(var, scratch.split().freeze());
     }
 
-    /// `REMOTE_ADDR` and `REMOTE_PORT` of a TCP peer (IPv4-mapped IPv6
-    /// shown as IPv4); a unix peer has neither, and they are left out.
-    pub fn set_remote_from(&mut self, peer: &SocketAddress, scratch: &mut BytesMut) {
-        if let SocketAddress::Tcp(addr) = peer {
-            match addr.ip().to_canonical() {
-                IpAddr::V4(ip) => write_ipv4(scratch, ip),
-                IpAddr::V6(ip) => write_display(scratch, ip),
-            }
-            self.set(CgiVar::RemoteAddr, scratch.split().freeze());
-            self.set_port(CgiVar::RemotePort, addr.port(), scratch);
+    /// `REMOTE_ADDR` and `REMOTE_PORT` of the connection's peer, when it
+    /// has them (see [`ConnInfo::remote`]).
+    pub fn set_remote_from(&mut self, conn: &ConnInfo) {
+        if let Some((addr, port)) = conn.remote() {
+            self.set(CgiVar::RemoteAddr, addr.clone());
+            self.set(CgiVar::RemotePort, port.clone());
         }
     }
 
@@ -257,6 +253,19 @@ fn write_ipv4(buf: &mut BytesMut, ip: std::net::Ipv4Addr) {
     }
 }
 
+/// A TCP peer's `REMOTE_ADDR` (IPv4-mapped IPv6 shown as IPv4) and
+/// `REMOTE_PORT`.
+pub(crate) fn render_remote(addr: &std::net::SocketAddr) -> (Bytes, Bytes) {
+    let mut text = BytesMut::with_capacity(48);
+    match addr.ip().to_canonical() {
+        IpAddr::V4(ip) => write_ipv4(&mut text, ip),
+        IpAddr::V6(ip) => write_display(&mut text, ip),
+    }
+    let ip = text.split().freeze();
+    write_decimal(&mut text, addr.port());
+    (ip, text.freeze())
+}
+
 /// Appends `value`'s `Display` form.
 fn write_display(buf: &mut BytesMut, value: impl std::fmt::Display) {
     // Writing into a BytesMut cannot fail.
@@ -306,22 +315,34 @@ mod tests {
             &SocketAddress::Tcp("[::1]:8080".parse().unwrap_or_else(|_| unreachable!())),
             &mut scratch,
         );
-        env.set_remote_from(
-            &SocketAddress::Tcp(
-                "[::ffff:10.1.2.3]:5000".parse().unwrap_or_else(|_| unreachable!()),
-            ),
-            &mut scratch,
-        );
+        let tcp = |addr: &str| SocketAddress::Tcp(addr.parse().unwrap_or_else(|_| unreachable!()));
+        env.set_remote_from(&ConnInfo::new(tcp("[::ffff:10.1.2.3]:5000"), tcp("[::1]:8080")));
         assert_eq!(env.get("SERVER_NAME").map(|v| &v[..]), Some(&b"[::1]"[..]));
         assert_eq!(env.get("SERVER_PORT").map(|v| &v[..]), Some(&b"8080"[..]));
         assert_eq!(env.get("REMOTE_ADDR").map(|v| &v[..]), Some(&b"10.1.2.3"[..]));
         assert_eq!(env.get("REMOTE_PORT").map(|v| &v[..]), Some(&b"5000"[..]));
         let mut unix = Environ::default();
         unix.set_server_from(&SocketAddress::Unix(None), &mut scratch);
-        unix.set_remote_from(&SocketAddress::Unix(None), &mut scratch);
+        unix.set_remote_from(&ConnInfo::new(SocketAddress::Unix(None), SocketAddress::Unix(None)));
         assert_eq!(unix.get("SERVER_NAME").map(|v| &v[..]), Some(&b"localhost"[..]));
         assert_eq!(unix.get("SERVER_PORT").map(|v| &v[..]), Some(&b"0"[..]));
         assert_eq!(unix.get("REMOTE_ADDR"), None);
+    }
+
+    #[test]
+    fn a_connections_requests_share_its_remote_vars() {
+        let conn = ConnInfo::new(
+            SocketAddress::Tcp("192.0.2.7:51234".parse().unwrap_or_else(|_| unreachable!())),
+            SocketAddress::Unix(None),
+        );
+        let remote_addr = || {
+            let mut env = Environ::default();
+            env.set_remote_from(&conn);
+            env.get("REMOTE_ADDR").cloned().unwrap_or_default()
+        };
+        let (first, second) = (remote_addr(), remote_addr());
+        assert_eq!(&first[..], b"192.0.2.7");
+        assert_eq!(first.as_ptr(), second.as_ptr(), "written once, shared");
     }
 
     #[test]

@@ -319,13 +319,11 @@ impl<R: Responder> AcceptLoop<R> {
         tcp: bool,
         protocol: Protocol,
     ) {
-        let info = ConnInfo {
-            peer: match peer.as_socket() {
-                Some(addr) => SocketAddress::Tcp(addr),
-                None => SocketAddress::Unix(None),
-            },
-            local: local.clone(),
+        let peer = match peer.as_socket() {
+            Some(addr) => SocketAddress::Tcp(addr),
+            None => SocketAddress::Unix(None),
         };
+        let info = ConnInfo::new(peer, local.clone());
         if tcp {
             let _ = socket.set_tcp_nodelay(true);
             self.serve(LazyStream::<TcpStream>::new(socket), info, protocol).await;

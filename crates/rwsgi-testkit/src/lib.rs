@@ -211,15 +211,15 @@ pub fn expect_error_last<H: Debug>(
 /// A TCP connection from a documentation address to a listener on
 /// `10.0.0.1:local_port` (each protocol's usual port).
 pub fn tcp_conn(local_port: u16) -> ConnInfo {
-    ConnInfo {
-        peer: SocketAddress::Tcp("192.0.2.7:51234".parse().unwrap()),
-        local: SocketAddress::Tcp(std::net::SocketAddr::from(([10, 0, 0, 1], local_port))),
-    }
+    ConnInfo::new(
+        SocketAddress::Tcp("192.0.2.7:51234".parse().unwrap()),
+        SocketAddress::Tcp(std::net::SocketAddr::from(([10, 0, 0, 1], local_port))),
+    )
 }
 
 /// A connection on an unnamed unix socket, as nginx's are.
 pub fn unix_conn() -> ConnInfo {
-    ConnInfo { peer: SocketAddress::Unix(None), local: SocketAddress::Unix(None) }
+    ConnInfo::new(SocketAddress::Unix(None), SocketAddress::Unix(None))
 }
 
 /// The environ `head` writes for a request on `conn`.

@@ -197,10 +197,10 @@ fn socket_fallbacks_on_unix_and_ipv6() {
     assert_eq!(var(&env, "SERVER_PORT"), v("0"));
     assert_eq!(var(&env, "REMOTE_ADDR"), None);
     assert_eq!(var(&env, "REMOTE_PORT"), None);
-    let v6 = ConnInfo {
-        peer: SocketAddress::Tcp("[2001:db8::7]:4000".parse().unwrap()),
-        local: SocketAddress::Tcp("[::1]:3031".parse().unwrap()),
-    };
+    let v6 = ConnInfo::new(
+        SocketAddress::Tcp("[2001:db8::7]:4000".parse().unwrap()),
+        SocketAddress::Tcp("[::1]:3031".parse().unwrap()),
+    );
     let env = environ_with(&get_with(&[]), &v6);
     assert_eq!(var(&env, "SERVER_NAME"), v("[::1]"));
     assert_eq!(var(&env, "REMOTE_ADDR"), v("2001:db8::7"));

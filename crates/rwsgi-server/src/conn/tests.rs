@@ -129,10 +129,8 @@ pub(super) fn socket_pair() -> (LazyStream<UnixStream>, ConnInfo, UnixStream) {
     client.set_nonblocking(true).unwrap();
     server.set_nonblocking(true).unwrap();
     let socket = socket2::Socket::from(std::os::fd::OwnedFd::from(server));
-    let info = ConnInfo {
-        peer: rwsgi_proto::SocketAddress::Unix(None),
-        local: rwsgi_proto::SocketAddress::Unix(None),
-    };
+    let unix = || rwsgi_proto::SocketAddress::Unix(None);
+    let info = ConnInfo::new(unix(), unix());
     (LazyStream::new(socket), info, UnixStream::from_std(client).unwrap())
 }
 
