@@ -11,7 +11,9 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use rwsgi_proto::{BodySource, CgiVar, Environ, Event, Replies, Request, Responder, ResponseHead, check_header};
+use rwsgi_proto::{
+    BodySource, CgiVar, Environ, Event, Replies, Request, Responder, ResponseHead, check_header,
+};
 use rwsgi_route::{Front, RuleSpec, Settings, Site, StaticSettings};
 use std::io::Read;
 use std::path::PathBuf;
@@ -66,6 +68,8 @@ fn site() -> &'static Site<App> {
                     gzip_all: true,
                     ..StaticSettings::default()
                 },
+                mounts: vec!["/mnt=app.py".into()],
+                manage_script_name: true,
             };
             let front = Front::new(&settings).expect("valid settings");
             (root, Arc::new(front).with(App))
@@ -120,7 +124,10 @@ fuzz_target!(|data: &[u8]| {
                 let mut all = Vec::new();
                 file.read_to_end(&mut all).expect("read");
                 assert!(!all.windows(SECRET.len()).any(|w| w == SECRET), "the secret was served");
-                assert!(offset.checked_add(len).is_some_and(|end| end <= all.len() as u64), "a range past the file");
+                assert!(
+                    offset.checked_add(len).is_some_and(|end| end <= all.len() as u64),
+                    "a range past the file"
+                );
                 if let Some(part) = size_of_part {
                     assert_eq!(part, len);
                 }
