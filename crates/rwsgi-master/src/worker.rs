@@ -9,7 +9,7 @@ use crate::scoreboard::{Recycle, Scoreboard, VARS_BYTES, now_ms};
 use crate::setup::{self, Start};
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::unistd::Pid;
-use rwsgi_proto::Environ;
+use rwsgi_proto::{CgiVar, Environ};
 use rwsgi_python::{App, AppSpec, PoolSettings, RequestObserver};
 use rwsgi_route::Front;
 use rwsgi_server::{Exits, Listener, ServerConfig};
@@ -357,10 +357,10 @@ impl RequestObserver for Bookkeeping {
     fn request_started(&self, thread: usize, environ: &Environ) {
         let mut text = [0u8; 128];
         let mut len = 0;
-        let method = environ.get("REQUEST_METHOD").map_or(&b"?"[..], |m| &m[..]);
+        let method = environ.cgi(CgiVar::RequestMethod).map_or(&b"?"[..], |m| &m[..]);
         let uri = environ
-            .get("REQUEST_URI")
-            .or_else(|| environ.get("PATH_INFO"))
+            .cgi(CgiVar::RequestUri)
+            .or_else(|| environ.cgi(CgiVar::PathInfo))
             .map_or(&b""[..], |u| &u[..]);
         for part in [method, b" ", uri] {
             let n = part.len().min(text.len() - len);

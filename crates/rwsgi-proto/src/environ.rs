@@ -158,6 +158,17 @@ impl Environ {
         }
     }
 
+    /// The last value set for `var`, if any: what the hot path asks for,
+    /// a scan that compares names only of the other variables.
+    pub fn cgi(&self, var: CgiVar) -> Option<&Bytes> {
+        let name = var.name().as_bytes();
+        let matches = |key: &EnvKey| match key {
+            EnvKey::Cgi(found) => *found == var,
+            EnvKey::Other(found) => found == name,
+        };
+        self.vars.iter().rev().find(|(key, _)| matches(key)).map(|(_, value)| value)
+    }
+
     /// The last value set for `name`, if any (for tests and logs).
     pub fn get(&self, name: &str) -> Option<&Bytes> {
         self.vars.iter().rev().find(|(k, _)| k.as_bytes() == name.as_bytes()).map(|(_, v)| v)
@@ -327,6 +338,17 @@ mod tests {
         assert_eq!(unix.get("SERVER_NAME").map(|v| &v[..]), Some(&b"localhost"[..]));
         assert_eq!(unix.get("SERVER_PORT").map(|v| &v[..]), Some(&b"0"[..]));
         assert_eq!(unix.get("REMOTE_ADDR"), None);
+    }
+
+    #[test]
+    fn cgi_finds_a_variable_however_it_was_set_the_last_one_winning() {
+        let mut env = Environ::default();
+        env.set(CgiVar::RequestMethod, "GET");
+        env.set_other("HTTP_X", "1");
+        assert_eq!(env.cgi(CgiVar::RequestMethod).map(|v| &v[..]), Some(&b"GET"[..]));
+        env.set_other("REQUEST_METHOD", "POST");
+        assert_eq!(env.cgi(CgiVar::RequestMethod).map(|v| &v[..]), Some(&b"POST"[..]));
+        assert_eq!(env.cgi(CgiVar::PathInfo), None);
     }
 
     #[test]

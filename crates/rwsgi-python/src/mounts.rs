@@ -55,7 +55,7 @@ impl MountTable {
         if self.mounts.is_empty() {
             return self.default;
         }
-        let script_name = environ.get(CgiVar::ScriptName.name()).cloned().unwrap_or_default();
+        let script_name = environ.cgi(CgiVar::ScriptName).cloned().unwrap_or_default();
         let script_name = script_name.strip_suffix(b"/").unwrap_or(&script_name);
         if script_name.is_empty() {
             return self.default;

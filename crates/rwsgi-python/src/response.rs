@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::{PyTypeInfo, intern};
-use rwsgi_proto::{Event, ResponseHead};
+use rwsgi_proto::{CgiVar, Event, ResponseHead};
 
 /// What every request of the process shares.
 #[derive(Debug)]
@@ -590,8 +590,8 @@ pub(crate) struct Described {
 }
 
 fn describe(environ: &rwsgi_proto::Environ) -> Described {
-    let get = |k| environ.get(k).cloned().unwrap_or_default();
-    Described { method: get("REQUEST_METHOD"), uri: get("REQUEST_URI") }
+    let get = |var| environ.cgi(var).cloned().unwrap_or_default();
+    Described { method: get(CgiVar::RequestMethod), uri: get(CgiVar::RequestUri) }
 }
 
 impl std::fmt::Display for Described {

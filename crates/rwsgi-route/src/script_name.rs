@@ -24,7 +24,7 @@ impl ScriptNames {
     }
 
     pub(crate) fn apply(&self, environ: &mut Environ) {
-        let path = environ.get(CgiVar::PathInfo.name()).cloned().unwrap_or_default();
+        let path = environ.cgi(CgiVar::PathInfo).cloned().unwrap_or_default();
         let best = self
             .prefixes
             .iter()
