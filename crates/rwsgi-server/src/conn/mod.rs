@@ -80,7 +80,8 @@ enum State<H> {
     /// Between requests: the keep-alive time for a first byte, and the
     /// first to be closed when the worker is at `worker-connections`.
     IdleKeepAlive,
-    /// A request has begun; its head must be complete by this deadline.
+    /// A request began (its first byte came) at this instant; its head
+    /// must be complete within `socket-timeout` of it.
     ReadingHead(Instant),
     /// The head is in: the body is read ahead, or planned to stream.
     ReadingBody(Box<Exchange<H>>),
@@ -97,6 +98,8 @@ enum State<H> {
 /// states from `ReadingBody` to `Writing` hold, each filling its part.
 struct Exchange<H> {
     head: H,
+    /// When its first byte came: a request's time, as uWSGI counts it,
+    /// includes receiving its head.
     started: Instant,
     /// What the responder reads its body from (`ReadingBody` plans it,
     /// `Running` hands it over).
@@ -110,10 +113,10 @@ struct Exchange<H> {
 }
 
 impl<H> Exchange<H> {
-    fn new(head: H) -> Box<Self> {
+    fn new(head: H, started: Instant) -> Box<Self> {
         Box::new(Exchange {
             head,
-            started: Instant::now(),
+            started,
             source: None,
             plan: BodyPlan::default(),
             outcome: Outcome::default(),
@@ -198,13 +201,13 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                 State::Fresh | State::IdleKeepAlive => {
                     let kept_alive = matches!(state, State::IdleKeepAlive);
                     if self.await_request(kept_alive).await {
-                        State::ReadingHead(Instant::now() + self.ctx.config.socket_timeout)
+                        State::ReadingHead(Instant::now())
                     } else {
                         State::Closing(Close::Now)
                     }
                 }
-                State::ReadingHead(deadline) => match self.read_head(deadline).await {
-                    Ok(Some(head)) => State::ReadingBody(Exchange::new(head)),
+                State::ReadingHead(began) => match self.read_head(began).await {
+                    Ok(Some(head)) => State::ReadingBody(Exchange::new(head, began)),
                     Ok(None) => State::Closing(Close::Now),
                     Err(err) => State::Closing(Close::Answer(err)),
                 },
@@ -311,9 +314,11 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         }
     }
 
-    /// Reads until the codec yields a request head, within `deadline`.
-    /// `Ok(None)`: the peer closed, or the codec ended the conversation.
-    async fn read_head(&mut self, deadline: Instant) -> Result<Option<C::Head>, ProtoError> {
+    /// Reads until the codec yields a request head, within `socket-timeout`
+    /// of its first byte (`began`). `Ok(None)`: the peer closed, or the
+    /// codec ended the conversation.
+    async fn read_head(&mut self, began: Instant) -> Result<Option<C::Head>, ProtoError> {
+        let deadline = began + self.ctx.config.socket_timeout;
         loop {
             match self.decode()? {
                 Some(Frame::Head(head)) => return Ok(Some(head)),

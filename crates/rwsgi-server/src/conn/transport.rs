@@ -312,11 +312,13 @@ impl<S: Stream> Transport<S> {
         }
     }
 
-    /// Writes everything queued, within `socket-timeout`.
+    /// Writes everything queued, within `socket-timeout`. Most flushes
+    /// complete at the first try: the timer (a clock read, and a place in
+    /// the timer wheel once it waits) is set only when one has to wait.
     pub(super) async fn flush(&mut self) -> io::Result<()> {
         let io = &mut self.io;
         let out = &mut self.out;
-        let written = timeout(self.write_timeout, async {
+        let mut write_all = std::pin::pin!(async {
             while !out.is_empty() {
                 let written = {
                     let mut slices = [IoSlice::new(&[]); 64];
@@ -329,8 +331,12 @@ impl<S: Stream> Transport<S> {
                 out.advance(written);
             }
             Ok(())
-        })
-        .await;
+        });
+        let first_try = std::future::poll_fn(|cx| Poll::Ready(write_all.as_mut().poll(cx))).await;
+        let written = match first_try {
+            Poll::Ready(done) => Ok(done),
+            Poll::Pending => timeout(self.write_timeout, write_all).await,
+        };
         written.unwrap_or_else(|_| Err(self.write_timed_out()))
     }
 
@@ -477,6 +483,33 @@ mod tests {
             tokio::task::yield_now().await;
             let _ = wire.try_fill();
         }
+    }
+
+    #[test]
+    fn a_flush_that_fits_the_socket_completes_without_a_wait() {
+        paused().block_on(async {
+            let (mut wire, mut client) = pair();
+            wire.out.put_slice(b"HTTP/1.1 200 OK\r\n\r\n");
+            let started = Instant::now();
+            wire.flush().await.unwrap();
+            assert_eq!(started.elapsed(), Duration::ZERO);
+            let mut got = [0u8; 19];
+            tokio::io::AsyncReadExt::read_exact(&mut client, &mut got).await.unwrap();
+            assert_eq!(&got, b"HTTP/1.1 200 OK\r\n\r\n");
+        });
+    }
+
+    #[test]
+    fn a_flush_to_a_peer_that_never_reads_ends_at_the_write_timeout() {
+        paused().block_on(async {
+            let (mut wire, _client) = pair();
+            // More than the socket pair's buffers hold.
+            wire.out.put_slice(&pattern(16 * 1024 * 1024));
+            let started = Instant::now();
+            let err = wire.flush().await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+            assert_eq!(started.elapsed(), Duration::from_secs(5), "socket-timeout, from the wait");
+        });
     }
 
     #[test]
