@@ -290,7 +290,12 @@ impl CgiVars {
     /// The value of the last pair named `name`, if any (uWSGI's reading:
     /// the last one wins). The environ joins repeats instead.
     pub fn var(&self, name: &[u8]) -> Option<&[u8]> {
-        self.vars.iter().rev().find(|v| self.get(v.key) == name).map(|v| self.get(v.value))
+        let hash = hash(name);
+        self.vars
+            .iter()
+            .rev()
+            .find(|v| v.hash == hash && self.get(v.key) == name)
+            .map(|v| self.get(v.value))
     }
 
     /// Every pair in the order sent, repeats included.
