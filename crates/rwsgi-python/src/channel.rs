@@ -41,3 +41,21 @@ pub(crate) fn to_bytes(bytes: &Bound<'_, PyBytes>) -> Bytes {
         _ => Bytes::from_owner(PyBackedBytes::from(bytes.clone())),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_pieces_are_copied_larger_ones_shared() {
+        Python::attach(|py| {
+            for (len, shared) in [(1, false), (COPY_UP_TO, false), (COPY_UP_TO + 1, true)] {
+                let object = PyBytes::new(py, &vec![b'x'; len]);
+                let piece = to_bytes(&object);
+                assert_eq!(piece.len(), len);
+                assert_eq!(piece.as_ptr() == object.as_bytes().as_ptr(), shared, "{len} bytes");
+            }
+        });
+    }
+}
