@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 CARGO ?= cargo
 
-.PHONY: all build release wheel test-wheel run venv test lint unit integration bench bench-rss bench-codec soak soak-short scale-test fuzz fuzz-long clean
+.PHONY: all build release wheel test-wheel run venv test lint unit integration bench bench-rss bench-codec bench-instructions soak soak-short scale-test fuzz fuzz-long clean
 
 all: build
 
@@ -98,6 +98,11 @@ bench-rss: venv
 
 bench-codec:
 	$(CARGO) bench --bench http1_codec --bench proxy_codecs --bench static_files
+
+# Instructions per request under callgrind (needs valgrind): a count that
+# the machine's other work does not move.
+bench-instructions: release
+	$(PYTHON) benches/instructions.py
 
 # 60 s per parser (cargo install cargo-fuzz; needs the nightly toolchain).
 FUZZ_TARGETS := http1_decode http1_differential uwsgi_decode fastcgi_decode ini_parse config_load site_request
