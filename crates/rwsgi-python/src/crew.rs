@@ -500,6 +500,38 @@ mod tests {
         crew.try_push(job).unwrap();
     }
 
+    /// Queues a job of `each` and waits until a thread runs it.
+    fn start_one(crew: &Crew<Duration>, each: Duration) {
+        push(crew, each);
+        while crew.lock().running == 0 {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Queues `jobs` jobs of `each` at once; who ran them, in order, and
+    /// how long they all took.
+    fn run_all(
+        crew: &Crew<Duration>,
+        ran: &mpsc::Receiver<usize>,
+        jobs: usize,
+        each: Duration,
+    ) -> (Vec<usize>, Duration) {
+        let started = Instant::now();
+        for _ in 0..jobs {
+            push(crew, each);
+        }
+        let who = who_ran(ran, jobs);
+        (who, started.elapsed())
+    }
+
+    /// The threads among `who`, each once, in order.
+    fn distinct(who: &[usize]) -> Vec<usize> {
+        let mut threads = who.to_vec();
+        threads.sort_unstable();
+        threads.dedup();
+        threads
+    }
+
     #[test]
     fn one_job_at_a_time_goes_to_the_thread_that_slept_last() {
         let (crew, ran, _members) = crew(4, TICK);
@@ -520,13 +552,8 @@ mod tests {
     #[test]
     fn a_burst_of_quick_jobs_wakes_one_thread_not_one_per_job() {
         let (crew, ran, _members) = crew(8, Duration::from_secs(30));
-        for _ in 0..64 {
-            push(&crew, Duration::ZERO);
-        }
-        let who: Vec<usize> = who_ran(&ran, 64);
-        let mut threads = who.clone();
-        threads.sort_unstable();
-        threads.dedup();
+        let (who, _) = run_all(&crew, &ran, 64, Duration::ZERO);
+        let threads = distinct(&who);
         assert_eq!(threads.len(), 1, "{threads:?} took {who:?}");
     }
 
@@ -536,14 +563,8 @@ mod tests {
     #[test]
     fn blocked_jobs_do_not_hold_up_the_ones_behind_them() {
         let (crew, ran, _members) = crew(4, TICK);
-        let started = Instant::now();
-        for _ in 0..4 {
-            push(&crew, Duration::from_millis(300));
-        }
-        let mut who: Vec<usize> = who_ran(&ran, 4);
-        let took = started.elapsed();
-        who.sort_unstable();
-        assert_eq!(who, [0, 1, 2, 3]);
+        let (who, took) = run_all(&crew, &ran, 4, Duration::from_millis(300));
+        assert_eq!(distinct(&who), [0, 1, 2, 3]);
         assert!(took < Duration::from_millis(500), "took {took:?}");
         // Then nobody watches an empty queue: all sleep without a timeout.
         let done = Instant::now();
@@ -567,15 +588,9 @@ mod tests {
     #[test]
     fn short_blocking_jobs_spread_over_the_threads() {
         let (crew, ran, _members) = crew(8, TICK);
-        let started = Instant::now();
-        for _ in 0..400 {
-            push(&crew, Duration::from_micros(500));
-        }
-        let mut who: Vec<usize> = who_ran(&ran, 400);
-        let took = started.elapsed();
-        who.sort_unstable();
-        who.dedup();
-        assert!(who.len() >= 4, "{who:?}");
+        let (who, took) = run_all(&crew, &ran, 400, Duration::from_micros(500));
+        let threads = distinct(&who);
+        assert!(threads.len() >= 4, "{threads:?}");
         // One after the other, they take 200 ms and more.
         assert!(took < Duration::from_millis(120), "took {took:?}");
     }
@@ -618,10 +633,7 @@ mod tests {
     #[test]
     fn a_first_job_goes_ahead_and_wakes_a_thread_at_once() {
         let (crew, ran, _members) = crew(2, Duration::from_secs(30));
-        push(&crew, Duration::from_millis(300));
-        while crew.lock().running == 0 {
-            std::thread::yield_now();
-        }
+        start_one(&crew, Duration::from_millis(300));
         push(&crew, Duration::from_millis(300));
         let started = Instant::now();
         crew.try_push_first(Duration::ZERO).unwrap();
@@ -641,10 +653,7 @@ mod tests {
     #[test]
     fn a_job_arriving_while_the_running_one_blocks_gets_the_standby() {
         let (crew, ran, _members) = crew(2, TICK);
-        push(&crew, Duration::from_millis(500));
-        while crew.lock().running == 0 {
-            std::thread::yield_now();
-        }
+        start_one(&crew, Duration::from_millis(500));
         let started = Instant::now();
         push(&crew, Duration::ZERO);
         ran.recv_timeout(Duration::from_secs(5)).unwrap();
@@ -656,10 +665,7 @@ mod tests {
     #[test]
     fn a_job_arriving_while_one_runs_waits_for_it_rather_than_wake_a_thread() {
         let (crew, ran, _members) = crew(2, Duration::from_secs(30));
-        push(&crew, Duration::from_millis(100));
-        while crew.lock().running == 0 {
-            std::thread::yield_now();
-        }
+        start_one(&crew, Duration::from_millis(100));
         push(&crew, Duration::ZERO);
         let first = ran.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(ran.recv_timeout(Duration::from_secs(5)).unwrap(), first);
