@@ -76,7 +76,9 @@ mod params;
 mod record;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use rwsgi_proto::{BodyLength, Frame, Limits, OutBuf, ProtoError, ResponseHead, ServerCodec};
+use rwsgi_proto::{
+    BodyLength, Frame, InPlace, Limits, OutBuf, ProtoError, ResponseHead, ServerCodec,
+};
 use tokio_util::codec::Decoder;
 
 pub use head::FastCgiHead;
@@ -159,6 +161,9 @@ impl ParamsBlock {
         }
     }
 }
+
+/// [`Phase::Body`]'s `allowed` for a body of unknown length.
+const STREAMED: u64 = u64::MAX;
 
 /// Where the active request is.
 #[derive(Debug)]
@@ -437,7 +442,7 @@ impl FastCgiCodec {
         let allowed = match body {
             BodyLength::Empty => 0,
             BodyLength::Known(n) => n,
-            BodyLength::Streamed => u64::MAX,
+            BodyLength::Streamed => STREAMED,
         };
         req.phase = Phase::Body { allowed, received: 0 };
         Ok(Frame::Head(head))
@@ -538,6 +543,45 @@ impl ServerCodec for FastCgiCodec {
 
     fn is_finished(&self) -> bool {
         self.finished
+    }
+
+    /// Within a STDIN record, the rest of its content (what
+    /// `CONTENT_LENGTH` still allows), then its padding and the next
+    /// record's header; between records, what is left of the record in
+    /// hand and the next header. Only for a body of known length.
+    fn body_in_place(&self) -> Option<InPlace> {
+        let Some(Request { phase: Phase::Body { allowed, .. }, .. }) = &self.request else {
+            return None;
+        };
+        if *allowed == 0 || *allowed == STREAMED {
+            return None;
+        }
+        let (body, framing) = match self.input {
+            Input::Stdin { left, padding } => {
+                let body = usize::try_from(*allowed).map_or(left, |allowed| allowed.min(left));
+                (body, left - body + padding)
+            }
+            Input::Skip(n) => (0, n),
+            Input::Content(header) => (0, header.body_len()),
+            Input::Header => (0, 0),
+            Input::Poisoned => return None,
+        };
+        Some(InPlace { body: body as u64, framing: framing + HEADER_LEN })
+    }
+
+    fn body_taken(&mut self, n: u64) {
+        let (
+            Input::Stdin { left, padding },
+            Some(Request { phase: Phase::Body { allowed, .. }, .. }),
+        ) = (self.input, &mut self.request)
+        else {
+            debug_assert_eq!(n, 0, "body taken outside a STDIN record");
+            return;
+        };
+        let n = usize::try_from(n).map_or(left, |n| n.min(left));
+        *allowed = allowed.saturating_sub(n as u64);
+        self.input =
+            if n == left { Input::Skip(padding) } else { Input::Stdin { left: left - n, padding } };
     }
 
     fn take_control(&mut self, out: &mut OutBuf) {

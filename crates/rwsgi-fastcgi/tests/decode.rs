@@ -388,3 +388,66 @@ fn limits_are_per_request_not_per_connection() {
         assert!(codec.encode_end(true, &mut out));
     }
 }
+
+/// The core may read a STDIN record's content straight into the body's
+/// memory: the codec says how much comes next in place (what
+/// `CONTENT_LENGTH` still allows) and how much framing follows (padding
+/// and the next header), and counts what the core took as decoded.
+#[test]
+fn a_body_of_known_length_is_in_place_record_by_record() {
+    use bytes::{Buf, BytesMut};
+    use rwsgi_proto::{Frame, InPlace};
+    use tokio_util::codec::Decoder;
+    let in_place = |body, framing| Some(InPlace { body, framing });
+    let pairs: Vec<(&[u8], &[u8])> =
+        vec![(b"REQUEST_METHOD", b"POST"), (b"CONTENT_LENGTH", b"70001")];
+    let mut head = begin(1, RESPONDER, 0);
+    head.extend(stream(PARAMS, 1, &params(&pairs), 65535));
+    let mut fcgi = codec(limits());
+    assert_eq!(fcgi.body_in_place(), None, "before the head");
+    let mut buf = BytesMut::from(&head[..]);
+    assert!(matches!(fcgi.decode(&mut buf), Ok(Some(Frame::Head(_)))));
+    assert_eq!(fcgi.body_in_place(), in_place(0, 8), "a record header first");
+    // Records of 32 KiB, 32 KiB, and 4465 bytes padded by 7.
+    let body = vec![b'b'; 70_001];
+    let records = stream(STDIN, 1, &body, 32768);
+    buf.extend_from_slice(&records[..8 + 1000]);
+    let Ok(Some(Frame::Data(first))) = fcgi.decode(&mut buf) else { panic!("no body piece") };
+    assert_eq!(first.len(), 1000);
+    assert_eq!(fcgi.body_in_place(), in_place(31_768, 8), "the record's rest, the next header");
+    fcgi.body_taken(31_768);
+    assert_eq!(fcgi.body_in_place(), in_place(0, 8));
+    buf.extend_from_slice(&records[8 + 32768..][..8]);
+    assert!(matches!(fcgi.decode(&mut buf), Ok(None)));
+    assert_eq!(fcgi.body_in_place(), in_place(32_768, 8));
+    fcgi.body_taken(32_768);
+    buf.extend_from_slice(&records[2 * (8 + 32768)..][..8]);
+    assert!(matches!(fcgi.decode(&mut buf), Ok(None)));
+    assert_eq!(fcgi.body_in_place(), in_place(4465, 7 + 8), "padding, then the next header");
+    fcgi.body_taken(4000);
+    assert_eq!(fcgi.body_in_place(), in_place(465, 7 + 8));
+    fcgi.body_taken(465);
+    assert_eq!(fcgi.body_in_place(), None, "the whole body is taken");
+    buf.extend_from_slice(&records[2 * (8 + 32768) + 8 + 4465..]);
+    assert!(matches!(fcgi.decode(&mut buf), Ok(Some(Frame::End))), "padding skipped");
+
+    // STDIN past CONTENT_LENGTH is framing: read, and dropped.
+    let short: Vec<(&[u8], &[u8])> = vec![(b"REQUEST_METHOD", b"POST"), (b"CONTENT_LENGTH", b"5")];
+    let mut fcgi = codec(limits());
+    let mut buf = BytesMut::from(&request(1, 0, &short, b"helloEXTRA")[..]);
+    assert!(matches!(fcgi.decode(&mut buf), Ok(Some(Frame::Head(_)))));
+    let header = buf.split_to(8);
+    assert!(matches!(fcgi.decode(&mut BytesMut::from(&header[..])), Ok(None)));
+    assert_eq!(fcgi.body_in_place(), in_place(5, 5 + 6 + 8), "EXTRA, padding, header");
+    fcgi.body_taken(5);
+    assert_eq!(fcgi.body_in_place(), None);
+    buf.advance(5);
+    assert!(matches!(fcgi.decode(&mut buf), Ok(Some(Frame::End))), "EXTRA dropped");
+
+    // A body of unknown length is not in place.
+    let mut fcgi = codec(limits());
+    let streamed: Vec<(&[u8], &[u8])> = vec![(b"REQUEST_METHOD", b"POST")];
+    let mut buf = BytesMut::from(&request(1, 0, &streamed, b"hello")[..]);
+    assert!(matches!(fcgi.decode(&mut buf), Ok(Some(Frame::Head(_)))));
+    assert_eq!(fcgi.body_in_place(), None);
+}

@@ -28,7 +28,7 @@ use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use rwsgi_proto::{
-    BodyLength, Frame, Limits, OutBuf, ProtoError, ResponseHead, ServerCodec, UnframedBody,
+    BodyLength, Frame, InPlace, Limits, OutBuf, ProtoError, ResponseHead, ServerCodec, UnframedBody,
 };
 use tokio_util::codec::Decoder;
 
@@ -268,14 +268,14 @@ impl ServerCodec for Http1Codec {
 
     const NAME: &'static str = "http";
 
-    fn unframed_body_left(&self) -> Option<u64> {
+    fn body_in_place(&self) -> Option<InPlace> {
         match self.state {
-            ReadState::Length(body) => Some(body.left()),
+            ReadState::Length(body) => Some(body.in_place()),
             _ => None,
         }
     }
 
-    fn unframed_body_taken(&mut self, n: u64) {
+    fn body_taken(&mut self, n: u64) {
         if let ReadState::Length(body) = &mut self.state
             && body.take(n)
         {

@@ -437,16 +437,12 @@ fn obs_text_in_values_is_kept() {
 /// The core gathers a body the codec says comes unframed: only a
 /// `Content-Length` body does.
 #[test]
-fn unframed_body_left_counts_down_a_content_length_body_only() {
+fn a_content_length_body_only_is_in_place() {
     let head = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123";
     rwsgi_testkit::assert_unframed_body_counts_down(|| Http1Codec::new(limits()), head, 10);
     let mut codec = Http1Codec::new(limits());
     let mut buf =
         BytesMut::from(&b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"[..]);
     assert!(matches!(codec.decode(&mut buf), Ok(Some(Frame::Head(_)))));
-    assert_eq!(
-        rwsgi_proto::ServerCodec::unframed_body_left(&codec),
-        None,
-        "a chunked body is framed"
-    );
+    assert_eq!(rwsgi_proto::ServerCodec::body_in_place(&codec), None, "a chunked body is framed");
 }

@@ -39,7 +39,7 @@ pub use exchange::{
 pub use lent::{BodyMemory, LentBody};
 pub use outbuf::OutBuf;
 pub use response::{ResponseHead, check_header, is_hop_by_hop, is_tchar, reason_phrase};
-pub use unframed::UnframedBody;
+pub use unframed::{InPlace, UnframedBody};
 
 use bytes::Bytes;
 use tokio_util::codec::Decoder;
@@ -153,20 +153,20 @@ pub trait ServerCodec:
         ProtoError::Timeout
     }
 
-    /// How many bytes of the current request's body are still to come as
-    /// they are on the wire, without framing (HTTP with `Content-Length`,
-    /// uwsgi): the core may then read them all before decoding, so that
-    /// the body comes out in one piece instead of being copied together.
-    /// `None` for a framed body (chunked, FastCGI records) or between bodies.
-    fn unframed_body_left(&self) -> Option<u64> {
+    /// Where the current request's body, of known length, stands on the
+    /// wire: the core may read [`InPlace::body`] bytes straight into memory
+    /// of its own (a responder's `bytes`), count them with
+    /// [`Self::body_taken`], and read the framing after them into its
+    /// buffer for the codec, so that the body is not copied out of the
+    /// read buffer. `None` between bodies and for a body of unknown length.
+    fn body_in_place(&self) -> Option<InPlace> {
         None
     }
 
-    /// The core took `n` bytes of the unframed body off the wire itself
-    /// (into memory a responder lent it), `n` at most
-    /// [`Self::unframed_body_left`]: the codec counts them as decoded.
-    fn unframed_body_taken(&mut self, n: u64) {
-        debug_assert_eq!(n, 0, "{} sends no unframed body", Self::NAME);
+    /// The core took `n` body bytes off the wire itself, at most
+    /// [`Self::body_in_place`]'s `body`: the codec counts them as decoded.
+    fn body_taken(&mut self, n: u64) {
+        debug_assert_eq!(n, 0, "{} has no body in place", Self::NAME);
     }
 
     /// Writes an interim `100 Continue`, where the protocol has one.

@@ -4,6 +4,18 @@
 
 use bytes::{Bytes, BytesMut};
 
+/// Where a body stands on the wire, for a core that reads it straight into
+/// memory of its own (see [`crate::ServerCodec::body_in_place`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InPlace {
+    /// Body bytes that come next, as they are.
+    pub body: u64,
+    /// Framing bytes after them, for the codec (FastCGI: the record's
+    /// padding and the next record's header): read in the same read, so
+    /// that a body in records costs one read per record.
+    pub framing: usize,
+}
+
 /// What is still to come of an unframed body; never zero (the codec moves
 /// on once it is done).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +32,11 @@ impl UnframedBody {
     /// Bytes still to come.
     pub fn left(self) -> u64 {
         self.left
+    }
+
+    /// All of them, with nothing after: the body is not framed.
+    pub fn in_place(self) -> InPlace {
+        InPlace { body: self.left, framing: 0 }
     }
 
     /// Splits off `buf` the next piece of the body, if `buf` holds any;

@@ -25,6 +25,18 @@ pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// waiting: `WouldBlock` when nothing is.
     fn try_read_buf(&mut self, buf: &mut impl bytes::BufMut) -> io::Result<usize>;
 
+    /// As [`Self::try_read_buf`], into up to `first_max` bytes of
+    /// `first`'s spare room and then up to `then_max` of `then`'s, in one
+    /// `readv`: a record's content straight into a body's memory, the
+    /// framing after it into the read buffer. How many bytes went into each.
+    fn try_read_split(
+        &mut self,
+        first: &mut impl bytes::BufMut,
+        first_max: usize,
+        then: &mut impl bytes::BufMut,
+        then_max: usize,
+    ) -> io::Result<(usize, usize)>;
+
     /// Ready once a read would not block. The caller holds no buffer
     /// meanwhile: what an idle connection costs is what it keeps here.
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
@@ -62,6 +74,9 @@ pub(crate) trait Register: AsyncRead + AsyncWrite + AsFd + Unpin + Send + 'stati
 
     /// Runs `op` if the socket is writable, clearing readiness on `WouldBlock`.
     fn try_write_io<R>(&self, op: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+
+    /// Runs `op` if the socket is readable, clearing readiness on `WouldBlock`.
+    fn try_read_io<R>(&self, op: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
 }
 
 macro_rules! impl_register {
@@ -86,6 +101,10 @@ macro_rules! impl_register {
 
             fn try_write_io<R>(&self, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
                 self.try_io(Interest::WRITABLE, op)
+            }
+
+            fn try_read_io<R>(&self, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+                self.try_io(Interest::READABLE, op)
             }
         }
     };
@@ -251,6 +270,52 @@ impl<T: Register> Stream for LazyStream<T> {
         // SAFETY: the read wrote `n` bytes at the start of the spare room.
         unsafe { buf.advance_mut(n) };
         Ok(n)
+    }
+
+    // One `readv` into two buffers' spare room, uninitialised, as above.
+    #[allow(unsafe_code)]
+    fn try_read_split(
+        &mut self,
+        first: &mut impl bytes::BufMut,
+        first_max: usize,
+        then: &mut impl bytes::BufMut,
+        then_max: usize,
+    ) -> io::Result<(usize, usize)> {
+        let (n, room) = {
+            // SAFETY: only written to below (by the kernel), never
+            // de-initialised.
+            let (head, tail) = unsafe {
+                (first.chunk_mut().as_uninit_slice_mut(), then.chunk_mut().as_uninit_slice_mut())
+            };
+            let room = head.len().min(first_max);
+            let tail_room = tail.len().min(then_max);
+            let mut bufs = [
+                socket2::MaybeUninitSlice::new(&mut head[..room]),
+                socket2::MaybeUninitSlice::new(&mut tail[..tail_room]),
+            ];
+            let mut recv = |socket: socket2::SockRef<'_>| loop {
+                match socket.recv_vectored(&mut bufs) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    done => break done.map(|(n, _)| n),
+                }
+            };
+            let n = match self {
+                LazyStream::Direct(socket) => recv(socket2::SockRef::from(&*socket))?,
+                LazyStream::Registered(stream) => {
+                    stream.try_read_io(|| recv(socket2::SockRef::from(&*stream)))?
+                }
+                LazyStream::Gone => return Err(io::ErrorKind::NotConnected.into()),
+            };
+            (n, room)
+        };
+        let (into_first, into_then) = (n.min(room), n.saturating_sub(room));
+        // SAFETY: the read wrote `n` bytes: the first `room` at the start of
+        // `first`'s spare room, the rest at the start of `then`'s.
+        unsafe {
+            first.advance_mut(into_first);
+            then.advance_mut(into_then);
+        }
+        Ok((into_first, into_then))
     }
 
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -9,11 +9,14 @@
 //! it: environ lookups and connection fixtures, response heads for the
 //! encoders, and the fuzz targets' seeded cutting and environ invariants.
 //!
-//! Each protocol's own builders (HTTP requests, uwsgi packets, FastCGI
-//! records) stay in that crate's `tests/common`. Never published, and it
-//! depends on no codec crate, so every codec can use it.
+//! Each protocol's own builders (HTTP requests, uwsgi packets) stay in
+//! that crate's `tests/common`, except FastCGI's records ([`fastcgi`]),
+//! which the core's tests write too. Never published, and it depends on
+//! no codec crate, so every codec can use it.
 
 #![allow(clippy::unwrap_used)]
+
+pub mod fastcgi;
 
 use std::fmt::Debug;
 
@@ -288,27 +291,29 @@ where
 }
 
 /// `request` is a head declaring a body of `declared` bytes followed by
-/// part of it: as `codec` decodes the body, [`ServerCodec::unframed_body_left`]
-/// counts down what is still to come, and says `None` once it is all
-/// decoded (as before the head). Bytes the core takes off the wire itself
-/// ([`ServerCodec::unframed_body_taken`]) count as decoded: once the rest
-/// is taken so, the body ends without another byte.
+/// part of it, sent unframed: as `codec` decodes the body,
+/// [`ServerCodec::body_in_place`] counts down what is still to come, with
+/// no framing after it, and says `None` once it is all decoded (as before
+/// the head). Bytes the core takes off the wire itself
+/// ([`ServerCodec::body_taken`]) count as decoded: once the rest is taken
+/// so, the body ends without another byte.
 pub fn assert_unframed_body_counts_down<C: ServerCodec>(
     codec: impl Fn() -> C,
     request: &[u8],
     declared: u64,
 ) {
+    let in_place = |body| Some(rwsgi_proto::InPlace { body, framing: 0 });
     // Decodes the head and the body piece that came with it.
     let started = || {
         let mut codec = codec();
-        assert_eq!(codec.unframed_body_left(), None, "before the head");
+        assert_eq!(codec.body_in_place(), None, "before the head");
         let mut buf = BytesMut::from(request);
         assert!(matches!(codec.decode(&mut buf), Ok(Some(Frame::Head(_)))));
-        assert_eq!(codec.unframed_body_left(), Some(declared));
+        assert_eq!(codec.body_in_place(), in_place(declared));
         let Ok(Some(Frame::Data(first))) = codec.decode(&mut buf) else { panic!("no body piece") };
         let rest = declared - first.len() as u64;
         assert!(rest > 1, "the request must hold part of the body only");
-        assert_eq!(codec.unframed_body_left(), Some(rest));
+        assert_eq!(codec.body_in_place(), in_place(rest));
         (codec, buf, rest)
     };
 
@@ -316,13 +321,13 @@ pub fn assert_unframed_body_counts_down<C: ServerCodec>(
     buf.extend(std::iter::repeat_n(b'x', rest as usize));
     let Ok(Some(Frame::Data(last))) = codec.decode(&mut buf) else { panic!("no body piece") };
     assert_eq!(last.len() as u64, rest);
-    assert_eq!(codec.unframed_body_left(), None, "the body is all decoded");
+    assert_eq!(codec.body_in_place(), None, "the body is all decoded");
 
     let (mut codec, _, rest) = started();
-    codec.unframed_body_taken(rest - 1);
-    assert_eq!(codec.unframed_body_left(), Some(1));
-    codec.unframed_body_taken(1);
-    assert_eq!(codec.unframed_body_left(), None, "the body is all taken");
+    codec.body_taken(rest - 1);
+    assert_eq!(codec.body_in_place(), in_place(1));
+    codec.body_taken(1);
+    assert_eq!(codec.body_in_place(), None, "the body is all taken");
     assert!(matches!(codec.decode(&mut BytesMut::new()), Ok(Some(Frame::End))));
 }
 

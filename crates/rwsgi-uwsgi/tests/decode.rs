@@ -240,7 +240,7 @@ fn data_frames_are_views_of_the_read_buffer() {
 
 /// The core gathers a body the codec says comes unframed: a uwsgi body does.
 #[test]
-fn unframed_body_left_counts_down_the_body() {
+fn the_body_is_in_place() {
     let vars = nginx_vars(b"POST", b"/", b"/", b"", b"text/plain", b"10");
     rwsgi_testkit::assert_unframed_body_counts_down(
         || UwsgiCodec::new(limits()),

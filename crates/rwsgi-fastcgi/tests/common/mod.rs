@@ -31,60 +31,13 @@ pub const REQUEST_COMPLETE: u8 = 0;
 pub const CANT_MPX_CONN: u8 = 1;
 pub const UNKNOWN_ROLE: u8 = 3;
 
-/// One record: header, `content`, `padding` bytes of padding (filled with
-/// 0xEE so a codec that reads padding as content shows it).
-pub fn record(kind: u8, id: u16, content: &[u8], padding: u8) -> Vec<u8> {
-    let len = u16::try_from(content.len()).unwrap();
-    let mut out = vec![1, kind];
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&[padding, 0]);
-    out.extend_from_slice(content);
-    out.extend(std::iter::repeat_n(0xee, usize::from(padding)));
-    out
-}
-
-/// A BEGIN_REQUEST record.
-pub fn begin(id: u16, role: u16, flags: u8) -> Vec<u8> {
-    let [hi, lo] = role.to_be_bytes();
-    record(BEGIN_REQUEST, id, &[hi, lo, flags, 0, 0, 0, 0, 0], 0)
-}
-
-/// A name-value length: one byte below 128, else four with the high bit.
-pub fn nv_len(n: usize, long: bool) -> Vec<u8> {
-    if n < 128 && !long {
-        vec![n as u8]
-    } else {
-        (u32::try_from(n).unwrap() | 0x8000_0000).to_be_bytes().to_vec()
-    }
-}
+// Not every test file uses each.
+#[allow(unused_imports)]
+pub use rwsgi_testkit::fastcgi::{begin, nv_len, params_with, record, request, stream};
 
 /// A name-value block from pairs, with the shortest lengths.
 pub fn params(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
     params_with(pairs, false)
-}
-
-/// A name-value block whose lengths are all in the 4-byte form when `long`.
-pub fn params_with(pairs: &[(&[u8], &[u8])], long: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, value) in pairs {
-        out.extend(nv_len(name.len(), long));
-        out.extend(nv_len(value.len(), long));
-        out.extend_from_slice(name);
-        out.extend_from_slice(value);
-    }
-    out
-}
-
-/// A whole stream of `kind` for `id`: `content` in records of at most
-/// `size` bytes (nginx pads each to a multiple of 8), then the empty one.
-pub fn stream(kind: u8, id: u16, content: &[u8], size: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for piece in content.chunks(size.max(1)) {
-        out.extend(record(kind, id, piece, ((8 - piece.len() % 8) % 8) as u8));
-    }
-    out.extend(record(kind, id, b"", 0));
-    out
 }
 
 /// A small deterministic random generator (xorshift).
@@ -155,16 +108,6 @@ pub fn nginx_params<'a>(
         (b"HTTP_USER_AGENT", b"curl/8.5.0"),
         (b"HTTP_ACCEPT", b"*/*"),
     ]
-}
-
-/// A whole request as nginx sends it: BEGIN_REQUEST, one PARAMS record,
-/// the empty PARAMS record, STDIN records of at most 32 KiB, the empty
-/// STDIN record.
-pub fn request(id: u16, flags: u8, pairs: &[(&[u8], &[u8])], body: &[u8]) -> Vec<u8> {
-    let mut out = begin(id, RESPONDER, flags);
-    out.extend(stream(PARAMS, id, &params(pairs), 65535));
-    out.extend(stream(STDIN, id, body, 32768));
-    out
 }
 
 /// A GET with `REQUEST_METHOD` plus `extra` params, id 1, no KEEP_CONN.

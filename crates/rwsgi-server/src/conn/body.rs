@@ -9,7 +9,8 @@ use super::{Connection, State};
 use crate::stream::Stream;
 use bytes::{Bytes, BytesMut};
 use rwsgi_proto::{
-    BodyLength, BodyMsg, BodySource, Frame, ProtoError, RequestHead, Responder, ServerCodec,
+    BodyLength, BodyMsg, BodySource, Frame, LentBody, ProtoError, RequestHead, Responder,
+    ServerCodec,
 };
 use std::collections::VecDeque;
 use std::io::{Seek, Write};
@@ -146,7 +147,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
             head.detach();
         }
         let pieces = match in_memory {
-            Some(limit) => match self.read_ahead(limit).await {
+            Some(limit) => match self.read_ahead(limit, head.body_length()).await {
                 Ok(ReadAhead::Whole(body)) => return Ok(BodyPlan::read_whole(body)),
                 Ok(ReadAhead::Partial(pieces)) if spool_limit == 0 => {
                     return Ok(BodyPlan::streamed(pieces));
@@ -196,28 +197,45 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
 
     /// Reads the body before the responder runs, up to `limit` bytes. A
     /// longer body stops there: the pieces read so far go first, the rest
-    /// streams. One sent unframed, from a client that keeps up, is read
-    /// whole first, so that it needs no copying together.
-    async fn read_ahead(&mut self, limit: u64) -> Result<ReadAhead, ProtoError> {
-        if let Some(left) = self.codec.unframed_body_left().filter(|&left| left <= limit)
-            && let Ok(size) = usize::try_from(left)
+    /// streams. One of known `length` within the limit, from a client that
+    /// keeps up, is read whole first, into memory the responder lends where
+    /// it can, so that it needs no copying together.
+    async fn read_ahead(
+        &mut self,
+        limit: u64,
+        length: BodyLength,
+    ) -> Result<ReadAhead, ProtoError> {
+        let mut pieces = Pieces::default();
+        let mut next = None;
+        if let BodyLength::Known(len) = length
+            && len <= limit
+            && self.codec.body_in_place().is_some()
+            && let Ok(size) = usize::try_from(len)
         {
             let responder = &self.ctx.responder;
-            if let Some(lent) = self.wire.gather(size, |size| responder.lend_body(size)).await? {
-                self.codec.unframed_body_taken(left);
-                // The codec's end of the body, decoded without a byte.
-                let end = self.next_body_frame().await?;
-                debug_assert!(matches!(end, Frame::End), "{} after its whole body", C::NAME);
-                return Ok(ReadAhead::Whole(BodySource::Lent(lent)));
+            let gathered =
+                self.wire.gather(&mut self.codec, size, |size| responder.lend_body(size)).await?;
+            match gathered.lent {
+                Some(lent) if lent.is_full() => return self.lent_whole(lent).await,
+                Some(mut part) if part.written() > 0 => {
+                    pieces.push(Bytes::copy_from_slice(part.filled()));
+                }
+                _ => {}
             }
+            next = gathered.frame;
         }
-        let mut pieces = Pieces::default();
         loop {
-            if self.wire.rbuf.is_empty() {
-                // The next piece must be read, perhaps waited for.
-                pieces.settle();
-            }
-            match self.next_body_frame().await? {
+            let frame = match next.take() {
+                Some(frame) => frame,
+                None => {
+                    if self.wire.rbuf.is_empty() {
+                        // The next piece must be read, perhaps waited for.
+                        pieces.settle();
+                    }
+                    self.next_body_frame().await?
+                }
+            };
+            match frame {
                 Frame::Data(data) => {
                     pieces.push(data);
                     if pieces.total > limit {
@@ -239,6 +257,17 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                 BodySource::Pieces(queue.into())
             }
         }))
+    }
+
+    /// The whole body is in lent memory: what follows it on the wire is
+    /// its end (FastCGI's empty STDIN record; nothing, unframed).
+    async fn lent_whole(&mut self, lent: LentBody) -> Result<ReadAhead, ProtoError> {
+        match self.next_body_frame().await? {
+            Frame::End => Ok(ReadAhead::Whole(BodySource::Lent(lent))),
+            Frame::Abort => Ok(ReadAhead::Aborted),
+            Frame::Data(_) => Err(ProtoError::BadRequest("request body longer than its length")),
+            Frame::Head(_) => Err(ProtoError::BadRequest("request head inside a body")),
+        }
     }
 
     /// The next body frame, reading as needed within `socket-timeout`.

@@ -354,15 +354,11 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     /// Decodes the next frame, collecting what the codec wants to send on
     /// its own (management replies, refusals) into the output.
     fn decode(&mut self) -> Result<Option<Frame<C::Head>>, ProtoError> {
-        let frame = self.codec.decode(&mut self.wire.rbuf);
-        self.codec.take_control(&mut self.wire.out);
-        frame
+        self.wire.decode(&mut self.codec)
     }
 
     fn decode_eof(&mut self) -> Result<Option<Frame<C::Head>>, ProtoError> {
-        let frame = self.codec.decode_eof(&mut self.wire.rbuf);
-        self.codec.take_control(&mut self.wire.out);
-        frame
+        self.wire.decode_eof(&mut self.codec)
     }
 
     /// Writes what is left of a response and logs the request. True when

@@ -4,7 +4,7 @@
 
 use crate::stream::Stream;
 use bytes::{BufMut, BytesMut};
-use rwsgi_proto::{ConnInfo, LentBody, OutBuf};
+use rwsgi_proto::{ConnInfo, Frame, InPlace, LentBody, OutBuf, ProtoError, ServerCodec};
 use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -47,6 +47,13 @@ thread_local! {
     static SPARE: RefCell<(Vec<BytesMut>, Vec<OutBuf>)> = const { RefCell::new((Vec::new(), Vec::new())) };
     /// Bytes of the buffers [`Transport::gather`] holds while it waits.
     static GATHERING: Cell<usize> = const { Cell::new(0) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Body bytes copied from the read buffer into lent memory: the tests
+    /// check that a body in records is read in place, not copied.
+    static ABSORBED: Cell<usize> = const { Cell::new(0) };
 }
 
 /// A buffer's share of the worker's [`GATHER_BUDGET`], given back on drop
@@ -152,34 +159,40 @@ impl<S: Stream> Transport<S> {
         read
     }
 
-    /// Reads a body of `len` bytes sent unframed into one allocation, so
-    /// that it reaches the responder as the one piece it was read into,
-    /// not copied together from pieces: into memory the responder lends
+    /// Reads a body of `len` bytes (known length) into one allocation, so
+    /// that it reaches the responder as the one piece it was read into, not
+    /// copied together from pieces: into memory the responder lends
     /// (`lend`, asked once the gathering starts), which it then takes as it
-    /// is, or else into the read buffer. Only for a client that keeps up,
-    /// so that a slow one cannot make us hold a buffer of its declared
-    /// size: one that has sent less than [`GATHER_AFTER`] (and a sixteenth
-    /// of `len`) when a read would have to wait keeps its buffer as it is,
-    /// and one that has not sent the whole within [`GATHER_TIME`] gets what
-    /// it sent copied into a buffer of that size. Buffers waiting so hold
+    /// is. The codec says how the body lies on the wire
+    /// ([`ServerCodec::body_in_place`]): each read takes the body bytes
+    /// that come next straight into that memory, and the framing after
+    /// them (FastCGI's record headers) into the read buffer, for the codec.
+    /// Without lent memory, a body sent unframed is read into a buffer of
+    /// its size instead; a framed one is left to be read piece by piece.
+    ///
+    /// Only for a client that keeps up, so that a slow one cannot make us
+    /// hold a buffer of its declared size: one that has sent less than
+    /// [`GATHER_AFTER`] (and a sixteenth of `len`) when a read would have
+    /// to wait keeps its buffer as it is, and one that has not sent the
+    /// whole within [`GATHER_TIME`] stops there. Buffers waiting so hold
     /// at most [`GATHER_BUDGET`] per worker; beyond, bodies are not
     /// gathered.
-    ///
-    /// Returns the lent memory with the whole body in it; otherwise what
-    /// came is in the read buffer, and the caller reads the rest piece by
-    /// piece.
-    pub(super) async fn gather<F>(
+    pub(super) async fn gather<C: ServerCodec, F>(
         &mut self,
+        codec: &mut C,
         len: usize,
         lend: impl FnOnce(usize) -> F,
-    ) -> io::Result<Option<LentBody>>
+    ) -> Result<Gathered<C::Head>, ProtoError>
     where
         F: Future<Output = Option<LentBody>>,
     {
+        let mut gathered = Gathered { lent: None, frame: None };
         if len <= GATHER_AFTER {
             // Too short to gather: read as it comes.
-            return Ok(None);
+            return Ok(gathered);
         }
+        // The whole body comes as it is: a buffer of its size can hold it.
+        let unframed = codec.body_in_place().is_some_and(|place| place.body >= len as u64);
         let deadline = Instant::now() + GATHER_TIME;
         // Bulk reads from the start: growing the buffer from a head's size
         // would copy what came so far at each step.
@@ -187,40 +200,60 @@ impl<S: Stream> Transport<S> {
         let mut share = None;
         let mut lend = Some(lend);
         let mut lending: Option<Lending<F>> = None;
-        let mut lent: Option<LentBody> = None;
         loop {
-            if lent.as_ref().map_or(self.rbuf.len(), LentBody::written) >= len {
-                break;
+            match &mut gathered.lent {
+                Some(lent) => {
+                    // What the read buffer holds goes in first, decoded.
+                    gathered.frame = self.absorb(codec, lent)?;
+                    if lent.is_full() || gathered.frame.is_some() {
+                        break;
+                    }
+                    if self.rbuf.is_empty() && self.rbuf.capacity() > MAX_READ {
+                        // A buffer of the body's size, emptied into the memory.
+                        self.rbuf = BytesMut::new();
+                    }
+                }
+                None if unframed && self.rbuf.len() >= len => break,
+                None => {}
             }
             if share.is_none() && self.rbuf.len() >= GATHER_AFTER.max(len / 16) {
                 let Some(reserved) = Gathering::reserve(len) else { break };
                 share = Some(reserved);
                 if let Some(lend) = lend.take() {
                     let mut asked = Lending::new(lend(len));
-                    lent = self.adopt(asked.wait_briefly().await, len);
+                    gathered.lent = fits(asked.wait_briefly().await, len);
                     lending = Some(asked);
                 }
-                if lent.is_none() {
-                    // One copy of what is here, into a buffer of the body's size.
-                    let mut buffer = BytesMut::with_capacity(len);
-                    buffer.extend_from_slice(&self.rbuf);
-                    self.rbuf = buffer;
+                match gathered.lent {
+                    Some(_) => continue,
+                    // Framed, it would be copied out of any buffer of ours:
+                    // piece by piece, as it comes.
+                    None if !unframed => break,
+                    None => {
+                        // One copy of what is here, into a buffer of the body's size.
+                        let mut buffer = BytesMut::with_capacity(len);
+                        buffer.extend_from_slice(&self.rbuf);
+                        self.rbuf = buffer;
+                    }
                 }
             }
-            // A buffer of the body's size, or lent memory, has room for
-            // the rest exactly: nothing past the body is read into it.
-            let read = match &mut lent {
-                Some(lent) => self.io.try_read_buf(lent),
-                None if share.is_some() => self.read_now(),
-                None => self.try_fill(),
+            let read = match (&mut gathered.lent, codec.body_in_place()) {
+                (Some(lent), Some(place)) => {
+                    self.read_in_place(lent, place).map(|(body, framing)| {
+                        codec.body_taken(body as u64);
+                        body + framing
+                    })
+                }
+                // The codec has no more body to read in place.
+                (Some(_), None) => break,
+                // A buffer of the body's size has room for the rest
+                // exactly: nothing past the body is read into it.
+                (None, _) if share.is_some() => self.read_now(),
+                (None, _) => self.try_fill(),
             };
             match read {
                 Ok(0) => break,
-                Ok(n) => {
-                    if lent.is_some() {
-                        self.received += n as u64;
-                    }
-                }
+                Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     if share.is_none() {
                         // Between two packets of a client that keeps up, or
@@ -241,48 +274,88 @@ impl<S: Stream> Transport<S> {
                     }
                     let ready = std::future::poll_fn(|cx| self.io.poll_read_ready(cx));
                     let memory = std::future::poll_fn(|cx| match &mut lending {
-                        Some(lending) if lent.is_none() => lending.poll_lent(cx),
+                        Some(lending) if gathered.lent.is_none() => lending.poll_lent(cx),
                         _ => Poll::Pending,
                     });
                     tokio::select! {
                         biased;
-                        memory = memory => lent = self.adopt(memory, len),
+                        memory = memory => gathered.lent = fits(memory, len),
                         ready = timeout_at(deadline, ready) => match ready {
                             Ok(ready) => ready?,
                             Err(_) => break,
                         },
                     }
                 }
-                Err(err) => return Err(err),
+                Err(err) => return Err(err.into()),
             }
-            if lent.is_none() {
-                let memory = lending.as_mut().and_then(Lending::lent_now);
-                lent = self.adopt(memory, len);
-            }
-        }
-        match lent {
-            Some(lent) if lent.is_full() => Ok(Some(lent)),
-            // Cut short: what came, copied to its size.
-            Some(mut partial) => {
-                self.rbuf = BytesMut::from(partial.filled());
-                Ok(None)
-            }
-            None => {
-                if share.is_some() {
-                    self.trim_read_buffer();
-                }
-                Ok(None)
+            if gathered.lent.is_none() {
+                gathered.lent = fits(lending.as_mut().and_then(Lending::lent_now), len);
             }
         }
+        if gathered.lent.is_none() && share.is_some() && unframed {
+            self.trim_read_buffer();
+        }
+        Ok(gathered)
     }
 
-    /// Takes lent memory of the body's size, with what the read buffer
-    /// holds moved into it.
-    fn adopt(&mut self, memory: Option<LentBody>, len: usize) -> Option<LentBody> {
-        let mut memory = memory.filter(|memory| memory.size() == len)?;
-        memory.put_slice(&self.rbuf);
-        self.rbuf = BytesMut::new();
-        Some(memory)
+    /// Decodes the body bytes the read buffer holds into `lent`, until it
+    /// is full: a frame other than body data (the body's early end, an
+    /// abort) stops it and is returned.
+    fn absorb<C: ServerCodec>(
+        &mut self,
+        codec: &mut C,
+        lent: &mut LentBody,
+    ) -> Result<Option<Frame<C::Head>>, ProtoError> {
+        while !lent.is_full() {
+            match self.decode(codec)? {
+                Some(Frame::Data(data)) if data.len() <= lent.remaining_mut() => {
+                    #[cfg(test)]
+                    ABSORBED.set(ABSORBED.get() + data.len());
+                    lent.put_slice(&data);
+                }
+                Some(Frame::Data(_)) => {
+                    return Err(ProtoError::BadRequest("request body longer than its length"));
+                }
+                None => break,
+                Some(other) => return Ok(Some(other)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads, without waiting, the body bytes that come next into `lent`
+    /// and the framing after them into the read buffer, in one read. How
+    /// many bytes went into each.
+    fn read_in_place(&mut self, lent: &mut LentBody, place: InPlace) -> io::Result<(usize, usize)> {
+        let body = usize::try_from(place.body).unwrap_or(usize::MAX);
+        let framing = place.framing.min(MAX_READ);
+        self.rbuf.reserve(framing);
+        let read = self.io.try_read_split(lent, body, &mut self.rbuf, framing);
+        if let Ok((body, framing)) = read {
+            self.received += (body + framing) as u64;
+        }
+        read
+    }
+
+    /// Decodes the next frame from the read buffer, and moves what the
+    /// codec produced on its own into the output.
+    pub(super) fn decode<C: ServerCodec>(
+        &mut self,
+        codec: &mut C,
+    ) -> Result<Option<Frame<C::Head>>, ProtoError> {
+        let frame = codec.decode(&mut self.rbuf);
+        codec.take_control(&mut self.out);
+        frame
+    }
+
+    /// As [`Self::decode`], at the end of the input.
+    pub(super) fn decode_eof<C: ServerCodec>(
+        &mut self,
+        codec: &mut C,
+    ) -> Result<Option<Frame<C::Head>>, ProtoError> {
+        let frame = codec.decode_eof(&mut self.rbuf);
+        codec.take_control(&mut self.out);
+        frame
     }
 
     /// Gives back the memory a waiting connection does not need: the
@@ -387,6 +460,21 @@ impl<S: Stream> Transport<S> {
     }
 }
 
+/// What [`Transport::gather`] read.
+pub(super) struct Gathered<H> {
+    /// Lent memory with the body's first bytes in it, decoded: the whole
+    /// body when it is full; else the rest is read piece by piece.
+    pub(super) lent: Option<LentBody>,
+    /// A frame other than body data that came within the body: its early
+    /// end (a FastCGI stream shorter than `CONTENT_LENGTH`), an abort.
+    pub(super) frame: Option<Frame<H>>,
+}
+
+/// Lent memory, if it is of the body's size.
+fn fits(memory: Option<LentBody>, len: usize) -> Option<LentBody> {
+    memory.filter(|memory| memory.size() == len)
+}
+
 /// Memory asked of the responder for a body
 /// ([`rwsgi_proto::Responder::lend_body`]), until it comes.
 struct Lending<F> {
@@ -443,6 +531,17 @@ mod tests {
     use tokio::net::UnixStream;
 
     const BODY: usize = 300 * 1024;
+
+    /// An HTTP codec that has decoded the head of a POST of [`BODY`]
+    /// bytes: the body comes next, unframed.
+    fn expecting_body() -> rwsgi_http1::Http1Codec {
+        let mut codec = rwsgi_http1::Http1Codec::new(rwsgi_proto::Limits::default());
+        let head = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {BODY}\r\n\r\n");
+        let head =
+            tokio_util::codec::Decoder::decode(&mut codec, &mut BytesMut::from(head.as_bytes()));
+        assert!(matches!(head, Ok(Some(Frame::Head(_)))));
+        codec
+    }
 
     /// Our end of a socket pair as a transport, and the peer's end.
     fn pair() -> (Transport<LazyStream<UnixStream>>, UnixStream) {
@@ -520,7 +619,9 @@ mod tests {
             let writer = send_keeping_up(client, &body);
             fast_start(&mut wire).await;
             let started = Instant::now();
-            assert!(wire.gather(BODY, no_lend).await.unwrap().is_none());
+            assert!(
+                wire.gather(&mut expecting_body(), BODY, no_lend).await.unwrap().lent.is_none()
+            );
             assert!(started.elapsed() < LEND_WAIT, "waited for memory that was not coming");
             assert_eq!((wire.rbuf.len(), wire.rbuf.capacity()), (BODY, BODY));
             assert_eq!(GATHERING.get(), 0, "the budget is given back");
@@ -555,8 +656,8 @@ mod tests {
                 });
                 fast_start(&mut wire).await;
                 let lend = |_| async move { lent.recv_async().await.ok() };
-                let mut lent =
-                    wire.gather(BODY, lend).await.unwrap().expect("read into lent memory");
+                let gathered = wire.gather(&mut expecting_body(), BODY, lend).await.unwrap();
+                let mut lent = gathered.lent.expect("read into lent memory");
                 assert!(lent.is_full());
                 assert!(lent.filled() == &body[..], "the body, in order (late: {late})");
                 assert_eq!(wire.rbuf.len(), 0, "nothing left in the read buffer");
@@ -584,27 +685,29 @@ mod tests {
                 client
             });
             tokio::task::yield_now().await;
-            let gathered = wire.gather(BODY, lend_at_once).await.unwrap();
-            let mut lent = gathered.expect("read into lent memory");
+            let gathered = wire.gather(&mut expecting_body(), BODY, lend_at_once).await.unwrap();
+            let mut lent = gathered.lent.expect("read into lent memory");
             assert!(lent.filled() == &body[..]);
             drop(writer.await.unwrap());
         });
     }
 
     #[test]
-    fn lent_memory_a_client_does_not_fill_goes_back_unused() {
+    fn lent_memory_a_client_does_not_fill_holds_what_it_sent() {
         paused().block_on(async {
             let (mut wire, mut client) = pair();
             client.write_all(&body()[..100 * 1024]).await.unwrap();
-            assert!(wire.gather(BODY, lend_at_once).await.unwrap().is_none(), "a stalled body");
-            assert!(wire.rbuf[..] == body()[..100 * 1024], "what it sent, in the read buffer");
-            assert_eq!(wire.rbuf.capacity(), 100 * 1024);
+            let gathered = wire.gather(&mut expecting_body(), BODY, lend_at_once).await.unwrap();
+            let mut part = gathered.lent.expect("lent memory");
+            assert!(!part.is_full(), "a stalled body");
+            assert!(part.filled() == &body()[..100 * 1024], "what it sent, decoded");
+            assert!(wire.rbuf.is_empty());
             // Memory of another size is not the body's.
             let (mut wire, client) = pair();
             let writer = send_keeping_up(client, &body());
             fast_start(&mut wire).await;
             let lend = |size| std::future::ready(Some(rwsgi_testkit::lent_heap(size - 1)));
-            assert!(wire.gather(BODY, lend).await.unwrap().is_none());
+            assert!(wire.gather(&mut expecting_body(), BODY, lend).await.unwrap().lent.is_none());
             assert!(wire.rbuf[..] == body()[..]);
             drop(writer.await.unwrap());
         });
@@ -617,7 +720,7 @@ mod tests {
             client.write_all(&body()[..100 * 1024]).await.unwrap();
             let taken = Gathering::reserve(GATHER_BUDGET - BODY + 1).unwrap();
             let started = Instant::now();
-            wire.gather(BODY, no_lend).await.unwrap();
+            wire.gather(&mut expecting_body(), BODY, no_lend).await.unwrap();
             assert_eq!(started.elapsed(), Duration::ZERO, "gathered, and waited for the rest");
             assert!(wire.rbuf.capacity() < BODY, "{} bytes held", wire.rbuf.capacity());
             drop(taken);
@@ -630,7 +733,7 @@ mod tests {
         paused().block_on(async {
             let (mut wire, mut client) = pair();
             client.write_all(&body()[..10 * 1024]).await.unwrap();
-            wire.gather(BODY, no_lend).await.unwrap();
+            wire.gather(&mut expecting_body(), BODY, no_lend).await.unwrap();
             assert_eq!(wire.rbuf.len(), 10 * 1024);
             assert_eq!(wire.rbuf.capacity(), 10 * 1024, "more held than it sent");
         });
@@ -642,7 +745,7 @@ mod tests {
             let (mut wire, mut client) = pair();
             client.write_all(&body()[..100 * 1024]).await.unwrap();
             let started = Instant::now();
-            wire.gather(BODY, no_lend).await.unwrap();
+            wire.gather(&mut expecting_body(), BODY, no_lend).await.unwrap();
             assert_eq!(started.elapsed(), GATHER_TIME);
             assert_eq!(wire.rbuf.len(), 100 * 1024);
             assert_eq!(wire.rbuf.capacity(), 100 * 1024);
@@ -657,9 +760,127 @@ mod tests {
             client.write_all(&body()[..100 * 1024]).await.unwrap();
             drop(client);
             let started = Instant::now();
-            wire.gather(BODY, no_lend).await.unwrap();
+            wire.gather(&mut expecting_body(), BODY, no_lend).await.unwrap();
             assert_eq!(started.elapsed(), Duration::ZERO);
             assert_eq!(wire.rbuf.len(), 100 * 1024);
         });
+    }
+
+    /// A FastCGI codec that has decoded the head of a POST of `declared`
+    /// bytes: STDIN records come next.
+    fn fastcgi_expecting(declared: usize) -> rwsgi_fastcgi::FastCgiCodec {
+        let values = rwsgi_fastcgi::ManagementValues { max_conns: 1, max_reqs: 1 };
+        let mut codec = rwsgi_fastcgi::FastCgiCodec::new(rwsgi_proto::Limits::default(), values);
+        let length = declared.to_string();
+        let pairs: [(&[u8], &[u8]); 2] =
+            [(b"REQUEST_METHOD", b"POST"), (b"CONTENT_LENGTH", length.as_bytes())];
+        let head = rwsgi_testkit::fastcgi::head(1, 0, &pairs);
+        let head = tokio_util::codec::Decoder::decode(&mut codec, &mut BytesMut::from(&head[..]));
+        assert!(matches!(head, Ok(Some(Frame::Head(_)))));
+        codec
+    }
+
+    /// STDIN records of `size` bytes of `body` (padded to 8), and the end.
+    fn stdin(body: &[u8], size: usize) -> Vec<u8> {
+        rwsgi_testkit::fastcgi::stream(rwsgi_testkit::fastcgi::STDIN, 1, body, size)
+    }
+
+    /// Decodes what the connection sends after a gathering, until the
+    /// body's end: its frames, in order.
+    async fn rest_of_body(
+        wire: &mut Transport<LazyStream<UnixStream>>,
+        codec: &mut rwsgi_fastcgi::FastCgiCodec,
+    ) -> Vec<Frame<rwsgi_fastcgi::FastCgiHead>> {
+        let mut frames = Vec::new();
+        loop {
+            match wire.decode(codec).unwrap() {
+                Some(Frame::End) => return frames,
+                Some(frame) => frames.push(frame),
+                None => assert!(wire.fill().await.unwrap() > 0, "the body's end never came"),
+            }
+        }
+    }
+
+    /// nginx's 32 KiB records, and records padded by 7: each record's
+    /// content is read straight into the lent memory, the padding and the
+    /// next header into the read buffer; only what came before the
+    /// gathering started is copied.
+    #[test]
+    fn a_body_in_records_is_read_into_lent_memory_in_place() {
+        for size in [32 * 1024, 10_001] {
+            paused().block_on(async {
+                let (mut wire, client) = pair();
+                let body = body();
+                let writer = send_keeping_up(client, &stdin(&body, size));
+                fast_start(&mut wire).await;
+                let before = wire.rbuf.len();
+                ABSORBED.set(0);
+                let mut codec = fastcgi_expecting(BODY);
+                let gathered = wire.gather(&mut codec, BODY, lend_at_once).await.unwrap();
+                assert!(gathered.frame.is_none());
+                let mut lent = gathered.lent.expect("read into lent memory");
+                assert!(lent.is_full());
+                assert!(lent.filled() == &body[..], "the body, in order (records of {size})");
+                let copied = ABSORBED.get();
+                assert!(copied <= before + size, "{copied} bytes copied, {before} came first");
+                assert!(rest_of_body(&mut wire, &mut codec).await.is_empty(), "then its end");
+                assert_eq!(GATHERING.get(), 0, "the budget is given back");
+                drop(writer.await.unwrap());
+            });
+        }
+    }
+
+    #[test]
+    fn a_body_in_records_without_lent_memory_is_left_to_read_in_pieces() {
+        paused().block_on(async {
+            let (mut wire, client) = pair();
+            let body = body();
+            let writer = send_keeping_up(client, &stdin(&body, 32 * 1024));
+            fast_start(&mut wire).await;
+            let mut codec = fastcgi_expecting(BODY);
+            let gathered = wire.gather(&mut codec, BODY, no_lend).await.unwrap();
+            assert!(gathered.lent.is_none() && gathered.frame.is_none());
+            assert!(wire.rbuf.capacity() < BODY, "no buffer of the body's size");
+            let pieces: Vec<u8> = rest_of_body(&mut wire, &mut codec)
+                .await
+                .into_iter()
+                .flat_map(|frame| match frame {
+                    Frame::Data(data) => data.to_vec(),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert!(pieces == body, "the body, in pieces");
+            assert_eq!(GATHERING.get(), 0, "the budget is given back");
+            drop(writer.await.unwrap());
+        });
+    }
+
+    /// A stream shorter than `CONTENT_LENGTH` ends the body there (the
+    /// client went away; nginx ends the stream); an abort ends the request.
+    #[test]
+    fn a_stream_that_ends_short_or_is_aborted_stops_the_gathering() {
+        let sent = 200 * 1024;
+        let abort =
+            rwsgi_testkit::fastcgi::record(rwsgi_testkit::fastcgi::ABORT_REQUEST, 1, b"", 0);
+        let mut aborted = stdin(&body()[..sent], 32 * 1024);
+        aborted.truncate(aborted.len() - 8);
+        aborted.extend(abort);
+        for (input, ended) in [(stdin(&body()[..sent], 32 * 1024), true), (aborted, false)] {
+            paused().block_on(async {
+                let (mut wire, client) = pair();
+                let writer = send_keeping_up(client, &input);
+                fast_start(&mut wire).await;
+                let mut codec = fastcgi_expecting(BODY);
+                let gathered = wire.gather(&mut codec, BODY, lend_at_once).await.unwrap();
+                let mut part = gathered.lent.expect("lent memory");
+                assert!(part.filled() == &body()[..sent], "what came, decoded");
+                match gathered.frame {
+                    Some(Frame::End) => assert!(ended),
+                    Some(Frame::Abort) => assert!(!ended),
+                    other => panic!("{other:?}"),
+                }
+                drop(writer.await.unwrap());
+            });
+        }
     }
 }
