@@ -15,18 +15,18 @@ use std::collections::HashMap;
 #[derive(Debug)]
 pub(crate) struct Interned {
     cgi: Vec<Py<PyString>>,
-    pub(crate) wsgi_version: Py<PyString>,
-    pub(crate) wsgi_url_scheme: Py<PyString>,
-    pub(crate) wsgi_input: Py<PyString>,
-    pub(crate) wsgi_errors: Py<PyString>,
-    pub(crate) wsgi_multithread: Py<PyString>,
-    pub(crate) wsgi_multiprocess: Py<PyString>,
-    pub(crate) wsgi_run_once: Py<PyString>,
-    pub(crate) wsgi_input_terminated: Py<PyString>,
-    pub(crate) wsgi_file_wrapper: Py<PyString>,
+    wsgi_version: Py<PyString>,
+    wsgi_url_scheme: Py<PyString>,
+    wsgi_input: Py<PyString>,
+    wsgi_errors: Py<PyString>,
+    wsgi_multithread: Py<PyString>,
+    wsgi_multiprocess: Py<PyString>,
+    wsgi_run_once: Py<PyString>,
+    wsgi_input_terminated: Py<PyString>,
+    wsgi_file_wrapper: Py<PyString>,
     http: Py<PyString>,
     https: Py<PyString>,
-    pub(crate) version: Py<PyTuple>,
+    version: Py<PyTuple>,
 }
 
 impl Interned {
@@ -47,6 +47,14 @@ impl Interned {
             https: s(Scheme::Https.as_str()),
             version: PyTuple::new(py, [1, 0])?.unbind(),
         })
+    }
+
+    pub(crate) fn wsgi_input<'py>(&self, py: Python<'py>) -> &Bound<'py, PyString> {
+        self.wsgi_input.bind(py)
+    }
+
+    pub(crate) fn wsgi_errors<'py>(&self, py: Python<'py>) -> &Bound<'py, PyString> {
+        self.wsgi_errors.bind(py)
     }
 
     pub(crate) fn scheme<'py>(&self, py: Python<'py>, scheme: Scheme) -> &Bound<'py, PyString> {
@@ -100,22 +108,113 @@ pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, 
     }
 }
 
-/// Builds the CGI part of the environ dict; the caller adds the `wsgi.*`
-/// keys afterwards so no request variable can override them.
-pub(crate) fn cgi_dict<'py>(
+/// The CGI variables every environ has: PEP 3333 requires them, and each
+/// protocol's `write_environ` supplies those the web server left out.
+const ALWAYS: [CgiVar; 7] = [
+    CgiVar::RequestMethod,
+    CgiVar::ScriptName,
+    CgiVar::PathInfo,
+    CgiVar::QueryString,
+    CgiVar::ServerName,
+    CgiVar::ServerPort,
+    CgiVar::ServerProtocol,
+];
+
+/// The `wsgi.*` values that are the same for every request of the process.
+pub(crate) struct Constants<'py> {
+    pub(crate) multithread: bool,
+    pub(crate) multiprocess: bool,
+    /// `wsgi.errors`, unless each request gets its own.
+    pub(crate) errors: Option<Bound<'py, PyAny>>,
+    pub(crate) file_wrapper: Bound<'py, PyAny>,
+}
+
+impl Interned {
+    /// The dict every request's environ is copied from ([`request_dict`]):
+    /// a copy is one allocation and a copy of the table, where a new dict
+    /// grown by inserts is resized two or three times on the way. It holds
+    /// the constant `wsgi.*` entries, and placeholders, which each
+    /// request's values replace in place, for [`ALWAYS`] and the per-request
+    /// `wsgi.*` entries.
+    pub(crate) fn template<'py>(
+        &self,
+        py: Python<'py>,
+        constants: Constants<'py>,
+    ) -> PyResult<Py<PyDict>> {
+        let dict = PyDict::new(py);
+        let none = py.None();
+        for var in ALWAYS {
+            dict.set_item(self.cgi[var as usize].bind(py), &none)?;
+        }
+        dict.set_item(self.wsgi_version.bind(py), self.version.bind(py))?;
+        dict.set_item(self.wsgi_url_scheme.bind(py), self.http.bind(py))?;
+        dict.set_item(self.wsgi_input.bind(py), &none)?;
+        match constants.errors {
+            Some(errors) => dict.set_item(self.wsgi_errors.bind(py), errors)?,
+            None => dict.set_item(self.wsgi_errors.bind(py), &none)?,
+        }
+        dict.set_item(self.wsgi_multithread.bind(py), constants.multithread)?;
+        dict.set_item(self.wsgi_multiprocess.bind(py), constants.multiprocess)?;
+        dict.set_item(self.wsgi_run_once.bind(py), false)?;
+        dict.set_item(self.wsgi_input_terminated.bind(py), true)?;
+        dict.set_item(self.wsgi_file_wrapper.bind(py), constants.file_wrapper)?;
+        make_room(&dict)?;
+        Ok(dict.unbind())
+    }
+}
+
+/// Grows `dict`'s table one step, so that its copies take a request's
+/// variables beyond [`ALWAYS`] (a browser's dozen headers too) without a
+/// resize: filler keys are inserted until the table grows (its
+/// `sys.getsizeof` does), then deleted. CPython's `dict.copy()` clones a
+/// table as it is, size and all, while at most a third of its entries are
+/// deleted ones, so at most half as many fillers as entries are used.
+/// Only speed hangs on this: a CPython that copies otherwise is as correct.
+fn make_room(dict: &Bound<'_, PyDict>) -> PyResult<()> {
+    let getsizeof = dict.py().import("sys")?.getattr("getsizeof")?;
+    let size = || getsizeof.call1((dict,))?.extract::<usize>();
+    let before = size()?;
+    let mut fillers = Vec::new();
+    while size()? == before && fillers.len() < dict.len() / 2 {
+        let filler = format!("rwsgi.room.{}", fillers.len());
+        dict.set_item(&filler, ())?;
+        fillers.push(filler);
+    }
+    for filler in fillers {
+        dict.del_item(filler)?;
+    }
+    Ok(())
+}
+
+/// A request's environ dict: a copy of `template` with the request's CGI
+/// variables and `wsgi.url_scheme` set; the caller sets `wsgi.input` (and
+/// `wsgi.errors` when each request has its own). No request variable can
+/// set a `wsgi.*` key: the codecs drop those names.
+pub(crate) fn request_dict<'py>(
     py: Python<'py>,
     interned: &Interned,
+    template: &Bound<'py, PyDict>,
     cache: &mut KeyCache,
     environ: &Environ,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let dict = PyDict::new(py);
+    let dict = template.copy()?;
+    let mut set = 0u64;
     for (key, value) in &environ.vars {
         let value = latin1(py, value)?;
         match key {
-            EnvKey::Cgi(var) => dict.set_item(interned.cgi[*var as usize].bind(py), value)?,
+            EnvKey::Cgi(var) => {
+                set |= 1 << *var as u32;
+                dict.set_item(interned.cgi[*var as usize].bind(py), value)?;
+            }
             EnvKey::Other(name) => dict.set_item(cache.key(py, name)?, value)?,
         }
     }
+    // A placeholder no value replaced (a responder's own environ may lack
+    // one) must not reach the app.
+    for var in ALWAYS.into_iter().filter(|&var| set & 1 << var as u32 == 0) {
+        dict.del_item(interned.cgi[var as usize].bind(py))?;
+    }
+    dict.set_item(interned.wsgi_url_scheme.bind(py), interned.scheme(py, environ.scheme))?;
     Ok(dict)
 }
 
@@ -138,21 +237,90 @@ mod tests {
         });
     }
 
+    fn template(py: Python<'_>, interned: &Interned) -> Py<PyDict> {
+        let errors = Some(PyString::new(py, "errors").into_any());
+        let file_wrapper = PyString::new(py, "wrapper").into_any();
+        let constants = Constants { multithread: true, multiprocess: false, errors, file_wrapper };
+        interned.template(py, constants).unwrap()
+    }
+
+    fn keys(dict: &Bound<'_, PyDict>) -> Vec<String> {
+        let mut keys: Vec<String> = dict.keys().extract().unwrap();
+        keys.sort();
+        keys
+    }
+
     #[test]
-    fn dict_holds_cgi_and_header_vars_last_one_winning() {
+    fn dict_holds_cgi_and_header_vars_last_one_winning_and_no_placeholder() {
         Python::attach(|py| {
             let interned = Interned::new(py).unwrap();
+            let template = template(py, &interned);
+            let template = template.bind(py);
+            let before = keys(template);
             let mut cache = KeyCache::default();
             let mut env = Environ::default();
             env.set(CgiVar::RequestMethod, "GET");
             env.set_other("HTTP_X_A", "1");
             env.set_other("HTTP_X_A", "2");
-            let dict = cgi_dict(py, &interned, &mut cache, &env).unwrap();
-            assert_eq!(dict.len(), 2);
+            env.scheme = Scheme::Https;
+            let dict = request_dict(py, &interned, template, &mut cache, &env).unwrap();
             let get = |k: &str| dict.get_item(k).unwrap().unwrap().extract::<String>().unwrap();
             assert_eq!(get("REQUEST_METHOD"), "GET");
             assert_eq!(get("HTTP_X_A"), "2");
+            assert_eq!(get("wsgi.url_scheme"), "https");
+            assert_eq!(get("wsgi.errors"), "errors");
+            assert_eq!(get("wsgi.file_wrapper"), "wrapper");
+            assert!(dict.get_item("wsgi.multithread").unwrap().unwrap().extract::<bool>().unwrap());
+            // The required vars this environ lacks are not left as placeholders.
+            let cgi: Vec<String> =
+                keys(&dict).into_iter().filter(|k| !k.starts_with("wsgi.")).collect();
+            assert_eq!(cgi, ["HTTP_X_A", "REQUEST_METHOD"]);
             assert_eq!(cache.keys.len(), 1);
+            assert_eq!(keys(template), before, "the template is unchanged");
+        });
+    }
+
+    /// A request with the required variables only replaces values: its
+    /// dict has the template's keys, in the template's order.
+    #[test]
+    fn required_vars_replace_the_placeholders_in_place() {
+        Python::attach(|py| {
+            let interned = Interned::new(py).unwrap();
+            let template = template(py, &interned);
+            let template = template.bind(py);
+            let mut env = Environ::default();
+            for var in ALWAYS.into_iter().rev() {
+                env.set(var, var.name());
+            }
+            let dict =
+                request_dict(py, &interned, template, &mut KeyCache::default(), &env).unwrap();
+            let order = |d: &Bound<'_, PyDict>| d.keys().extract::<Vec<String>>().unwrap();
+            assert_eq!(order(&dict), order(template));
+            for var in ALWAYS {
+                let value = dict.get_item(var.name()).unwrap().unwrap();
+                assert_eq!(value.extract::<String>().unwrap(), var.name());
+            }
+            assert!(template.get_item("PATH_INFO").unwrap().unwrap().is_none());
+        });
+    }
+
+    /// The template's table has room beyond its entries: a copy takes a
+    /// dozen more keys without growing.
+    #[test]
+    fn a_copy_of_the_template_takes_a_dozen_headers_without_a_resize() {
+        Python::attach(|py| {
+            let interned = Interned::new(py).unwrap();
+            let template = template(py, &interned);
+            let getsizeof = py.import("sys").unwrap().getattr("getsizeof").unwrap();
+            let size =
+                |d: &Bound<'_, PyDict>| getsizeof.call1((d,)).unwrap().extract::<usize>().unwrap();
+            let copy = template.bind(py).copy().unwrap();
+            let empty = size(&copy);
+            for n in 0..12 {
+                copy.set_item(format!("HTTP_X_{n}"), "v").unwrap();
+            }
+            assert_eq!(size(&copy), empty, "the copy's table grew");
+            assert!(!copy.keys().iter().any(|k| k.to_string().starts_with("rwsgi.")));
         });
     }
 }

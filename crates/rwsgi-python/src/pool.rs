@@ -255,15 +255,16 @@ impl PythonPool {
     /// Starts `settings.threads` threads running `app`.
     pub fn start(app: App, settings: PoolSettings) -> Result<PythonPool, crate::BridgeError> {
         let threads = settings.threads.max(1);
-        let interned =
-            Python::attach(Interned::new).map_err(|e| crate::BridgeError::Python(e.to_string()))?;
-        let app = response::Shared {
-            app,
-            interned,
-            multithread: threads > 1,
-            multiprocess: settings.multiprocess,
-            errors_to_peer: settings.errors_to_peer,
-        };
+        let errors_to_peer = settings.errors_to_peer;
+        let (interned, template) = Python::attach(|py| {
+            let interned = Interned::new(py)?;
+            let constants =
+                response::constants(py, threads > 1, settings.multiprocess, errors_to_peer)?;
+            let template = interned.template(py, constants)?;
+            PyResult::Ok((interned, template))
+        })
+        .map_err(|e| crate::BridgeError::Python(e.to_string()))?;
+        let app = response::Shared { app, interned, template, errors_to_peer };
         let serving = Arc::new(Serving { app, observer: settings.observer });
         let crew = Arc::new(Crew::new(threads, threads * QUEUED_PER_THREAD));
         // Made first: if a thread cannot start, those started end with it.

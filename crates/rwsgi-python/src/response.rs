@@ -19,8 +19,8 @@ use rwsgi_proto::{CgiVar, Event, ResponseHead};
 pub(crate) struct Shared {
     pub(crate) app: crate::App,
     pub(crate) interned: Interned,
-    pub(crate) multithread: bool,
-    pub(crate) multiprocess: bool,
+    /// What each environ is copied from ([`Interned::template`]).
+    pub(crate) template: Py<PyDict>,
     pub(crate) errors_to_peer: bool,
 }
 
@@ -370,26 +370,33 @@ fn build_environ<'py>(
     events: &flume::Sender<Event>,
 ) -> PyResult<Built<'py>> {
     let interned = &shared.interned;
-    let environ = &request.environ;
-    let env = environ::cgi_dict(py, interned, cache, environ)?;
+    let env =
+        environ::request_dict(py, interned, shared.template.bind(py), cache, &request.environ)?;
     let input = Bound::new(py, InputStream::new(py, request.body, events))?;
+    env.set_item(interned.wsgi_input(py), &input)?;
     let errors = match shared.errors_to_peer {
         true => Some(Bound::new(py, ErrorStream::for_peer(events.clone()))?),
         false => None,
     };
-    env.set_item(interned.wsgi_version.bind(py), interned.version.bind(py))?;
-    env.set_item(interned.wsgi_url_scheme.bind(py), interned.scheme(py, environ.scheme))?;
-    env.set_item(interned.wsgi_input.bind(py), &input)?;
-    match &errors {
-        Some(errors) => env.set_item(interned.wsgi_errors.bind(py), errors)?,
-        None => env.set_item(interned.wsgi_errors.bind(py), error_stream(py)?)?,
+    if let Some(errors) = &errors {
+        env.set_item(interned.wsgi_errors(py), errors)?;
     }
-    env.set_item(interned.wsgi_multithread.bind(py), shared.multithread)?;
-    env.set_item(interned.wsgi_multiprocess.bind(py), shared.multiprocess)?;
-    env.set_item(interned.wsgi_run_once.bind(py), false)?;
-    env.set_item(interned.wsgi_input_terminated.bind(py), true)?;
-    env.set_item(interned.wsgi_file_wrapper.bind(py), FileWrapper::type_object(py))?;
     Ok((env, input.unbind(), errors.map(Bound::unbind)))
+}
+
+/// The `wsgi.*` values every request shares.
+pub(crate) fn constants(
+    py: Python<'_>,
+    multithread: bool,
+    multiprocess: bool,
+    errors_to_peer: bool,
+) -> PyResult<environ::Constants<'_>> {
+    let errors = match errors_to_peer {
+        true => None,
+        false => Some(error_stream(py)?.clone().into_any()),
+    };
+    let file_wrapper = FileWrapper::type_object(py).into_any();
+    Ok(environ::Constants { multithread, multiprocess, errors, file_wrapper })
 }
 
 /// The process's `wsgi.errors` object, for requests whose writes are only logged.
