@@ -679,6 +679,6 @@ fn a_waiting_connection_task_stays_small() {
         ("uwsgi", size_of_output(|| uwsgi().run())),
         ("fastcgi", size_of_output(|| fastcgi().run())),
     ] {
-        assert!(size <= 2560, "{protocol}: a connection's future is {size} bytes");
+        assert!(size <= 1536, "{protocol}: a connection's future is {size} bytes");
     }
 }

@@ -8,7 +8,7 @@ use rwsgi_proto::{ConnInfo, Frame, InPlace, LentBody, OutBuf, ProtoError, Server
 use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -391,20 +391,23 @@ impl<S: Stream> Transport<S> {
     pub(super) async fn flush(&mut self) -> io::Result<()> {
         let io = &mut self.io;
         let out = &mut self.out;
-        let mut write_all = std::pin::pin!(async {
+        // A poll function, not an async block: the slices live on the stack
+        // of each try, not in the future, which every step that flushes
+        // holds (1 KiB more each, and in a waiting connection's task).
+        let mut write_all = std::pin::pin!(std::future::poll_fn(|cx| {
             while !out.is_empty() {
                 let written = {
                     let mut slices = [IoSlice::new(&[]); 64];
                     let n = out.io_slices(&mut slices);
-                    io.write_vectored(&slices[..n]).await?
+                    ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]))?
                 };
                 if written == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
                 out.advance(written);
             }
-            Ok(())
-        });
+            Poll::Ready(Ok(()))
+        }));
         let first_try = std::future::poll_fn(|cx| Poll::Ready(write_all.as_mut().poll(cx))).await;
         let written = match first_try {
             Poll::Ready(done) => Ok(done),
