@@ -824,6 +824,15 @@ fn abort_without_keep_conn_before_the_app_runs_ends_the_request_then_closes() {
     let block = fcgi_pairs(&fcgi_nginx_params("GET", "/read-record?tag=params"));
     bytes.extend(fcgi_record(FCGI_PARAMS, 1, &block));
     abort_and_expect_end(&server, &bytes, false, true, "abort in PARAMS");
+    // No body (CONTENT_LENGTH 0), aborted before the empty STDIN record,
+    // all in one write: the abort is found with the head.
+    let mut conn = server.fastcgi_conn();
+    let mut bytes = fcgi_begin(1, FCGI_RESPONDER, 0);
+    bytes.extend(fcgi_params(1, &post_params("/read-record?tag=empty", 0)));
+    bytes.extend(abort(1));
+    conn.send(bytes);
+    end_after_abort(&mut conn, 1, "abort with the head");
+    assert_closed(&mut conn, "abort with the head");
     assert!(read_records(&server).is_empty());
 }
 

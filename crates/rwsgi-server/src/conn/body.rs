@@ -165,6 +165,25 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         }
     }
 
+    /// [`Self::plan_body`] for a request without a body whose end the codec
+    /// has at hand (HTTP, uwsgi; FastCGI once its empty STDIN record came),
+    /// without a step that waits: most requests are such GETs. `None`: the
+    /// body, or its end, is still to be read.
+    pub(super) fn plan_no_body(&mut self, head: &C::Head) -> Option<Result<Planned, BodyEnd>> {
+        if head.body_length() != BodyLength::Empty {
+            return None;
+        }
+        Some(match self.decode() {
+            Ok(None) => return None,
+            Ok(Some(Frame::End)) => Ok(BodyPlan::read_whole(BodySource::Buffered(Bytes::new()))),
+            Ok(Some(Frame::Abort)) => Err(BodyEnd::Aborted),
+            Ok(Some(Frame::Data(_) | Frame::Head(_))) => {
+                Err(BodyEnd::Failed(ProtoError::BadRequest("body in a request without one")))
+            }
+            Err(err) => Err(BodyEnd::Failed(err)),
+        })
+    }
+
     /// Reads a body longer than `post-buffering` into an unlinked
     /// temporary file, after the `pieces` read so far, until it ends or the
     /// file holds `limit` bytes (or a piece more). The file is written on

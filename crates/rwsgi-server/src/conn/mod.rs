@@ -212,7 +212,11 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                     Err(err) => State::Closing(Close::Answer(err)),
                 },
                 State::ReadingBody(mut exchange) => {
-                    match Box::pin(self.plan_body(&mut exchange.head)).await {
+                    let planned = match self.plan_no_body(&exchange.head) {
+                        Some(planned) => planned,
+                        None => Box::pin(self.plan_body(&mut exchange.head)).await,
+                    };
+                    match planned {
                         Ok((source, plan)) => {
                             exchange.source = Some(source);
                             exchange.plan = plan;
