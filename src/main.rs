@@ -2,12 +2,9 @@
 //! was built against embedded. (The Python package's `rwsgi` runs the same
 //! command line inside the interpreter that starts it.)
 
-/// Requests allocate on the I/O thread and free on a Python thread (and back);
-/// mimalloc handles that cross-thread traffic far better than glibc's arenas
-/// (measured: malloc fell from 7% of a hello-world profile). Built without
-/// its transparent-huge-page advice (see the workspace `Cargo.toml`).
+/// mimalloc (see [`rwsgi_cli::Allocator`]).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: rwsgi_cli::Allocator = rwsgi_cli::Allocator;
 
 fn main() -> std::process::ExitCode {
     let status = rwsgi_cli::main(std::env::args_os().collect(), rwsgi_cli::Launch::Binary);

@@ -7,8 +7,10 @@
 //! install rwsgi`), which runs inside the interpreter that started it.
 //! [`Launch`] says which, so a reload starts the same way again.
 
+mod allocator;
 mod settings;
 
+pub use allocator::Allocator;
 use rwsgi_config::{Command, options};
 pub use rwsgi_master::Launch;
 use settings::Settings;

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 /// Same allocator as the binary (see `src/main.rs` at the workspace root).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: rwsgi_cli::Allocator = rwsgi_cli::Allocator;
 
 #[pymodule]
 mod _rwsgi {
