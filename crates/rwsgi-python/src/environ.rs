@@ -237,11 +237,14 @@ mod tests {
         });
     }
 
-    fn template(py: Python<'_>, interned: &Interned) -> Py<PyDict> {
+    /// The interned names and a template of them, as a pool makes them.
+    fn template(py: Python<'_>) -> (Interned, Bound<'_, PyDict>) {
+        let interned = Interned::new(py).unwrap();
         let errors = Some(PyString::new(py, "errors").into_any());
         let file_wrapper = PyString::new(py, "wrapper").into_any();
         let constants = Constants { multithread: true, multiprocess: false, errors, file_wrapper };
-        interned.template(py, constants).unwrap()
+        let template = interned.template(py, constants).unwrap().into_bound(py);
+        (interned, template)
     }
 
     fn keys(dict: &Bound<'_, PyDict>) -> Vec<String> {
@@ -253,9 +256,8 @@ mod tests {
     #[test]
     fn dict_holds_cgi_and_header_vars_last_one_winning_and_no_placeholder() {
         Python::attach(|py| {
-            let interned = Interned::new(py).unwrap();
-            let template = template(py, &interned);
-            let template = template.bind(py);
+            let (interned, template) = template(py);
+            let template = &template;
             let before = keys(template);
             let mut cache = KeyCache::default();
             let mut env = Environ::default();
@@ -285,9 +287,8 @@ mod tests {
     #[test]
     fn required_vars_replace_the_placeholders_in_place() {
         Python::attach(|py| {
-            let interned = Interned::new(py).unwrap();
-            let template = template(py, &interned);
-            let template = template.bind(py);
+            let (interned, template) = template(py);
+            let template = &template;
             let mut env = Environ::default();
             for var in ALWAYS.into_iter().rev() {
                 env.set(var, var.name());
@@ -309,12 +310,11 @@ mod tests {
     #[test]
     fn a_copy_of_the_template_takes_a_dozen_headers_without_a_resize() {
         Python::attach(|py| {
-            let interned = Interned::new(py).unwrap();
-            let template = template(py, &interned);
+            let (_, template) = template(py);
             let getsizeof = py.import("sys").unwrap().getattr("getsizeof").unwrap();
             let size =
                 |d: &Bound<'_, PyDict>| getsizeof.call1((d,)).unwrap().extract::<usize>().unwrap();
-            let copy = template.bind(py).copy().unwrap();
+            let copy = template.copy().unwrap();
             let empty = size(&copy);
             for n in 0..12 {
                 copy.set_item(format!("HTTP_X_{n}"), "v").unwrap();
