@@ -833,6 +833,39 @@ mod tests {
         }
     }
 
+    /// Records that are not the body's (a management query, a record for
+    /// another request id) among its records are framing: read into the
+    /// read buffer, decoded, answered; the body comes out whole.
+    #[test]
+    fn records_among_the_bodys_are_decoded_not_read_into_it() {
+        use rwsgi_testkit::fastcgi::{STDIN, params_with, record};
+        const GET_VALUES: u8 = 9;
+        paused().block_on(async {
+            let (mut wire, client) = pair();
+            let body = body();
+            let query = params_with(&[(b"FCGI_MAX_CONNS", b"")], false);
+            let mut input = Vec::new();
+            for (n, piece) in body.chunks(40_000).enumerate() {
+                input.extend(record(STDIN, 1, piece, (n % 8) as u8));
+                if n == 3 {
+                    input.extend(record(GET_VALUES, 0, &query, 3));
+                    input.extend(record(STDIN, 2, &[7; 1000], 0));
+                }
+            }
+            input.extend(record(STDIN, 1, b"", 0));
+            let writer = send_keeping_up(client, &input);
+            fast_start(&mut wire).await;
+            let mut codec = fastcgi_expecting(BODY);
+            let gathered = wire.gather(&mut codec, BODY, lend_at_once).await.unwrap();
+            let mut lent = gathered.lent.expect("read into lent memory");
+            assert!(lent.is_full() && lent.filled() == &body[..], "the body, whole and in order");
+            assert!(rest_of_body(&mut wire, &mut codec).await.is_empty());
+            let answer = wire.out.take_contiguous();
+            assert_eq!(answer.get(1), Some(&10), "GET_VALUES_RESULT: {answer:?}");
+            drop(writer.await.unwrap());
+        });
+    }
+
     #[test]
     fn a_body_in_records_without_lent_memory_is_left_to_read_in_pieces() {
         paused().block_on(async {
