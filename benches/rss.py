@@ -7,10 +7,12 @@ what uWSGI takes for the same.
                            [--uwsgi benches/.venv/bin/uwsgi]
 
 For each server and mode it starts the server with the same command line
-(master + N workers, examples/django), sends a few requests to every
-worker, then reads /proc/PID/smaps_rollup of each worker: RSS (counts
-shared pages in full, in every process) and PSS (shared pages divided among
-the processes sharing them: what a worker really costs). The master is
+(master + N workers, examples/django through benches/apps/django_collect.py),
+sends a few requests to every worker, then reads /proc/PID/smaps_rollup of
+each worker: RSS (counts shared pages in full, in every process) and PSS
+(shared pages divided among the processes sharing them: what a worker
+really costs). Then each worker runs one full `gc.collect()`, as every
+long-running worker does sooner or later, and its PSS is read again. The master is
 listed apart. uWSGI is the one `make bench` installs into benches/.venv
 (built against the same Python); without it, only rwsgi is measured.
 Standard library only.
@@ -65,7 +67,7 @@ def measure(binary: str, venv: str, workers: int, lazy: bool) -> dict:
     its processes' memory once every worker has served."""
     port = free_port()
     cmd = [binary, "--http-socket", f"{HOST}:{port}", "--chdir", str(ROOT / "examples/django"),
-           "--module", "mysite.wsgi", "--home", venv, "--master", "--processes", str(workers),
+           "--pythonpath", str(ROOT / "benches/apps"), "--module", "django_collect", "--home", venv, "--master", "--processes", str(workers),
            "--disable-logging"] + (["--lazy-apps"] if lazy else [])
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
@@ -82,8 +84,19 @@ def measure(binary: str, venv: str, workers: int, lazy: bool) -> dict:
             conn.getresponse().read()
             conn.close()
         time.sleep(0.5)
-        return {"master": rollup_kib(proc.pid),
-                "workers": [rollup_kib(pid) for pid in children(proc.pid)]}
+        workers = children(proc.pid)
+        measured = {"master": rollup_kib(proc.pid), "workers": [rollup_kib(pid) for pid in workers]}
+        collected: set[int] = set()
+        while collected != set(workers):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{binary}: not every worker collected: {collected} of {workers}")
+            conn = http.client.HTTPConnection(HOST, port, timeout=10)
+            conn.request("GET", "/__collect__")
+            collected.add(int(conn.getresponse().read()))
+            conn.close()
+        time.sleep(0.5)
+        measured["collected"] = [rollup_kib(pid) for pid in workers]
+        return measured
     finally:
         # SIGINT stops both (uWSGI 2.0 reloads on SIGTERM).
         proc.send_signal(signal.SIGINT)
@@ -120,17 +133,18 @@ def main() -> int:
     print(f"{', '.join(f'{name}: {path}' for name, path in servers)}; {args.workers} workers; "
           "examples/django; KiB per process")
     print("| server | mode | master RSS | master PSS | worker RSS (mean) | worker PSS (mean) "
-          "| total PSS |")
-    print("|---|---|---|---|---|---|---|")
+          "| total PSS | worker PSS after a full collection (mean) |")
+    print("|---|---|---|---|---|---|---|---|")
     for lazy in (False, True):
         for name, binary in servers:
             result = measure(binary, venv, args.workers, lazy)
             ws = result["workers"]
-            mean = lambda key: sum(w[key] for w in ws) // max(len(ws), 1)  # noqa: E731
+            mean = lambda key, ws=ws: sum(w[key] for w in ws) // max(len(ws), 1)  # noqa: E731
             total = result["master"]["Pss"] + sum(w["Pss"] for w in ws)
+            collected = sum(w["Pss"] for w in result["collected"]) // max(len(ws), 1)
             mode = "lazy-apps" if lazy else "preload"
             print(f"| {name} | {mode} | {result['master']['Rss']} | {result['master']['Pss']} | "
-                  f"{mean('Rss')} | {mean('Pss')} | {total} |")
+                  f"{mean('Rss')} | {mean('Pss')} | {total} | {collected} |")
     return 0
 
 

@@ -4,6 +4,7 @@
 use crate::error::MasterError;
 use nix::unistd::{ForkResult, Pid};
 use pyo3::Python;
+use pyo3::prelude::PyAnyMethods;
 
 /// Which side of the fork we are on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,13 +18,15 @@ pub(crate) enum Side {
 /// the app, or rwsgi runs inside `python`), the fork follows CPython's
 /// protocol so the child's interpreter is consistent: the GIL and the
 /// import lock are taken around the fork and the child's thread state is
-/// reinitialised (what `os.fork()` does).
+/// reinitialised (what `os.fork()` does), after the collector is told to
+/// leave what the master holds alone (see [`freeze_for_fork`]).
 pub(crate) fn fork() -> Result<Side, MasterError> {
     // SAFETY: Py_IsInitialized may be called at any time, GIL or not.
     if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
         return fork_plain();
     }
-    Python::attach(|_py| {
+    Python::attach(|py| {
+        freeze_for_fork(py);
         // SAFETY: the GIL is held (inside `attach`), as PyOS_BeforeFork requires.
         unsafe { pyo3::ffi::PyOS_BeforeFork() };
         let side = fork_plain();
@@ -37,6 +40,19 @@ pub(crate) fn fork() -> Result<Side, MasterError> {
         }
         side
     })
+}
+
+/// Moves every object the master holds (the preloaded app) into the
+/// collector's permanent generation, as CPython's documentation advises
+/// before a fork without exec. Otherwise the first full collection in a
+/// worker writes to every object's header and so copies every page of the
+/// app: a Django worker's PSS goes from 12 to 22 MiB. The objects live on
+/// as before; cycles among them are never collected, as they would not be
+/// in the master either. An app may still call `gc.unfreeze()`.
+fn freeze_for_fork(py: Python<'_>) {
+    if let Err(err) = py.import("gc").and_then(|gc| gc.call_method0("freeze")) {
+        tracing::warn!("gc.freeze() before fork: {err}");
+    }
 }
 
 fn fork_plain() -> Result<Side, MasterError> {
