@@ -2,8 +2,9 @@
 //!
 //! Every key that recurs across requests is a `str` created once: the CGI
 //! names and `wsgi.*` keys at start-up ([`Interned`]), the `HTTP_*` names
-//! on first sight in a per-thread cache ([`KeyCache`]). Values are decoded
-//! as latin-1, as PEP 3333 requires ("bytes as unicode").
+//! on first sight in a per-thread cache ([`StrCache`]), which also keeps
+//! each variable's last value. Values are decoded as latin-1, as PEP 3333
+//! requires ("bytes as unicode").
 
 use bytes::Bytes;
 use pyo3::prelude::*;
@@ -65,29 +66,107 @@ impl Interned {
     }
 }
 
-/// `HTTP_*` key strings seen by one Python thread, reused across requests.
-/// Looked up for every header of every request: hashed with foldhash, a
-/// fraction of SipHash's cost; the bound on its size, not the hash, is
-/// what keeps invented names from costing memory.
-#[derive(Debug, Default)]
-pub(crate) struct KeyCache {
-    keys: HashMap<Bytes, Py<PyString>, foldhash::fast::RandomState>,
+/// The `str`s one Python thread made for recent requests, reused when the
+/// same bytes come again: the `HTTP_*` names, and the last value of each
+/// variable. Consecutive requests repeat most values (method, protocol,
+/// server name and port, a keep-alive client's address, `Host`, a
+/// browser's `Accept*` and `User-Agent`); reusing the `str` saves a
+/// decode, an allocation and a free for each. Sharing one `str` between
+/// requests is safe: it is immutable.
+///
+/// Names are looked up for every header of every request: hashed with
+/// foldhash, a fraction of SipHash's cost; the bounds on names and value
+/// lengths, not the hash, keep invented names from costing memory (at most
+/// [`NAMES_MAX`] names and one value of at most [`VALUE_MAX`] bytes each:
+/// under 200 KiB a thread). Everything kept is copied out of the request,
+/// so no request's buffer is held by it.
+#[derive(Debug)]
+pub(crate) struct StrCache {
+    cgi: Vec<Recent>,
+    names: HashMap<Bytes, Named, foldhash::fast::RandomState>,
 }
 
-/// Enough for every header a real client sends, small enough that a client
-/// inventing names cannot grow it without bound.
-const KEY_CACHE_MAX: usize = 256;
+/// An `HTTP_*` name's `str`, and its last value.
+#[derive(Debug)]
+struct Named {
+    key: Py<PyString>,
+    value: Recent,
+}
 
-impl KeyCache {
-    fn key<'py>(&mut self, py: Python<'py>, name: &Bytes) -> PyResult<Bound<'py, PyString>> {
-        if let Some(key) = self.keys.get(name) {
-            return Ok(key.bind(py).clone());
+/// A variable's last value: its bytes and the `str` made of them.
+#[derive(Debug, Default)]
+struct Recent(Option<(Vec<u8>, Py<PyString>)>);
+
+/// Enough for every header a real client sends, small enough that a client
+/// inventing names cannot grow the cache without bound.
+const NAMES_MAX: usize = 256;
+
+/// Longer values (cookies, tokens) are rarely repeated byte for byte and
+/// are not kept.
+const VALUE_MAX: usize = 256;
+
+impl Default for StrCache {
+    fn default() -> Self {
+        StrCache {
+            cgi: CgiVar::ALL.iter().map(|_| Recent::default()).collect(),
+            names: HashMap::default(),
+        }
+    }
+}
+
+impl StrCache {
+    /// The key and value `str`s of an `HTTP_*` (or other non-CGI) variable.
+    fn named<'py>(
+        &mut self,
+        py: Python<'py>,
+        name: &Bytes,
+        value: &[u8],
+    ) -> PyResult<(Bound<'py, PyString>, Bound<'py, PyString>)> {
+        if let Some(named) = self.names.get_mut(name) {
+            return Ok((named.key.bind(py).clone(), named.value.get(py, value)?));
         }
         let key = latin1(py, name)?;
-        if self.keys.len() < KEY_CACHE_MAX {
-            self.keys.insert(name.clone(), key.clone().unbind());
+        if self.names.len() >= NAMES_MAX {
+            return Ok((key, latin1(py, value)?));
         }
-        Ok(key)
+        let mut named = Named { key: key.clone().unbind(), value: Recent::default() };
+        let value = named.value.get(py, value)?;
+        self.names.insert(Bytes::copy_from_slice(name), named);
+        Ok((key, value))
+    }
+
+    /// The value `str` of a CGI variable.
+    fn cgi<'py>(
+        &mut self,
+        py: Python<'py>,
+        var: CgiVar,
+        value: &[u8],
+    ) -> PyResult<Bound<'py, PyString>> {
+        self.cgi[var as usize].get(py, value)
+    }
+}
+
+impl Recent {
+    /// `value` as a `str`: the kept one if the bytes are the same, else a
+    /// new one, kept in its place if short enough.
+    fn get<'py>(&mut self, py: Python<'py>, value: &[u8]) -> PyResult<Bound<'py, PyString>> {
+        if let Some((bytes, text)) = &self.0
+            && bytes.as_slice() == value
+        {
+            return Ok(text.bind(py).clone());
+        }
+        let text = latin1(py, value)?;
+        if value.len() <= VALUE_MAX {
+            match &mut self.0 {
+                Some((bytes, kept)) => {
+                    bytes.clear();
+                    bytes.extend_from_slice(value);
+                    *kept = text.clone().unbind();
+                }
+                None => self.0 = Some((value.to_vec(), text.clone().unbind())),
+            }
+        }
+        Ok(text)
     }
 }
 
@@ -194,19 +273,21 @@ pub(crate) fn request_dict<'py>(
     py: Python<'py>,
     interned: &Interned,
     template: &Bound<'py, PyDict>,
-    cache: &mut KeyCache,
+    cache: &mut StrCache,
     environ: &Environ,
 ) -> PyResult<Bound<'py, PyDict>> {
     let dict = template.copy()?;
     let mut set = 0u64;
     for (key, value) in &environ.vars {
-        let value = latin1(py, value)?;
         match key {
             EnvKey::Cgi(var) => {
                 set |= 1 << *var as u32;
-                dict.set_item(interned.cgi[*var as usize].bind(py), value)?;
+                dict.set_item(interned.cgi[*var as usize].bind(py), cache.cgi(py, *var, value)?)?;
             }
-            EnvKey::Other(name) => dict.set_item(cache.key(py, name)?, value)?,
+            EnvKey::Other(name) => {
+                let (key, value) = cache.named(py, name, value)?;
+                dict.set_item(key, value)?;
+            }
         }
     }
     // A placeholder no value replaced (a responder's own environ may lack
@@ -259,7 +340,7 @@ mod tests {
             let (interned, template) = template(py);
             let template = &template;
             let before = keys(template);
-            let mut cache = KeyCache::default();
+            let mut cache = StrCache::default();
             let mut env = Environ::default();
             env.set(CgiVar::RequestMethod, "GET");
             env.set_other("HTTP_X_A", "1");
@@ -277,8 +358,43 @@ mod tests {
             let cgi: Vec<String> =
                 keys(&dict).into_iter().filter(|k| !k.starts_with("wsgi.")).collect();
             assert_eq!(cgi, ["HTTP_X_A", "REQUEST_METHOD"]);
-            assert_eq!(cache.keys.len(), 1);
+            assert_eq!(cache.names.len(), 1);
             assert_eq!(keys(template), before, "the template is unchanged");
+        });
+    }
+
+    /// Consecutive requests share the `str` of a repeated value and never
+    /// get a stale one when it changes; long values are not kept, and what
+    /// is kept is a copy, not the request's buffer.
+    #[test]
+    fn repeated_values_reuse_their_str_and_changed_ones_do_not() {
+        Python::attach(|py| {
+            let (interned, template) = template(py);
+            let mut cache = StrCache::default();
+            let long = "x".repeat(VALUE_MAX + 1);
+            let buffer = Bytes::from(b"HTTP_USER_AGENT and more of the request".to_vec());
+            let mut request = |method: &'static str, agent: &'static str| {
+                let mut env = Environ::default();
+                env.set(CgiVar::RequestMethod, method);
+                env.set_other(buffer.slice(..15), agent);
+                env.set_other("HTTP_COOKIE", long.clone());
+                request_dict(py, &interned, &template, &mut cache, &env).unwrap()
+            };
+            fn item<'py>(dict: &Bound<'py, PyDict>, key: &str) -> Bound<'py, PyAny> {
+                dict.get_item(key).unwrap().unwrap()
+            }
+            let (first, second) = (request("GET", "curl"), request("GET", "curl"));
+            for key in ["REQUEST_METHOD", "HTTP_USER_AGENT"] {
+                assert!(item(&first, key).is(item(&second, key)), "{key}");
+            }
+            assert!(!item(&first, "HTTP_COOKIE").is(item(&second, "HTTP_COOKIE")));
+            assert_eq!(item(&second, "HTTP_COOKIE").extract::<String>().unwrap(), long);
+            for (method, agent) in [("POST", "wget"), ("GET", "curl")] {
+                let dict = request(method, agent);
+                assert_eq!(item(&dict, "REQUEST_METHOD").extract::<String>().unwrap(), method);
+                assert_eq!(item(&dict, "HTTP_USER_AGENT").extract::<String>().unwrap(), agent);
+            }
+            assert!(buffer.is_unique(), "the cache holds the request's buffer");
         });
     }
 
@@ -294,7 +410,7 @@ mod tests {
                 env.set(var, var.name());
             }
             let dict =
-                request_dict(py, &interned, template, &mut KeyCache::default(), &env).unwrap();
+                request_dict(py, &interned, template, &mut StrCache::default(), &env).unwrap();
             let order = |d: &Bound<'_, PyDict>| d.keys().extract::<Vec<String>>().unwrap();
             assert_eq!(order(&dict), order(template));
             for var in ALWAYS {

@@ -2,7 +2,7 @@
 //! [`Responder`].
 
 use crate::crew::Crew;
-use crate::environ::{Interned, KeyCache};
+use crate::environ::{Interned, StrCache};
 use crate::lent::BytesMemory;
 use crate::loader::App;
 use crate::response::{self, Job};
@@ -189,8 +189,8 @@ impl Dispatch {
 #[derive(Debug, Clone)]
 struct Inline {
     serving: Arc<Serving>,
-    /// The calling thread's environ key cache (only one thread runs inline).
-    cache: Arc<Mutex<KeyCache>>,
+    /// The calling thread's `str` cache (only one thread runs inline).
+    cache: Arc<Mutex<StrCache>>,
 }
 
 /// What the pool's threads and the inline runner share.
@@ -302,7 +302,7 @@ fn serve_jobs(
     serving: &Serving,
     busy: &AtomicUsize,
 ) {
-    let mut cache = KeyCache::default();
+    let mut cache = StrCache::default();
     let who = format!("python-{index}");
     let mut finished = false;
     loop {

@@ -2,7 +2,7 @@
 //! "The start_response() Callable", "Specification Details").
 
 use crate::channel::{ClientGone, emit, to_bytes};
-use crate::environ::{self, Interned, KeyCache};
+use crate::environ::{self, Interned, StrCache};
 use crate::file_wrapper::FileWrapper;
 use crate::input::InputStream;
 use crate::loader::{format_traceback, summarize};
@@ -209,7 +209,7 @@ fn count_exception() {
 /// Runs one request to the end on a pool thread. Every path ends with
 /// exactly one `End` (or `Whole`) event unless the client is gone, and calls
 /// the iterable's `close()` exactly once.
-pub(crate) fn run(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) {
+pub(crate) fn run(py: Python<'_>, shared: &Shared, cache: &mut StrCache, job: Job) {
     if let Some(called) = call(py, shared, cache, job) {
         called.finish(py);
     }
@@ -222,7 +222,7 @@ pub(crate) fn run(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Jo
 pub(crate) fn run_inline(
     py: Python<'_>,
     shared: &Shared,
-    cache: &mut KeyCache,
+    cache: &mut StrCache,
     job: Job,
 ) -> Option<Continuation> {
     let called = call(py, shared, cache, job)?;
@@ -308,7 +308,7 @@ fn body_failed(py: Python<'_>, input: &Py<InputStream>) -> bool {
 
 /// The call phase: builds the environ and calls the app. `None`: it failed,
 /// and the failure was answered.
-fn call(py: Python<'_>, shared: &Shared, cache: &mut KeyCache, job: Job) -> Option<Continuation> {
+fn call(py: Python<'_>, shared: &Shared, cache: &mut StrCache, job: Job) -> Option<Continuation> {
     let Job { request, events } = job;
     let what = describe(&request.environ);
     let Some(app) = shared.app.table.choose(&request.environ) else {
@@ -365,7 +365,7 @@ type Built<'py> = (Bound<'py, PyDict>, Py<InputStream>, Option<Py<ErrorStream>>)
 fn build_environ<'py>(
     py: Python<'py>,
     shared: &Shared,
-    cache: &mut KeyCache,
+    cache: &mut StrCache,
     request: rwsgi_proto::Request,
     events: &flume::Sender<Event>,
 ) -> PyResult<Built<'py>> {
