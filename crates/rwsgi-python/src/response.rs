@@ -166,14 +166,13 @@ fn validate_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyRes
     }
     let text = Bytes::from(text);
     let mut start = status_end;
-    let pairs = ends
-        .into_iter()
-        .map(|(name_end, value_end)| {
-            let pair = (text.slice(start..name_end), text.slice(name_end..value_end));
-            start = value_end;
-            pair
-        })
-        .collect();
+    // Room for the Content-Length the server adds when the app sent none.
+    let mut pairs = Vec::with_capacity(ends.len() + 1);
+    pairs.extend(ends.into_iter().map(|(name_end, value_end)| {
+        let pair = (text.slice(start..name_end), text.slice(name_end..value_end));
+        start = value_end;
+        pair
+    }));
     ResponseHead::from_app(text.slice(..status_end), pairs)
         .map_err(|err| PyValueError::new_err(err.to_string()))
 }
@@ -463,7 +462,7 @@ fn respond_whole<'py>(
     start: &Py<StartResponse>,
     items: impl Iterator<Item = Bound<'py, PyAny>>,
 ) -> Result<(), Failure> {
-    let mut body = Vec::new();
+    let mut body = Vec::with_capacity(items.size_hint().0);
     let mut total = 0u64;
     for item in items {
         let data = item.cast::<PyBytes>().map_err(|_| body_type_error(&item))?;
@@ -498,9 +497,7 @@ fn respond_whole<'py>(
         Some(declared) => declared == total,
         None => {
             if !head.forbids_body() {
-                head.content_length = Some(total);
-                head.headers
-                    .push((Bytes::from_static(b"Content-Length"), Bytes::from(total.to_string())));
+                head.set_content_length(total);
             }
             true
         }
@@ -533,11 +530,7 @@ fn respond_file(
     let len = match head.content_length {
         Some(declared) => declared.min(file.remaining),
         None => {
-            head.content_length = Some(file.remaining);
-            head.headers.push((
-                Bytes::from_static(b"Content-Length"),
-                Bytes::from(file.remaining.to_string()),
-            ));
+            head.set_content_length(file.remaining);
             file.remaining
         }
     };
