@@ -17,7 +17,7 @@ The `static` workload serves a 4 KiB file: rwsgi and uWSGI from a
 `location`, so the ratio says how close rwsgi comes to a web server.
 
     python3 benches/load.py [--quick] [--duration S] [--servers rwsgi,uwsgi,...]
-                            [--workloads hello,big,upload,flask,static] [--threads 1,8]
+                            [--workloads hello,big,upload,upload-stream,flask,static] [--threads 1,8]
                             [--install-deps]
 
 Standard library only.
@@ -93,6 +93,8 @@ WORKLOADS = {
     "hello": Workload("hello", "hello", "GET, 13-byte body, keep-alive"),
     "big": Workload("big", "big", "GET, 64 KiB body"),
     "upload": Workload("upload", "upload", "1 MiB POST, app reads it all", "post_1mib.lua"),
+    "upload-stream": Workload("upload-stream", "upload_stream",
+                              "1 MiB POST, app reads it in 64 KiB parts", "post_1mib.lua"),
     "flask": Workload("flask", "flask_hello", "GET, a Flask app's 13-byte answer, keep-alive"),
     "static": Workload("static", "hello", "GET a 4 KiB file (static-map; nginx: its own location)",
                        path="/static/4k.bin", servers=("rwsgi", "uwsgi", "nginx-static")),
@@ -677,12 +679,13 @@ def nginx_version() -> str:
 def check_response(workload: Workload, port: int) -> str | None:
     """One request checked by hand before the load: None when the reply is right."""
     expected = {"hello": b"Hello, World!", "flask": b"Hello, World!", "big": b"x" * 65536,
-                "upload": str(UPLOAD_BYTES).encode(), "static": b"x" * 4096}[workload.name]
+                "upload": str(UPLOAD_BYTES).encode(), "upload-stream": str(UPLOAD_BYTES).encode(),
+                "static": b"x" * 4096}[workload.name]
     last = ""
     for _ in range(20):  # the port may accept before the app is loaded (granian)
         conn = http.client.HTTPConnection(HOST, port, timeout=10)
         try:
-            if workload.name == "upload":
+            if workload.name in ("upload", "upload-stream"):
                 conn.request("POST", "/", body=b"x" * UPLOAD_BYTES,
                              headers={"Content-Type": "application/octet-stream"})
             else:
