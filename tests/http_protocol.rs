@@ -835,6 +835,26 @@ fn pipelined_after_a_streamed_body() {
     sender.join().unwrap().unwrap();
 }
 
+/// An app that reads bodies in 20,000-byte parts gets its next bodies
+/// lent in parts of that size (one `bytes` each, handed over as read);
+/// reads of other sizes, or of the whole, still get every byte in order.
+#[test]
+fn bodies_read_in_parts_and_whole_on_one_connection_arrive_intact() {
+    let server = Server::probe(&[]);
+    let mut conn = server.conn();
+    for (n, via) in ["parts", "parts", "read", "parts", "chunks", "parts"].into_iter().enumerate() {
+        let body = pattern(150_000 + n);
+        conn.send(format!(
+            "POST /echo?via={via} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        ));
+        conn.send(&body);
+        let response = conn.read_response();
+        assert_eq!(response.status, 200, "request {n} ({via})");
+        assert!(response.body == body, "request {n} ({via}): the body changed");
+    }
+}
+
 #[test]
 fn empty_chunked_body() {
     let server = Server::probe(&[]);

@@ -2,7 +2,8 @@
 
 Paths (see `application` at the bottom):
   /environ         the environ as JSON (non-str values as their type name)
-  /echo            the body read with read(); /echo?via=readline|iter|readlines|chunks|line-then-read
+  /echo            the body read with read(); /echo?via=readline|iter|readlines|chunks|parts|line-then-read
+                   (chunks: read(1000) until empty; parts: read(20000), a size rwsgi lends bodies in)
                    (X-Length: its length; X-Transfer-Encoding: the request's, or none)
   /stream?n=N      a generator of N chunks, no Content-Length
   /sleep?s=S       sleeps S seconds (threads test); &mark=1 first logs
@@ -161,10 +162,10 @@ def _read_body(environ, via):
     if via == "line-then-read":
         first = stream.readline()
         return first + stream.read()
-    if via == "chunks":
+    if via in ("chunks", "parts"):
         parts = []
         while True:
-            chunk = stream.read(1000)
+            chunk = stream.read(1000 if via == "chunks" else 20000)
             if not chunk:
                 break
             parts.append(chunk)

@@ -1,7 +1,8 @@
 //! Memory a responder lends the core for a request body, so that the body
 //! reaches it with no copy after the kernel's: the Python bridge lends the
-//! storage of the `bytes` object the app will read, and the core reads the
-//! body from the socket straight into it.
+//! storage of the `bytes` object the app will read (or of several, one per
+//! part the app is expected to read), and the core reads the body from the
+//! socket straight into it.
 
 #![allow(unsafe_code)]
 
@@ -11,18 +12,25 @@ use std::any::Any;
 use std::fmt;
 use std::mem::MaybeUninit;
 
-/// Memory of exactly a body's size, owned by a responder. It may be
-/// uninitialised; the core writes it from the start and hands it back
-/// (as [`crate::BodySource::Lent`]) only once it has written all of it.
+/// Memory of exactly a body's size, owned by a responder, in one part or
+/// several that the body fills in order. It may be uninitialised; the core
+/// writes it from the start and hands it back (as
+/// [`crate::BodySource::Lent`]) only once it has written all of it.
 ///
 /// # Safety
 ///
-/// `memory` must return the same bytes (address and length) at every
-/// call, and nothing else may read or write them while the core holds
-/// them: [`LentBody`] trusts what it wrote to still be there.
+/// `part` must return the same bytes (address and length) for an index at
+/// every call, the parts must not overlap, and nothing else may read or
+/// write them while the core holds them: [`LentBody`] trusts what it wrote
+/// to still be there.
 pub unsafe trait BodyMemory: Any + Send + Sync {
-    /// The whole memory.
-    fn memory(&mut self) -> &mut [MaybeUninit<u8>];
+    /// How many parts (at least one).
+    fn parts(&self) -> usize {
+        1
+    }
+
+    /// Part `index`, below [`BodyMemory::parts`].
+    fn part(&mut self, index: usize) -> &mut [MaybeUninit<u8>];
 }
 
 /// Lent memory and how much of it the core has written.
@@ -31,6 +39,9 @@ pub struct LentBody {
     /// The memory's size, fixed.
     len: usize,
     filled: usize,
+    /// The part being written, and how much of it is.
+    part: usize,
+    part_filled: usize,
 }
 
 impl fmt::Debug for LentBody {
@@ -45,8 +56,20 @@ impl fmt::Debug for LentBody {
 impl LentBody {
     /// Memory nothing has been written to yet.
     pub fn new(mut memory: Box<dyn BodyMemory>) -> Self {
-        let len = memory.memory().len();
-        LentBody { memory, len, filled: 0 }
+        let len = (0..memory.parts()).map(|i| memory.part(i).len()).sum();
+        let mut body = LentBody { memory, len, filled: 0, part: 0, part_filled: 0 };
+        body.skip_full_parts();
+        body
+    }
+
+    /// Moves on to the next part while the current one is full (or empty).
+    fn skip_full_parts(&mut self) {
+        while self.part + 1 < self.memory.parts()
+            && self.part_filled == self.memory.part(self.part).len()
+        {
+            self.part += 1;
+            self.part_filled = 0;
+        }
     }
 
     /// The memory's size: the body's.
@@ -64,14 +87,20 @@ impl LentBody {
         self.filled == self.len
     }
 
-    /// The bytes written so far.
-    pub fn filled(&mut self) -> &[u8] {
-        let filled = self.filled;
-        let written = &self.memory.memory()[..filled];
-        // SAFETY: the first `filled` bytes were written, through `put_slice`
-        // or a reader that vouched for them with `advance_mut`, and they are
-        // still there (`BodyMemory`'s contract).
-        unsafe { &*(written as *const [MaybeUninit<u8>] as *const [u8]) }
+    /// A copy of the bytes written so far, in order.
+    pub fn copy_filled(&mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.filled);
+        for index in 0..=self.part {
+            let written = if index < self.part { usize::MAX } else { self.part_filled };
+            let part = self.memory.part(index);
+            let part = &part[..written.min(part.len())];
+            // SAFETY: the parts before the current one are full, and the
+            // current one's first `part_filled` bytes were written, through
+            // `put_slice` or a reader that vouched for them with
+            // `advance_mut`; they are still there (`BodyMemory`'s contract).
+            out.extend_from_slice(unsafe { &*(part as *const [MaybeUninit<u8>] as *const [u8]) });
+        }
+        out
     }
 
     /// The memory, once the whole body is in it (else `self` back): its
@@ -81,23 +110,26 @@ impl LentBody {
     }
 }
 
-// SAFETY: `chunk_mut` is the unwritten rest of the memory, which stays put
-// (`BodyMemory`'s contract); `advance_mut` is only
-// called by a writer that initialised that many bytes of it (the trait's
-// contract), and never past its end (checked).
+// SAFETY: `chunk_mut` is the unwritten rest of the current part, which
+// stays put (`BodyMemory`'s contract); `advance_mut` is only called by a
+// writer that initialised that many bytes of it (the trait's contract),
+// and never past its end (checked).
 unsafe impl BufMut for LentBody {
     fn remaining_mut(&self) -> usize {
         self.len - self.filled
     }
 
     unsafe fn advance_mut(&mut self, cnt: usize) {
-        assert!(cnt <= self.remaining_mut(), "advance past the lent memory");
+        let room = self.memory.part(self.part).len() - self.part_filled;
+        assert!(cnt <= room, "advance past the lent memory");
         self.filled += cnt;
+        self.part_filled += cnt;
+        self.skip_full_parts();
     }
 
     fn chunk_mut(&mut self) -> &mut UninitSlice {
-        let filled = self.filled;
-        UninitSlice::uninit(&mut self.memory.memory()[filled..])
+        let at = self.part_filled;
+        UninitSlice::uninit(&mut self.memory.part(self.part)[at..])
     }
 }
 
@@ -110,7 +142,7 @@ mod tests {
 
     // SAFETY: the same boxed slice every time, owned by the value.
     unsafe impl BodyMemory for Heap {
-        fn memory(&mut self) -> &mut [MaybeUninit<u8>] {
+        fn part(&mut self, _: usize) -> &mut [MaybeUninit<u8>] {
             &mut self.0
         }
     }
@@ -119,12 +151,53 @@ mod tests {
         LentBody::new(Box::new(Heap(Box::new_uninit_slice(size))))
     }
 
+    /// Memory in several parts, as the Python bridge lends a body it
+    /// expects the app to read in parts.
+    struct Parts(Vec<Box<[MaybeUninit<u8>]>>);
+
+    // SAFETY: the same boxed slices every time, owned by the value.
+    unsafe impl BodyMemory for Parts {
+        fn parts(&self) -> usize {
+            self.0.len()
+        }
+
+        fn part(&mut self, index: usize) -> &mut [MaybeUninit<u8>] {
+            &mut self.0[index]
+        }
+    }
+
+    /// Written across its parts, a body fills each in turn: a read never
+    /// gets room beyond the current part, and the parts hold the body.
+    #[test]
+    fn memory_in_parts_is_filled_in_order() {
+        let parts = [4, 3, 5].map(Box::new_uninit_slice).to_vec();
+        let mut body = LentBody::new(Box::new(Parts(parts)));
+        assert_eq!((body.size(), body.chunk_mut().len()), (12, 4));
+        body.put_slice(b"ab");
+        assert_eq!(body.chunk_mut().len(), 2, "the rest of the first part");
+        body.put_slice(b"cdefghij");
+        assert_eq!((body.chunk_mut().len(), body.remaining_mut()), (2, 2));
+        assert_eq!(body.copy_filled(), b"abcdefghij");
+        body.chunk_mut()[..2].copy_from_slice(b"kl");
+        // SAFETY: two bytes were just written.
+        unsafe { body.advance_mut(2) };
+        assert!(body.is_full());
+        assert_eq!(body.copy_filled(), b"abcdefghijkl");
+        let mut memory = body.into_memory().unwrap_or_else(|_| panic!("full"));
+        let part = |memory: &mut Box<dyn BodyMemory>, i| {
+            // SAFETY: every part was written above.
+            unsafe { (*(memory.part(i) as *const [MaybeUninit<u8>] as *const [u8])).to_vec() }
+        };
+        let all: Vec<Vec<u8>> = (0..3).map(|i| part(&mut memory, i)).collect();
+        assert_eq!(all, [&b"abcd"[..], b"efg", b"hijkl"]);
+    }
+
     #[test]
     fn written_in_pieces_it_is_handed_back_only_when_full() {
         let mut body = lent(10);
         assert_eq!(body.size(), 10);
         body.put_slice(b"head");
-        assert_eq!(body.filled(), b"head");
+        assert_eq!(body.copy_filled(), b"head");
         assert_eq!(body.remaining_mut(), 6);
         // A reader writing straight into the rest, as a socket read does.
         let chunk = body.chunk_mut();
@@ -135,11 +208,11 @@ mod tests {
         let Err(mut body) = body.into_memory() else { panic!("handed back short") };
         body.put_slice(b"dy!");
         assert!(body.is_full());
-        assert_eq!(body.filled(), b"head-body!");
+        assert_eq!(body.copy_filled(), b"head-body!");
         assert_eq!(body.chunk_mut().len(), 0, "no room past the body");
         let mut memory = body.into_memory().unwrap_or_else(|_| panic!("full"));
         // SAFETY: all of it was written above.
-        let all = unsafe { &*(memory.memory() as *const [MaybeUninit<u8>] as *const [u8]) };
+        let all = unsafe { &*(memory.part(0) as *const [MaybeUninit<u8>] as *const [u8]) };
         assert_eq!(all, b"head-body!");
     }
 

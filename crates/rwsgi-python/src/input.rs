@@ -23,9 +23,14 @@ pub(crate) struct InputStream {
     buf: Bytes,
     /// Pieces of the body after `buf`, read before anything else.
     queued: VecDeque<Bytes>,
-    /// The `bytes` object `buf` is the storage of (a body the core read into
-    /// memory we lent): a read of all of it returns the object itself.
+    /// The `bytes` object `buf` is the storage of (a body, or a part of
+    /// one, the core read into memory we lent): a read of all of it
+    /// returns the object itself.
     whole: Option<Py<PyBytes>>,
+    /// The objects of the `queued` pieces, for a body lent in parts.
+    lent: VecDeque<Py<PyBytes>>,
+    /// A lent body's size until its first `read` (see [`crate::lent::learn`]).
+    learn: Option<usize>,
     eof: bool,
     /// A body the core kept in a temporary file: what is left of it.
     spool: Option<Spool>,
@@ -67,6 +72,8 @@ impl InputStream {
             buf: Bytes::new(),
             queued: VecDeque::new(),
             whole: None,
+            lent: VecDeque::new(),
+            learn: None,
             eof,
             spool,
             pipe,
@@ -79,8 +86,10 @@ impl InputStream {
                 InputStream { queued: pieces.into(), ..stream(true, None, None) }
             }
             BodySource::Lent(body) => match BytesMemory::take_back(py, body) {
-                Some((whole, buf)) => {
-                    InputStream { buf, whole: Some(whole), ..stream(true, None, None) }
+                Some(parts) => {
+                    let learn = Some(parts.iter().map(|(_, view)| view.len()).sum());
+                    let (lent, queued) = parts.into_iter().unzip();
+                    InputStream { queued, lent, learn, ..stream(true, None, None) }
                 }
                 // Not ours, or not whole: the core broke its word, and the
                 // first read says so.
@@ -103,6 +112,7 @@ impl InputStream {
         self.buf = Bytes::new();
         self.queued.clear();
         self.whole = None;
+        self.lent.clear();
         self.eof = true;
         self.spool = None;
         self.pipe = None;
@@ -128,6 +138,7 @@ impl InputStream {
         while self.buf.is_empty() {
             if let Some(next) = self.queued.pop_front() {
                 self.buf = next;
+                self.whole = self.lent.pop_front();
                 continue;
             }
             if self.eof {
@@ -205,11 +216,20 @@ impl InputStream {
     #[pyo3(signature = (size = None))]
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         let limit = size_limit(size);
-        // Whole-body read of a body read into a `bytes` we lent, none of it
-        // read yet: that object, no copy.
+        if let Some(size) = self.learn.take() {
+            crate::lent::learn(limit, size);
+        }
+        if self.buf.is_empty() && !self.queued.is_empty() {
+            self.fill(py)?;
+        }
+        // A read of all that is left of a `bytes` we lent (the body, or the
+        // next of its parts), none of it read yet: that object, no copy.
         if let Some(whole) = self.whole.take()
             && whole.bind(py).as_bytes().len() == self.buf.len()
-            && limit.is_none_or(|l| l >= self.buf.len())
+            && match limit {
+                None => self.queued.is_empty(),
+                Some(l) => l == self.buf.len() || l > self.buf.len() && self.queued.is_empty(),
+            }
         {
             self.buf.clear();
             return Ok(whole.into_bound(py));
@@ -231,6 +251,7 @@ impl InputStream {
                 .filter(|first| !first.is_empty())
                 .chain(self.queued.drain(..))
                 .collect();
+            self.lent.clear();
             return BytesMemory::concat(py, &pieces);
         }
         // From a body whole in its file: one copy, from the file into the bytes.
@@ -309,8 +330,8 @@ mod tests {
     /// `wsgi.input` over a body the core read into a `bytes` we lent.
     fn lent_input<'py>(py: Python<'py>, body: &[u8]) -> (Bound<'py, InputStream>, usize) {
         let mut lent = BytesMemory::lend(py, body.len()).unwrap();
+        let at = lent.chunk_mut().as_mut_ptr() as usize;
         lent.put_slice(body);
-        let at = lent.filled().as_ptr() as usize;
         let (events, _) = flume::unbounded();
         (Bound::new(py, InputStream::new(py, BodySource::Lent(lent), &events)).unwrap(), at)
     }
@@ -372,6 +393,90 @@ mod tests {
             assert!(err.is_instance_of::<PyOSError>(py), "{err}");
             assert!(input.borrow().failed());
             assert_eq!(input.call_method0("read").unwrap().extract::<Vec<u8>>().unwrap(), b"");
+        });
+    }
+
+    /// `wsgi.input` over a body of `size` bytes (`i % 251` at offset `i`)
+    /// lent in parts of `part` bytes; where each part's object is.
+    fn parted_input(
+        py: Python<'_>,
+        size: usize,
+        part: usize,
+    ) -> (Bound<'_, InputStream>, Vec<usize>) {
+        let mut lent = BytesMemory::lend_in_parts(py, size, part).unwrap();
+        lent.put_slice(&pattern(size));
+        let (events, _) = flume::unbounded();
+        let input = Bound::new(py, InputStream::new(py, BodySource::Lent(lent), &events)).unwrap();
+        let at =
+            input.borrow().lent.iter().map(|o| o.bind(py).as_bytes().as_ptr() as usize).collect();
+        (input, at)
+    }
+
+    fn pattern(size: usize) -> Vec<u8> {
+        (0..size).map(|i| (i % 251) as u8).collect()
+    }
+
+    fn read_bytes<'py>(
+        input: &Bound<'py, InputStream>,
+        size: Option<isize>,
+    ) -> Bound<'py, PyBytes> {
+        match size {
+            Some(n) => input.call_method1("read", (n,)),
+            None => input.call_method0("read"),
+        }
+        .unwrap()
+        .cast_into::<PyBytes>()
+        .unwrap()
+    }
+
+    /// A body lent in parts: a `read(n)` of exactly a part (or of more
+    /// than the last one) is that part's object; any other read is a copy
+    /// of the right bytes, and a whole read joins what is left.
+    #[test]
+    fn a_body_lent_in_parts_hands_each_part_over_without_a_copy() {
+        Python::attach(|py| {
+            let body = pattern(40);
+            let (input, at) = parted_input(py, 40, 16);
+            assert_eq!(at.len(), 3);
+            for (i, limit) in [16, 16, 100].into_iter().enumerate() {
+                let part = read_bytes(&input, Some(limit));
+                assert_eq!(part.as_bytes(), &body[i * 16..(i * 16 + 16).min(40)]);
+                assert_eq!(part.as_bytes().as_ptr() as usize, at[i], "part {i} copied");
+            }
+            assert_eq!(read_bytes(&input, Some(16)).as_bytes(), b"");
+
+            let (input, at) = parted_input(py, 40, 16);
+            assert_eq!(read_bytes(&input, Some(10)).as_bytes(), &body[..10]);
+            assert_eq!(read_bytes(&input, Some(16)).as_bytes(), &body[10..26]);
+            let part = read_bytes(&input, Some(16));
+            assert_eq!(part.as_bytes(), &body[26..40]);
+            assert_ne!(part.as_bytes().as_ptr() as usize, at[1], "not a whole part");
+
+            let (input, _) = parted_input(py, 40, 16);
+            assert_eq!(read_bytes(&input, None).as_bytes(), &body[..]);
+            assert!(input.borrow().lent.is_empty(), "the parts let go");
+            assert_eq!(read_bytes(&input, None).as_bytes(), b"");
+        });
+    }
+
+    /// The first read of a lent body sets the parts of the next: `read(n)`
+    /// of 16 KiB or more, less than the body, lends in parts of n; a
+    /// whole read, or a small one, lends the body whole.
+    #[test]
+    fn the_first_read_of_a_body_sets_how_the_next_is_lent() {
+        Python::attach(|py| {
+            let first_part = |py| BytesMemory::lend(py, 200_000).unwrap().chunk_mut().len();
+            let (input, _) = parted_input(py, 100_000, 100_000);
+            read_bytes(&input, Some(65_536));
+            assert_eq!(first_part(py), 65_536);
+            let (input, _) = parted_input(py, 100_000, 100_000);
+            read_bytes(&input, Some(1024));
+            assert_eq!(first_part(py), 200_000);
+            let (input, _) = parted_input(py, 100_000, 65_536);
+            read_bytes(&input, Some(65_536));
+            let (input, _) = parted_input(py, 100_000, 65_536);
+            read_bytes(&input, None);
+            assert_eq!(first_part(py), 200_000);
         });
     }
 

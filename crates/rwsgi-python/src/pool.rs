@@ -492,7 +492,7 @@ def app(environ, start_response):
                 assert_eq!(lent.size(), 5);
                 bytes::BufMut::put_slice(&mut lent, b"hello");
                 Python::attach(|py| {
-                    let (object, _) = BytesMemory::take_back(py, lent).unwrap();
+                    let (object, _) = BytesMemory::take_back(py, lent).unwrap().pop().unwrap();
                     assert_eq!(object.bind(py).as_bytes(), b"hello");
                 });
                 // Every thread has work: none, at once.

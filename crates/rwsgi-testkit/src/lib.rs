@@ -400,7 +400,7 @@ struct HeapMemory(Box<[std::mem::MaybeUninit<u8>]>);
 
 // SAFETY: the same boxed slice every time, owned by the value.
 unsafe impl rwsgi_proto::BodyMemory for HeapMemory {
-    fn memory(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+    fn part(&mut self, _: usize) -> &mut [std::mem::MaybeUninit<u8>] {
         &mut self.0
     }
 }
@@ -409,6 +409,28 @@ unsafe impl rwsgi_proto::BodyMemory for HeapMemory {
 /// ([`rwsgi_proto::Responder::lend_body`]).
 pub fn lent_heap(size: usize) -> rwsgi_proto::LentBody {
     rwsgi_proto::LentBody::new(Box::new(HeapMemory(Box::new_uninit_slice(size))))
+}
+
+/// Uninitialised memory on the heap, in parts.
+struct HeapParts(Vec<Box<[std::mem::MaybeUninit<u8>]>>);
+
+// SAFETY: the same boxed slices every time, owned by the value, apart.
+unsafe impl rwsgi_proto::BodyMemory for HeapParts {
+    fn parts(&self) -> usize {
+        self.0.len()
+    }
+
+    fn part(&mut self, index: usize) -> &mut [std::mem::MaybeUninit<u8>] {
+        &mut self.0[index]
+    }
+}
+
+/// Memory for a body of `size` bytes in parts of `part` bytes (the last
+/// one shorter), as the Python bridge lends a body its app reads in parts.
+pub fn lent_heap_in_parts(size: usize, part: usize) -> rwsgi_proto::LentBody {
+    let parts = (0..size).step_by(part.max(1));
+    let parts = parts.map(|at| Box::new_uninit_slice(part.min(size - at))).collect();
+    rwsgi_proto::LentBody::new(Box::new(HeapParts(parts)))
 }
 
 #[cfg(test)]

@@ -237,7 +237,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
             match gathered.lent {
                 Some(lent) if lent.is_full() => return self.lent_whole(lent).await,
                 Some(mut part) if part.written() > 0 => {
-                    pieces.push(Bytes::copy_from_slice(part.filled()));
+                    pieces.push(Bytes::from(part.copy_filled()));
                 }
                 _ => {}
             }

@@ -85,7 +85,7 @@ fn echo(body: BodySource) -> Replies {
         let body = match body {
             BodySource::Buffered(body) => body.to_vec(),
             BodySource::Pieces(pieces) => pieces.concat(),
-            BodySource::Lent(mut body) => body.filled().to_vec(),
+            BodySource::Lent(mut body) => body.copy_filled(),
             BodySource::Spooled { mut file, len, rest } => {
                 let mut body = Vec::new();
                 std::io::Read::read_to_end(&mut file, &mut body).unwrap();
