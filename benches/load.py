@@ -990,6 +990,15 @@ def ratio(a: Cell, b: Cell | None) -> str:
     return f"{a.rps / b.rps:.2f}×"
 
 
+def cpu_per_request(cell: Cell) -> str:
+    """The server's CPU time (user and system, its whole process tree) per
+    request in the median run: what the run cost it, whichever side was
+    the limit."""
+    if not cell.rps or "server" not in cell.cpu:
+        return "—"
+    return f"{1e4 * cell.cpu['server'] / cell.rps:.1f} µs"
+
+
 def table(cells: list[Cell]) -> str:
     def find(key: str, cell: Cell) -> Cell | None:
         for other in cells:
@@ -1002,22 +1011,22 @@ def table(cells: list[Cell]) -> str:
     spread = runs > 1  # --repeat: requests/s is the median run's; add the range
     rows = ["| server | threads | workload | requests/s | "
             + ("range over the runs | " if spread else "")
-            + "p99 latency | peak RSS (MiB) "
+            + "p99 latency | server CPU per request | peak RSS (MiB) "
             "| errors | " + " | ".join(heading for heading, _, _ in RATIOS) + " |",
-            "|---|---:|---|---:|" + ("---:|" if spread else "") + "---:|---:|---:|"
+            "|---|---:|---|---:|" + ("---:|" if spread else "") + "---:|---:|---:|---:|"
             + "---:|" * len(RATIOS)]
     for cell in cells:
         threads = str(cell.threads) if cell.threads is not None else "-"
         if cell.failure:
             rows.append(f"| {cell.server.label} | {threads} | {cell.workload.name} "
-                        f"| failed |" + (" — |" if spread else "") + " — | — | — |"
+                        f"| failed |" + (" — |" if spread else "") + " — | — | — | — |"
                         + " — |" * len(RATIOS))
             continue
         ratios = [ratio(cell, find(peer, cell)) if cell.server.key == mine else ""
                   for _, mine, peer in RATIOS]
         rows.append(f"| {cell.server.label} | {threads} | {cell.workload.name} "
                     f"| {cell.rps:,.0f} | " + (f"{cell.spread()} | " if spread else "")
-                    + f"{fmt_ms(cell.p99_ms)} | {cell.rss_mib:.1f} "
+                    + f"{fmt_ms(cell.p99_ms)} | {cpu_per_request(cell)} | {cell.rss_mib:.1f} "
                     f"| {cell.errors} | " + " | ".join(ratios) + " |")
     return "\n".join(rows)
 
@@ -1034,6 +1043,9 @@ def legend(args, workloads: list[Workload], pinning: bool, proxies: set[str]) ->
         "imported before the fork; nothing pinned, so the workers and wrk share both "
         "CPUs (compare them with each other, not with the pinned rows).",
         "Workloads: " + "; ".join(f"{w.name} = {w.description}" for w in workloads) + ".",
+        "server CPU per request: the user and system time of the server's process tree "
+        "(for nginx rows, the app server's alone) during the measured run, over the "
+        "requests it answered: comparable whichever side (server or wrk) was the limit.",
         "peak RSS: max over samples (every 0.2 s) of the sum of VmHWM over the server's "
         "process tree (shared pages counted once per process).",
         "errors: wrk's socket errors (connect/read/write/timeout) and non-2xx responses, "
