@@ -31,6 +31,30 @@ fn natural(size: usize, align: usize) -> bool {
     align <= MAX_NATURAL_ALIGN && size.is_multiple_of(align)
 }
 
+/// A new block for `layout` from `plain` when it gives the alignment asked
+/// (see [`natural`]), else from `aligned`. Inlined, so each caller calls
+/// its pair directly.
+///
+/// # Safety
+///
+/// `plain` and `aligned` are one of mimalloc's pairs of allocating calls.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn pick(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    // SAFETY: plain C calls; any size and power-of-two alignment is valid.
+    unsafe {
+        if natural(layout.size(), layout.align()) {
+            plain(layout.size()).cast()
+        } else {
+            aligned(layout.size(), layout.align()).cast()
+        }
+    }
+}
+
 // SAFETY: every call forwards to mimalloc, which returns null or a block of
 // at least the size asked aligned as asked (the aligned calls by contract,
 // the plain ones when `natural` holds, see the module's comment and the
@@ -40,26 +64,14 @@ fn natural(size: usize, align: usize) -> bool {
 unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: plain C calls; any size and power-of-two alignment is valid.
-        unsafe {
-            if natural(layout.size(), layout.align()) {
-                libmimalloc_sys::mi_malloc(layout.size()).cast()
-            } else {
-                libmimalloc_sys::mi_malloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        // SAFETY: as `pick` requires.
+        unsafe { pick(layout, libmimalloc_sys::mi_malloc, libmimalloc_sys::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        unsafe {
-            if natural(layout.size(), layout.align()) {
-                libmimalloc_sys::mi_zalloc(layout.size()).cast()
-            } else {
-                libmimalloc_sys::mi_zalloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        // SAFETY: as `pick` requires.
+        unsafe { pick(layout, libmimalloc_sys::mi_zalloc, libmimalloc_sys::mi_zalloc_aligned) }
     }
 
     #[inline]

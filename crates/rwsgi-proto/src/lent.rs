@@ -137,22 +137,9 @@ unsafe impl BufMut for LentBody {
 mod tests {
     use super::*;
 
-    /// Memory as a responder would lend it: uninitialised, on the heap.
-    struct Heap(Box<[MaybeUninit<u8>]>);
-
-    // SAFETY: the same boxed slice every time, owned by the value.
-    unsafe impl BodyMemory for Heap {
-        fn part(&mut self, _: usize) -> &mut [MaybeUninit<u8>] {
-            &mut self.0
-        }
-    }
-
-    fn lent(size: usize) -> LentBody {
-        LentBody::new(Box::new(Heap(Box::new_uninit_slice(size))))
-    }
-
-    /// Memory in several parts, as the Python bridge lends a body it
-    /// expects the app to read in parts.
+    /// Memory as a responder would lend it: uninitialised, on the heap, in
+    /// one part or several (as the Python bridge lends a body it expects
+    /// the app to read in parts).
     struct Parts(Vec<Box<[MaybeUninit<u8>]>>);
 
     // SAFETY: the same boxed slices every time, owned by the value.
@@ -164,6 +151,10 @@ mod tests {
         fn part(&mut self, index: usize) -> &mut [MaybeUninit<u8>] {
             &mut self.0[index]
         }
+    }
+
+    fn lent(size: usize) -> LentBody {
+        LentBody::new(Box::new(Parts(vec![Box::new_uninit_slice(size)])))
     }
 
     /// Written across its parts, a body fills each in turn: a read never

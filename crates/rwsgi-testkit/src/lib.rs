@@ -395,23 +395,7 @@ pub fn assert_pep3333_environ(env: &Environ) -> usize {
     n
 }
 
-/// Uninitialised memory on the heap, lent as a responder lends it.
-struct HeapMemory(Box<[std::mem::MaybeUninit<u8>]>);
-
-// SAFETY: the same boxed slice every time, owned by the value.
-unsafe impl rwsgi_proto::BodyMemory for HeapMemory {
-    fn part(&mut self, _: usize) -> &mut [std::mem::MaybeUninit<u8>] {
-        &mut self.0
-    }
-}
-
-/// Memory for a body of `size` bytes, as a responder lends it
-/// ([`rwsgi_proto::Responder::lend_body`]).
-pub fn lent_heap(size: usize) -> rwsgi_proto::LentBody {
-    rwsgi_proto::LentBody::new(Box::new(HeapMemory(Box::new_uninit_slice(size))))
-}
-
-/// Uninitialised memory on the heap, in parts.
+/// Uninitialised memory on the heap, in parts (at least one).
 struct HeapParts(Vec<Box<[std::mem::MaybeUninit<u8>]>>);
 
 // SAFETY: the same boxed slices every time, owned by the value, apart.
@@ -425,11 +409,17 @@ unsafe impl rwsgi_proto::BodyMemory for HeapParts {
     }
 }
 
+/// Memory for a body of `size` bytes, as a responder lends it
+/// ([`rwsgi_proto::Responder::lend_body`]).
+pub fn lent_heap(size: usize) -> rwsgi_proto::LentBody {
+    lent_heap_in_parts(size, size)
+}
+
 /// Memory for a body of `size` bytes in parts of `part` bytes (the last
 /// one shorter), as the Python bridge lends a body its app reads in parts.
 pub fn lent_heap_in_parts(size: usize, part: usize) -> rwsgi_proto::LentBody {
-    let parts = (0..size).step_by(part.max(1));
-    let parts = parts.map(|at| Box::new_uninit_slice(part.min(size - at))).collect();
+    let starts = (0..size.max(1)).step_by(part.max(1));
+    let parts = starts.map(|at| Box::new_uninit_slice(part.min(size - at))).collect();
     rwsgi_proto::LentBody::new(Box::new(HeapParts(parts)))
 }
 
