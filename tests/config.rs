@@ -10,9 +10,7 @@ use common::{Server, TempDir, assert_one_line_failure, repo_path, run_rwsgi};
 
 /// Writes `text` as `name` in `dir`; returns its path.
 fn write(dir: &TempDir, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+    dir.write(name, text)
 }
 
 /// An ini file serving the CLI test app, plus `extra` lines.

@@ -361,13 +361,11 @@ fn an_abstract_socket_needs_no_file() {
 #[test]
 fn print_exit_and_get_answer_without_serving() {
     let dir = TempDir::new("lang");
-    let ini = dir.join("app.ini");
-    std::fs::write(
-        &ini,
+    let ini = dir.write(
+        "app.ini",
         "[uwsgi]\nproject = shop\nprint = starting %(project)\nif-not-env = DATABASE_URL\n\
          print = DATABASE_URL is not set\nexit = 2\nendif\nhttp-socket = :0\n",
-    )
-    .unwrap();
+    );
     let out = run_rwsgi(&[&ini], &[]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert_eq!(out.stdout, "starting shop\nDATABASE_URL is not set\n");

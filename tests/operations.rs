@@ -158,8 +158,7 @@ fn copytruncate_leaves_no_hole() {
 fn log_maxsize_rotates_and_touch_logreopen_reopens() {
     let dir = TempDir::new("maxsize");
     let backup = dir.join("app.log.old");
-    let trigger = dir.join("reopen");
-    std::fs::write(&trigger, "").unwrap();
+    let trigger = dir.write("reopen", "");
     let server = Logged::start(
         dir,
         "--logto",

@@ -487,10 +487,9 @@ fn reload_on_rss_recycles_a_worker_that_allocated_200_mib() {
 #[test]
 fn a_full_collection_in_a_worker_leaves_the_preloaded_objects_shared() {
     let dir = TempDir::new("freeze");
-    let app = dir.join("app.py");
     // 300,000 lists: about 25 MiB of objects the collector tracks.
-    std::fs::write(
-        &app,
+    let app = dir.write(
+        "app.py",
         r#"import gc, json
 KEPT = [[i] for i in range(300_000)]
 
@@ -506,8 +505,7 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
 "#,
-    )
-    .unwrap();
+    );
     let mut args = vec!["--wsgi-file", &app, "--master", "--processes", "1"];
     args.extend(MERCY);
     let server = Server::start(&args);
@@ -764,8 +762,7 @@ fn the_seed_ini_serves_on_every_socket_of_every_protocol() {
         .replace("%d../examples/hello/", &repo_path("examples/hello/"))
         .replace("wsgi-file = app.py", &format!("wsgi-file = {}", repo_path(PROBE)));
     assert!(ini.contains("processes = 4") && ini.contains("master = true"), "{ini}");
-    let path = dir.join("seed.ini");
-    std::fs::write(&path, ini).unwrap();
+    let path = dir.write("seed.ini", ini);
     let server = Server::start_listening(&[&path], &[], 5);
     let workers = wait_workers(&server, 4);
     for (protocol, addr) in server.listeners() {
@@ -815,8 +812,7 @@ listen = 1000000
 {privileges}",
         apps = repo_path("tests/apps"),
     );
-    let path = dir.join("app.ini");
-    std::fs::write(&path, ini).unwrap();
+    let path = dir.write("app.ini", ini);
     let mut server = Server::start_listening(&[&path], &[], 2);
     wait_workers(&server, 2);
     assert!(server.log_contains("listen = 1000000 exceeds net.core.somaxconn"), "{}", server.log());
@@ -835,17 +831,15 @@ listen = 1000000
 #[test]
 fn a_worker_that_calls_os_exit_is_replaced_and_the_other_serves_on() {
     let dir = TempDir::new("exit");
-    let app = dir.join("app.py");
-    std::fs::write(
-        &app,
+    let app = dir.write(
+        "app.py",
         "import os\n\
          def application(environ, start_response):\n    \
              if environ['PATH_INFO'] == '/exit':\n        os._exit(3)\n    \
              body = str(os.getpid()).encode()\n    \
              start_response('200 OK', [('Content-Length', str(len(body)))])\n    \
              return [body]\n",
-    )
-    .unwrap();
+    );
     let mut args = vec!["--wsgi-file", &app, "--master", "--processes", "2"];
     args.extend(MERCY);
     let server = Server::start(&args);
@@ -864,17 +858,15 @@ fn a_worker_that_calls_os_exit_is_replaced_and_the_other_serves_on() {
 #[test]
 fn workers_dying_young_in_a_loop_are_respawned_with_a_back_off() {
     let dir = TempDir::new("loop");
-    let app = dir.join("app.py");
     // Each worker imports this (lazy-apps), starts serving, and dies 100 ms later.
-    std::fs::write(
-        &app,
+    let app = dir.write(
+        "app.py",
         "import os, threading\n\
          threading.Timer(0.1, os._exit, (3,)).start()\n\
          def application(environ, start_response):\n    \
              start_response('200 OK', [])\n    \
              return [b'']\n",
-    )
-    .unwrap();
+    );
     let mut args = vec!["--wsgi-file", &app, "--master", "--lazy-apps"];
     args.extend(MERCY);
     let mut server = Server::start(&args);

@@ -411,18 +411,15 @@ fn magic_vars_are_inert() {
     let server = uwsgi_probe(&[]);
     let dir = TempDir::new("magic");
     let marker = dir.join("loaded.marker");
-    let evil = dir.join("rwsgi_evil.py");
-    std::fs::write(
-        &evil,
+    let evil = dir.write(
+        "rwsgi_evil.py",
         format!(
             "open({marker:?}, 'w').write('x')\n\
              def application(environ, start_response):\n    \
              start_response('200 OK', [])\n    return [b'evil app']\n"
         ),
-    )
-    .unwrap();
-    let secret = dir.join("secret.txt");
-    std::fs::write(&secret, "TOP SECRET").unwrap();
+    );
+    let secret = dir.write("secret.txt", "TOP SECRET");
     let magic = [
         ("UWSGI_SETENV", "RWSGI_PWNED=1"),
         ("UWSGI_CHDIR", dir.path().to_str().unwrap()),

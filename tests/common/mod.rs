@@ -100,6 +100,13 @@ impl TempDir {
     pub fn join(&self, name: &str) -> String {
         self.path.join(name).to_string_lossy().into_owned()
     }
+
+    /// Writes a file `name` inside the directory; its path, as a string.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> String {
+        let path = self.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
 }
 
 impl Drop for TempDir {
