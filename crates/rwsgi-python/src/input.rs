@@ -178,16 +178,18 @@ impl InputStream {
     }
 
     /// Reads up to `limit` bytes (all with `None`), stopping after `until`
-    /// when it is given.
+    /// when it is given: the pieces of the body they are, not copied yet,
+    /// so that [`joined`] copies them once, into the `bytes` the app gets.
     fn read_until(
         &mut self,
         py: Python<'_>,
         limit: Option<usize>,
         until: Option<u8>,
-    ) -> PyResult<Vec<u8>> {
-        let mut out = Vec::new();
-        while limit.is_none_or(|limit| out.len() < limit) && self.fill(py)? {
-            let room = limit.map_or(self.buf.len(), |limit| limit - out.len());
+    ) -> PyResult<Vec<Bytes>> {
+        let mut pieces = Vec::new();
+        let mut taken = 0;
+        while limit.is_none_or(|limit| taken < limit) && self.fill(py)? {
+            let room = limit.map_or(self.buf.len(), |limit| limit - taken);
             let mut take = room.min(self.buf.len());
             let mut done = false;
             if let Some(byte) = until
@@ -196,13 +198,22 @@ impl InputStream {
                 take = at + 1;
                 done = true;
             }
-            out.extend_from_slice(&self.buf[..take]);
-            self.buf.advance(take);
+            taken += take;
+            pieces.push(self.buf.split_to(take));
             if done {
                 break;
             }
         }
-        Ok(out)
+        Ok(pieces)
+    }
+}
+
+/// One `bytes` of `pieces` one after the other: one copy.
+fn joined<'py>(py: Python<'py>, pieces: &[Bytes]) -> PyResult<Bound<'py, PyBytes>> {
+    match pieces {
+        [] => Ok(PyBytes::new(py, b"")),
+        [piece] => Ok(PyBytes::new(py, piece)),
+        _ => BytesMemory::concat(py, pieces),
     }
 }
 
@@ -275,7 +286,7 @@ impl InputStream {
             self.buf.advance(limit);
             return Ok(out);
         }
-        Ok(PyBytes::new(py, &self.read_until(py, limit, None)?))
+        joined(py, &self.read_until(py, limit, None)?)
     }
 
     #[pyo3(signature = (size = None))]
@@ -284,7 +295,7 @@ impl InputStream {
         py: Python<'py>,
         size: Option<isize>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(PyBytes::new(py, &self.read_until(py, size_limit(size), Some(b'\n'))?))
+        joined(py, &self.read_until(py, size_limit(size), Some(b'\n'))?)
     }
 
     #[pyo3(signature = (hint = None))]
@@ -297,12 +308,12 @@ impl InputStream {
         let mut lines = Vec::new();
         let mut total = 0;
         loop {
-            let line = self.read_until(py, None, Some(b'\n'))?;
-            if line.is_empty() {
+            let line = joined(py, &self.read_until(py, None, Some(b'\n'))?)?;
+            if line.as_bytes().is_empty() {
                 break;
             }
-            total += line.len();
-            lines.push(PyBytes::new(py, &line));
+            total += line.as_bytes().len();
+            lines.push(line);
             if hint.is_some_and(|h| total >= h) {
                 break;
             }
@@ -315,8 +326,8 @@ impl InputStream {
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let line = self.read_until(py, None, Some(b'\n'))?;
-        Ok((!line.is_empty()).then(|| PyBytes::new(py, &line)))
+        let line = joined(py, &self.read_until(py, None, Some(b'\n'))?)?;
+        Ok((!line.as_bytes().is_empty()).then_some(line))
     }
 }
 
@@ -376,6 +387,12 @@ mod tests {
             let input = pieces_input(py, &[b"a", b"b\nc"]);
             let lines: Vec<Vec<u8>> = input.call_method0("readlines").unwrap().extract().unwrap();
             assert_eq!(lines, [b"ab\n".to_vec(), b"c".to_vec()]);
+            // Sized reads and lines across pieces, with more of the body left.
+            let input = pieces_input(py, &[b"name=", b"value\nmo", b"re"]);
+            assert_eq!(read(&input, "read", Some(7)), b"name=va");
+            let lines: Vec<Vec<u8>> =
+                input.try_iter().unwrap().map(|line| line.unwrap().extract().unwrap()).collect();
+            assert_eq!(lines, [b"lue\n".to_vec(), b"more".to_vec()]);
         });
     }
 
