@@ -107,6 +107,17 @@ enum ReadAhead {
     Aborted,
 }
 
+/// How big the reads for a body are.
+#[derive(Clone, Copy)]
+enum Reads {
+    /// From a few KiB, doubling while the client keeps them full, and small
+    /// again after a wait: a connection waiting for a body holds little.
+    Adaptive,
+    /// All the kernel holds, up to a bulk size: the app waits for this
+    /// body now, and takes what is read at once.
+    Bulk,
+}
+
 /// The answer to one body read of the responder, and what it changed.
 pub(super) enum BodyRead {
     Answered,
@@ -291,6 +302,14 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
 
     /// The next body frame, reading as needed within `socket-timeout`.
     async fn next_body_frame(&mut self) -> Result<Frame<C::Head>, ProtoError> {
+        self.next_body_frame_reading(Reads::Adaptive).await
+    }
+
+    /// As [`Self::next_body_frame`], reading as `reads` says.
+    async fn next_body_frame_reading(
+        &mut self,
+        reads: Reads,
+    ) -> Result<Frame<C::Head>, ProtoError> {
         loop {
             if let Some(frame) = self.decode()? {
                 return Ok(frame);
@@ -298,7 +317,13 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
             if !self.wire.out.is_empty() {
                 self.wire.flush().await?;
             }
-            match timeout(self.ctx.config.socket_timeout, self.wire.fill()).await {
+            let fill = async {
+                match reads {
+                    Reads::Adaptive => self.wire.fill().await,
+                    Reads::Bulk => self.wire.fill_bulk().await,
+                }
+            };
+            match timeout(self.ctx.config.socket_timeout, fill).await {
                 Ok(Ok(0)) => {
                     if let Some(frame) = self.decode_eof()? {
                         return Ok(frame);
@@ -337,7 +362,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         } else if plan.done {
             (BodyMsg::Eof, BodyRead::Answered)
         } else {
-            match self.next_body_frame().await {
+            match self.next_body_frame_reading(Reads::Bulk).await {
                 Ok(Frame::Data(data)) => (BodyMsg::Data(data), BodyRead::Answered),
                 Ok(Frame::End) => {
                     plan.done = true;

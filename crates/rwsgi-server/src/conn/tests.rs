@@ -59,29 +59,38 @@ fn source(body: &BodySource) -> &'static str {
     }
 }
 
-/// Reads a streamed body on to its end; false if it failed.
+/// Reads a streamed body on to its end: how many reads it took, `None`
+/// if it failed.
 fn read_rest(
     events: &flume::Sender<Event>,
     rest: &flume::Receiver<BodyMsg>,
     body: &mut Vec<u8>,
-) -> bool {
-    loop {
+) -> Option<usize> {
+    for reads in 0.. {
         events.send(Event::ReadBody).unwrap();
         match rest.recv() {
             Ok(BodyMsg::Data(piece)) => body.extend_from_slice(&piece),
-            Ok(BodyMsg::Eof) => return true,
-            _ => return false,
+            Ok(BodyMsg::Eof) => return Some(reads),
+            _ => return None,
         }
     }
+    None
 }
 
 /// The body back, read as a WSGI app reads it: piece by piece; how it
-/// came in `X-Source` (see [`source`]).
+/// came in `X-Source` (see [`source`]), and for a body read on demand, how
+/// many reads brought it in `X-Reads`.
 fn echo(body: BodySource) -> Replies {
     let (events, replies) = Replies::channel();
     let mut head = ResponseHead::new(200);
     head.push_header("X-Source", source(&body));
     std::thread::spawn(move || {
+        let mut read_on_demand = |rest: Option<flume::Receiver<BodyMsg>>, body: &mut Vec<u8>| {
+            let Some(rest) = rest else { return true };
+            let Some(reads) = read_rest(&events, &rest, body) else { return false };
+            head.push_header("X-Reads", reads.to_string());
+            true
+        };
         let body = match body {
             BodySource::Buffered(body) => body.to_vec(),
             BodySource::Pieces(pieces) => pieces.concat(),
@@ -90,16 +99,14 @@ fn echo(body: BodySource) -> Replies {
                 let mut body = Vec::new();
                 std::io::Read::read_to_end(&mut file, &mut body).unwrap();
                 assert_eq!(body.len() as u64, len);
-                if let Some(rest) = rest
-                    && !read_rest(&events, &rest, &mut body)
-                {
+                if !read_on_demand(rest, &mut body) {
                     return;
                 }
                 body
             }
             BodySource::Streamed(rest) => {
                 let mut body = Vec::new();
-                if !read_rest(&events, &rest, &mut body) {
+                if !read_on_demand(Some(rest), &mut body) {
                     return;
                 }
                 body
@@ -443,6 +450,25 @@ fn with_post_buffering_0_a_body_streams_to_the_responder_on_demand() {
             .await
             .unwrap();
         assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().body, b"streamed");
+    });
+}
+
+/// A body the app waits for is read in bulk: what the kernel holds comes
+/// in one read, not in reads of a few KiB growing from the head's size.
+#[test]
+fn a_body_read_on_demand_comes_in_as_few_reads_as_the_kernel_allows() {
+    paused().block_on(async {
+        let (mut client, _stop, _task) = connect(http(), streaming());
+        let mut pending = Vec::new();
+        let body = pattern(150_000);
+        let head =
+            format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
+        // All of it in the socket before the server reads the head.
+        client.write_all(&[head.as_bytes(), &body].concat()).await.unwrap();
+        let answer = read_answer(&mut client, &mut pending).await.unwrap();
+        assert_eq!(answer.body, body);
+        // What the head's read took of the body, then the rest at once.
+        assert!(answer.head.contains("X-Reads: 2\r\n"), "{}", answer.head);
     });
 }
 

@@ -18,6 +18,12 @@ use tokio::time::{Instant, timeout, timeout_at};
 /// each read that fills it doubles it, up to the largest (bulk bodies).
 const MIN_READ: usize = 4 * 1024;
 const MAX_READ: usize = 64 * 1024;
+/// What a read for a body the app waits for takes at most ([`Transport::fill_bulk`]):
+/// all the kernel holds, so that one trip between the app's thread and
+/// this one answers several of its reads. Only a running request reads
+/// its body on demand, so a worker holds at most one such buffer per
+/// Python thread.
+const BULK_READ: usize = 512 * 1024;
 /// A body sent unframed is read into one buffer of its size (see
 /// [`Transport::gather`]) once this much of it (and a sixteenth) came
 /// without a wait, if it all comes within `GATHER_TIME`, and while the
@@ -134,6 +140,15 @@ impl<S: Stream> Transport<S> {
                 self.out = spare;
             }
         }
+    }
+
+    /// As [`Self::fill`], for a body the app waits for: a read that finds
+    /// input takes up to [`BULK_READ`] of it. After a wait the reads are
+    /// sized as [`Self::fill`]'s, so that a client sending a byte at a
+    /// time does not cost a bulk buffer a byte.
+    pub(super) async fn fill_bulk(&mut self) -> io::Result<usize> {
+        self.read_size = BULK_READ;
+        self.fill().await
     }
 
     /// Reads what is there now, without waiting: `WouldBlock` when nothing is.
