@@ -57,8 +57,10 @@ pub enum BodySource {
 /// The core's answer to [`Event::ReadBody`].
 #[derive(Debug)]
 pub enum BodyMsg {
-    /// More body bytes (never empty).
-    Data(Bytes),
+    /// More body bytes, in the pieces they were read in (at least one,
+    /// none empty): all the core had at hand, so that one round trip
+    /// answers as many of the app's reads as it can.
+    Data(Vec<Bytes>),
     /// The body is complete.
     Eof,
     /// The body cannot be completed (client gone, timeout, framing error).

@@ -168,7 +168,7 @@ impl InputStream {
                 return Err(self.fail("client disconnected".into()));
             }
             match py.detach(move || replies.recv()) {
-                Ok(BodyMsg::Data(data)) => self.buf = data,
+                Ok(BodyMsg::Data(pieces)) => self.queued.extend(pieces),
                 Ok(BodyMsg::Eof) => self.eof = true,
                 Ok(BodyMsg::Failed(why)) => return Err(self.fail(why)),
                 Err(_) => return Err(self.fail("client disconnected".into())),

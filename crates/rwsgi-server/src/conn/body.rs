@@ -357,31 +357,52 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                 return BodyRead::Failed(err.into());
             }
         }
-        let (reply, read) = if let Some(piece) = plan.read_ahead.pop_front() {
-            (BodyMsg::Data(piece), BodyRead::Answered)
+        let (reply, read) = if !plan.read_ahead.is_empty() {
+            (BodyMsg::Data(plan.read_ahead.drain(..).collect()), BodyRead::Answered)
         } else if plan.done {
             (BodyMsg::Eof, BodyRead::Answered)
         } else {
-            match self.next_body_frame_reading(Reads::Bulk).await {
-                Ok(Frame::Data(data)) => (BodyMsg::Data(data), BodyRead::Answered),
-                Ok(Frame::End) => {
-                    plan.done = true;
-                    (BodyMsg::Eof, BodyRead::Answered)
-                }
-                Ok(Frame::Abort) => {
-                    (BodyMsg::Failed("request aborted by the web server".into()), BodyRead::Aborted)
-                }
-                Ok(Frame::Head(_)) => {
-                    let err = ProtoError::BadRequest("request head inside a body");
-                    (BodyMsg::Failed(err.to_string()), BodyRead::Failed(err))
-                }
-                Err(err) => {
-                    (BodyMsg::Failed(format!("request body: {err}")), BodyRead::Failed(err))
-                }
-            }
+            self.body_pieces(plan).await
         };
         let _ = replies.send(reply);
         read
+    }
+
+    /// The next piece of a body the app waits for, read in bulk, and every
+    /// further piece the read brought (FastCGI records, HTTP chunks): one
+    /// answer for all. A failure among them is the answer: the body is
+    /// lost either way.
+    async fn body_pieces(&mut self, plan: &mut BodyPlan) -> (BodyMsg, BodyRead) {
+        let mut pieces = Vec::new();
+        let mut next = self.next_body_frame_reading(Reads::Bulk).await.map(Some);
+        loop {
+            match next {
+                Ok(Some(Frame::Data(data))) => pieces.push(data),
+                Ok(Some(Frame::End)) => {
+                    plan.done = true;
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(Frame::Abort)) => {
+                    let why = "request aborted by the web server".into();
+                    return (BodyMsg::Failed(why), BodyRead::Aborted);
+                }
+                Ok(Some(Frame::Head(_))) => {
+                    let err = ProtoError::BadRequest("request head inside a body");
+                    return (BodyMsg::Failed(err.to_string()), BodyRead::Failed(err));
+                }
+                Err(err) => {
+                    return (
+                        BodyMsg::Failed(format!("request body: {err}")),
+                        BodyRead::Failed(err),
+                    );
+                }
+            }
+            // What the read buffer holds already, without reading.
+            next = self.decode();
+        }
+        let reply = if pieces.is_empty() { BodyMsg::Eof } else { BodyMsg::Data(pieces) };
+        (reply, BodyRead::Answered)
     }
 
     /// A body that could not be read: a peer that went away or stalled gets
