@@ -370,10 +370,10 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
 
     /// The next piece of a body the app waits for, read in bulk, and every
     /// further piece the read brought (FastCGI records, HTTP chunks): one
-    /// answer for all. A failure among them is the answer: the body is
-    /// lost either way.
+    /// answer for all, small pieces copied together as when read ahead. A
+    /// failure among them is the answer: the body is lost either way.
     async fn body_pieces(&mut self, plan: &mut BodyPlan) -> (BodyMsg, BodyRead) {
-        let mut pieces = Vec::new();
+        let mut pieces = Pieces::default();
         let mut next = self.next_body_frame_reading(Reads::Bulk).await.map(Some);
         loop {
             match next {
@@ -401,7 +401,10 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
             // What the read buffer holds already, without reading.
             next = self.decode();
         }
-        let reply = if pieces.is_empty() { BodyMsg::Eof } else { BodyMsg::Data(pieces) };
+        let reply = match pieces.total {
+            0 => BodyMsg::Eof,
+            _ => BodyMsg::Data(pieces.into_queue().into()),
+        };
         (reply, BodyRead::Answered)
     }
 
