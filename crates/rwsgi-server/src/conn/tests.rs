@@ -463,48 +463,49 @@ fn with_post_buffering_0_a_body_streams_to_the_responder_on_demand() {
     });
 }
 
+/// `/echo`'s answer to `head` and `body` (chunked when `chunk` is given),
+/// all in the socket before the server reads the head, with
+/// `post-buffering = 0`: the body read on demand.
+fn echoed_on_demand(head: &str, body: &[u8], chunk: Option<usize>) -> Answer {
+    paused().block_on(async {
+        let (mut client, _stop, _task) = connect(http(), streaming());
+        let mut request = format!("POST /echo HTTP/1.1\r\nHost: x\r\n{head}\r\n").into_bytes();
+        match chunk {
+            None => request.extend_from_slice(body),
+            Some(size) => {
+                for chunk in body.chunks(size) {
+                    request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    request.extend_from_slice(chunk);
+                    request.extend_from_slice(b"\r\n");
+                }
+                request.extend_from_slice(b"0\r\n\r\n");
+            }
+        }
+        client.write_all(&request).await.unwrap();
+        let answer = read_answer(&mut client, &mut Vec::new()).await.unwrap();
+        assert_eq!(answer.body, body);
+        answer
+    })
+}
+
 /// A body the app waits for is read in bulk: what the kernel holds comes
 /// in one read, not in reads of a few KiB growing from the head's size.
 #[test]
 fn a_body_read_on_demand_comes_in_as_few_reads_as_the_kernel_allows() {
-    paused().block_on(async {
-        let (mut client, _stop, _task) = connect(http(), streaming());
-        let mut pending = Vec::new();
-        let body = pattern(150_000);
-        let head =
-            format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
-        // All of it in the socket before the server reads the head.
-        client.write_all(&[head.as_bytes(), &body].concat()).await.unwrap();
-        let answer = read_answer(&mut client, &mut pending).await.unwrap();
-        assert_eq!(answer.body, body);
-        // What the head's read took of the body, then the rest at once.
-        assert!(answer.head.contains("X-Reads: 2\r\n"), "{}", answer.head);
-    });
+    let body = pattern(150_000);
+    let answer = echoed_on_demand(&format!("Content-Length: {}\r\n", body.len()), &body, None);
+    // What the head's read took of the body, then the rest at once.
+    assert!(answer.head.contains("X-Reads: 2\r\n"), "{}", answer.head);
 }
 
 /// So is a framed one, and every frame a read brought goes in one answer.
 #[test]
 fn a_chunked_body_read_on_demand_comes_in_as_few_reads_as_the_kernel_allows() {
-    paused().block_on(async {
-        let (mut client, _stop, _task) = connect(http(), streaming());
-        let mut pending = Vec::new();
-        let body = pattern(20_000);
-        let mut request =
-            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-        for chunk in body.chunks(100) {
-            request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-            request.extend_from_slice(chunk);
-            request.extend_from_slice(b"\r\n");
-        }
-        request.extend_from_slice(b"0\r\n\r\n");
-        client.write_all(&request).await.unwrap();
-        let answer = read_answer(&mut client, &mut pending).await.unwrap();
-        assert_eq!(answer.body, body);
-        // The chunks the head's read took, then the rest: 200 chunks in 2,
-        // copied together into one piece each (at least 16 KiB, but the last).
-        assert!(answer.head.contains("X-Reads: 2\r\n"), "{}", answer.head);
-        assert!(answer.head.contains("X-Pieces: 2\r\n"), "{}", answer.head);
-    });
+    let answer = echoed_on_demand("Transfer-Encoding: chunked\r\n", &pattern(20_000), Some(100));
+    // The chunks the head's read took, then the rest: 200 chunks in 2,
+    // copied together into one piece each (at least 16 KiB, but the last).
+    assert!(answer.head.contains("X-Reads: 2\r\n"), "{}", answer.head);
+    assert!(answer.head.contains("X-Pieces: 2\r\n"), "{}", answer.head);
 }
 
 #[test]
