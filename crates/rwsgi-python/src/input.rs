@@ -2,7 +2,7 @@
 
 use crate::channel::emit;
 use crate::lent::BytesMemory;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -252,18 +252,13 @@ impl InputStream {
                 l >= self.buf.len() + self.queued.iter().map(Bytes::len).sum::<usize>()
             })
         {
-            if self.queued.is_empty() {
-                let out = PyBytes::new(py, &self.buf);
-                self.buf.clear();
-                return Ok(out);
-            }
             let first = std::mem::take(&mut self.buf);
             let pieces: Vec<Bytes> = std::iter::once(first)
                 .filter(|first| !first.is_empty())
                 .chain(self.queued.drain(..))
                 .collect();
             self.lent.clear();
-            return BytesMemory::concat(py, &pieces);
+            return joined(py, &pieces);
         }
         // From a body whole in its file: one copy, from the file into the bytes.
         if self.buf.is_empty()
@@ -276,16 +271,8 @@ impl InputStream {
             self.eof = spool.left == 0;
             return Ok(out);
         }
-        // A sized read the buffer holds (`read(65536)` loops): one copy,
-        // straight from it.
-        if let Some(limit) = limit.filter(|&l| l > 0)
-            && self.fill(py)?
-            && self.buf.len() >= limit
-        {
-            let out = PyBytes::new(py, &self.buf[..limit]);
-            self.buf.advance(limit);
-            return Ok(out);
-        }
+        // A sized read (`read(65536)` loops), or what is left: one copy,
+        // from the pieces it spans.
         joined(py, &self.read_until(py, limit, None)?)
     }
 
