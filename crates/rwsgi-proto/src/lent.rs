@@ -25,9 +25,7 @@ use std::mem::MaybeUninit;
 /// to still be there.
 pub unsafe trait BodyMemory: Any + Send + Sync {
     /// How many parts (at least one).
-    fn parts(&self) -> usize {
-        1
-    }
+    fn parts(&self) -> usize;
 
     /// Part `index`, below [`BodyMemory::parts`].
     fn part(&mut self, index: usize) -> &mut [MaybeUninit<u8>];
