@@ -31,6 +31,10 @@ pub unsafe trait BodyMemory: Any + Send + Sync {
     fn part(&mut self, index: usize) -> &mut [MaybeUninit<u8>];
 }
 
+/// Most slices [`LentBody::room`] gives: a body lent in parts of at least
+/// 16 KiB is read at least 256 KiB at a time.
+const ROOM_SLICES: usize = 16;
+
 /// Lent memory and how much of it the core has written.
 pub struct LentBody {
     memory: Box<dyn BodyMemory>,
@@ -85,6 +89,31 @@ impl LentBody {
         self.filled == self.len
     }
 
+    /// The unwritten memory, up to `max` bytes from the current part on, as
+    /// slices of consecutive parts (at most [`ROOM_SLICES`]): room for one
+    /// vectored read, so that a body lent in parts takes no more reads
+    /// than one lent whole. A reader that writes into it vouches for what
+    /// it wrote with [`BufMut::advance_mut`], which may cross parts.
+    pub fn room(&mut self, max: usize) -> Vec<&mut [MaybeUninit<u8>]> {
+        let mut left = max.min(self.len - self.filled);
+        let mut room = Vec::with_capacity(ROOM_SLICES.min(self.memory.parts() - self.part));
+        let (mut index, mut at) = (self.part, self.part_filled);
+        while left > 0 && index < self.memory.parts() && room.len() < ROOM_SLICES {
+            let part = self.memory.part(index);
+            let take = (part.len() - at).min(left);
+            let start = part[at..].as_mut_ptr();
+            // SAFETY: `take` bytes of part `index` from `at`, within it.
+            // Parts do not overlap and stay put (`BodyMemory`'s contract),
+            // so the slices do not alias one another, and they borrow
+            // `self` mutably: nothing else reaches the memory meanwhile.
+            room.push(unsafe { std::slice::from_raw_parts_mut(start, take) });
+            left -= take;
+            index += 1;
+            at = 0;
+        }
+        room
+    }
+
     /// A copy of the bytes written so far, in order.
     pub fn copy_filled(&mut self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.filled);
@@ -110,19 +139,24 @@ impl LentBody {
 
 // SAFETY: `chunk_mut` is the unwritten rest of the current part, which
 // stays put (`BodyMemory`'s contract); `advance_mut` is only called by a
-// writer that initialised that many bytes of it (the trait's contract),
-// and never past its end (checked).
+// writer that initialised that many bytes of it, or of
+// [`LentBody::room`]'s slices, which follow on from it part after part
+// (the trait's contract), and never past the memory's end (checked).
 unsafe impl BufMut for LentBody {
     fn remaining_mut(&self) -> usize {
         self.len - self.filled
     }
 
     unsafe fn advance_mut(&mut self, cnt: usize) {
-        let room = self.memory.part(self.part).len() - self.part_filled;
-        assert!(cnt <= room, "advance past the lent memory");
-        self.filled += cnt;
-        self.part_filled += cnt;
-        self.skip_full_parts();
+        assert!(cnt <= self.remaining_mut(), "advance past the lent memory");
+        let mut left = cnt;
+        while left > 0 {
+            let step = (self.memory.part(self.part).len() - self.part_filled).min(left);
+            self.filled += step;
+            self.part_filled += step;
+            left -= step;
+            self.skip_full_parts();
+        }
     }
 
     fn chunk_mut(&mut self) -> &mut UninitSlice {
@@ -179,6 +213,40 @@ mod tests {
         };
         let all: Vec<Vec<u8>> = (0..3).map(|i| part(&mut memory, i)).collect();
         assert_eq!(all, [&b"abcd"[..], b"efg", b"hijkl"]);
+    }
+
+    /// One vectored read fills several parts: its room runs from the rest
+    /// of the current part on, and its count crosses them.
+    #[test]
+    fn one_read_fills_the_parts_its_room_spans() {
+        let parts = [4, 3, 5].map(Box::new_uninit_slice).to_vec();
+        let mut body = LentBody::new(Box::new(Parts(parts)));
+        body.put_slice(b"ab");
+        let lens: Vec<usize> = body.room(usize::MAX).iter().map(|s| s.len()).collect();
+        assert_eq!(lens, [2, 3, 5], "the rest of the current part, then the others");
+        let lens: Vec<usize> = body.room(4).iter().map(|s| s.len()).collect();
+        assert_eq!(lens, [2, 2], "no more than asked");
+        // A read of 6 bytes across the first three slices.
+        let mut room = body.room(usize::MAX);
+        for (slice, bytes) in room.iter_mut().zip([&b"cd"[..], b"efg", b"h"]) {
+            for (at, &byte) in bytes.iter().enumerate() {
+                slice[at] = MaybeUninit::new(byte);
+            }
+        }
+        // SAFETY: six bytes of the room were just written, in order.
+        unsafe { body.advance_mut(6) };
+        assert_eq!((body.written(), body.chunk_mut().len()), (8, 4), "into the third part");
+        assert_eq!(body.copy_filled(), b"abcdefgh");
+        let lens: Vec<usize> = body.room(usize::MAX).iter().map(|s| s.len()).collect();
+        assert_eq!(lens, [4]);
+        body.put_slice(b"ijkl");
+        assert!(body.is_full() && body.room(usize::MAX).is_empty());
+        assert_eq!(body.copy_filled(), b"abcdefghijkl");
+        let many =
+            LentBody::new(Box::new(Parts((0..40).map(|_| Box::new_uninit_slice(1)).collect())))
+                .room(usize::MAX)
+                .len();
+        assert_eq!(many, ROOM_SLICES, "a read's slices are bounded");
     }
 
     #[test]

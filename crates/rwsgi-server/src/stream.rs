@@ -8,6 +8,7 @@
 //! non-blocking socket directly and registers only when an operation would
 //! block. From then on tokio drives it as usual.
 
+use rwsgi_proto::LentBody;
 use socket2::{SockAddr, Socket};
 use std::io;
 use std::mem::MaybeUninit;
@@ -25,13 +26,15 @@ pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// waiting: `WouldBlock` when nothing is.
     fn try_read_buf(&mut self, buf: &mut impl bytes::BufMut) -> io::Result<usize>;
 
-    /// As [`Self::try_read_buf`], into up to `first_max` bytes of
-    /// `first`'s spare room and then up to `then_max` of `then`'s, in one
-    /// `readv`: a record's content straight into a body's memory, the
-    /// framing after it into the read buffer. How many bytes went into each.
+    /// As [`Self::try_read_buf`], into up to `first_max` bytes of lent
+    /// memory's room (across its parts: [`LentBody::room`]) and then up to
+    /// `then_max` of `then`'s spare room, in one `readv`: a body's bytes
+    /// straight into the memory, the framing after them (a record's
+    /// padding, the next header) into the read buffer. How many bytes went
+    /// into each.
     fn try_read_split(
         &mut self,
-        first: &mut impl bytes::BufMut,
+        first: &mut LentBody,
         first_max: usize,
         then: &mut impl bytes::BufMut,
         then_max: usize,
@@ -272,27 +275,25 @@ impl<T: Register> Stream for LazyStream<T> {
         Ok(n)
     }
 
-    // One `readv` into two buffers' spare room, uninitialised, as above.
+    // One `readv` into the lent memory's room and a buffer's spare room,
+    // uninitialised, as above.
     #[allow(unsafe_code)]
     fn try_read_split(
         &mut self,
-        first: &mut impl bytes::BufMut,
+        first: &mut LentBody,
         first_max: usize,
         then: &mut impl bytes::BufMut,
         then_max: usize,
     ) -> io::Result<(usize, usize)> {
         let (n, room) = {
+            let head = first.room(first_max);
+            let room = head.iter().map(|slice| slice.len()).sum();
             // SAFETY: only written to below (by the kernel), never
             // de-initialised.
-            let (head, tail) = unsafe {
-                (first.chunk_mut().as_uninit_slice_mut(), then.chunk_mut().as_uninit_slice_mut())
-            };
-            let room = head.len().min(first_max);
+            let tail = unsafe { then.chunk_mut().as_uninit_slice_mut() };
             let tail_room = tail.len().min(then_max);
-            let mut bufs = [
-                socket2::MaybeUninitSlice::new(&mut head[..room]),
-                socket2::MaybeUninitSlice::new(&mut tail[..tail_room]),
-            ];
+            let mut bufs: Vec<_> = head.into_iter().map(socket2::MaybeUninitSlice::new).collect();
+            bufs.push(socket2::MaybeUninitSlice::new(&mut tail[..tail_room]));
             let mut recv = |socket: socket2::SockRef<'_>| loop {
                 match socket.recv_vectored(&mut bufs) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -309,10 +310,10 @@ impl<T: Register> Stream for LazyStream<T> {
             (n, room)
         };
         let (into_first, into_then) = (n.min(room), n.saturating_sub(room));
-        // SAFETY: the read wrote `n` bytes: the first `room` at the start of
-        // `first`'s spare room, the rest at the start of `then`'s.
+        // SAFETY: the read wrote `n` bytes: the first `room` into `first`'s
+        // room, in order, the rest at the start of `then`'s spare room.
         unsafe {
-            first.advance_mut(into_first);
+            bytes::BufMut::advance_mut(first, into_first);
             then.advance_mut(into_then);
         }
         Ok((into_first, into_then))

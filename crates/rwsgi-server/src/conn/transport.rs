@@ -60,6 +60,9 @@ thread_local! {
     /// Body bytes copied from the read buffer into lent memory: the tests
     /// check that a body in records is read in place, not copied.
     static ABSORBED: Cell<usize> = const { Cell::new(0) };
+    /// Reads into lent memory that brought bytes: the tests check that a
+    /// body lent in parts is not read a part at a time.
+    static READS_IN_PLACE: Cell<usize> = const { Cell::new(0) };
 }
 
 /// A buffer's share of the worker's [`GATHER_BUDGET`], given back on drop
@@ -348,6 +351,8 @@ impl<S: Stream> Transport<S> {
         let read = self.io.try_read_split(lent, body, &mut self.rbuf, framing);
         if let Ok((body, framing)) = read {
             self.received += (body + framing) as u64;
+            #[cfg(test)]
+            READS_IN_PLACE.set(READS_IN_PLACE.get() + usize::from(body + framing > 0));
         }
         read
     }
@@ -553,8 +558,13 @@ mod tests {
     /// An HTTP codec that has decoded the head of a POST of [`BODY`]
     /// bytes: the body comes next, unframed.
     fn expecting_body() -> rwsgi_http1::Http1Codec {
+        expecting(BODY)
+    }
+
+    /// As [`expecting_body`], for a body of `len` bytes.
+    fn expecting(len: usize) -> rwsgi_http1::Http1Codec {
         let mut codec = rwsgi_http1::Http1Codec::new(rwsgi_proto::Limits::default());
-        let head = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {BODY}\r\n\r\n");
+        let head = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n");
         let head =
             tokio_util::codec::Decoder::decode(&mut codec, &mut BytesMut::from(head.as_bytes()));
         assert!(matches!(head, Ok(Some(Frame::Head(_)))));
@@ -707,6 +717,30 @@ mod tests {
             let mut lent = gathered.lent.expect("read into lent memory");
             assert!(lent.copy_filled() == body[..]);
             drop(writer.await.unwrap());
+        });
+    }
+
+    /// A body lent in parts (as the bridge lends one to an app that reads
+    /// in parts) takes no more reads than one lent whole: what the socket
+    /// holds goes into as many parts as it fills, in one read.
+    #[test]
+    fn a_body_lent_in_parts_is_read_across_them_at_once() {
+        // Within the socket pair's buffer: all of it there before the
+        // gathering, which reads [`MAX_READ`] of it first.
+        const SENT: usize = 2 * MAX_READ;
+        const PART: usize = 16 * 1024;
+        paused().block_on(async {
+            let (mut wire, mut client) = pair();
+            let body = pattern(SENT);
+            client.write_all(&body).await.unwrap();
+            READS_IN_PLACE.set(0);
+            let lend =
+                |size| std::future::ready(Some(rwsgi_testkit::lent_heap_in_parts(size, PART)));
+            let gathered = wire.gather(&mut expecting(SENT), SENT, lend).await.unwrap();
+            let mut lent = gathered.lent.expect("read into lent memory");
+            assert!(lent.is_full() && lent.copy_filled() == body[..]);
+            let parts = (SENT - MAX_READ) / PART;
+            assert_eq!(READS_IN_PLACE.get(), 1, "the {parts} parts after the first read, at once");
         });
     }
 
