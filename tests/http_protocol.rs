@@ -855,6 +855,30 @@ fn bodies_read_in_parts_and_whole_on_one_connection_arrive_intact() {
     }
 }
 
+/// Bodies past `post-buffering` are spooled into a file the worker keeps
+/// for the next one: a shorter body after a longer one is read, every way
+/// `wsgi.input` reads, as exactly its own bytes, never the longer one's
+/// rest that the file still holds.
+#[test]
+fn spooled_bodies_in_a_reused_file_arrive_intact() {
+    let server = Server::probe(&["--post-buffering", "1024"]);
+    let mut conn = server.conn();
+    let vias = ["read", "readline", "chunks", "iter", "parts", "readlines", "line-then-read"];
+    for (n, via) in vias.into_iter().enumerate() {
+        // Longest first, each shorter than the one before.
+        let mut body = pattern(300_000 / (n + 1));
+        body.extend_from_slice(format!("\nend of body {n}\n").as_bytes());
+        conn.send(format!(
+            "POST /echo?via={via} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        ));
+        conn.send(&body);
+        let response = conn.read_response();
+        assert_eq!(response.status, 200, "request {n} ({via})");
+        assert!(response.body == body, "request {n} ({via}): the body changed");
+    }
+}
+
 #[test]
 fn empty_chunked_body() {
     let server = Server::probe(&[]);

@@ -8,7 +8,7 @@
 //! inline) or hand the request to threads of its own (the Python pool);
 //! either way the core writes what comes back at the client's pace.
 
-use crate::{Environ, LentBody, ResponseHead};
+use crate::{Environ, LentBody, ResponseHead, SpoolFile};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -42,8 +42,8 @@ pub enum BodySource {
     /// A body longer than `post-buffering-disk` is kept there only so far:
     /// its rest streams as [`BodySource::Streamed`] does.
     Spooled {
-        /// The body, or its first `len` bytes.
-        file: std::fs::File,
+        /// The body, or its first `len` bytes, at the start of the file.
+        file: SpoolFile,
         /// How many bytes the file holds.
         len: u64,
         /// The rest of a body longer than the file, read on demand.

@@ -26,6 +26,7 @@ mod exchange;
 mod lent;
 mod outbuf;
 mod response;
+mod spool;
 mod unframed;
 
 pub use cgi::{CgiVars, CgiVarsBuilder, PathRule};
@@ -39,6 +40,7 @@ pub use exchange::{
 pub use lent::{BodyMemory, LentBody};
 pub use outbuf::OutBuf;
 pub use response::{ResponseHead, check_header, is_hop_by_hop, is_tchar, reason_phrase};
+pub use spool::{SpareFiles, SpoolFile};
 pub use unframed::{InPlace, UnframedBody};
 
 use bytes::Bytes;

@@ -6,9 +6,8 @@ use bytes::Bytes;
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use rwsgi_proto::{BodyMsg, BodySource, Event};
+use rwsgi_proto::{BodyMsg, BodySource, Event, SpoolFile};
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::Read;
 
 /// How much of a spooled body a line-oriented read takes from its file
@@ -45,7 +44,7 @@ pub(crate) struct InputStream {
 
 #[derive(Debug)]
 struct Spool {
-    file: File,
+    file: SpoolFile,
     left: u64,
 }
 

@@ -10,7 +10,7 @@ use crate::stream::Stream;
 use bytes::{Bytes, BytesMut};
 use rwsgi_proto::{
     BodyLength, BodyMsg, BodySource, Frame, LentBody, ProtoError, RequestHead, Responder,
-    ServerCodec,
+    ServerCodec, SpoolFile,
 };
 use std::collections::VecDeque;
 use std::io::{Seek, Write};
@@ -55,7 +55,7 @@ impl BodyPlan {
     }
 
     /// The body in `file`, whole (`complete`) or its first `len` bytes.
-    fn spooled(file: std::fs::File, len: u64, complete: bool) -> Planned {
+    fn spooled(file: SpoolFile, len: u64, complete: bool) -> Planned {
         if complete {
             return (BodySource::Spooled { file, len, rest: None }, BodyPlan::read());
         }
@@ -91,7 +91,7 @@ pub(super) enum BodyEnd {
 /// What spooling a body found.
 enum Spool {
     /// The body, whole (`complete`) or its first `len` bytes.
-    Kept { file: std::fs::File, len: u64, complete: bool },
+    Kept { file: SpoolFile, len: u64, complete: bool },
     /// The peer abandoned the request.
     Aborted,
 }
@@ -198,9 +198,17 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     /// Reads a body longer than `post-buffering` into an unlinked
     /// temporary file, after the `pieces` read so far, until it ends or the
     /// file holds `limit` bytes (or a piece more). The file is written on
-    /// this thread: into the page cache, as uWSGI does.
+    /// this thread: into the page cache, as uWSGI does. It is one an
+    /// earlier body left where there is one ([`rwsgi_proto::SpareFiles`]), overwritten
+    /// from its start.
     async fn spool(&mut self, pieces: VecDeque<Bytes>, limit: u64) -> Result<Spool, ProtoError> {
-        let mut file = tempfile::tempfile().map_err(ProtoError::Spool)?;
+        let spare = &self.ctx.spare_files;
+        let file = match spare.take() {
+            Some(file) => file,
+            None => tempfile::tempfile().map_err(ProtoError::Spool)?,
+        };
+        let mut file = SpoolFile::new(file, spare.clone());
+        file.rewind().map_err(ProtoError::Spool)?;
         let mut len = 0;
         let mut keep = |data: &[u8]| {
             len += data.len() as u64;

@@ -31,7 +31,7 @@ use body::BodyPlan;
 use response::Outcome;
 use rwsgi_log::{Captured, Facts};
 use rwsgi_proto::{
-    BodySource, ConnInfo, Fault, Frame, ProtoError, RequestHead, Responder, ServerCodec,
+    BodySource, ConnInfo, Fault, Frame, ProtoError, RequestHead, Responder, ServerCodec, SpareFiles,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,13 +50,21 @@ pub(crate) struct Context<R> {
     pub(crate) load: Option<Arc<Load>>,
     /// Open connections, within `worker-connections`.
     pub(crate) connections: Arc<Connections>,
+    /// Spool files of bodies past `post-buffering`, kept for the next ones.
+    pub(crate) spare_files: Arc<SpareFiles>,
 }
 
 impl<R> Context<R> {
     pub(crate) fn new(config: crate::ServerConfig, responder: R) -> Self {
         let load = config.accept_limit.map(|_| Arc::new(Load::default()));
         let limit = config.max_connections.unwrap_or_else(crate::load::default_connection_limit);
-        Context { config, responder, load, connections: Arc::new(Connections::new(limit)) }
+        Context {
+            config,
+            responder,
+            load,
+            connections: Arc::new(Connections::new(limit)),
+            spare_files: Arc::default(),
+        }
     }
 
     /// Counts a request's responder work, if anyone is counting.

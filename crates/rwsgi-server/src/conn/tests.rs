@@ -87,12 +87,16 @@ fn read_rest(
 }
 
 /// The body back, read as a WSGI app reads it: piece by piece; how it
-/// came in `X-Source` (see [`source`]), and for a body read on demand, how
-/// many reads brought it in `X-Reads`, in how many pieces in `X-Pieces`.
+/// came in `X-Source` (see [`source`]), the size of a spooled body's file
+/// in `X-Spool-File-Size`, and for a body read on demand, how many reads
+/// brought it in `X-Reads`, in how many pieces in `X-Pieces`.
 fn echo(body: BodySource) -> Replies {
     let (events, replies) = Replies::channel();
     let mut head = ResponseHead::new(200);
     head.push_header("X-Source", source(&body));
+    if let BodySource::Spooled { file, .. } = &body {
+        head.push_header("X-Spool-File-Size", file.metadata().unwrap().len().to_string());
+    }
     std::thread::spawn(move || {
         let mut read_on_demand = |rest: Option<flume::Receiver<BodyMsg>>, body: &mut Vec<u8>| {
             let Some(rest) = rest else { return true };
@@ -106,8 +110,11 @@ fn echo(body: BodySource) -> Replies {
             BodySource::Pieces(pieces) => pieces.concat(),
             BodySource::Lent(mut body) => body.copy_filled(),
             BodySource::Spooled { mut file, len, rest } => {
+                // The body is the file's first `len` bytes: an earlier
+                // body's rest may follow.
                 let mut body = Vec::new();
-                std::io::Read::read_to_end(&mut file, &mut body).unwrap();
+                std::io::Read::read_to_end(&mut std::io::Read::take(&mut *file, len), &mut body)
+                    .unwrap();
                 assert_eq!(body.len() as u64, len);
                 if !read_on_demand(rest, &mut body) {
                     return;
@@ -194,6 +201,16 @@ struct Answer {
     status: u16,
     head: String,
     body: Vec<u8>,
+}
+
+impl Answer {
+    /// The value of the header `name` (lowercase), if sent.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.split("\r\n").find_map(|line| {
+            let (key, value) = line.split_once(": ")?;
+            key.eq_ignore_ascii_case(name).then_some(value)
+        })
+    }
 }
 
 /// Reads one response (`Content-Length`, chunked, or to the close);
@@ -419,6 +436,30 @@ fn a_body_sent_at_once_is_read_whole_and_one_that_stalls_in_pieces_both_intact()
             assert!(stdout.windows(source.len()).any(|w| w == source.as_bytes()));
         });
     }
+}
+
+/// A spool file goes back to the worker when the responder drops it, and
+/// the next body spooled overwrites it from the start: each body comes
+/// back as sent, a shorter one without the longer one's rest, which its
+/// file still holds.
+#[test]
+fn a_spool_file_is_reused_for_the_next_body() {
+    paused().block_on(async {
+        let (mut client, _stop, _task) = connect(http(), config());
+        let mut pending = Vec::new();
+        let mut file_sizes = Vec::new();
+        for body in [pattern(100_000), b"a shorter body".to_vec(), pattern(50_000)] {
+            let head =
+                format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
+            client.write_all(head.as_bytes()).await.unwrap();
+            client.write_all(&body).await.unwrap();
+            let answer = read_answer(&mut client, &mut pending).await.unwrap();
+            assert!(answer.body == body, "a body of {} bytes came back changed", body.len());
+            assert_eq!(answer.header("x-source"), Some("spooled"));
+            file_sizes.extend(answer.header("x-spool-file-size").map(str::to_owned));
+        }
+        assert_eq!(file_sizes, ["100000"; 3], "the first body's file, each time");
+    });
 }
 
 #[test]
