@@ -2,13 +2,13 @@
 
 use crate::channel::emit;
 use crate::lent::BytesMemory;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use rwsgi_proto::{BodyMsg, BodySource, Event, SpoolFile};
 use std::collections::VecDeque;
-use std::io::Read;
+use std::os::fd::{AsRawFd, RawFd};
 
 /// How much of a spooled body a line-oriented read takes from its file
 /// at a time.
@@ -49,14 +49,44 @@ struct Spool {
 }
 
 impl Spool {
-    /// Reads exactly `out.len()` bytes (at most `left`), without the GIL.
-    fn read_into(&mut self, py: Python<'_>, out: &mut [u8]) -> PyResult<()> {
-        let file = &mut self.file;
-        py.detach(|| file.read_exact(out))
+    /// Reads the next bytes of the body into all of `out`'s room (at most
+    /// `left`), without the GIL: memory that was never zeroed, the read
+    /// is its first write.
+    fn read_into(&mut self, py: Python<'_>, out: &mut (impl BufMut + Send)) -> PyResult<()> {
+        let want = out.remaining_mut();
+        if want as u64 > self.left {
+            return Err(PyOSError::new_err("request body: read past its end"));
+        }
+        let fd = self.file.as_raw_fd();
+        py.detach(|| read_exact_uninit(fd, out))
             .map_err(|err| PyOSError::new_err(format!("request body: {err}")))?;
-        self.left -= out.len() as u64;
+        self.left -= want as u64;
         Ok(())
     }
+}
+
+/// Fills `out`'s room from `fd`, `read(2)` writing straight into memory
+/// that may be uninitialised (which a `&mut [u8]` may not be).
+#[allow(unsafe_code)]
+fn read_exact_uninit(fd: RawFd, out: &mut impl BufMut) -> std::io::Result<()> {
+    while out.has_remaining_mut() {
+        let room = out.chunk_mut();
+        // SAFETY: `room` is valid for writes of its length, and read(2)
+        // writes at most that many bytes into it.
+        let n = unsafe { libc::read(fd, room.as_mut_ptr().cast(), room.len()) };
+        match usize::try_from(n) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            // SAFETY: read(2) wrote `n` bytes at the start of `room`.
+            Ok(n) => unsafe { out.advance_mut(n) },
+            Err(_) => {
+                let err = std::io::Error::last_os_error();
+                if err.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -149,10 +179,11 @@ impl InputStream {
                     self.spool = None;
                     continue;
                 }
-                let mut chunk = vec![0; spool.left.min(SPOOL_CHUNK as u64) as usize];
-                spool.read_into(py, &mut chunk)?;
+                let size = spool.left.min(SPOOL_CHUNK as u64) as usize;
+                let mut chunk = BytesMut::with_capacity(size);
+                spool.read_into(py, &mut (&mut chunk).limit(size))?;
                 self.eof = spool.left == 0 && self.pipe.is_none();
-                self.buf = chunk.into();
+                self.buf = chunk.freeze();
                 continue;
             }
             if self.lost {
@@ -266,7 +297,7 @@ impl InputStream {
         {
             let want = limit.map_or(spool.left, |l| spool.left.min(l as u64));
             let want = usize::try_from(want).map_err(|_| PyOSError::new_err("body too large"))?;
-            let out = PyBytes::new_with(py, want, |out| spool.read_into(py, out))?;
+            let out = BytesMemory::filled(py, want, |body| spool.read_into(py, body))?;
             self.eof = spool.left == 0;
             return Ok(out);
         }
@@ -351,8 +382,24 @@ mod tests {
         Bound::new(py, InputStream::new(py, BodySource::Pieces(pieces), &events)).unwrap()
     }
 
+    /// `wsgi.input` over a body the core spooled into a file that an
+    /// earlier, longer body left: its rest follows this body's bytes.
+    fn spooled_input<'py>(py: Python<'py>, pieces: &[&'static [u8]]) -> Bound<'py, InputStream> {
+        let body = pieces.concat();
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &body).unwrap();
+        std::io::Write::write_all(&mut file, b"\nthe rest of an earlier body").unwrap();
+        std::io::Seek::rewind(&mut file).unwrap();
+        let file = SpoolFile::new(file, std::sync::Arc::default());
+        let spooled = BodySource::Spooled { file, len: body.len() as u64, rest: None };
+        let (events, _) = flume::unbounded();
+        Bound::new(py, InputStream::new(py, spooled, &events)).unwrap()
+    }
+
+    /// Read every way, a body in pieces reads as one, and a spooled one as
+    /// its own bytes only.
     #[test]
-    fn a_body_in_pieces_reads_as_one() {
+    fn a_body_in_pieces_or_spooled_reads_as_one() {
         Python::attach(|py| {
             let read = |input: &Bound<'_, InputStream>, method: &str, arg: Option<isize>| {
                 match arg {
@@ -363,22 +410,28 @@ mod tests {
                 .extract::<Vec<u8>>()
                 .unwrap()
             };
-            let input = pieces_input(py, &[b"name=", b"value\nmo", b"re"]);
-            assert_eq!(read(&input, "read", None), b"name=value\nmore");
-            assert_eq!(read(&input, "read", None), b"");
-            let input = pieces_input(py, &[b"name=", b"value\nmo", b"re"]);
-            assert_eq!(read(&input, "read", Some(3)), b"nam");
-            assert_eq!(read(&input, "readline", None), b"e=value\n");
-            assert_eq!(read(&input, "read", Some(100)), b"more");
-            let input = pieces_input(py, &[b"a", b"b\nc"]);
-            let lines: Vec<Vec<u8>> = input.call_method0("readlines").unwrap().extract().unwrap();
-            assert_eq!(lines, [b"ab\n".to_vec(), b"c".to_vec()]);
-            // Sized reads and lines across pieces, with more of the body left.
-            let input = pieces_input(py, &[b"name=", b"value\nmo", b"re"]);
-            assert_eq!(read(&input, "read", Some(7)), b"name=va");
-            let lines: Vec<Vec<u8>> =
-                input.try_iter().unwrap().map(|line| line.unwrap().extract().unwrap()).collect();
-            assert_eq!(lines, [b"lue\n".to_vec(), b"more".to_vec()]);
+            for make in [pieces_input, spooled_input] {
+                let input = make(py, &[b"name=", b"value\nmo", b"re"]);
+                assert_eq!(read(&input, "read", None), b"name=value\nmore");
+                assert_eq!(read(&input, "read", None), b"");
+                let input = make(py, &[b"name=", b"value\nmo", b"re"]);
+                assert_eq!(read(&input, "read", Some(3)), b"nam");
+                assert_eq!(read(&input, "readline", None), b"e=value\n");
+                assert_eq!(read(&input, "read", Some(100)), b"more");
+                let input = make(py, &[b"a", b"b\nc"]);
+                let lines: Vec<Vec<u8>> =
+                    input.call_method0("readlines").unwrap().extract().unwrap();
+                assert_eq!(lines, [b"ab\n".to_vec(), b"c".to_vec()]);
+                // Sized reads and lines across pieces, with more of the body left.
+                let input = make(py, &[b"name=", b"value\nmo", b"re"]);
+                assert_eq!(read(&input, "read", Some(7)), b"name=va");
+                let lines: Vec<Vec<u8>> = input
+                    .try_iter()
+                    .unwrap()
+                    .map(|line| line.unwrap().extract().unwrap())
+                    .collect();
+                assert_eq!(lines, [b"lue\n".to_vec(), b"more".to_vec()]);
+            }
         });
     }
 

@@ -124,13 +124,26 @@ impl BytesMemory {
     /// memory that was never zeroed.
     pub(crate) fn concat<'py>(py: Python<'py>, pieces: &[Bytes]) -> PyResult<Bound<'py, PyBytes>> {
         let size = pieces.iter().map(Bytes::len).sum();
+        BytesMemory::filled(py, size, |body| {
+            for piece in pieces {
+                body.put_slice(piece);
+            }
+            Ok(())
+        })
+    }
+
+    /// A new `bytes` of `size` bytes, all of which `fill` writes into
+    /// memory that was never zeroed.
+    pub(crate) fn filled<'py>(
+        py: Python<'py>,
+        size: usize,
+        fill: impl FnOnce(&mut LentBody) -> PyResult<()>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let mut body = LentBody::new(Box::new(BytesMemory::new(py, size, size)?));
-        for piece in pieces {
-            body.put_slice(piece);
-        }
-        // Whole and ours, as written just above, in one part.
+        fill(&mut body)?;
+        // Ours, in one part; `None` if `fill` left some of it unwritten.
         let memory = BytesMemory::written(body)
-            .ok_or_else(|| PySystemError::new_err("request body pieces lost"))?;
+            .ok_or_else(|| PySystemError::new_err("request body not filled"))?;
         let part = memory.parts.into_iter().next();
         Ok(part.ok_or_else(|| PySystemError::new_err("request body lost"))?.object.into_bound(py))
     }
