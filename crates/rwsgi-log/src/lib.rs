@@ -102,8 +102,7 @@ impl AccessLog {
 
     /// The line for this request, with its newline.
     pub fn line(&self, facts: &Facts) -> Vec<u8> {
-        let mut line = Vec::with_capacity(256);
-        line.extend_from_slice(&self.format.render(facts, &self.settings));
+        let mut line = self.format.render(facts, &self.settings);
         line.push(b'\n');
         line
     }
