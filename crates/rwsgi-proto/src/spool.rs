@@ -17,9 +17,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// at once, not one per connection.
 const SPARE_FILES: usize = 16;
 
-/// Most bytes the kept files may hold together (their disk blocks, once
-/// written back): a file that would pass it is emptied before it is kept.
-const SPARE_BYTES: u64 = 64 << 20;
+/// Most bytes the kept files may hold together: a file that would pass it
+/// is emptied before it is kept. Their pages stay in the page cache (in
+/// memory outright where the temporary directory is a tmpfs), so this is
+/// what a worker holds at rest after uploads: a few typical ones, not the
+/// largest it ever spooled.
+const SPARE_BYTES: u64 = 8 << 20;
 
 /// A worker's spool files between bodies.
 #[derive(Debug, Default)]
