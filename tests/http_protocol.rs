@@ -843,16 +843,21 @@ fn bodies_read_in_parts_and_whole_on_one_connection_arrive_intact() {
     let server = Server::probe(&[]);
     let mut conn = server.conn();
     for (n, via) in ["parts", "parts", "read", "parts", "chunks", "parts"].into_iter().enumerate() {
-        let body = pattern(150_000 + n);
-        conn.send(format!(
-            "POST /echo?via={via} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        ));
-        conn.send(&body);
-        let response = conn.read_response();
-        assert_eq!(response.status, 200, "request {n} ({via})");
-        assert!(response.body == body, "request {n} ({via}): the body changed");
+        echoes(&mut conn, via, &pattern(150_000 + n), &format!("request {n}"));
     }
+}
+
+/// POSTs `body` to `/echo?via={via}` (how the app reads it) on `conn`: it
+/// must come back as sent.
+fn echoes(conn: &mut Conn, via: &str, body: &[u8], what: &str) {
+    conn.send(format!(
+        "POST /echo?via={via} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    ));
+    conn.send(body);
+    let response = conn.read_response();
+    assert_eq!(response.status, 200, "{what} ({via})");
+    assert!(response.body == body, "{what} ({via}): the body changed");
 }
 
 /// Bodies past `post-buffering` are spooled into a file the worker keeps
@@ -868,14 +873,7 @@ fn spooled_bodies_in_a_reused_file_arrive_intact() {
         // Longest first, each shorter than the one before.
         let mut body = pattern(300_000 / (n + 1));
         body.extend_from_slice(format!("\nend of body {n}\n").as_bytes());
-        conn.send(format!(
-            "POST /echo?via={via} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        ));
-        conn.send(&body);
-        let response = conn.read_response();
-        assert_eq!(response.status, 200, "request {n} ({via})");
-        assert!(response.body == body, "request {n} ({via}): the body changed");
+        echoes(&mut conn, via, &body, &format!("request {n}"));
     }
 }
 
