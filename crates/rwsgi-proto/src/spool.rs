@@ -4,10 +4,10 @@
 //! A new unlinked file per body costs the filesystem its every block: the
 //! page cache pages are allocated and charged, ext4 reserves each block
 //! for delayed allocation, and all of it is undone when the file closes.
-//! That came to about 700 µs of kernel time per MiB spooled, four times
-//! what writing and reading it back costs. A file the last body left
-//! behind already has its pages: the next body overwrites them from the
-//! start, and only its first `len` bytes are ever read.
+//! A 1 MiB upload spooled so took 760–800 µs of system time, against
+//! 260–300 in a file kept from the last body, which already has its
+//! pages: the next body overwrites them from the start, and only its
+//! first `len` bytes are ever read.
 
 use std::fs::File;
 use std::ops::{Deref, DerefMut};
@@ -69,13 +69,9 @@ impl SpareFiles {
     }
 
     /// How many files are kept.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn kept(&self) -> usize {
         self.spare.lock().unwrap_or_else(PoisonError::into_inner).files.len()
-    }
-
-    /// Whether no file is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -145,9 +141,9 @@ mod tests {
         let mut spool = SpoolFile::new(temp(), home.clone());
         spool.write_all(b"an earlier, longer body").unwrap();
         drop(spool);
-        assert_eq!(home.len(), 1);
+        assert_eq!(home.kept(), 1);
         let mut again = SpoolFile::new(home.take().unwrap(), home.clone());
-        assert!(home.is_empty());
+        assert_eq!(home.kept(), 0);
         again.rewind().unwrap();
         again.write_all(b"a body").unwrap();
         again.rewind().unwrap();
@@ -173,6 +169,6 @@ mod tests {
         for _ in 0..SPARE_FILES + 3 {
             drop(SpoolFile::new(temp(), home.clone()));
         }
-        assert_eq!(home.len(), SPARE_FILES);
+        assert_eq!(home.kept(), SPARE_FILES);
     }
 }

@@ -198,9 +198,9 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     /// Reads a body longer than `post-buffering` into an unlinked
     /// temporary file, after the `pieces` read so far, until it ends or the
     /// file holds `limit` bytes (or a piece more). The file is written on
-    /// this thread: into the page cache, as uWSGI does. It is one an
-    /// earlier body left where there is one ([`rwsgi_proto::SpareFiles`]), overwritten
-    /// from its start.
+    /// this thread: into the page cache, as uWSGI does. The file is one an
+    /// earlier body left, where the worker kept one
+    /// ([`rwsgi_proto::SpareFiles`]), overwritten from its start.
     async fn spool(&mut self, pieces: VecDeque<Bytes>, limit: u64) -> Result<Spool, ProtoError> {
         let spare = &self.ctx.spare_files;
         let file = match spare.take() {
