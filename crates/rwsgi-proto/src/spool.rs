@@ -19,10 +19,9 @@ const SPARE_FILES: usize = 16;
 
 /// Most bytes the kept files may hold together: a file that would pass it
 /// is emptied before it is kept. Their pages stay in the page cache (in
-/// memory outright where the temporary directory is a tmpfs), so this is
-/// what a worker holds at rest after uploads: a few typical ones, not the
-/// largest it ever spooled.
-const SPARE_BYTES: u64 = 8 << 20;
+/// memory outright where the temporary directory is a tmpfs) until
+/// [`SpareFiles::trim`] closes them.
+const SPARE_BYTES: u64 = 64 << 20;
 
 /// A worker's spool files between bodies.
 #[derive(Debug, Default)]
@@ -32,9 +31,11 @@ pub struct SpareFiles {
 
 #[derive(Debug, Default)]
 struct Spare {
-    /// Each file with its size.
-    files: Vec<(File, u64)>,
+    /// Each file with its size and the round it was kept in, latest last.
+    files: Vec<(File, u64, u64)>,
     bytes: u64,
+    /// How many times [`SpareFiles::trim`] ran.
+    round: u64,
 }
 
 impl SpareFiles {
@@ -44,9 +45,26 @@ impl SpareFiles {
     /// [`SpoolFile::new`] makes it.
     pub fn take(&self) -> Option<File> {
         let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        let (file, size) = spare.files.pop()?;
+        let (file, size, _) = spare.files.pop()?;
         spare.bytes -= size;
         Some(file)
+    }
+
+    /// Closes the files kept since before the last trim and not taken
+    /// since: called at a steady pace, so that a worker that spools no
+    /// more bodies soon holds none of their pages.
+    pub fn trim(&self) {
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let round = spare.round;
+        let stale = spare.files.partition_point(|&(_, _, kept)| kept < round);
+        let closed: u64 = spare.files.drain(..stale).map(|(_, size, _)| size).sum();
+        spare.bytes -= closed;
+        spare.round += 1;
+    }
+
+    /// Whether no file is kept.
+    pub fn is_empty(&self) -> bool {
+        self.spare.lock().unwrap_or_else(PoisonError::into_inner).files.is_empty()
     }
 
     /// Keeps `file` for the next body, within [`SPARE_FILES`] and
@@ -65,7 +83,8 @@ impl SpareFiles {
             size = 0;
         }
         spare.bytes += size;
-        spare.files.push((file, size));
+        let round = spare.round;
+        spare.files.push((file, size, round));
     }
 
     /// How many files are kept.
@@ -143,7 +162,7 @@ mod tests {
         drop(spool);
         assert_eq!(home.kept(), 1);
         let mut again = SpoolFile::new(home.take().unwrap(), home.clone());
-        assert_eq!(home.kept(), 0);
+        assert!(home.is_empty());
         again.rewind().unwrap();
         again.write_all(b"a body").unwrap();
         again.rewind().unwrap();
@@ -170,5 +189,21 @@ mod tests {
             drop(SpoolFile::new(temp(), home.clone()));
         }
         assert_eq!(home.kept(), SPARE_FILES);
+    }
+
+    /// A trim closes the files kept before the last one and not taken
+    /// since; the others stay.
+    #[test]
+    fn a_file_unused_from_one_trim_to_the_next_is_closed() {
+        let home = Arc::new(SpareFiles::default());
+        drop(SpoolFile::new(temp(), home.clone()));
+        home.trim();
+        assert_eq!(home.kept(), 1, "kept since the last trim");
+        drop(SpoolFile::new(temp(), home.clone()));
+        home.trim();
+        assert_eq!(home.kept(), 1, "the first closed, the second kept");
+        home.trim();
+        assert!(home.is_empty());
+        assert!(home.take().is_none());
     }
 }

@@ -184,8 +184,10 @@ async fn run<R: Responder>(
         };
         doorbell.spawn(&tracker, Box::pin(accept.run(listener)));
     }
-    // Not tracked: it never ends by itself.
+    // Not tracked: they never end by themselves.
     tokio::spawn(crate::doorbell::keep_time(Arc::clone(&ctx.connections)));
+    let (spare, connections) = (Arc::clone(&ctx.spare_files), Arc::clone(&ctx.connections));
+    tokio::spawn(crate::conn::trim_spare_files(spare, connections));
     if ctx.config.no_master {
         let mut hup = signal(SignalKind::hangup()).map_err(ServerError::Runtime)?;
         // Not tracked: the stop does not wait for it.

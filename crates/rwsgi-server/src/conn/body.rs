@@ -6,15 +6,22 @@
 //! streams to the responder on demand.
 
 use super::{Connection, State};
+use crate::load::Connections;
 use crate::stream::Stream;
 use bytes::{Bytes, BytesMut};
 use rwsgi_proto::{
     BodyLength, BodyMsg, BodySource, Frame, LentBody, ProtoError, RequestHead, Responder,
-    ServerCodec, SpoolFile,
+    ServerCodec, SpareFiles, SpoolFile,
 };
 use std::collections::VecDeque;
 use std::io::{Seek, Write};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::time::timeout;
+
+/// How often the spool files the worker kept are trimmed: one unused
+/// for between one and two of these closes.
+const SPARE_TRIM: Duration = Duration::from_secs(10);
 
 /// Body pieces read ahead that are smaller than this are copied together
 /// instead of kept as they came: a piece shares its read buffer, and a
@@ -199,8 +206,8 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     /// temporary file, after the `pieces` read so far, until it ends or the
     /// file holds `limit` bytes (or a piece more). The file is written on
     /// this thread: into the page cache, as uWSGI does. The file is one an
-    /// earlier body left, where the worker kept one
-    /// ([`rwsgi_proto::SpareFiles`]), overwritten from its start.
+    /// earlier body left, where the worker kept one ([`SpareFiles`]),
+    /// overwritten from its start.
     async fn spool(&mut self, pieces: VecDeque<Bytes>, limit: u64) -> Result<Spool, ProtoError> {
         let spare = &self.ctx.spare_files;
         let file = match spare.take() {
@@ -431,6 +438,20 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     }
 }
 
+/// Trims the spool files the worker kept ([`SpareFiles::trim`]) every
+/// [`SPARE_TRIM`], so that a worker done with uploads soon holds none of
+/// their pages: a tick while any are kept, none otherwise until a
+/// connection opens. Runs until the runtime ends.
+pub(crate) async fn trim_spare_files(spare: Arc<SpareFiles>, connections: Arc<Connections>) {
+    loop {
+        if spare.is_empty() {
+            connections.any_open().await;
+        }
+        tokio::time::sleep(SPARE_TRIM).await;
+        spare.trim();
+    }
+}
+
 /// Body pieces read ahead. Each piece that comes as it was read shares its
 /// read buffer, so small ones are copied together (see [`COALESCE_BELOW`]):
 /// what is held stays close to the bytes received, however they trickle
@@ -498,7 +519,26 @@ impl Pieces {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    /// A kept spool file closes once unused for a while, and the trimming
+    /// goes on.
+    #[test]
+    fn kept_spool_files_close_once_unused_for_a_while() {
+        super::super::tests::paused().block_on(async {
+            let spare = Arc::new(SpareFiles::default());
+            let connections = Arc::new(Connections::new(8));
+            drop(SpoolFile::new(tempfile::tempfile().unwrap(), spare.clone()));
+            let trimming = tokio::spawn(trim_spare_files(spare.clone(), connections));
+            tokio::time::sleep(SPARE_TRIM + SPARE_TRIM / 2).await;
+            assert!(!spare.is_empty(), "unused for less than two trims");
+            tokio::time::sleep(SPARE_TRIM).await;
+            assert!(spare.is_empty(), "unused for two trims");
+            assert!(!trimming.is_finished());
+        });
+    }
 
     fn bodies(pieces: &[&[u8]]) -> (VecDeque<Bytes>, u64) {
         let mut collected = Pieces::default();

@@ -28,6 +28,7 @@ use crate::load::{Active, Connections, Load, Open, Told};
 use crate::stream::Stream;
 use body::BodyEnd;
 use body::BodyPlan;
+pub(crate) use body::trim_spare_files;
 use response::Outcome;
 use rwsgi_log::{Captured, Facts};
 use rwsgi_proto::{
