@@ -229,7 +229,9 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
             if kept >= limit {
                 break false;
             }
-            match self.next_body_frame().await? {
+            // In bulk: what comes is written out at once, so a fast client
+            // costs few reads and writes, and a slow one no bulk buffer.
+            match self.next_body_frame_reading(Reads::Bulk).await? {
                 Frame::Data(data) => kept = keep(&data)?,
                 Frame::End => break true,
                 Frame::Abort => return Ok(Spool::Aborted),
