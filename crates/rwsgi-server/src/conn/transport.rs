@@ -791,6 +791,28 @@ mod tests {
         });
     }
 
+    /// A bulk read takes all the kernel holds, but a client that trickles
+    /// makes the connection hold no bulk buffer while it waits: only the
+    /// bytes not decoded yet (a part of a frame), or nothing.
+    #[test]
+    fn a_bulk_read_holds_no_bulk_buffer_while_it_waits() {
+        paused().block_on(async {
+            let (mut wire, mut client) = pair();
+            let sent = pattern(3 * MAX_READ);
+            client.write_all(&sent).await.unwrap();
+            assert_eq!(wire.fill_bulk().await.unwrap(), sent.len(), "all of it at once");
+            // The codec takes all but the start of a frame.
+            drop(wire.rbuf.split_to(sent.len() - 5));
+            let waited = timeout(Duration::from_secs(1), wire.fill_bulk()).await;
+            assert!(waited.is_err(), "nothing more came");
+            assert_eq!((wire.rbuf.len(), wire.rbuf.capacity()), (5, 5), "held while waiting");
+            drop(wire.rbuf.split());
+            let waited = timeout(Duration::from_secs(1), wire.fill_bulk()).await;
+            assert!(waited.is_err());
+            assert_eq!(wire.rbuf.capacity(), 0, "an empty buffer is given back");
+        });
+    }
+
     #[test]
     fn a_client_that_stalls_after_a_fast_start_gets_a_buffer_of_what_it_sent() {
         paused().block_on(async {
