@@ -84,6 +84,9 @@ class Workload:
     path: str = "/"
     # The servers that can run it (None: every app server).
     servers: tuple[str, ...] | None = None
+    # Options added to the server's command line: spelt the same for rwsgi
+    # and uWSGI, the only servers of a workload that sets any.
+    options: tuple[str, ...] = ()
 
 
 STATIC_DIR = APPS / "static"  # holds 4k.bin: 4096 bytes of "x"
@@ -95,6 +98,12 @@ WORKLOADS = {
     "upload": Workload("upload", "upload", "1 MiB POST, app reads it all", "post_1mib.lua"),
     "upload-stream": Workload("upload-stream", "upload_stream",
                               "1 MiB POST, app reads it in 64 KiB parts", "post_1mib.lua"),
+    "upload-spooled": Workload("upload-spooled", "upload",
+                               "1 MiB POST, app reads it all, spooled to a file first "
+                               "(post-buffering = 8192, as uWSGI configs often set it)",
+                               "post_1mib.lua", options=("--post-buffering", "8192"),
+                               servers=("rwsgi", "uwsgi", "uwsgi-http11", "rwsgi-uwsgi",
+                                        "uwsgi-socket", "rwsgi-fastcgi", "uwsgi-fastcgi")),
     "flask": Workload("flask", "flask_hello", "GET, a Flask app's 13-byte answer, keep-alive"),
     "static": Workload("static", "hello", "GET a 4 KiB file (static-map; nginx: its own location)",
                        path="/static/4k.bin", servers=("rwsgi", "uwsgi", "nginx-static")),
@@ -204,9 +213,16 @@ def venv_bin(name: str) -> str:
 
 def server_command(key: str, workload: Workload, threads: int, port: int,
                    sock: str = "") -> list[str]:
-    """The server's command line (without the taskset prefix).
+    """The server's command line (without the taskset prefix), with the
+    workload's own options.
 
     Servers behind nginx listen on the unix socket `sock` instead of `port`."""
+    return base_command(key, workload, threads, port, sock) + list(workload.options)
+
+
+def base_command(key: str, workload: Workload, threads: int, port: int,
+                 sock: str = "") -> list[str]:
+    """server_command() without the workload's options."""
     app_file = str(APPS / f"{workload.module}.py")
     target = f"{workload.module}:application"
     server = SERVERS[key]
