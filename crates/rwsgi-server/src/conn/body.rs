@@ -222,8 +222,10 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         let mut at_hand: u64 = pending.iter().map(|piece| piece.len() as u64).sum();
         let mut kept = 0;
         let complete = loop {
+            // The next frame the read buffer holds, until a write is due.
             let full = kept + at_hand >= limit || pending.len() >= WRITE_PIECES;
-            let frame = match if full { None } else { self.decode()? } {
+            let buffered = if full { None } else { self.decode()? };
+            let frame = match buffered {
                 Some(frame) => frame,
                 None => {
                     kept += write_pieces(&mut file, &mut pending)?;
