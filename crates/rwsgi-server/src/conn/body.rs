@@ -216,40 +216,23 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
         };
         let mut file = SpoolFile::new(file, spare.clone());
         file.rewind().map_err(ProtoError::Spool)?;
-        // Pieces not written yet: what a read brought (FastCGI records,
-        // HTTP chunks) goes to the file in one write.
-        let mut pending: Vec<Bytes> = pieces.into();
-        let mut at_hand: u64 = pending.iter().map(|piece| piece.len() as u64).sum();
-        let mut kept = 0;
+        let mut kept = write_pieces(&mut file, pieces)?;
         let complete = loop {
-            // The next frame the read buffer holds, until a write is due.
-            let full = kept + at_hand >= limit || pending.len() >= WRITE_PIECES;
-            let buffered = if full { None } else { self.decode()? };
-            let frame = match buffered {
-                Some(frame) => frame,
-                None => {
-                    kept += write_pieces(&mut file, &mut pending)?;
-                    at_hand = 0;
-                    if kept >= limit {
-                        break false;
-                    }
-                    // In bulk: what comes is written out at once, so a fast
-                    // client costs few reads and writes, and a slow one no
-                    // bulk buffer.
-                    self.next_body_frame_reading(Reads::Bulk).await?
-                }
-            };
-            match frame {
-                Frame::Data(data) => {
-                    at_hand += data.len() as u64;
-                    pending.push(data);
-                }
-                Frame::End => break true,
-                Frame::Abort => return Ok(Spool::Aborted),
-                Frame::Head(_) => return Err(ProtoError::BadRequest("request head inside a body")),
+            if kept >= limit {
+                break false;
+            }
+            // All a read brought goes to the file in one write, so a fast
+            // client costs few reads and writes, and a slow one no bulk
+            // buffer.
+            let (pieces, stop) = self.bulk_pieces(limit - kept).await?;
+            kept += write_pieces(&mut file, pieces.into_queue())?;
+            match stop {
+                None => {}
+                Some(Stop::End) => break true,
+                Some(Stop::Abort) => return Ok(Spool::Aborted),
+                Some(Stop::Head) => return Err(head_inside_body()),
             }
         };
-        kept += write_pieces(&mut file, &mut pending)?;
         file.rewind().map_err(ProtoError::Spool)?;
         Ok(Spool::Kept { file, len: kept, complete })
     }
@@ -303,7 +286,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
                 }
                 Frame::End => break,
                 Frame::Abort => return Ok(ReadAhead::Aborted),
-                Frame::Head(_) => return Err(ProtoError::BadRequest("request head inside a body")),
+                Frame::Head(_) => return Err(head_inside_body()),
             }
         }
         let mut queue = pieces.into_queue();
@@ -325,7 +308,7 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
             Frame::End => Ok(ReadAhead::Whole(BodySource::Lent(lent))),
             Frame::Abort => Ok(ReadAhead::Aborted),
             Frame::Data(_) => Err(ProtoError::BadRequest("request body longer than its length")),
-            Frame::Head(_) => Err(ProtoError::BadRequest("request head inside a body")),
+            Frame::Head(_) => Err(head_inside_body()),
         }
     }
 
@@ -402,39 +385,49 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     /// answer for all, small pieces copied together as when read ahead. A
     /// failure among them is the answer: the body is lost either way.
     async fn body_pieces(&mut self, plan: &mut BodyPlan) -> (BodyMsg, BodyRead) {
-        let mut pieces = Pieces::default();
-        let mut next = self.next_body_frame_reading(Reads::Bulk).await.map(Some);
-        loop {
-            match next {
-                Ok(Some(Frame::Data(data))) => pieces.push(data),
-                Ok(Some(Frame::End)) => {
-                    plan.done = true;
-                    break;
-                }
-                Ok(None) => break,
-                Ok(Some(Frame::Abort)) => {
-                    let why = "request aborted by the web server".into();
-                    return (BodyMsg::Failed(why), BodyRead::Aborted);
-                }
-                Ok(Some(Frame::Head(_))) => {
-                    let err = ProtoError::BadRequest("request head inside a body");
-                    return (BodyMsg::Failed(err.to_string()), BodyRead::Failed(err));
-                }
-                Err(err) => {
-                    return (
-                        BodyMsg::Failed(format!("request body: {err}")),
-                        BodyRead::Failed(err),
-                    );
-                }
+        let pieces = match self.bulk_pieces(u64::MAX).await {
+            Ok((pieces, None)) => pieces,
+            Ok((pieces, Some(Stop::End))) => {
+                plan.done = true;
+                pieces
             }
-            // What the read buffer holds already, without reading.
-            next = self.decode();
-        }
+            Ok((_, Some(Stop::Abort))) => {
+                let why = "request aborted by the web server".into();
+                return (BodyMsg::Failed(why), BodyRead::Aborted);
+            }
+            Ok((_, Some(Stop::Head))) => {
+                let err = head_inside_body();
+                return (BodyMsg::Failed(err.to_string()), BodyRead::Failed(err));
+            }
+            Err(err) => {
+                return (BodyMsg::Failed(format!("request body: {err}")), BodyRead::Failed(err));
+            }
+        };
         let reply = match pieces.total {
             0 => BodyMsg::Eof,
             _ => BodyMsg::Data(pieces.into_queue().into()),
         };
         (reply, BodyRead::Answered)
+    }
+
+    /// The next piece of the body, read in bulk (as much as the kernel
+    /// holds, small reads again after a wait), and every further piece the
+    /// read buffer then holds, without reading, until they pass `limit`
+    /// bytes: small ones copied together ([`Pieces`]). With what stopped
+    /// them, if not the limit or the buffer's end.
+    async fn bulk_pieces(&mut self, limit: u64) -> Result<(Pieces, Option<Stop>), ProtoError> {
+        let mut pieces = Pieces::default();
+        let mut next = Some(self.next_body_frame_reading(Reads::Bulk).await?);
+        while let Some(frame) = next {
+            match frame {
+                Frame::Data(data) => pieces.push(data),
+                Frame::End => return Ok((pieces, Some(Stop::End))),
+                Frame::Abort => return Ok((pieces, Some(Stop::Abort))),
+                Frame::Head(_) => return Ok((pieces, Some(Stop::Head))),
+            }
+            next = if pieces.total >= limit { None } else { self.decode()? };
+        }
+        Ok((pieces, None))
     }
 
     /// A body that could not be read: a peer that went away or stalled gets
@@ -456,9 +449,26 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
 /// `IOV_MAX`).
 const WRITE_PIECES: usize = 64;
 
-/// Writes `pieces` to `file`, [`WRITE_PIECES`] to a vectored write, and
-/// empties the list: how many bytes.
-fn write_pieces(file: &mut std::fs::File, pieces: &mut Vec<Bytes>) -> Result<u64, ProtoError> {
+/// Why a run of body pieces stopped, other than at a limit or at what the
+/// read buffer held.
+enum Stop {
+    /// The body's end.
+    End,
+    /// The peer abandoned the request (FastCGI `ABORT_REQUEST`).
+    Abort,
+    /// A request head where the body should be.
+    Head,
+}
+
+/// A request head where the body should be: a broken request.
+fn head_inside_body() -> ProtoError {
+    ProtoError::BadRequest("request head inside a body")
+}
+
+/// Writes `pieces` to `file`, [`WRITE_PIECES`] to a vectored write: how
+/// many bytes.
+fn write_pieces(file: &mut std::fs::File, pieces: VecDeque<Bytes>) -> Result<u64, ProtoError> {
+    let pieces = Vec::from(pieces);
     for batch in pieces.chunks(WRITE_PIECES) {
         let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|piece| IoSlice::new(piece)).collect();
         let mut rest = &mut slices[..];
@@ -471,8 +481,7 @@ fn write_pieces(file: &mut std::fs::File, pieces: &mut Vec<Bytes>) -> Result<u64
             }
         }
     }
-    let total = pieces.drain(..).map(|piece| piece.len() as u64).sum();
-    Ok(total)
+    Ok(pieces.iter().map(|piece| piece.len() as u64).sum())
 }
 
 /// Trims the spool files the worker kept ([`SpareFiles::trim`]) every
@@ -563,12 +572,11 @@ mod tests {
     /// More pieces than one write takes go to the file in order, whole.
     #[test]
     fn pieces_are_written_to_a_spool_file_in_order() {
-        let mut pieces: Vec<Bytes> =
+        let pieces: VecDeque<Bytes> =
             (0..3 * WRITE_PIECES).map(|n| Bytes::from(vec![n as u8; n % 7 + 1])).collect();
-        let all = pieces.concat();
+        let all: Vec<u8> = pieces.iter().flat_map(|piece| piece.iter().copied()).collect();
         let mut file = tempfile::tempfile().unwrap();
-        assert_eq!(write_pieces(&mut file, &mut pieces).unwrap(), all.len() as u64);
-        assert!(pieces.is_empty());
+        assert_eq!(write_pieces(&mut file, pieces).unwrap(), all.len() as u64);
         file.rewind().unwrap();
         let mut written = Vec::new();
         std::io::Read::read_to_end(&mut file, &mut written).unwrap();
