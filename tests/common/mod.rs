@@ -1686,20 +1686,10 @@ pub fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 
-/// A chunked encoding of `pieces` (no trailers).
-pub fn chunked(pieces: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for piece in pieces {
-        if piece.is_empty() {
-            continue;
-        }
-        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        out.extend_from_slice(piece);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"0\r\n\r\n");
-    out
-}
+/// A chunked encoding of `pieces` (no trailers). Not every test binary
+/// sends chunks.
+#[allow(unused_imports)]
+pub use rwsgi_testkit::chunked;
 
 /// Deterministic, non-repeating-looking test bytes.
 pub fn pattern(len: usize) -> Vec<u8> {

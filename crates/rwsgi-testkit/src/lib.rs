@@ -10,8 +10,8 @@
 //! encoders, and the fuzz targets' seeded cutting and environ invariants.
 //!
 //! Each protocol's own builders (HTTP requests, uwsgi packets) stay in
-//! that crate's `tests/common`, except FastCGI's records ([`fastcgi`]),
-//! which the core's tests write too. Never published, and it depends on
+//! that crate's `tests/common`, except FastCGI's records ([`fastcgi`])
+//! and HTTP chunks ([`chunked`]), which the core's tests write too. Never published, and it depends on
 //! no codec crate, so every codec can use it.
 
 #![allow(clippy::unwrap_used)]
@@ -407,6 +407,22 @@ unsafe impl rwsgi_proto::BodyMemory for HeapParts {
     fn part(&mut self, index: usize) -> &mut [std::mem::MaybeUninit<u8>] {
         &mut self.0[index]
     }
+}
+
+/// A chunked encoding of `pieces` (no trailers): HTTP bodies the core's
+/// tests and the integration tests send.
+pub fn chunked(pieces: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in pieces {
+        if piece.is_empty() {
+            continue;
+        }
+        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
 }
 
 /// Memory for a body of `size` bytes, as a responder lends it

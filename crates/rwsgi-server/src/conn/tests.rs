@@ -514,12 +514,8 @@ fn echoed_on_demand(head: &str, body: &[u8], chunk: Option<usize>) -> Answer {
         match chunk {
             None => request.extend_from_slice(body),
             Some(size) => {
-                for chunk in body.chunks(size) {
-                    request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                    request.extend_from_slice(chunk);
-                    request.extend_from_slice(b"\r\n");
-                }
-                request.extend_from_slice(b"0\r\n\r\n");
+                let chunks: Vec<&[u8]> = body.chunks(size).collect();
+                request.extend(rwsgi_testkit::chunked(&chunks));
             }
         }
         client.write_all(&request).await.unwrap();
