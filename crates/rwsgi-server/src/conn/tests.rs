@@ -641,6 +641,34 @@ fn every_wait_has_its_deadline() {
     });
 }
 
+/// The waits between requests share one timer, set again for each: its
+/// deadline moves later as requests come, and earlier when the keep-alive
+/// time is shorter than the first wait's.
+#[test]
+fn each_wait_between_requests_counts_from_its_own_start() {
+    paused().block_on(async {
+        let keepalive = Duration::from_secs(2);
+        let config = ServerConfig { keepalive_timeout: keepalive, ..config() };
+        let (mut client, _stop, _task) = connect(http(), config);
+        let mut pending = Vec::new();
+        // The first wait is set for socket-timeout (30 s), the next ones
+        // for 2 s: the deadline moves earlier.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for _ in 0..3 {
+            client.write_all(GET_HELLO).await.unwrap();
+            assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().status, 200);
+            // Three quarters of the keep-alive time, three times: the
+            // connection lives on past the first wait's keep-alive time.
+            tokio::time::sleep(keepalive * 3 / 4).await;
+        }
+        client.write_all(GET_HELLO).await.unwrap();
+        assert_eq!(read_answer(&mut client, &mut pending).await.unwrap().status, 200);
+        let start = tokio::time::Instant::now();
+        assert!(closed(&mut client).await);
+        assert_eq!(start.elapsed(), keepalive);
+    });
+}
+
 #[test]
 fn a_stopping_server_announces_the_close_and_waits_briefly_for_a_request_on_its_way() {
     paused().block_on(async {
