@@ -271,12 +271,18 @@ impl<R: Responder> AcceptLoop<R> {
             if !self.room_for_more().await {
                 return self.drain(&acceptor, &local, tcp, listener.protocol).await;
             }
+            // The stop is seen here, or while the accept waits: a queued
+            // connection is taken without putting the loop among the stop
+            // signal's waiters and taking it out again.
+            if self.stop.has_changed().unwrap_or(true) {
+                return self.drain(&acceptor, &local, tcp, listener.protocol).await;
+            }
             let accepted = tokio::select! {
                 biased;
+                accepted = acceptor.accept() => accepted,
                 _ = self.stop.changed() => {
                     return self.drain(&acceptor, &local, tcp, listener.protocol).await;
                 }
-                accepted = acceptor.accept() => accepted,
             };
             match accepted {
                 Ok((socket, peer)) => self.take(socket, peer, &local, tcp, listener.protocol).await,
@@ -345,7 +351,10 @@ impl<R: Responder> AcceptLoop<R> {
                 load.below(limit).await;
             }
         };
+        // Room first: there usually is some, and a stop meanwhile is seen
+        // before the next accept.
         tokio::select! {
+            biased;
             () = async { connections.room().await; responder_free.await } => true,
             _ = self.stop.changed() => false,
         }
@@ -388,4 +397,54 @@ impl<R: Responder> AcceptLoop<R> {
 async fn accept_failed(err: std::io::Error) {
     tracing::error!("accept: {err}");
     tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rwsgi_proto::{Replies, Request, SocketAddress};
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+
+    /// Stops the server at the first request, and leaves it unanswered.
+    struct StopsAtFirstRequest(watch::Sender<bool>);
+
+    impl Responder for StopsAtFirstRequest {
+        async fn respond(&self, _: Request) -> Replies {
+            let _ = self.0.send(true);
+            Replies::default()
+        }
+    }
+
+    /// The stop is seen before the next accept. The first queued
+    /// connection's request stops the server while the loop serves it; the
+    /// loop then takes none of those queued behind it (in a reload, as
+    /// here, the siblings take them).
+    #[test]
+    fn a_stop_is_seen_before_the_next_accept() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut first = TcpStream::connect(address).unwrap();
+        first.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let _queued: Vec<_> = (0..3).map(|_| TcpStream::connect(address).unwrap()).collect();
+        let probe = listener.try_clone().unwrap();
+
+        let (runtime, doorbell) = crate::doorbell::runtime().unwrap();
+        let (stop_tx, stop) = watch::channel(false);
+        let responder = StopsAtFirstRequest(stop_tx);
+        let accept = AcceptLoop {
+            ctx: Arc::new(Context::new(crate::ServerConfig::default(), responder)),
+            stop,
+            tracker: TaskTracker::new(),
+            doorbell,
+            last_listeners: Arc::new(|| false),
+        };
+        let local = SocketAddress::Tcp(address);
+        let listener =
+            Listener { kind: ListenerKind::Tcp(listener), protocol: Protocol::Http, local };
+        runtime.block_on(accept.run(listener));
+        assert_eq!(std::iter::from_fn(|| probe.accept().ok()).count(), 3);
+    }
 }
