@@ -137,11 +137,6 @@ impl<S: Stream> Transport<S> {
             self.release_spare();
             self.read_size = MIN_READ;
             std::future::poll_fn(|cx| self.io.poll_read_ready(cx)).await?;
-            if self.out.capacity() == 0
-                && let Some(spare) = SPARE.with_borrow_mut(|(_, outs)| outs.pop())
-            {
-                self.out = spare;
-            }
         }
     }
 
@@ -156,8 +151,8 @@ impl<S: Stream> Transport<S> {
 
     /// Reads what is there now, without waiting: `WouldBlock` when nothing is.
     pub(super) fn try_fill(&mut self) -> io::Result<usize> {
-        if self.rbuf.capacity() == 0 {
-            self.rbuf = SPARE.with_borrow_mut(|(reads, _)| reads.pop()).unwrap_or_default();
+        if self.rbuf.capacity() == 0 || self.out.capacity() == 0 {
+            self.take_spare_buffers();
         }
         self.rbuf.reserve(self.read_size);
         let room = self.rbuf.capacity() - self.rbuf.len();
@@ -166,6 +161,23 @@ impl<S: Stream> Transport<S> {
             self.read_size = (self.read_size * 2).min(MAX_READ);
         }
         read
+    }
+
+    /// Spare buffers in place of those this connection gave back (or never
+    /// had): a read that finds bytes usually leads to a response.
+    fn take_spare_buffers(&mut self) {
+        SPARE.with_borrow_mut(|(reads, outs)| {
+            if self.rbuf.capacity() == 0
+                && let Some(spare) = reads.pop()
+            {
+                self.rbuf = spare;
+            }
+            if self.out.capacity() == 0
+                && let Some(spare) = outs.pop()
+            {
+                self.out = spare;
+            }
+        });
     }
 
     /// Reads into the room the read buffer has, without waiting.
@@ -380,20 +392,9 @@ impl<S: Stream> Transport<S> {
 
     /// Gives back the memory a waiting connection does not need: the
     /// output buffers, and the read buffer beyond the bytes it holds.
-    /// Empty buffers of a usual size go to the worker's spares.
     fn release_spare(&mut self) {
-        if self.out.is_empty() {
-            let out = std::mem::take(&mut self.out);
-            if out.capacity() <= MAX_READ {
-                SPARE.with_borrow_mut(|(_, outs)| keep(outs, out));
-            }
-        }
-        if self.rbuf.is_empty() {
-            let rbuf = std::mem::take(&mut self.rbuf);
-            if rbuf.capacity() > 0 && rbuf.capacity() <= MAX_READ {
-                SPARE.with_borrow_mut(|(reads, _)| keep(reads, rbuf));
-            }
-        } else {
+        self.give_back_empty_buffers();
+        if !self.rbuf.is_empty() {
             self.trim_read_buffer();
         }
     }
@@ -533,6 +534,34 @@ impl<F: Future<Output = Option<LentBody>>> Lending<F> {
             Poll::Ready(memory) => memory,
             Poll::Pending => None,
         }
+    }
+}
+
+impl<S> Transport<S> {
+    /// Empty buffers of a usual size go to the worker's spares.
+    fn give_back_empty_buffers(&mut self) {
+        if self.out.is_empty() {
+            let out = std::mem::take(&mut self.out);
+            if out.capacity() > 0 && out.capacity() <= MAX_READ {
+                // Not while the thread ends (its spares are gone then).
+                let _ = SPARE.try_with(|spare| keep(&mut spare.borrow_mut().1, out));
+            }
+        }
+        if self.rbuf.is_empty() {
+            let rbuf = std::mem::take(&mut self.rbuf);
+            if rbuf.capacity() > 0 && rbuf.capacity() <= MAX_READ {
+                let _ = SPARE.try_with(|spare| keep(&mut spare.borrow_mut().0, rbuf));
+            }
+        }
+    }
+}
+
+/// A connection that ends gives its buffers to the next: with a connection
+/// per request (`uwsgi_pass`, FastCGI without `FCGI_KEEP_CONN`) none ever
+/// waits between requests, where buffers are otherwise given back.
+impl<S> Drop for Transport<S> {
+    fn drop(&mut self) {
+        self.give_back_empty_buffers();
     }
 }
 
@@ -777,6 +806,29 @@ mod tests {
             assert!(wire.rbuf.capacity() < BODY, "{} bytes held", wire.rbuf.capacity());
             drop(taken);
             assert_eq!(GATHERING.get(), 0);
+        });
+    }
+
+    /// With a connection per request none waits between requests, where
+    /// buffers are given back: each gives them back as it ends, and the
+    /// next takes them at its first read.
+    #[test]
+    fn a_connection_that_ends_gives_its_buffers_to_the_next() {
+        paused().block_on(async {
+            let spares = || SPARE.with_borrow(|(reads, outs)| (reads.len(), outs.len()));
+            let (mut first, mut client) = pair();
+            client.write_all(b"ping").await.unwrap();
+            assert_eq!(first.try_fill().unwrap(), 4);
+            drop(first.rbuf.split());
+            first.out.put_slice(b"pong");
+            first.flush().await.unwrap();
+            drop(first);
+            assert_eq!(spares(), (1, 1));
+            let (mut next, mut client) = pair();
+            client.write_all(b"ping").await.unwrap();
+            assert_eq!(next.try_fill().unwrap(), 4);
+            assert_eq!(spares(), (0, 0));
+            assert!(next.out.capacity() > 0, "a buffer to write in, before any write");
         });
     }
 
