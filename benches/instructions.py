@@ -18,6 +18,10 @@ the difference in requests is the cost of a request, without start-up.
 - `uwsgi`: `--socket` on a unix socket, a connection per request with the
   variables nginx's stock `uwsgi_params` sends, as `uwsgi_pass` does.
 
+The server runs with `PYTHONHASHSEED=0`: with the hash of `str` seeded at
+random, how often the environ's dict probes collide changes from run to
+run, and with it a few hundred instructions of the count.
+
 Read the figures as a count, not a time: callgrind counts each step of a
 `rep movs`/`rep stos` (large `memcpy`, `memset`) as an instruction, which
 the CPU does far faster, and it does not see cache misses or the kernel.
@@ -29,6 +33,7 @@ Needs valgrind (`apt-get install -y valgrind`). Standard library only.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import socket
 import struct
@@ -148,7 +153,8 @@ def counted_run(binary: str, protocol: str, threads: int, requests: int,
     server = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={profile}", binary, *listen,
          "--wsgi-file", str(APP), "--threads", str(threads), "--disable-logging"],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONHASHSEED": "0"})
     try:
         deadline = time.monotonic() + 120
         while not reachable(protocol, address):
