@@ -2,7 +2,7 @@
 //! [`Responder`].
 
 use crate::crew::Crew;
-use crate::environ::{Interned, StrCache};
+use crate::environ::Interned;
 use crate::lent::BytesMemory;
 use crate::loader::App;
 use crate::response::{self, Job};
@@ -189,8 +189,9 @@ impl Dispatch {
 #[derive(Debug, Clone)]
 struct Inline {
     serving: Arc<Serving>,
-    /// The calling thread's `str` cache (only one thread runs inline).
-    cache: Arc<Mutex<StrCache>>,
+    /// What the calling thread keeps between requests (only one thread
+    /// runs inline).
+    kept: Arc<Mutex<response::Kept>>,
 }
 
 /// What the pool's threads and the inline runner share.
@@ -210,8 +211,8 @@ impl Inline {
             observer.request_started(0, &job.request.environ);
         }
         let continuation = Python::attach(|py| {
-            let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            serve_one("inline", || response::run_inline(py, &serving.app, &mut cache, job))
+            let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            serve_one("inline", || response::run_inline(py, &serving.app, &mut kept, job))
         })
         .flatten();
         // A continuation is finished on the pool, which tells the observer.
@@ -282,7 +283,7 @@ impl PythonPool {
         }
         // With one Python thread, wsgi.multithread is false: a request runs
         // inline only while that thread has nothing to do.
-        let inline = (threads == 1).then(|| Inline { serving, cache: Arc::default() });
+        let inline = (threads == 1).then(|| Inline { serving, kept: Arc::default() });
         Ok(PythonPool { dispatch: Dispatch { jobs, busy, threads, inline } })
     }
 
@@ -302,7 +303,7 @@ fn serve_jobs(
     serving: &Serving,
     busy: &AtomicUsize,
 ) {
-    let mut cache = StrCache::default();
+    let mut kept = response::Kept::default();
     let who = format!("python-{index}");
     let mut finished = false;
     loop {
@@ -320,11 +321,11 @@ fn serve_jobs(
                 if let Some(observer) = &serving.observer {
                     observer.request_started(index, &job.request.environ);
                 }
-                response::run(py, &serving.app, &mut cache, job);
+                response::run(py, &serving.app, &mut kept, job);
             }
             // Started inline, as thread 0 (there is only one): the observer
             // was told then.
-            Work::Continue(continuation) => continuation.finish(py),
+            Work::Continue(continuation) => continuation.finish(py, &mut kept),
             // Not a request: nothing to count. Unless the core has read the
             // body meanwhile and stopped waiting.
             Work::Lend(size, lent) => {
@@ -354,7 +355,14 @@ mod tests {
     const APP: &std::ffi::CStr = c"
 import threading
 
+KEPT = []
+
 def app(environ, start_response):
+    if environ['PATH_INFO'] == '/echo':
+        start_response('200 OK', [])
+        return [environ['wsgi.input'].read()]
+    if environ['PATH_INFO'] == '/keep':
+        KEPT.append((start_response, environ))
     start_response('200 OK', [('X-Thread', str(threading.get_ident()))])
     environ['wsgi.errors'].write('called\\n')
     if environ['PATH_INFO'] == '/gen':
@@ -501,6 +509,34 @@ def app(environ, start_response):
                 dispatch.busy.fetch_sub(threads, Ordering::AcqRel);
             });
         }
+    }
+
+    /// A request's `start_response` and `wsgi.input` serve the thread's
+    /// next request when nothing else holds them, each time as new.
+    #[test]
+    fn the_objects_of_a_request_serve_the_next_unless_the_app_keeps_them() {
+        let dispatch = pool(1).dispatch();
+        let inline = dispatch.inline_now().unwrap();
+        let echo = |body: &'static [u8]| {
+            let (tx, events) = flume::unbounded();
+            let mut job = job("/echo", tx);
+            job.request.body = BodySource::Buffered(Bytes::from_static(body));
+            assert!(inline.run(job).is_none());
+            let Ok(Event::Whole { body, .. }) = events.try_recv() else { panic!("no response") };
+            assert!(events.is_disconnected(), "the kept start_response let go of the channel");
+            body.concat()
+        };
+        let holds = || inline.kept.lock().unwrap().holds();
+        with_python_thread_state(|| {
+            assert_eq!(echo(b"one"), b"one");
+            assert_eq!(holds(), (true, true));
+            assert_eq!(echo(b"two"), b"two", "the kept wsgi.input reads the new body");
+            let (tx, _events) = flume::unbounded();
+            assert!(inline.run(job("/keep", tx)).is_none());
+            assert_eq!(holds(), (false, false), "the app holds them");
+            assert_eq!(echo(b"three"), b"three");
+            assert_eq!(holds(), (true, true));
+        });
     }
 
     #[test]
