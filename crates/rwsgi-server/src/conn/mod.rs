@@ -34,11 +34,11 @@ use rwsgi_log::{Captured, Facts};
 use rwsgi_proto::{
     BodySource, ConnInfo, Fault, Frame, ProtoError, RequestHead, Responder, ServerCodec, SpareFiles,
 };
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
-use tokio::time::{Instant, Sleep, sleep_until, timeout};
+use tokio::time::Instant;
+use tokio::time::timeout;
 use transport::Transport;
 
 /// Shared by every connection of a worker.
@@ -190,18 +190,12 @@ pub(crate) struct Connection<S, C, R> {
     /// Counted among the worker's open connections while it lives; told
     /// to stop waiting when room is needed or the server stops.
     open: Open,
-    /// The timer of the waits between requests, set again for each. A
-    /// later deadline only moves a number in it (tokio moves the timer in
-    /// its wheel when the first one passes); a timer made for each wait
-    /// went into the wheel and out again on every request. Made at the
-    /// first wait, so a connection that never waits holds none.
-    wait_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
     pub(crate) fn new(io: S, codec: C, info: ConnInfo, ctx: Arc<Context<R>>, open: Open) -> Self {
         let wire = Transport::new(io, info, C::NAME, ctx.config.socket_timeout);
-        Connection { wire, codec, ctx, open, wait_timer: None }
+        Connection { wire, codec, ctx, open }
     }
 
     /// Serves requests until the connection ends. Every transition is
@@ -315,21 +309,11 @@ impl<S: Stream, C: ServerCodec, R: Responder> Connection<S, C, R> {
             } else {
                 self.ctx.config.socket_timeout
             };
-            let deadline = Instant::now() + idle;
-            let timer = match &mut self.wait_timer {
-                Some(timer) => {
-                    timer.as_mut().reset(deadline);
-                    timer
-                }
-                None => self.wait_timer.insert(Box::pin(sleep_until(deadline))),
-            };
-            // The read first (as a timeout would), then the timer: a request
-            // usually arrives with its connection, and the stop is seen on
-            // the next round anyway.
+            // The read first: a request usually arrives with its
+            // connection, and the stop is seen on the next round anyway.
             let arrived = tokio::select! {
                 biased;
-                read = self.wire.fill() => Some(matches!(read, Ok(n) if n > 0)),
-                () = timer.as_mut() => Some(false),
+                read = timeout(idle, self.wire.fill()) => Some(matches!(read, Ok(Ok(n)) if n > 0)),
                 told = self.open.told() => match told {
                     Told::Evicted => Some(false),
                     // Round again, to the stopping branch.

@@ -641,9 +641,9 @@ fn every_wait_has_its_deadline() {
     });
 }
 
-/// The waits between requests share one timer, set again for each: its
-/// deadline moves later as requests come, and earlier when the keep-alive
-/// time is shorter than the first wait's.
+/// Each wait between requests has the whole keep-alive time, from its
+/// own start: not from the connection's first wait (set for
+/// socket-timeout), nor from an earlier wait.
 #[test]
 fn each_wait_between_requests_counts_from_its_own_start() {
     paused().block_on(async {
@@ -651,8 +651,7 @@ fn each_wait_between_requests_counts_from_its_own_start() {
         let config = ServerConfig { keepalive_timeout: keepalive, ..config() };
         let (mut client, _stop, _task) = connect(http(), config);
         let mut pending = Vec::new();
-        // The first wait is set for socket-timeout (30 s), the next ones
-        // for 2 s: the deadline moves earlier.
+        // The first request after a wait of its own (socket-timeout, 30 s).
         tokio::time::sleep(Duration::from_secs(1)).await;
         for _ in 0..3 {
             client.write_all(GET_HELLO).await.unwrap();
