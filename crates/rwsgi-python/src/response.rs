@@ -36,7 +36,7 @@ pub(crate) struct Job {
 /// What a Python thread keeps from one request to the next: the `str`s of
 /// recent values, and the last request's `start_response` and `wsgi.input`
 /// objects when nothing else holds them. Making and freeing those two
-/// objects cost about 1,200 instructions a request.
+/// objects cost about 900 instructions of a hello-world request's 24,000.
 #[derive(Debug, Default)]
 pub(crate) struct Kept {
     pub(crate) strs: StrCache,
