@@ -465,17 +465,26 @@ fn head_inside_body() -> ProtoError {
     ProtoError::BadRequest("request head inside a body")
 }
 
-/// Writes `pieces` to `file`, [`WRITE_PIECES`] to a vectored write: how
-/// many bytes.
+/// Writes `pieces` to `file`, [`WRITE_PIECES`] to a vectored write (their
+/// slices on the stack, as `flush` does): how many bytes.
 fn write_pieces(file: &mut std::fs::File, pieces: VecDeque<Bytes>) -> Result<u64, ProtoError> {
-    let pieces = Vec::from(pieces);
-    for batch in pieces.chunks(WRITE_PIECES) {
-        let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|piece| IoSlice::new(piece)).collect();
-        let mut rest = &mut slices[..];
+    let mut next = pieces.iter();
+    loop {
+        let mut slices = [IoSlice::new(&[]); WRITE_PIECES];
+        let mut n = 0;
+        // The slots first: a piece is taken only when there is room for it.
+        for (slot, piece) in slices.iter_mut().zip(next.by_ref()) {
+            *slot = IoSlice::new(piece);
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+        let mut rest = &mut slices[..n];
         while !rest.is_empty() {
             match file.write_vectored(rest) {
                 Ok(0) => return Err(ProtoError::Spool(std::io::ErrorKind::WriteZero.into())),
-                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Ok(written) => IoSlice::advance_slices(&mut rest, written),
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(ProtoError::Spool(err)),
             }
