@@ -7,7 +7,7 @@ use crate::file_wrapper::FileWrapper;
 use crate::input::InputStream;
 use crate::loader::{format_traceback, summarize};
 use crate::log_stream::ErrorStream;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -215,53 +215,59 @@ impl StartResponse {
     }
 }
 
-/// Takes `start_response`'s arguments apart: a `str` status and a list of
-/// `(str, str)` pairs, every character latin-1. What they say is checked
-/// by [`ResponseHead::from_app`]. A bad head raises here, while the app
-/// runs, so it never reaches the wire.
+/// Takes `start_response`'s arguments apart: a `str` status and a list (or
+/// tuple) of `(str, str)` pairs, every character latin-1. What they say is
+/// checked by [`ResponseHead::from_app`]. A bad head raises here, while the
+/// app runs, so it never reaches the wire.
 ///
 /// The status and every name and value are copied into one buffer, which
-/// the head's pieces share: two allocations whatever the header count.
+/// the head's pieces share: three allocations for a head of up to 256
+/// bytes, whatever its header count.
 fn validate_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<ResponseHead> {
     let status = status
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err("status must be a str such as '200 OK'"))?;
-    if !headers.is_instance_of::<PyList>() && !headers.is_instance_of::<PyTuple>() {
+    let mut text = BytesMut::with_capacity(256);
+    push_latin1(&mut text, &status.to_cow()?, "status")?;
+    let status_line = text.split().freeze();
+    // Room for the Content-Length the server adds when the app sent none.
+    let mut pairs = Vec::new();
+    if let Ok(list) = headers.cast::<PyList>() {
+        pairs.reserve_exact(list.len() + 1);
+        for item in list {
+            pairs.push(header(&mut text, &item)?);
+        }
+    } else if let Ok(tuple) = headers.cast::<PyTuple>() {
+        pairs.reserve_exact(tuple.len() + 1);
+        for item in tuple {
+            pairs.push(header(&mut text, &item)?);
+        }
+    } else {
         return Err(PyTypeError::new_err(
             "response headers must be a list of (name, value) tuples",
         ));
     }
-    let mut text = Vec::with_capacity(256);
-    push_latin1(&mut text, &status.to_cow()?, "status")?;
-    let status_end = text.len();
-    // Where each name and value ends in `text`.
-    let mut ends = Vec::with_capacity(headers.len()?);
-    for item in headers.try_iter()? {
-        let item = item?;
-        let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) =
-            item.extract().map_err(|_| {
-                PyTypeError::new_err(format!("response header {item} is not a (str, str) tuple"))
-            })?;
-        push_latin1(&mut text, &name.to_cow()?, "header name")?;
-        let name_end = text.len();
-        push_latin1(&mut text, &value.to_cow()?, "header value")?;
-        ends.push((name_end, text.len()));
-    }
-    let text = Bytes::from(text);
-    let mut start = status_end;
-    // Room for the Content-Length the server adds when the app sent none.
-    let mut pairs = Vec::with_capacity(ends.len() + 1);
-    pairs.extend(ends.into_iter().map(|(name_end, value_end)| {
-        let pair = (text.slice(start..name_end), text.slice(name_end..value_end));
-        start = value_end;
-        pair
-    }));
-    ResponseHead::from_app(text.slice(..status_end), pairs)
-        .map_err(|err| PyValueError::new_err(err.to_string()))
+    ResponseHead::from_app(status_line, pairs).map_err(|err| PyValueError::new_err(err.to_string()))
+}
+
+/// One `(str, str)` header, copied to the end of `text` and split off it.
+fn header(text: &mut BytesMut, item: &Bound<'_, PyAny>) -> PyResult<(Bytes, Bytes)> {
+    let not_a_pair =
+        || PyTypeError::new_err(format!("response header {item} is not a (str, str) tuple"));
+    let pair = item.cast::<PyTuple>().ok().filter(|pair| pair.len() == 2).ok_or_else(not_a_pair)?;
+    let name = pair.get_borrowed_item(0)?;
+    let value = pair.get_borrowed_item(1)?;
+    let (Ok(name), Ok(value)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
+        return Err(not_a_pair());
+    };
+    push_latin1(text, &name.to_cow()?, "header name")?;
+    let name = text.split().freeze();
+    push_latin1(text, &value.to_cow()?, "header value")?;
+    Ok((name, text.split().freeze()))
 }
 
 /// Appends `text` as latin-1.
-fn push_latin1(out: &mut Vec<u8>, text: &str, what: &str) -> PyResult<()> {
+fn push_latin1(out: &mut BytesMut, text: &str, what: &str) -> PyResult<()> {
     if text.is_ascii() {
         out.extend_from_slice(text.as_bytes());
         return Ok(());
@@ -269,7 +275,7 @@ fn push_latin1(out: &mut Vec<u8>, text: &str, what: &str) -> PyResult<()> {
     for c in text.chars() {
         let byte = u8::try_from(u32::from(c))
             .map_err(|_| PyValueError::new_err(format!("{what} has characters outside latin-1")))?;
-        out.push(byte);
+        out.put_u8(byte);
     }
     Ok(())
 }
@@ -737,6 +743,46 @@ mod tests {
             let not_a_list = PyDict::new(py).into_any();
             let wrong = validate_head(&status, &not_a_list).unwrap_err();
             assert!(wrong.is_instance_of::<PyTypeError>(py));
+        });
+    }
+
+    /// The headers may be a tuple too, and a head longer than the first
+    /// buffer keeps every piece intact.
+    #[test]
+    fn headers_come_whole_from_a_list_or_a_tuple_of_any_length() {
+        Python::attach(|py| {
+            let values: Vec<String> = (0..40).map(|i| format!("{i:0>20}")).collect();
+            let pairs: Vec<(&str, &str)> = values.iter().map(|v| ("X-Long", v.as_str())).collect();
+            let status = PyString::new(py, "200 OK").into_any();
+            for headers in [
+                pairs.clone().into_pyobject(py).unwrap().into_any(),
+                PyTuple::new(py, &pairs).unwrap().into_any(),
+            ] {
+                let h = validate_head(&status, &headers).unwrap();
+                assert_eq!(&h.status_line[..], b"200 OK");
+                let got: Vec<_> = h.headers.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+                let want: Vec<_> =
+                    pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+                assert_eq!(got, want);
+            }
+        });
+    }
+
+    #[test]
+    fn a_header_that_is_not_a_pair_of_strs_is_a_type_error() {
+        Python::attach(|py| {
+            let status = PyString::new(py, "200 OK").into_any();
+            for bad in [
+                "[('X-A', 'a', 'b')]",
+                "[['X-A', 'a']]",
+                "[('X-A', 1)]",
+                "[(b'X-A', 'a')]",
+                "['X-A']",
+            ] {
+                let headers = py.eval(&std::ffi::CString::new(bad).unwrap(), None, None).unwrap();
+                let err = validate_head(&status, &headers).unwrap_err();
+                assert!(err.is_instance_of::<PyTypeError>(py), "{bad}: {err}");
+            }
         });
     }
 
