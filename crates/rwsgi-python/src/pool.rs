@@ -363,6 +363,18 @@ def app(environ, start_response):
         return [environ['wsgi.input'].read()]
     if environ['PATH_INFO'] == '/keep':
         KEPT.append((start_response, environ))
+    if environ['PATH_INFO'] == '/write':
+        write = start_response('200 OK', [])
+        write(b'%d' % id(write))
+        return []
+    if environ['PATH_INFO'] == '/keep-write':
+        KEPT.append(start_response('200 OK', []))
+        return [b'kept']
+    if environ['PATH_INFO'] == '/late-write':
+        try:
+            KEPT[-1](b'late')
+        except OSError:
+            pass
     start_response('200 OK', [('X-Thread', str(threading.get_ident()))])
     environ['wsgi.errors'].write('called\\n')
     if environ['PATH_INFO'] == '/gen':
@@ -536,6 +548,44 @@ def app(environ, start_response):
             assert_eq!(holds(), (false, false), "the app holds them");
             assert_eq!(echo(b"three"), b"three");
             assert_eq!(holds(), (true, true));
+        });
+    }
+
+    /// `start_response` returns the same `write` on every call, kept with
+    /// it for the thread's next request unless the app holds it; a `write`
+    /// the app holds past its request cannot reach a later response.
+    #[test]
+    fn the_write_callable_is_kept_unless_the_app_holds_it() {
+        let dispatch = pool(1).dispatch();
+        let inline = dispatch.inline_now().unwrap();
+        let body = |path: &str| {
+            let (tx, events) = flume::unbounded();
+            assert!(inline.run(job(path, tx)).is_none());
+            let held = path == "/keep-write";
+            assert_eq!(events.is_disconnected(), !held, "only a held write keeps the channel");
+            let mut body = Vec::new();
+            for event in events.try_iter() {
+                match event {
+                    Event::Whole { body: pieces, .. } | Event::Head { body: pieces, .. } => {
+                        pieces.iter().for_each(|piece| body.extend_from_slice(piece));
+                    }
+                    Event::Data(piece) => body.extend_from_slice(&piece),
+                    _ => {}
+                }
+            }
+            String::from_utf8(body).unwrap()
+        };
+        let holds = || inline.kept.lock().unwrap().holds();
+        with_python_thread_state(|| {
+            let first = body("/write");
+            assert_eq!(body("/write"), first, "the same write serves the next request");
+            assert_eq!(body("/keep-write"), "kept");
+            assert_eq!(holds(), (false, true), "the app holds its write");
+            let fresh = body("/write");
+            assert_ne!(fresh, first, "a new write, as the app still holds the old one");
+            assert_eq!(holds(), (true, true));
+            assert_eq!(body("/late-write"), "list", "the held write does not reach this response");
+            assert_eq!(body("/write"), fresh);
         });
     }
 

@@ -53,10 +53,10 @@ impl Kept {
     ) -> PyResult<Py<StartResponse>> {
         match self.start.take() {
             Some(start) => {
-                *start.borrow_mut(py) = StartResponse::new(events);
+                *start.get().write.borrow_mut(py) = Write::new(events);
                 Ok(start)
             }
-            None => Py::new(py, StartResponse::new(events)),
+            None => Py::new(py, StartResponse { write: Py::new(py, Write::new(events))? }),
         }
     }
 
@@ -77,12 +77,13 @@ impl Kept {
     }
 
     /// Keeps the objects of a request that is over, if nothing else holds
-    /// them (the app may keep either, or the environ, past its request).
-    /// The kept `start_response` lets go of the request's channel: the
+    /// them (the app may keep any of them, or the environ, past its
+    /// request). The kept `write` lets go of the request's channel: the
     /// core sees the response end when the last sender is gone.
     fn keep(&mut self, py: Python<'_>, start: Py<StartResponse>, input: Py<InputStream>) {
-        if held_only_here(py, &start) {
-            start.borrow_mut(py).events = no_channel();
+        let write = &start.get().write;
+        if held_only_here(py, &start) && held_only_here(py, write) {
+            write.borrow_mut(py).events = no_channel();
             self.start = Some(start);
         }
         if held_only_here(py, &input) {
@@ -107,8 +108,7 @@ fn held_only_here<T>(_: Python<'_>, object: &Py<T>) -> bool {
     unsafe { pyo3::ffi::Py_REFCNT(object.as_ptr()) == 1 }
 }
 
-/// A sender whose receiver is gone, for a kept `start_response` between
-/// requests.
+/// A sender whose receiver is gone, for a kept `write` between requests.
 fn no_channel() -> flume::Sender<Event> {
     thread_local! {
         static NONE: flume::Sender<Event> = flume::bounded(0).0;
@@ -117,9 +117,52 @@ fn no_channel() -> flume::Sender<Event> {
 }
 
 /// `start_response`, and the `write()` it returns.
-#[pyclass(module = "rwsgi")]
+/// PEP 3333's `start_response`. It holds its `write` callable, which holds
+/// the response's state: the one object returns the other on every call
+/// without making a bound method each time, and neither refers back, so
+/// both can be kept for the thread's next request ([`Kept`]).
+#[pyclass(module = "rwsgi", frozen)]
 #[derive(Debug)]
 pub(crate) struct StartResponse {
+    write: Py<Write>,
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Py<Write>> {
+        let mut this = self.write.borrow_mut(py);
+        match exc_info.filter(|e| !e.is_none()) {
+            Some(exc_info) if this.sent => {
+                let value = exc_info.get_item(1)?;
+                return Err(PyErr::from_value(value));
+            }
+            Some(_) => {}
+            None if this.head.is_some() || this.sent => {
+                return Err(PyAssertionError::new_err(
+                    "start_response() called a second time without exc_info",
+                ));
+            }
+            None => {}
+        }
+        let head = validate_head(status, headers)?;
+        this.remaining = head.content_length;
+        this.head = Some(head);
+        Ok(self.write.clone_ref(py))
+    }
+}
+
+/// PEP 3333's `write(body_data)` callable, and the state of the response
+/// both it and the returned iterable send.
+#[pyclass(module = "rwsgi")]
+#[derive(Debug)]
+pub(crate) struct Write {
     /// Set by the app, not yet sent.
     head: Option<ResponseHead>,
     /// The head went out: `exc_info` must now re-raise.
@@ -132,40 +175,9 @@ pub(crate) struct StartResponse {
 }
 
 #[pymethods]
-impl StartResponse {
-    #[pyo3(signature = (status, headers, exc_info = None))]
-    fn __call__<'py>(
-        slf: &Bound<'py, Self>,
-        status: &Bound<'py, PyAny>,
-        headers: &Bound<'py, PyAny>,
-        exc_info: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        {
-            let mut this = slf.borrow_mut();
-            match exc_info.filter(|e| !e.is_none()) {
-                Some(exc_info) if this.sent => {
-                    let value = exc_info.get_item(1)?;
-                    return Err(PyErr::from_value(value));
-                }
-                Some(_) => {}
-                None if this.head.is_some() || this.sent => {
-                    return Err(PyAssertionError::new_err(
-                        "start_response() called a second time without exc_info",
-                    ));
-                }
-                None => {}
-            }
-            let head = validate_head(status, headers)?;
-            this.remaining = head.content_length;
-            this.head = Some(head);
-        }
-        slf.getattr(intern!(py, "write"))
-    }
-
-    /// PEP 3333 `write(body_data)`: the bytes go out before anything the
-    /// returned iterable yields.
-    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+impl Write {
+    /// The bytes go out before anything the returned iterable yields.
+    fn __call__(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let data =
             data.cast::<PyBytes>().map_err(|_| PyTypeError::new_err("write() takes bytes"))?;
         if self.head.is_none() && !self.sent {
@@ -180,9 +192,9 @@ impl StartResponse {
     }
 }
 
-impl StartResponse {
+impl Write {
     fn new(events: flume::Sender<Event>) -> Self {
-        StartResponse { head: None, sent: false, remaining: None, overflowed: false, events }
+        Write { head: None, sent: false, remaining: None, overflowed: false, events }
     }
 
     /// Sends a non-empty body piece, the head first if it is still pending,
@@ -340,7 +352,7 @@ impl Continuation {
         if let Some(errors) = &self.errors {
             errors.get().redirect(events.clone());
         }
-        self.start.borrow_mut(py).events = events;
+        self.start.get().write.borrow_mut(py).events = events;
     }
 
     /// A plain list or tuple: its whole body is there, nothing can block.
@@ -352,11 +364,12 @@ impl Continuation {
     /// Iterates the result to the end, then closes it; `kept` may keep
     /// its objects for the thread's next request.
     pub(crate) fn finish(self, py: Python<'_>, kept: &mut Kept) {
-        let events = self.start.borrow(py).events.clone();
+        let events = self.start.get().write.borrow(py).events.clone();
         let plain = self.is_plain(py);
         let Continuation { start, result, what, input, .. } = self;
         let iterable = result.bind(py);
-        let outcome = respond(py, &start, iterable);
+        let write = &start.get().write;
+        let outcome = respond(py, write, iterable);
         // PEP 3333: close() on completion, on error and on disconnect alike.
         // A plain list or tuple has none, and asking costs an AttributeError.
         let closed = match if plain { Ok(None) } else { iterable.getattr_opt(intern!(py, "close")) }
@@ -368,7 +381,7 @@ impl Continuation {
         match outcome {
             Ok(()) | Err(Failure::Gone) => {}
             Err(Failure::Python(err)) => {
-                fail(py, &events, Some(&start), &what, &err, body_failed(py, &input));
+                fail(py, &events, Some(write), &what, &err, body_failed(py, &input));
             }
         }
         if let Err(err) = closed {
@@ -419,14 +432,14 @@ fn call(py: Python<'_>, shared: &Shared, kept: &mut Kept, job: Job) -> Option<Co
     let (env, input, errors) = match built {
         Ok(built) => built,
         Err(err) => {
-            fail(py, &events, Some(&start), &what, &err, false);
+            fail(py, &events, Some(&start.get().write), &what, &err, false);
             return None;
         }
     };
     match shared.app.callables[app].bind(py).call1((env, start.bind(py))) {
         Ok(result) => Some(Continuation { start, result: result.unbind(), what, input, errors }),
         Err(err) => {
-            fail(py, &events, Some(&start), &what, &err, body_failed(py, &input));
+            fail(py, &events, Some(&start.get().write), &what, &err, body_failed(py, &input));
             release(py, &input);
             None
         }
@@ -498,29 +511,25 @@ fn error_stream(py: Python<'_>) -> PyResult<&Bound<'_, ErrorStream>> {
 }
 
 /// Sends what the app returned.
-fn respond(
-    py: Python<'_>,
-    start: &Py<StartResponse>,
-    result: &Bound<'_, PyAny>,
-) -> Result<(), Failure> {
+fn respond(py: Python<'_>, write: &Py<Write>, result: &Bound<'_, PyAny>) -> Result<(), Failure> {
     if let Ok(list) = result.cast::<PyList>() {
-        return respond_whole(py, start, list.iter());
+        return respond_whole(py, write, list.iter());
     }
     if let Ok(tuple) = result.cast::<PyTuple>() {
-        return respond_whole(py, start, tuple.iter());
+        return respond_whole(py, write, tuple.iter());
     }
     if let Ok(wrapper) = result.cast::<FileWrapper>()
-        && start.borrow(py).head.is_some()
+        && write.borrow(py).head.is_some()
         && let Some(file) = wrapper.borrow().sendable(py)
     {
-        return respond_file(py, start, file);
+        return respond_file(py, write, file);
     }
     for item in result.try_iter()? {
         let item = item?;
         let data = item.cast::<PyBytes>().map_err(|_| body_type_error(&item))?;
-        start.borrow_mut(py).send_body(py, to_bytes(data))?;
+        write.borrow_mut(py).send_body(py, to_bytes(data))?;
     }
-    finish(py, start)
+    finish(py, write)
 }
 
 fn body_type_error(item: &Bound<'_, PyAny>) -> PyErr {
@@ -529,8 +538,8 @@ fn body_type_error(item: &Bound<'_, PyAny>) -> PyErr {
 }
 
 /// Ends a streamed response: sends the head if no body piece carried it.
-fn finish(py: Python<'_>, start: &Py<StartResponse>) -> Result<(), Failure> {
-    let mut this = start.borrow_mut(py);
+fn finish(py: Python<'_>, write: &Py<Write>) -> Result<(), Failure> {
+    let mut this = write.borrow_mut(py);
     let complete = this.complete();
     let event = match this.head.take() {
         Some(head) => {
@@ -552,7 +561,7 @@ fn finish(py: Python<'_>, start: &Py<StartResponse>) -> Result<(), Failure> {
 /// with a `Content-Length` computed when the app gave none.
 fn respond_whole<'py>(
     py: Python<'py>,
-    start: &Py<StartResponse>,
+    write: &Py<Write>,
     items: impl Iterator<Item = Bound<'py, PyAny>>,
 ) -> Result<(), Failure> {
     let mut body = Vec::with_capacity(items.size_hint().0);
@@ -564,15 +573,15 @@ fn respond_whole<'py>(
             body.push(to_bytes(data));
         }
     }
-    let mut this = start.borrow_mut(py);
+    let mut this = write.borrow_mut(py);
     let Some(mut head) = this.head.take() else {
         if this.sent {
             // The app used write() and returned a list: stream the rest.
             drop(this);
             for piece in body {
-                start.borrow_mut(py).send_body(py, piece)?;
+                write.borrow_mut(py).send_body(py, piece)?;
             }
-            return finish(py, start);
+            return finish(py, write);
         }
         return Err(
             PyAssertionError::new_err("the app returned without calling start_response()").into()
@@ -610,10 +619,10 @@ fn truncate(body: &mut Vec<Bytes>, mut keep: u64) {
 /// A `wsgi.file_wrapper` over a real file: the core sends it with `sendfile`.
 fn respond_file(
     py: Python<'_>,
-    start: &Py<StartResponse>,
+    write: &Py<Write>,
     file: crate::file_wrapper::SendableFile,
 ) -> Result<(), Failure> {
-    let mut this = start.borrow_mut(py);
+    let mut this = write.borrow_mut(py);
     let Some(mut head) = this.head.take() else {
         return Err(
             PyAssertionError::new_err("the app returned without calling start_response()").into()
@@ -647,12 +656,12 @@ fn no_app(events: &flume::Sender<Event>) {
 fn fail(
     py: Python<'_>,
     events: &flume::Sender<Event>,
-    start: Option<&Py<StartResponse>>,
+    write: Option<&Py<Write>>,
     what: &Described,
     err: &PyErr,
     body_failed: bool,
 ) {
-    let sent = start.is_some_and(|s| s.borrow(py).sent);
+    let sent = write.is_some_and(|w| w.borrow(py).sent);
     // An OSError from a client that went away (or whose body broke) is the
     // client's doing: one line, no traceback; the core has logged the cause.
     if err.is_instance_of::<PyOSError>(py) && (events.is_disconnected() || body_failed) {
