@@ -18,6 +18,7 @@
 //! Dependency direction: codecs → `rwsgi-proto` ← responders ← server ←
 //! master ← binary.
 
+mod app_head;
 pub mod cgi;
 mod conn;
 mod environ;
@@ -29,6 +30,7 @@ mod response;
 mod spool;
 mod unframed;
 
+pub use app_head::AppHead;
 pub use cgi::{CgiVars, CgiVarsBuilder, PathRule};
 pub use conn::{ConnInfo, SocketAddress};
 pub use environ::{CgiVar, EnvKey, Environ, Scheme, Scratch, percent_decode};

@@ -1,4 +1,5 @@
-//! The response head the app produced, already validated by the bridge.
+//! A response head, validated where it was made ([`crate::AppHead`] for an
+//! app's, [`check_header`] for a config file's).
 
 use crate::{OutBuf, ProtoError};
 use bytes::Bytes;
@@ -32,56 +33,6 @@ impl ResponseHead {
             headers: Vec::new(),
             content_length: None,
         }
-    }
-
-    /// Validates what an application gave as its status line and headers
-    /// (PEP 3333; RFC 9110 §5): `NNN reason` with a code from 100 and no
-    /// control characters; token names; values without control characters
-    /// (tab aside); no hop-by-hop header; at most one `Content-Length`
-    /// value, of digits. Whatever passes cannot split or corrupt a
-    /// response on any protocol.
-    pub fn from_app(
-        status_line: Bytes,
-        headers: Vec<(Bytes, Bytes)>,
-    ) -> Result<ResponseHead, ProtoError> {
-        let status = match &status_line[..] {
-            [a, b, c, rest @ ..]
-                if [a, b, c].iter().all(|d| d.is_ascii_digit())
-                    && (rest.is_empty() || rest[0] == b' ')
-                    && rest.iter().all(|&ch| ch == b'\t' || !ch.is_ascii_control()) =>
-            {
-                u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
-            }
-            _ => {
-                return Err(ProtoError::BadResponse(format!(
-                    "invalid status {:?}: want '200 OK'",
-                    String::from_utf8_lossy(&status_line)
-                )));
-            }
-        };
-        if status < 100 {
-            return Err(ProtoError::BadResponse(format!("invalid status code {status}")));
-        }
-        let status_line = match status_line.len() {
-            3 => Bytes::from([&status_line[..], b" "].concat()),
-            _ => status_line,
-        };
-        let mut content_length = None;
-        for (name, value) in &headers {
-            check_header(name, value)?;
-            if name.eq_ignore_ascii_case(b"content-length") {
-                let length = parse_length(value).ok_or_else(|| {
-                    ProtoError::BadResponse("invalid Content-Length in the response".into())
-                })?;
-                if content_length.is_some_and(|l| l != length) {
-                    return Err(ProtoError::BadResponse(
-                        "two different Content-Length headers".into(),
-                    ));
-                }
-                content_length = Some(length);
-            }
-        }
-        Ok(ResponseHead { status, status_line, headers, content_length })
     }
 
     /// Adds a header the server itself chose (a name and value known to be
@@ -284,7 +235,7 @@ pub fn is_tchar(b: u8) -> bool {
 }
 
 /// A `Content-Length` value: digits, optionally surrounded by whitespace.
-fn parse_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn parse_length(value: &[u8]) -> Option<u64> {
     let digits = value.trim_ascii();
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
@@ -338,56 +289,6 @@ mod tests {
         let text = out.take_contiguous();
         assert!(!text.windows(7).any(|w| w == b"Date: D"));
         assert_eq!(ResponseHead::plain_error(7).status, 500);
-    }
-
-    fn from_app(status: &str, headers: &[(&str, &str)]) -> Result<ResponseHead, ProtoError> {
-        let headers = headers.iter().map(|(n, v)| {
-            (Bytes::copy_from_slice(n.as_bytes()), Bytes::copy_from_slice(v.as_bytes()))
-        });
-        ResponseHead::from_app(Bytes::copy_from_slice(status.as_bytes()), headers.collect())
-    }
-
-    #[test]
-    fn an_app_head_is_taken_as_given() {
-        let head = from_app("200 OK", &[("Content-Type", "text/plain"), ("Content-Length", "5")])
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((head.status, &head.status_line[..]), (200, &b"200 OK"[..]));
-        assert_eq!(head.content_length, Some(5));
-        assert_eq!(head.headers.len(), 2);
-        assert_eq!(head.header(b"content-type").map(|v| &v[..]), Some(&b"text/plain"[..]));
-        let bare = from_app("204", &[]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(&bare.status_line[..], b"204 ");
-        let same_twice = from_app("200 OK", &[("Content-Length", "5"), ("content-length", " 5 ")]);
-        assert_eq!(same_twice.map(|h| h.content_length).ok(), Some(Some(5)));
-    }
-
-    #[test]
-    fn an_app_head_that_could_split_or_corrupt_a_response_is_refused() {
-        for (status, headers) in [
-            ("200 OK\r\nX: y", vec![]),
-            ("OK", vec![]),
-            ("20 OK", vec![]),
-            ("099 Low", vec![]),
-            ("200OK", vec![]),
-            ("200 OK", vec![("X-A", "a\r\nX-Injected: evil")]),
-            ("200 OK", vec![("X-A", "a\nb")]),
-            ("200 OK", vec![("X-A", "a\0b")]),
-            ("200 OK", vec![("X Bad", "a")]),
-            ("200 OK", vec![("", "a")]),
-            ("200 OK", vec![("X-A:", "a")]),
-            ("200 OK", vec![("Connection", "close")]),
-            ("200 OK", vec![("transfer-encoding", "chunked")]),
-            ("200 OK", vec![("Content-Length", "+5")]),
-            ("200 OK", vec![("Content-Length", "")]),
-            ("200 OK", vec![("Content-Length", "5"), ("Content-Length", "6")]),
-        ] {
-            let refused = from_app(status, &headers);
-            assert!(
-                matches!(refused, Err(ProtoError::BadResponse(_))),
-                "{status:?} {headers:?}: {refused:?}"
-            );
-        }
-        assert!(from_app("200 OK", &[("X-Tab", "a\tb")]).is_ok());
     }
 
     #[test]
