@@ -1,7 +1,7 @@
 //! A response head as an application gives it: text, checked as it is
 //! copied in.
 
-use crate::response::{is_hop_by_hop, is_tchar, parse_length};
+use crate::response::{check_name, control_in, is_control, parse_length};
 use crate::{ProtoError, ResponseHead};
 use bytes::{BufMut, BytesMut};
 
@@ -52,27 +52,16 @@ impl AppHead {
     pub fn header(&mut self, name: &str, value: &str) -> Result<(), ProtoError> {
         // Token characters are ASCII: a name that passes is its own latin-1.
         let name = name.as_bytes();
-        let shown = || String::from_utf8_lossy(name).into_owned();
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(ProtoError::BadResponse(format!(
-                "invalid response header name {:?}",
-                shown()
-            )));
-        }
-        if is_hop_by_hop(name) {
-            return Err(ProtoError::BadResponse(format!(
-                "hop-by-hop header {} is the server's to set (PEP 3333)",
-                shown()
-            )));
-        }
+        check_name(name)?;
         let is_length = name.eq_ignore_ascii_case(b"content-length");
         self.text.extend_from_slice(name);
         let name = self.text.split().freeze();
-        push_text(&mut self.text, value).map_err(|refused| {
-            ProtoError::BadResponse(match refused {
-                Refused::Control => format!("control character in response header {}", shown()),
-                Refused::NotLatin1 => format!("response header {} is not latin-1", shown()),
-            })
+        push_text(&mut self.text, value).map_err(|refused| match refused {
+            Refused::Control => control_in(&name),
+            Refused::NotLatin1 => ProtoError::BadResponse(format!(
+                "response header {} is not latin-1",
+                String::from_utf8_lossy(&name)
+            )),
         })?;
         let value = self.text.split().freeze();
         if is_length {
@@ -106,7 +95,7 @@ enum Refused {
 fn push_text(out: &mut BytesMut, text: &str) -> Result<(), Refused> {
     let (mut control, mut wide) = (false, false);
     for &b in text.as_bytes() {
-        control |= (b < 0x20 && b != b'\t') || b == 0x7f;
+        control |= is_control(b);
         wide |= b >= 0x80;
     }
     if control {

@@ -190,18 +190,22 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// Checks one header an application or a config file sets: a token name,
-/// a value without control characters (tab aside), not hop-by-hop.
+/// Checks one header a config file (or a route) sets: a token name, not
+/// hop-by-hop, and a value without control characters (tab aside). An
+/// app's headers are checked by [`crate::AppHead`], by the same rules.
 pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), ProtoError> {
+    check_name(name)?;
+    if value.iter().any(|&b| is_control(b)) {
+        return Err(control_in(name));
+    }
+    Ok(())
+}
+
+/// A response header's name: a token, and not hop-by-hop.
+pub(crate) fn check_name(name: &[u8]) -> Result<(), ProtoError> {
     let shown = || String::from_utf8_lossy(name).into_owned();
     if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
         return Err(ProtoError::BadResponse(format!("invalid response header name {:?}", shown())));
-    }
-    if value.iter().any(|&b| b != b'\t' && b.is_ascii_control()) {
-        return Err(ProtoError::BadResponse(format!(
-            "control character in response header {}",
-            shown()
-        )));
     }
     if is_hop_by_hop(name) {
         return Err(ProtoError::BadResponse(format!(
@@ -210,6 +214,20 @@ pub fn check_header(name: &[u8], value: &[u8]) -> Result<(), ProtoError> {
         )));
     }
     Ok(())
+}
+
+/// The control characters a header value or a status line must not hold:
+/// all of them but tab.
+pub(crate) fn is_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// The refusal of a value of header `name` that holds a control character.
+pub(crate) fn control_in(name: &[u8]) -> ProtoError {
+    ProtoError::BadResponse(format!(
+        "control character in response header {}",
+        String::from_utf8_lossy(name)
+    ))
 }
 
 /// RFC 9110 §5.6.2 token characters, one lookup per byte.
