@@ -116,7 +116,6 @@ fn no_channel() -> flume::Sender<Event> {
     NONE.with(Clone::clone)
 }
 
-/// `start_response`, and the `write()` it returns.
 /// PEP 3333's `start_response`. It holds its `write` callable, which holds
 /// the response's state: the one object returns the other on every call
 /// without making a bound method each time, and neither refers back, so
