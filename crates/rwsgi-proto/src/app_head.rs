@@ -3,7 +3,7 @@
 
 use crate::response::{check_name, control_in, is_control, parse_length};
 use crate::{ProtoError, ResponseHead};
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Builds the [`ResponseHead`] an app gives as a status line and `(name,
 /// value)` pairs of text (a WSGI app's `str`s). Each piece is encoded as
@@ -25,23 +25,28 @@ impl AppHead {
         let invalid =
             || ProtoError::BadResponse(format!("invalid status {status:?}: want '200 OK'"));
         let mut text = BytesMut::with_capacity(256);
-        push_text(&mut text, status).map_err(|_| invalid())?;
-        let code = match &text[..] {
-            [a, b, c, rest @ ..]
-                if [a, b, c].iter().all(|d| d.is_ascii_digit())
-                    && (rest.is_empty() || rest[0] == b' ') =>
-            {
-                u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+        let (code, status_line) = match common_status(status) {
+            Some((code, line)) => (code, Bytes::from_static(line)),
+            None => {
+                push_text(&mut text, status).map_err(|_| invalid())?;
+                let code = match &text[..] {
+                    [a, b, c, rest @ ..]
+                        if [a, b, c].iter().all(|d| d.is_ascii_digit())
+                            && (rest.is_empty() || rest[0] == b' ') =>
+                    {
+                        u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+                    }
+                    _ => return Err(invalid()),
+                };
+                if code < 100 {
+                    return Err(ProtoError::BadResponse(format!("invalid status code {code}")));
+                }
+                if text.len() == 3 {
+                    text.put_u8(b' ');
+                }
+                (code, text.split().freeze())
             }
-            _ => return Err(invalid()),
         };
-        if code < 100 {
-            return Err(ProtoError::BadResponse(format!("invalid status code {code}")));
-        }
-        if text.len() == 3 {
-            text.put_u8(b' ');
-        }
-        let status_line = text.split().freeze();
         // Room for the Content-Length the server adds when the app sent none.
         let headers = Vec::with_capacity(headers + 1);
         let head = ResponseHead { status: code, status_line, headers, content_length: None };
@@ -54,8 +59,13 @@ impl AppHead {
         let name = name.as_bytes();
         check_name(name)?;
         let is_length = name.eq_ignore_ascii_case(b"content-length");
-        self.text.extend_from_slice(name);
-        let name = self.text.split().freeze();
+        let name = match common_name(name) {
+            Some(name) => Bytes::from_static(name),
+            None => {
+                self.text.extend_from_slice(name);
+                self.text.split().freeze()
+            }
+        };
         push_text(&mut self.text, value).map_err(|refused| match refused {
             Refused::Control => control_in(&name),
             Refused::NotLatin1 => ProtoError::BadResponse(format!(
@@ -81,6 +91,46 @@ impl AppHead {
     pub fn finish(self) -> ResponseHead {
         self.head
     }
+}
+
+/// The status lines apps send most, as static pieces: no copy, no
+/// reference count, no free.
+fn common_status(status: &str) -> Option<(u16, &'static [u8])> {
+    Some(match status {
+        "200 OK" => (200, b"200 OK"),
+        "201 Created" => (201, b"201 Created"),
+        "204 No Content" => (204, b"204 No Content"),
+        "301 Moved Permanently" => (301, b"301 Moved Permanently"),
+        "302 Found" => (302, b"302 Found"),
+        "304 Not Modified" => (304, b"304 Not Modified"),
+        "400 Bad Request" => (400, b"400 Bad Request"),
+        "403 Forbidden" => (403, b"403 Forbidden"),
+        "404 Not Found" => (404, b"404 Not Found"),
+        "500 Internal Server Error" => (500, b"500 Internal Server Error"),
+        _ => return None,
+    })
+}
+
+/// The header names apps send most (as Flask and Django spell them), as
+/// static pieces. Found by length first: most lengths have one name.
+fn common_name(name: &[u8]) -> Option<&'static [u8]> {
+    let known: &[&'static [u8]] = match name.len() {
+        4 => &[b"Vary", b"ETag", b"Date"],
+        6 => &[b"Server"],
+        7 => &[b"Expires"],
+        8 => &[b"Location"],
+        10 => &[b"Set-Cookie"],
+        12 => &[b"Content-Type"],
+        13 => &[b"Cache-Control", b"Last-Modified"],
+        14 => &[b"Content-Length"],
+        15 => &[b"X-Frame-Options", b"Referrer-Policy"],
+        16 => &[b"Content-Encoding", b"Content-Language"],
+        19 => &[b"Content-Disposition"],
+        22 => &[b"X-Content-Type-Options"],
+        26 => &[b"Cross-Origin-Opener-Policy"],
+        _ => return None,
+    };
+    known.iter().copied().find(|known| *known == name)
 }
 
 /// Why a piece of text was refused.
@@ -179,6 +229,26 @@ mod tests {
         }
         assert!(from_app("200 OK", &[("X-Tab", "a\tb")]).is_ok());
         assert!(from_app("200 Tab\tOK", &[]).is_ok());
+    }
+
+    /// The commonest status lines and names are static pieces, equal to
+    /// what the app gave; any other spelling is copied as given.
+    #[test]
+    fn common_pieces_are_static_and_the_same_bytes() {
+        let head = from_app("200 OK", &[("Content-Type", "text/plain"), ("content-type", "a")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((head.status, &head.status_line[..]), (200, &b"200 OK"[..]));
+        let line = common_status("200 OK").map(|(_, line)| line.as_ptr());
+        assert_eq!(Some(head.status_line.as_ptr()), line);
+        let (typed, lower) = (&head.headers[0].0, &head.headers[1].0);
+        assert_eq!((&typed[..], &lower[..]), (&b"Content-Type"[..], &b"content-type"[..]));
+        assert_eq!(Some(typed.as_ptr()), common_name(b"Content-Type").map(<[u8]>::as_ptr));
+        assert_eq!(common_name(b"content-type"), None);
+        for (status, code) in [("404 Not Found", 404), ("404 Gone Fishing", 404), ("599", 599)] {
+            let head = from_app(status, &[]).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(head.status, code);
+            assert_eq!(head.status_line.trim_ascii_end(), status.as_bytes());
+        }
     }
 
     /// The pieces share one buffer, and a head longer than its first
