@@ -25,28 +25,25 @@ impl AppHead {
         let invalid =
             || ProtoError::BadResponse(format!("invalid status {status:?}: want '200 OK'"));
         let mut text = BytesMut::with_capacity(256);
-        let (code, status_line) = match common_status(status) {
-            Some((code, line)) => (code, Bytes::from_static(line)),
+        let status_line = match COMMON_STATUS.iter().find(|line| **line == status) {
+            Some(line) => Bytes::from_static(line.as_bytes()),
             None => {
                 push_text(&mut text, status).map_err(|_| invalid())?;
-                let code = match &text[..] {
-                    [a, b, c, rest @ ..]
-                        if [a, b, c].iter().all(|d| d.is_ascii_digit())
-                            && (rest.is_empty() || rest[0] == b' ') =>
-                    {
-                        u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
-                    }
-                    _ => return Err(invalid()),
-                };
-                if code < 100 {
-                    return Err(ProtoError::BadResponse(format!("invalid status code {code}")));
-                }
                 if text.len() == 3 {
                     text.put_u8(b' ');
                 }
-                (code, text.split().freeze())
+                text.split().freeze()
             }
         };
+        let code = match &status_line[..] {
+            [a, b, c, b' ', ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
+                u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+            }
+            _ => return Err(invalid()),
+        };
+        if code < 100 {
+            return Err(ProtoError::BadResponse(format!("invalid status code {code}")));
+        }
         // Room for the Content-Length the server adds when the app sent none.
         let headers = Vec::with_capacity(headers + 1);
         let head = ResponseHead { status: code, status_line, headers, content_length: None };
@@ -95,21 +92,18 @@ impl AppHead {
 
 /// The status lines apps send most, as static pieces: no copy, no
 /// reference count, no free.
-fn common_status(status: &str) -> Option<(u16, &'static [u8])> {
-    Some(match status {
-        "200 OK" => (200, b"200 OK"),
-        "201 Created" => (201, b"201 Created"),
-        "204 No Content" => (204, b"204 No Content"),
-        "301 Moved Permanently" => (301, b"301 Moved Permanently"),
-        "302 Found" => (302, b"302 Found"),
-        "304 Not Modified" => (304, b"304 Not Modified"),
-        "400 Bad Request" => (400, b"400 Bad Request"),
-        "403 Forbidden" => (403, b"403 Forbidden"),
-        "404 Not Found" => (404, b"404 Not Found"),
-        "500 Internal Server Error" => (500, b"500 Internal Server Error"),
-        _ => return None,
-    })
-}
+static COMMON_STATUS: [&str; 10] = [
+    "200 OK",
+    "201 Created",
+    "204 No Content",
+    "301 Moved Permanently",
+    "302 Found",
+    "304 Not Modified",
+    "400 Bad Request",
+    "403 Forbidden",
+    "404 Not Found",
+    "500 Internal Server Error",
+];
 
 /// The header names apps send most (as Flask and Django spell them), as
 /// static pieces. Found by length first: most lengths have one name.
@@ -238,8 +232,7 @@ mod tests {
         let head = from_app("200 OK", &[("Content-Type", "text/plain"), ("content-type", "a")])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((head.status, &head.status_line[..]), (200, &b"200 OK"[..]));
-        let line = common_status("200 OK").map(|(_, line)| line.as_ptr());
-        assert_eq!(Some(head.status_line.as_ptr()), line);
+        assert_eq!(head.status_line.as_ptr(), COMMON_STATUS[0].as_ptr());
         let (typed, lower) = (&head.headers[0].0, &head.headers[1].0);
         assert_eq!((&typed[..], &lower[..]), (&b"Content-Type"[..], &b"content-type"[..]));
         assert_eq!(Some(typed.as_ptr()), common_name(b"Content-Type").map(<[u8]>::as_ptr));
